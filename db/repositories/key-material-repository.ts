@@ -1,0 +1,51 @@
+import type { Knex } from 'knex';
+import type { KeyMaterialRecord, KeyMaterialStore } from '../../hsm/key-hierarchy';
+import type { WrappedKey } from '../../hsm/key-wrapper';
+import { now } from '../clock';
+
+/** The wrapped DEK and its backup copy (design §1); never the DEK. */
+export class KeyMaterialRepository implements KeyMaterialStore {
+  constructor(private readonly db: Knex) {}
+
+  async current(): Promise<KeyMaterialRecord | null> {
+    const row = await this.db('key_material').orderBy('id', 'desc').first();
+    if (!row) return null;
+    const wrapped: WrappedKey | null =
+      row.wrapped_dek === null
+        ? null
+        : { mechanism: row.wrap_mechanism, kek: { label: row.kek_label, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
+    return {
+      dekKeyId: row.dek_key_id,
+      wrapped,
+      backupCopy: row.backup_copy === null ? null : Buffer.from(row.backup_copy),
+      gcmEncryptions: Number(row.gcm_encryptions),
+    };
+  }
+
+  async create(dekKeyId: string, wrapped: WrappedKey): Promise<void> {
+    const at = now();
+    await this.db('key_material').insert({ dek_key_id: dekKeyId, ...wrappedColumns(wrapped), gcm_encryptions: 0, created_at: at, updated_at: at });
+  }
+
+  async replaceWrapped(dekKeyId: string, wrapped: WrappedKey): Promise<void> {
+    await this.update(dekKeyId, wrappedColumns(wrapped));
+  }
+
+  async setBackupCopy(dekKeyId: string, copy: Buffer): Promise<void> {
+    await this.update(dekKeyId, { backup_copy: copy });
+  }
+
+  async addEncryptions(dekKeyId: string, count: number, trx: Knex = this.db): Promise<void> {
+    if (count === 0) return;
+    await trx('key_material').where({ dek_key_id: dekKeyId }).increment('gcm_encryptions', count);
+  }
+
+  private async update(dekKeyId: string, columns: Record<string, unknown>): Promise<void> {
+    const changed = await this.db('key_material').where({ dek_key_id: dekKeyId }).update({ ...columns, updated_at: now() });
+    if (changed !== 1) throw new Error(`no key material with DEK key id ${dekKeyId}`);
+  }
+}
+
+function wrappedColumns(wrapped: WrappedKey): Record<string, unknown> {
+  return { wrapped_dek: wrapped.blob, wrap_mechanism: wrapped.mechanism, kek_label: wrapped.kek.label, kek_id: wrapped.kek.id };
+}

@@ -1,0 +1,83 @@
+import type { Knex } from 'knex';
+import { now } from '../clock';
+import type { SecretFields } from '../secret-fields';
+
+export type TlsSource = 'generated' | 'pkcs12' | 'pem';
+
+export interface TlsCredentialInput {
+  privateKeyPem: string;
+  certificatePem: string;
+  chainPem: string | null;
+  fingerprintSha256: string;
+  subjectAltNames: string[];
+  notAfter: string;
+  source: TlsSource;
+}
+
+export interface TlsCredential extends TlsCredentialInput {
+  id: number;
+  active: boolean;
+}
+
+/** TLS server credentials; the private key is a secret column like any other. */
+export class TlsCredentialRepository {
+  constructor(
+    private readonly db: Knex,
+    private readonly secrets: SecretFields,
+  ) {}
+
+  async save(credential: TlsCredentialInput, options: { activate: boolean }): Promise<number> {
+    return this.db.transaction(async (trx) => {
+      const sealed = await this.secrets.seal(trx, 'tls_server_credentials', { private_key: credential.privateKeyPem });
+      if (options.activate) await trx('tls_server_credentials').update({ active: false });
+      const [row] = await trx('tls_server_credentials')
+        .insert({
+          private_key: sealed.private_key,
+          certificate_pem: credential.certificatePem,
+          chain_pem: credential.chainPem,
+          fingerprint_sha256: credential.fingerprintSha256,
+          subject_alt_names: JSON.stringify(credential.subjectAltNames),
+          not_after: credential.notAfter,
+          source: credential.source,
+          active: options.activate,
+          created_at: now(),
+        })
+        .returning('id');
+      return Number(typeof row === 'object' ? row.id : row);
+    });
+  }
+
+  async activate(id: number): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      const exists = await trx('tls_server_credentials').where({ id }).first('id');
+      if (!exists) throw new Error(`no TLS server credential ${id}`);
+      await trx('tls_server_credentials').update({ active: false });
+      await trx('tls_server_credentials').where({ id }).update({ active: true });
+    });
+  }
+
+  async active(): Promise<TlsCredential | null> {
+    const row = await this.db('tls_server_credentials').where({ active: true }).orderBy('id', 'desc').first();
+    return row ? this.open(row) : null;
+  }
+
+  async get(id: number): Promise<TlsCredential | null> {
+    const row = await this.db('tls_server_credentials').where({ id }).first();
+    return row ? this.open(row) : null;
+  }
+
+  private async open(row: Record<string, unknown>): Promise<TlsCredential> {
+    const opened = await this.secrets.open('tls_server_credentials', row as Record<'private_key', string | null>, ['private_key'] as const);
+    return {
+      id: Number(row.id),
+      privateKeyPem: opened.private_key!,
+      certificatePem: String(row.certificate_pem),
+      chainPem: (row.chain_pem as string | null) ?? null,
+      fingerprintSha256: String(row.fingerprint_sha256),
+      subjectAltNames: JSON.parse(String(row.subject_alt_names ?? '[]')) as string[],
+      notAfter: String(row.not_after),
+      source: row.source as TlsSource,
+      active: Boolean(row.active),
+    };
+  }
+}

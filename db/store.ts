@@ -1,0 +1,45 @@
+import type { Knex } from 'knex';
+import type { DekKeyring } from '../hsm/dek-keyring';
+import { DatabaseConfig, openDatabase } from './database';
+import { AppVersionRepository } from './repositories/app-version-repository';
+import { CaRepository } from './repositories/ca-repository';
+import { CredentialRepository } from './repositories/credential-repository';
+import { DeviceRepository } from './repositories/device-repository';
+import { KeyMaterialRepository } from './repositories/key-material-repository';
+import { StorageConfigRepository } from './repositories/storage-config-repository';
+import { TlsCredentialRepository } from './repositories/tls-credential-repository';
+import { SecretFields } from './secret-fields';
+
+/** Every repository over one database connection; the one thing callers need from db/. */
+export class Store {
+  readonly appVersion: AppVersionRepository;
+  readonly storage: StorageConfigRepository;
+  readonly keyMaterial: KeyMaterialRepository;
+  readonly secrets: SecretFields;
+  readonly devices: DeviceRepository;
+  readonly credentials: CredentialRepository;
+  readonly cas: CaRepository;
+  readonly tls: TlsCredentialRepository;
+
+  constructor(
+    readonly db: Knex,
+    keyring: DekKeyring,
+  ) {
+    this.appVersion = new AppVersionRepository(db);
+    this.storage = new StorageConfigRepository(db);
+    this.keyMaterial = new KeyMaterialRepository(db);
+    this.secrets = new SecretFields(this.storage, this.keyMaterial, keyring);
+    this.devices = new DeviceRepository(db, this.secrets);
+    this.credentials = new CredentialRepository(db, this.secrets);
+    this.cas = new CaRepository(db);
+    this.tls = new TlsCredentialRepository(db, this.secrets);
+  }
+
+  static open(config: DatabaseConfig, keyring: DekKeyring): Store {
+    return new Store(openDatabase(config), keyring);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

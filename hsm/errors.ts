@@ -1,0 +1,42 @@
+/**
+ * Every failure of the key hierarchy has its own code, so that callers (the machine, the CLI,
+ * the web pages) can tell an outage from a loss from a wrong password without parsing messages.
+ * Messages never contain secret material.
+ */
+export type KeyCustodyErrorCode =
+  | 'MODULE_MISSING'
+  | 'MODULE_LOAD_FAILED'
+  | 'TOKEN_MISSING'
+  | 'TOKEN_UNREACHABLE'
+  | 'PIN_MISSING'
+  | 'WRONG_PIN'
+  | 'PIN_LOCKED'
+  | 'KEK_MISSING'
+  | 'KEK_REPLACED'
+  | 'KEK_EXISTS'
+  | 'WRAPPED_BLOB_CORRUPT'
+  | 'MECHANISM_UNSUPPORTED'
+  | 'PKCS11_ERROR'
+  | 'WRONG_BACKUP_PASSWORD'
+  | 'BACKUP_COPY_CORRUPT'
+  | 'BACKUP_COPY_MISSING'
+  | 'WEAK_KDF_PARAMETERS'
+  | 'FIELD_CORRUPT'
+  | 'FIELD_FORMAT_UNKNOWN'
+  | 'DEK_UNAVAILABLE'
+  | 'DEK_KEY_ID_MISMATCH'
+  | 'DEK_USAGE_EXHAUSTED';
+
+export class KeyCustodyError extends Error {
+  readonly code: KeyCustodyErrorCode;
+
+  constructor(code: KeyCustodyErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KeyCustodyError';
+    this.code = code;
+  }
+}
+
+export function isKeyCustodyError(error: unknown, code?: KeyCustodyErrorCode): error is KeyCustodyError {
+  return error instanceof KeyCustodyError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,83 @@
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { KeyCustodyError } from './errors';
+import { DekKeyring, KEY_ID_LENGTH } from './dek-keyring';
+
+export const FIELD_FORMAT_VERSION = 1;
+const HEADER_LENGTH = 1 + KEY_ID_LENGTH;
+const NONCE_LENGTH = 12;
+const TAG_LENGTH = 16;
+const LENGTH_PREFIX = 4;
+const MAX_PAD = 31;
+
+/**
+ * AES-256-GCM under the current DEK, in the manner of Tink's AEAD: encrypt(plaintext, associatedData),
+ * the key id in every ciphertext. Byte layout (docs/formats.md):
+ *   version(1) | keyId(8) | nonce(12) | GCM( u32be(len) | plaintext | 0..31 zero bytes ) | tag(16)
+ * with associated data = version | keyId | associatedData. Random padding hides exact lengths.
+ */
+export class FieldAead {
+  /** Nonce and padding randomness drawn in blocks: one getrandom call per 256 values, not per value. */
+  private readonly pool = Buffer.alloc(13 * 256);
+  private poolOffset = this.pool.length;
+
+  constructor(private readonly keyring: DekKeyring) {}
+
+  encrypt(plaintext: Buffer, associatedData: Buffer): Buffer {
+    const { keyId, key } = this.keyring.takeForEncryption();
+    const random = this.takeRandom();
+    const padLength = random[NONCE_LENGTH]! % (MAX_PAD + 1);
+    const bodyLength = LENGTH_PREFIX + plaintext.length + padLength;
+    const out = Buffer.allocUnsafe(HEADER_LENGTH + NONCE_LENGTH + bodyLength + TAG_LENGTH);
+    out[0] = FIELD_FORMAT_VERSION;
+    out.write(keyId, 1, KEY_ID_LENGTH, 'hex');
+    random.copy(out, HEADER_LENGTH, 0, NONCE_LENGTH);
+    const body = Buffer.alloc(bodyLength);
+    body.writeUInt32BE(plaintext.length, 0);
+    plaintext.copy(body, LENGTH_PREFIX);
+    const cipher = createCipheriv('aes-256-gcm', key, out.subarray(HEADER_LENGTH, HEADER_LENGTH + NONCE_LENGTH));
+    cipher.setAAD(Buffer.concat([out.subarray(0, HEADER_LENGTH), associatedData]));
+    const offset = HEADER_LENGTH + NONCE_LENGTH;
+    const written = cipher.update(body).copy(out, offset);
+    cipher.final();
+    cipher.getAuthTag().copy(out, offset + written);
+    body.fill(0);
+    return out;
+  }
+
+  decrypt(ciphertext: Buffer, associatedData: Buffer): Buffer {
+    if (ciphertext.length < HEADER_LENGTH + NONCE_LENGTH + LENGTH_PREFIX + TAG_LENGTH) {
+      throw new KeyCustodyError('FIELD_CORRUPT', 'encrypted value is too short to be a keyward field value');
+    }
+    if (ciphertext[0] !== FIELD_FORMAT_VERSION) {
+      throw new KeyCustodyError('FIELD_FORMAT_UNKNOWN', `encrypted value has format version ${ciphertext[0]}; this keyward reads version ${FIELD_FORMAT_VERSION}`);
+    }
+    const keyId = ciphertext.toString('hex', 1, HEADER_LENGTH);
+    const key = this.keyring.key(keyId);
+    const nonce = ciphertext.subarray(HEADER_LENGTH, HEADER_LENGTH + NONCE_LENGTH);
+    const tagStart = ciphertext.length - TAG_LENGTH;
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+    decipher.setAAD(Buffer.concat([ciphertext.subarray(0, HEADER_LENGTH), associatedData]));
+    decipher.setAuthTag(ciphertext.subarray(tagStart));
+    let body: Buffer;
+    try {
+      body = Buffer.concat([decipher.update(ciphertext.subarray(HEADER_LENGTH + NONCE_LENGTH, tagStart)), decipher.final()]);
+    } catch (error) {
+      throw new KeyCustodyError('FIELD_CORRUPT', 'encrypted value failed authentication: it was altered, or belongs to another column', { cause: error });
+    }
+    const length = body.readUInt32BE(0);
+    if (length > body.length - LENGTH_PREFIX) {
+      throw new KeyCustodyError('FIELD_CORRUPT', 'encrypted value has an impossible length prefix');
+    }
+    return body.subarray(LENGTH_PREFIX, LENGTH_PREFIX + length);
+  }
+
+  private takeRandom(): Buffer {
+    if (this.poolOffset >= this.pool.length) {
+      randomFillSync(this.pool);
+      this.poolOffset = 0;
+    }
+    const slice = this.pool.subarray(this.poolOffset, this.poolOffset + 13);
+    this.poolOffset += 13;
+    return slice;
+  }
+}

@@ -1,0 +1,99 @@
+import { existsSync } from 'node:fs';
+import * as pkcs11js from 'pkcs11js';
+import { KeyCustodyError } from './errors';
+
+/**
+ * A loaded PKCS#11 library, one per module path for the whole process: pkcs11js cannot
+ * initialize the same library twice, and finalizing one instance breaks the others.
+ */
+export class Pkcs11Module {
+  private static readonly loaded = new Map<string, Pkcs11Module>();
+
+  static open(modulePath: string): Pkcs11Module {
+    const existing = Pkcs11Module.loaded.get(modulePath);
+    if (existing) return existing;
+    if (!existsSync(modulePath)) {
+      throw new KeyCustodyError('MODULE_MISSING', `PKCS#11 module ${modulePath} does not exist`);
+    }
+    const api = new pkcs11js.PKCS11();
+    try {
+      api.load(modulePath);
+      initialize(api);
+    } catch (error) {
+      throw new KeyCustodyError('MODULE_LOAD_FAILED', `PKCS#11 module ${modulePath} failed to load: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+    const module = new Pkcs11Module(modulePath, api);
+    Pkcs11Module.loaded.set(modulePath, module);
+    return module;
+  }
+
+  private constructor(
+    readonly path: string,
+    readonly api: pkcs11js.PKCS11,
+  ) {}
+
+  /**
+   * Re-reads the module's view of its tokens. Libraries such as SoftHSM2 scan their tokens only at
+   * C_Initialize, so a token created or deleted by another process is seen only after this.
+   * Every session of this module is closed by it.
+   */
+  refresh(): void {
+    try {
+      this.api.C_Finalize();
+    } catch {
+      // Not initialized: initializing below is all that is needed.
+    }
+    initialize(this.api);
+  }
+
+  /** The slot holding the token with this label, or null. Slot ids are not stable; labels are. */
+  findSlot(label: string): pkcs11js.Handle | null {
+    const matches: pkcs11js.Handle[] = [];
+    for (const slot of this.api.C_GetSlotList(true)) {
+      try {
+        if (this.api.C_GetTokenInfo(slot).label.trim() === label) matches.push(slot);
+      } catch {
+        // A slot whose token vanished since the last scan: not a match.
+      }
+    }
+    if (matches.length > 1) {
+      throw new KeyCustodyError('PKCS11_ERROR', `more than one token is labelled "${label}"; labels must be unique`);
+    }
+    return matches[0] ?? null;
+  }
+
+  tokenLabels(): string[] {
+    const labels: string[] = [];
+    for (const slot of this.api.C_GetSlotList(true)) {
+      try {
+        labels.push(this.api.C_GetTokenInfo(slot).label.trim());
+      } catch {
+        // vanished token
+      }
+    }
+    return labels;
+  }
+}
+
+const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
+
+/** An earlier instance in this process (a reloaded module graph) may have left the library initialized. */
+function initialize(api: pkcs11js.PKCS11): void {
+  try {
+    api.C_Initialize();
+  } catch (error) {
+    if (pkcs11Code(error) !== CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error;
+    api.C_Finalize();
+    api.C_Initialize();
+  }
+}
+
+export function pkcs11Code(error: unknown): number | undefined {
+  return error instanceof pkcs11js.Pkcs11Error ? error.code : undefined;
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import * as pkcs11js from 'pkcs11js';
+import { KeyCustodyError, isKeyCustodyError } from './errors';
+import type { WrappingKeyId } from './key-wrapper';
+import { PinSource, readPin } from './pin-source';
+import { Pkcs11Module, describe, pkcs11Code } from './pkcs11-module';
+
+export interface TokenConfig {
+  modulePath: string;
+  tokenLabel: string;
+  kekLabel: string;
+  pin: PinSource;
+}
+
+export interface TokenProbe {
+  moduleLoaded: boolean;
+  tokenPresent: boolean;
+  kek: WrappingKeyId | null;
+  /** Why the probe could not see further, when it could not: its error code. */
+  problem?: string;
+}
+
+const CKR = {
+  SLOT_ID_INVALID: 0x03,
+  DEVICE_ERROR: 0x30,
+  DEVICE_MEMORY: 0x31,
+  DEVICE_REMOVED: 0x32,
+  MECHANISM_INVALID: 0x70,
+  MECHANISM_PARAM_INVALID: 0x71,
+  PIN_INCORRECT: 0xa0,
+  PIN_LEN_RANGE: 0xa2,
+  PIN_LOCKED: 0xa4,
+  SESSION_HANDLE_INVALID: 0xb3,
+  TOKEN_NOT_PRESENT: 0xe0,
+  TOKEN_NOT_RECOGNIZED: 0xe1,
+  USER_ALREADY_LOGGED_IN: 0x100,
+  USER_PIN_NOT_INITIALIZED: 0x102,
+  KEY_TYPE_INCONSISTENT: 0x63,
+  FUNCTION_NOT_SUPPORTED: 0x54,
+} as const;
+
+/**
+ * A PKCS#11 token found by its label, holding the KEK. Sessions are opened per operation and
+ * closed after it, so that a token that disappears or reappears is seen at the next call.
+ */
+export class Pkcs11Token {
+  constructor(readonly config: TokenConfig) {}
+
+  private module(): Pkcs11Module {
+    return Pkcs11Module.open(this.config.modulePath);
+  }
+
+  /** What the token holds right now, read fresh from the module; never throws for absence. */
+  probe(): TokenProbe {
+    let module: Pkcs11Module;
+    try {
+      module = this.module();
+      module.refresh();
+    } catch (error) {
+      return { moduleLoaded: false, tokenPresent: false, kek: null, problem: codeOf(error) };
+    }
+    if (module.findSlot(this.config.tokenLabel) === null) return { moduleLoaded: true, tokenPresent: false, kek: null };
+    try {
+      return { moduleLoaded: true, tokenPresent: true, kek: this.findKekId() };
+    } catch (error) {
+      return { moduleLoaded: true, tokenPresent: true, kek: null, problem: codeOf(error) };
+    }
+  }
+
+  /** Runs fn in a logged-in read-write session. Retries once after a rescan if the slot went stale. */
+  withSession<T>(fn: (api: pkcs11js.PKCS11, session: pkcs11js.Handle) => T): T {
+    const module = this.module();
+    let slot = module.findSlot(this.config.tokenLabel);
+    if (slot === null) {
+      module.refresh();
+      slot = module.findSlot(this.config.tokenLabel);
+    }
+    if (slot === null) {
+      throw new KeyCustodyError('TOKEN_MISSING', `no token labelled "${this.config.tokenLabel}" in ${this.config.modulePath}`);
+    }
+    const api = module.api;
+    let session: pkcs11js.Handle;
+    try {
+      session = api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    } catch (error) {
+      throw mapPkcs11Error(error, `opening a session on token "${this.config.tokenLabel}"`);
+    }
+    try {
+      const pin = readPin(this.config.pin);
+      try {
+        api.C_Login(session, pkcs11js.CKU_USER, pin);
+      } catch (error) {
+        if (pkcs11Code(error) !== CKR.USER_ALREADY_LOGGED_IN) {
+          throw mapPkcs11Error(error, `logging in to token "${this.config.tokenLabel}"`);
+        }
+      }
+      return fn(api, session);
+    } finally {
+      try {
+        api.C_CloseSession(session);
+      } catch {
+        // The token went away under the session; nothing left to close.
+      }
+    }
+  }
+
+  findKekHandle(api: pkcs11js.PKCS11, session: pkcs11js.Handle): pkcs11js.Handle | null {
+    api.C_FindObjectsInit(session, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_LABEL, value: this.config.kekLabel },
+    ]);
+    try {
+      const handles = api.C_FindObjects(session, 2);
+      if (handles.length > 1) {
+        throw new KeyCustodyError('PKCS11_ERROR', `more than one key is labelled "${this.config.kekLabel}"; labels must be unique`);
+      }
+      return handles[0] ?? null;
+    } finally {
+      api.C_FindObjectsFinal(session);
+    }
+  }
+
+  findKekId(): WrappingKeyId | null {
+    return this.withSession((api, session) => {
+      const handle = this.findKekHandle(api, session);
+      return handle === null ? null : this.identityOf(api, session, handle);
+    });
+  }
+
+  requireKek(api: pkcs11js.PKCS11, session: pkcs11js.Handle): { handle: pkcs11js.Handle; id: WrappingKeyId } {
+    const handle = this.findKekHandle(api, session);
+    if (handle === null) {
+      throw new KeyCustodyError('KEK_MISSING', `no key labelled "${this.config.kekLabel}" on token "${this.config.tokenLabel}"`);
+    }
+    return { handle, id: this.identityOf(api, session, handle) };
+  }
+
+  /** Generates the KEK inside the token: AES-256, sensitive, never extractable, wrap and unwrap only. */
+  generateKek(): WrappingKeyId {
+    return this.withSession((api, session) => {
+      if (this.findKekHandle(api, session) !== null) {
+        throw new KeyCustodyError('KEK_EXISTS', `a key labelled "${this.config.kekLabel}" already exists on token "${this.config.tokenLabel}"`);
+      }
+      const id = randomBytes(16);
+      try {
+        api.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+          { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+          { type: pkcs11js.CKA_LABEL, value: this.config.kekLabel },
+          { type: pkcs11js.CKA_ID, value: id },
+          { type: pkcs11js.CKA_TOKEN, value: true },
+          { type: pkcs11js.CKA_PRIVATE, value: true },
+          { type: pkcs11js.CKA_SENSITIVE, value: true },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+          { type: pkcs11js.CKA_MODIFIABLE, value: false },
+          { type: pkcs11js.CKA_WRAP, value: true },
+          { type: pkcs11js.CKA_UNWRAP, value: true },
+          { type: pkcs11js.CKA_ENCRYPT, value: false },
+          { type: pkcs11js.CKA_DECRYPT, value: false },
+          { type: pkcs11js.CKA_SIGN, value: false },
+          { type: pkcs11js.CKA_VERIFY, value: false },
+        ]);
+      } catch (error) {
+        throw mapPkcs11Error(error, `generating the KEK on token "${this.config.tokenLabel}"`);
+      }
+      return { label: this.config.kekLabel, id: id.toString('hex') };
+    });
+  }
+
+  /** The KEK, generated if there is none: safe to run again after a crash. */
+  ensureKek(): WrappingKeyId {
+    const existing = this.findKekId();
+    return existing ?? this.generateKek();
+  }
+
+  private identityOf(api: pkcs11js.PKCS11, session: pkcs11js.Handle, handle: pkcs11js.Handle): WrappingKeyId {
+    const [id] = api.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_ID }]);
+    const value = id?.value;
+    return { label: this.config.kekLabel, id: Buffer.isBuffer(value) ? value.toString('hex') : '' };
+  }
+}
+
+/** Translates a Cryptoki return value into keyward's error codes; `doing` says what was attempted. */
+export function mapPkcs11Error(error: unknown, doing: string): KeyCustodyError {
+  if (isKeyCustodyError(error)) return error;
+  const code = pkcs11Code(error);
+  const detail = `${doing} failed: ${describe(error)}`;
+  switch (code) {
+    case CKR.PIN_INCORRECT:
+    case CKR.PIN_LEN_RANGE:
+      return new KeyCustodyError('WRONG_PIN', `${doing} failed: the PIN was rejected`);
+    case CKR.PIN_LOCKED:
+      return new KeyCustodyError('PIN_LOCKED', `${doing} failed: the user PIN is locked on the token`);
+    case CKR.USER_PIN_NOT_INITIALIZED:
+      return new KeyCustodyError('WRONG_PIN', `${doing} failed: the token has no user PIN set`);
+    case CKR.MECHANISM_INVALID:
+    case CKR.MECHANISM_PARAM_INVALID:
+    case CKR.FUNCTION_NOT_SUPPORTED:
+    case CKR.KEY_TYPE_INCONSISTENT:
+      return new KeyCustodyError('MECHANISM_UNSUPPORTED', `${doing} failed: the token does not support the mechanism (${describe(error)})`);
+    case CKR.TOKEN_NOT_PRESENT:
+    case CKR.TOKEN_NOT_RECOGNIZED:
+    case CKR.DEVICE_REMOVED:
+    case CKR.SLOT_ID_INVALID:
+    case CKR.SESSION_HANDLE_INVALID:
+      return new KeyCustodyError('TOKEN_MISSING', detail, { cause: error });
+    case CKR.DEVICE_ERROR:
+    case CKR.DEVICE_MEMORY:
+      return new KeyCustodyError('TOKEN_UNREACHABLE', detail, { cause: error });
+    default:
+      return new KeyCustodyError('PKCS11_ERROR', detail, { cause: error });
+  }
+}
+
+function codeOf(error: unknown): string {
+  return isKeyCustodyError(error) ? error.code : 'PKCS11_ERROR';
+}

@@ -1,0 +1,9 @@
+/** Tests run the TypeScript sources through ts-jest; spawned processes run the build in dist/. */
+module.exports = {
+  testEnvironment: '<rootDir>/test/support/node-environment.js',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] },
+  testTimeout: 60000,
+  maxWorkers: 2,
+};
