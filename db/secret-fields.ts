@@ -23,12 +23,12 @@ export class SecretFields {
     this.encrypted = new EncryptedFieldCodec(keyring);
   }
 
-  async codec(): Promise<FieldCodec> {
-    return isHsmStorage(await this.storage.storageType()) ? this.encrypted : this.plaintext;
+  async codec(trx?: Knex): Promise<FieldCodec> {
+    return isHsmStorage(await this.storage.storageType(trx)) ? this.encrypted : this.plaintext;
   }
 
   async seal<K extends string>(trx: Knex, table: string, values: Values<K>): Promise<Values<K>> {
-    const codec = await this.codec();
+    const codec = await this.codec(trx);
     const sealed = {} as Values<K>;
     let encryptions = 0;
     for (const column of Object.keys(values) as K[]) {

@@ -18,8 +18,9 @@ export interface TokenConfigRecord {
 export class StorageConfigRepository {
   constructor(private readonly db: Knex) {}
 
-  async storageType(): Promise<StorageType | null> {
-    const row = await this.db('key_storage_config').where({ id: 1 }).first('storage_type');
+  /** `trx`: inside a transaction, read through it (SQLite has one connection). */
+  async storageType(trx: Knex = this.db): Promise<StorageType | null> {
+    const row = await trx('key_storage_config').where({ id: 1 }).first('storage_type');
     if (!row) return null;
     if (!isStorageType(row.storage_type)) throw new Error(`key_storage_config holds an unknown storage type "${row.storage_type}"`);
     return row.storage_type;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole suite: starts a private PostgreSQL cluster on loopback for the database tests
+# (they run on SQLite and on PostgreSQL), runs jest, stops the cluster.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+pgdir=$(mktemp -d /tmp/keyward-pg.XXXXXX)
+cleanup() { scripts/pg-cluster.sh stop "$pgdir" || true; rm -rf "$pgdir"; }
+trap cleanup EXIT
+if [ "${KEYWARD_TEST_SKIP_PG:-}" != 1 ]; then
+  KEYWARD_TEST_PG_URL=$(scripts/pg-cluster.sh start "$pgdir")
+  export KEYWARD_TEST_PG_URL
+  export KEYWARD_TEST_PG_DIR=$pgdir  # its server log is part of the secret scan
+fi
+node node_modules/jest/bin/jest.js "$@"

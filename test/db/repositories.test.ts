@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs';
+import { isSchemaPresent, migrateToLatest, pendingMigrations } from '../../db/database';
+import { Store } from '../../db/store';
+import { ValidationError } from '../../db/validation';
+import { DekKeyring, generateDek } from '../../hsm/dek-keyring';
+import type { WrappedKey } from '../../hsm/key-wrapper';
+import { engines, freshDatabase, TestDatabase } from '../support/databases';
+import { newSecret } from '../support/secrets';
+
+const fakeWrap = (byte: number): WrappedKey => ({ mechanism: 'CKM_AES_KEY_WRAP', kek: { label: 'trustpoint-kek', id: 'ab'.repeat(16) }, blob: Buffer.alloc(40, byte) });
+
+describe.each(engines())('repositories on %s', (engine) => {
+  let database: TestDatabase;
+  let store: Store;
+  let keyring: DekKeyring;
+
+  beforeAll(async () => {
+    database = await freshDatabase(engine, 'repos');
+    keyring = new DekKeyring();
+    store = Store.open(database.config, keyring);
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  it('migrates an empty database, and a second run applies nothing', async () => {
+    expect(await isSchemaPresent(store.db)).toBe(false);
+    expect(await pendingMigrations(store.db)).toEqual(['001_initial']);
+    expect(await migrateToLatest(store.db)).toEqual(['001_initial']);
+    expect(await isSchemaPresent(store.db)).toBe(true);
+    expect(await migrateToLatest(store.db)).toEqual([]);
+  });
+
+  it('records the app version and the storage configuration', async () => {
+    expect(await store.appVersion.get()).toBeNull();
+    await store.appVersion.set('1.2.3');
+    await store.appVersion.set('1.2.4');
+    expect(await store.appVersion.get()).toBe('1.2.4');
+    expect(await store.storage.storageType()).toBeNull();
+    await store.storage.setStorageType('softhsm');
+    expect(await store.storage.storageType()).toBe('softhsm');
+    const token = { hsmType: 'softhsm' as const, modulePath: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'Trustpoint-SoftHSM', kekLabel: 'trustpoint-kek', slot: null, pinSource: 'file:/var/pin' };
+    await store.storage.setToken(token);
+    expect(await store.storage.token()).toEqual(token);
+  });
+
+  it('keeps key material: wrapped DEK, its mechanism and KEK, the backup copy', async () => {
+    expect(await store.keyMaterial.current()).toBeNull();
+    const dek = generateDek();
+    await store.keyMaterial.create(dek.keyId, fakeWrap(1));
+    await store.keyMaterial.setBackupCopy(dek.keyId, Buffer.alloc(123, 5));
+    await store.keyMaterial.replaceWrapped(dek.keyId, fakeWrap(2));
+    const record = await store.keyMaterial.current();
+    expect(record).toEqual({ dekKeyId: dek.keyId, wrapped: fakeWrap(2), backupCopy: Buffer.alloc(123, 5), gcmEncryptions: 0 });
+    keyring.install(dek);
+  });
+
+  it('encrypts secret columns under HSM storage, invisibly to callers, counting encryptions', async () => {
+    const estPassword = newSecret('est');
+    const cmpSecret = newSecret('cmp');
+    const id = await store.devices.create({ name: 'device-1', estPassword, cmpSharedSecret: cmpSecret });
+    const raw = await store.db('devices').where({ id }).first();
+    expect(raw.est_password).toMatch(/^kw1:/);
+    expect(raw.cmp_shared_secret).toMatch(/^kw1:/);
+    expect(JSON.stringify(raw)).not.toContain(estPassword);
+    expect(await store.devices.get(id)).toMatchObject({ name: 'device-1', estPassword, cmpSharedSecret: cmpSecret, hasEstPassword: true });
+    expect(await store.devices.list()).toEqual([expect.objectContaining({ id, name: 'device-1', hasEstPassword: true, hasCmpSharedSecret: true })]);
+    expect(JSON.stringify(await store.devices.list())).not.toContain(estPassword);
+    expect((await store.keyMaterial.current())!.gcmEncryptions).toBe(2);
+
+    const key = newSecret('private-key-body');
+    const pem = `-----BEGIN PRIVATE KEY-----\n${key}\n-----END PRIVATE KEY-----\n`;
+    const credentialId = await store.credentials.create({ name: 'issuing', privateKeyPem: pem, certificatePem: null });
+    expect((await store.db('credentials').where({ id: credentialId }).first()).private_key).toMatch(/^kw1:/);
+    expect((await store.credentials.get(credentialId))!.privateKeyPem).toBe(pem);
+  });
+
+  it('refuses bad input with a clear error and writes nothing', async () => {
+    const before = await store.db('devices').count({ n: '*' });
+    await expect(store.devices.create({ name: '  ' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(store.devices.create({ name: 'device-1' })).rejects.toThrow(/exists already/);
+    await expect(store.devices.create({ name: 'long', estPassword: 'x'.repeat(129) })).rejects.toThrow(/longer than 128/);
+    await expect(store.credentials.create({ name: 'c', privateKeyPem: 'not a key' })).rejects.toThrow(/PEM private key/);
+    expect(await store.db('devices').count({ n: '*' })).toEqual(before);
+  });
+
+  it('keeps a CA, and deactivates only token CAs after a token loss, once', async () => {
+    const credentialId = (await store.credentials.list())[0]!.id;
+    await store.cas.create({ name: 'db-ca', keyLocation: 'db', credentialId });
+    await store.cas.create({ name: 'token-ca', keyLocation: 'token', tokenKeyLabel: 'ca-key' });
+    await expect(store.cas.create({ name: 'bad', keyLocation: 'token' })).rejects.toBeInstanceOf(ValidationError);
+    expect(await store.cas.deactivateTokenCas('token lost')).toBe(1);
+    expect(await store.cas.deactivateTokenCas('token lost')).toBe(0);
+    const cas = await store.cas.list();
+    expect(cas.find((c) => c.name === 'db-ca')).toMatchObject({ active: true, deactivationReason: null });
+    expect(cas.find((c) => c.name === 'token-ca')).toMatchObject({ active: false, deactivationReason: 'token lost' });
+  });
+
+  it('keeps TLS credentials with the private key sealed, one active', async () => {
+    const body = newSecret('tls-key');
+    const input = {
+      privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`,
+      certificatePem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      chainPem: null,
+      fingerprintSha256: 'AA:BB',
+      subjectAltNames: ['DNS:localhost'],
+      notAfter: '2030-01-01T00:00:00.000Z',
+      source: 'generated' as const,
+    };
+    const first = await store.tls.save(input, { activate: true });
+    const second = await store.tls.save({ ...input, fingerprintSha256: 'CC:DD' }, { activate: true });
+    expect((await store.tls.active())!.id).toBe(second);
+    await store.tls.activate(first);
+    expect(await store.tls.active()).toMatchObject({ id: first, privateKeyPem: input.privateKeyPem, subjectAltNames: ['DNS:localhost'], active: true });
+    expect((await store.db('tls_server_credentials').where({ id: first }).first()).private_key).toMatch(/^kw1:/);
+  });
+
+  it('stores secrets in plaintext under software storage, as the UI says', async () => {
+    await store.storage.setStorageType('software');
+    const id = await store.devices.create({ name: 'software-device', estPassword: 'visible-by-design' });
+    expect((await store.db('devices').where({ id }).first()).est_password).toBe('visible-by-design');
+    await store.storage.setStorageType('softhsm');
+  });
+
+  it('fails clearly when the hierarchy is locked', async () => {
+    const id = (await store.devices.findByName('device-1'))!.id;
+    keyring.clear();
+    await expect(store.devices.get(id)).rejects.toMatchObject({ code: 'DEK_UNAVAILABLE' });
+    await expect(store.devices.create({ name: 'while-locked', estPassword: 'x-locked-secret' })).rejects.toMatchObject({ code: 'DEK_UNAVAILABLE' });
+    expect(await store.devices.findByName('while-locked')).toBeNull();
+    if (database.file) expect(readFileSync(database.file).length).toBeGreaterThan(0);
+  });
+});
