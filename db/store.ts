@@ -1,11 +1,13 @@
 import type { Knex } from 'knex';
 import type { DekKeyring } from '../hsm/dek-keyring';
 import { DatabaseConfig, openDatabase } from './database';
+import { AdminUserRepository } from './repositories/admin-user-repository';
 import { AppVersionRepository } from './repositories/app-version-repository';
 import { CaRepository } from './repositories/ca-repository';
 import { CredentialRepository } from './repositories/credential-repository';
 import { DeviceRepository } from './repositories/device-repository';
 import { KeyMaterialRepository } from './repositories/key-material-repository';
+import { LifecycleRepository } from './repositories/lifecycle-repository';
 import { StorageConfigRepository } from './repositories/storage-config-repository';
 import { TlsCredentialRepository } from './repositories/tls-credential-repository';
 import { SecretFields } from './secret-fields';
@@ -20,6 +22,8 @@ export class Store {
   readonly credentials: CredentialRepository;
   readonly cas: CaRepository;
   readonly tls: TlsCredentialRepository;
+  readonly admins: AdminUserRepository;
+  readonly lifecycle: LifecycleRepository;
 
   constructor(
     readonly db: Knex,
@@ -33,6 +37,8 @@ export class Store {
     this.credentials = new CredentialRepository(db, this.secrets);
     this.cas = new CaRepository(db);
     this.tls = new TlsCredentialRepository(db, this.secrets);
+    this.admins = new AdminUserRepository(db);
+    this.lifecycle = new LifecycleRepository(db);
   }
 
   static open(config: DatabaseConfig, keyring: DekKeyring): Store {

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as initial from './001_initial';
+import * as adminUsers from './002_admin_users';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -9,6 +10,7 @@ interface Migration {
 /** Migrations are listed here rather than found on disk, so the compiled and the ts-jest runs agree. */
 const migrations: Record<string, Migration> = {
   '001_initial': initial,
+  '002_admin_users': adminUsers,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -27,8 +27,8 @@ describe.each(engines())('repositories on %s', (engine) => {
 
   it('migrates an empty database, and a second run applies nothing', async () => {
     expect(await isSchemaPresent(store.db)).toBe(false);
-    expect(await pendingMigrations(store.db)).toEqual(['001_initial']);
-    expect(await migrateToLatest(store.db)).toEqual(['001_initial']);
+    expect(await pendingMigrations(store.db)).toEqual(['001_initial', '002_admin_users']);
+    expect(await migrateToLatest(store.db)).toEqual(['001_initial', '002_admin_users']);
     expect(await isSchemaPresent(store.db)).toBe(true);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

@@ -1,0 +1,104 @@
+import type { Knex } from 'knex';
+import { now } from '../clock';
+
+export interface StoredLifecycle {
+  revision: number;
+  machineVersion: number;
+  /** The persisted snapshot: state value, context, the effect in flight. Never a secret in it. */
+  snapshot: unknown;
+  state: string;
+}
+
+export interface TransitionEntry {
+  eventType: string;
+  source: string;
+  fromState: string;
+  toState: string;
+  payload: Record<string, unknown>;
+  at: string;
+}
+
+export interface TransitionRow extends TransitionEntry {
+  revision: number;
+}
+
+/** Raised when another writer committed first: re-read and retry, or report. */
+export class LifecycleConflictError extends Error {
+  constructor(readonly expectedRevision: number | null) {
+    super(`the lifecycle changed under this writer (expected revision ${expectedRevision ?? 'none'}): re-read and retry`);
+    this.name = 'LifecycleConflictError';
+  }
+}
+
+/** The persisted machine (one row per deployment) and its transition log, written together. */
+export class LifecycleRepository {
+  constructor(private readonly db: Knex) {}
+
+  async tablesExist(): Promise<boolean> {
+    return (await this.db.schema.hasTable('lifecycle')) && (await this.db.schema.hasTable('transition_log'));
+  }
+
+  async load(deployment: string): Promise<StoredLifecycle | null> {
+    const row = await this.db('lifecycle').where({ deployment }).first();
+    if (!row) return null;
+    return { revision: Number(row.revision), machineVersion: Number(row.machine_version), snapshot: JSON.parse(row.snapshot), state: row.state };
+  }
+
+  /**
+   * Compare-and-swap: writes the new snapshot only if the row is still at `expectedRevision` (null: no
+   * row yet), and appends one log row per entry with consecutive revisions, in one transaction.
+   */
+  async commit(
+    deployment: string,
+    expectedRevision: number | null,
+    next: { machineVersion: number; snapshot: unknown; state: string },
+    entries: TransitionEntry[],
+  ): Promise<number> {
+    if (entries.length === 0) throw new Error('a lifecycle commit records at least one transition');
+    const revision = (expectedRevision ?? 0) + entries.length;
+    const columns = { revision, machine_version: next.machineVersion, snapshot: JSON.stringify(next.snapshot), state: next.state, updated_at: now() };
+    try {
+      await this.db.transaction(async (trx) => {
+        if (expectedRevision === null) {
+          await trx('lifecycle').insert({ deployment, ...columns });
+        } else {
+          const changed = await trx('lifecycle').where({ deployment, revision: expectedRevision }).update(columns);
+          if (changed !== 1) throw new LifecycleConflictError(expectedRevision);
+        }
+        await trx('transition_log').insert(
+          entries.map((entry, index) => ({
+            deployment,
+            revision: (expectedRevision ?? 0) + index + 1,
+            event_type: entry.eventType,
+            source: entry.source,
+            from_state: entry.fromState,
+            to_state: entry.toState,
+            payload: JSON.stringify(entry.payload),
+            created_at: entry.at,
+          })),
+        );
+      });
+    } catch (error) {
+      if (error instanceof LifecycleConflictError) throw error;
+      // A concurrent first insert, or a log revision taken by another writer: the same conflict.
+      if (/UNIQUE|unique|duplicate key/.test(String((error as Error).message))) throw new LifecycleConflictError(expectedRevision);
+      throw error;
+    }
+    return revision;
+  }
+
+  async history(deployment: string, options: { limit?: number; afterRevision?: number } = {}): Promise<TransitionRow[]> {
+    let query = this.db('transition_log').where({ deployment }).orderBy('revision', 'desc').limit(options.limit ?? 50);
+    if (options.afterRevision !== undefined) query = query.andWhere('revision', '>', options.afterRevision);
+    const rows = await query;
+    return rows.reverse().map((row: Record<string, unknown>) => ({
+      revision: Number(row.revision),
+      eventType: String(row.event_type),
+      source: String(row.source),
+      fromState: String(row.from_state),
+      toState: String(row.to_state),
+      payload: JSON.parse(String(row.payload)) as Record<string, unknown>,
+      at: String(row.created_at),
+    }));
+  }
+}

@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import type { Store } from '../db/store';
+import type { KdfParams } from '../hsm/backup-copy';
+import { DekKeyring } from '../hsm/dek-keyring';
+import { KeyCustodyError } from '../hsm/errors';
+import { KeyHierarchy } from '../hsm/key-hierarchy';
+import { parsePinSource } from '../hsm/pin-source';
+import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
+import { Pkcs11Token } from '../hsm/pkcs11-token';
+import { isHsmStorage } from '../hsm/storage-type';
+
+export interface CustodyConfig {
+  secretsDir: string;
+  kekLabel: string;
+  kdf: KdfParams;
+}
+
+/**
+ * The key hierarchy of one process: the store, the DEK keyring (memory only) and the token the
+ * database names. Every entry point and effect of a process shares one.
+ */
+export class KeyCustody {
+  readonly hierarchy: KeyHierarchy;
+
+  constructor(
+    readonly store: Store,
+    readonly keyring: DekKeyring,
+    readonly config: CustodyConfig,
+  ) {
+    this.hierarchy = new KeyHierarchy(store.keyMaterial, keyring, config.kdf);
+  }
+
+  get userPinFile(): string {
+    return join(this.config.secretsDir, 'hsm-user-pin');
+  }
+
+  /** The configured token, or null before the wizard's HSM step. */
+  async token(): Promise<Pkcs11Token | null> {
+    const config = await this.store.storage.token();
+    if (!config) return null;
+    return new Pkcs11Token({ modulePath: config.modulePath, tokenLabel: config.tokenLabel, kekLabel: config.kekLabel, pin: parsePinSource(config.pinSource) });
+  }
+
+  async requireToken(): Promise<Pkcs11Token> {
+    const token = await this.token();
+    if (!token) throw new KeyCustodyError('TOKEN_MISSING', 'no PKCS#11 token is configured: complete the HSM set-up step');
+    return token;
+  }
+
+  async wrapper(): Promise<Pkcs11KeyWrapper> {
+    return new Pkcs11KeyWrapper(await this.requireToken());
+  }
+
+  /**
+   * Makes sure this process holds the DEK when storage is an HSM: another process (the CLI, another
+   * replica) may have created or recovered it; this one unwraps it with the KEK.
+   */
+  async ensureDek(): Promise<void> {
+    if (this.keyring.current !== null) return;
+    if (!isHsmStorage(await this.store.storage.storageType())) return;
+    if (!(await this.store.keyMaterial.current())) return;
+    await this.hierarchy.unwrapDek(await this.wrapper());
+  }
+}

@@ -1,0 +1,204 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import * as argon2 from 'argon2';
+import { migrateToLatest } from '../db/database';
+import { ValidationError } from '../db/validation';
+import { isKeyCustodyError } from '../hsm/errors';
+import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
+import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput, EffectRunner, TlsSummary } from '../machines/effect-signatures';
+import type { KeyCustody } from './key-custody';
+import { checkPasswordStrength, WeakPasswordError } from './password-policy';
+import { TokenSetupError, setUpToken } from './token-setup';
+import { generateTlsCredential, importPemFiles, importPkcs12, parseSubjectAltNames, TlsFilesError, TlsInputError, TlsMaterial, writeTlsFiles } from './tls';
+
+export interface EffectsConfig {
+  tlsDir: string;
+  secretsDir: string;
+  scriptsDir: string;
+  softhsmConf: string;
+  kekLabel: string;
+  defaultSubjectAltNames: string[];
+}
+
+type Implementations = { [N in EffectName]: (input: EffectInput<N>, context: EffectContext) => Promise<EffectOutput<N>> };
+
+/** Argon2id for admin passwords: the same floor as the backup password's KDF. */
+const ADMIN_HASH = { type: argon2.argon2id, memoryCost: 65536, timeCost: 3, parallelism: 1 } as const;
+
+/**
+ * The machine's effects. Each one can run again after a crash and reach the same end: it checks
+ * what is already done (a token that exists, a KEK that exists, a DEK already stored, a user already
+ * created with the same password) before doing it.
+ */
+export class LifecycleEffects implements EffectRunner {
+  private readonly implementations: Implementations;
+
+  constructor(
+    private readonly custody: KeyCustody,
+    private readonly config: EffectsConfig,
+  ) {
+    this.implementations = {
+      migrateDatabase: async ({ appVersion }) => {
+        const applied = await migrateToLatest(this.store.db);
+        await this.store.appVersion.set(appVersion);
+        return { applied };
+      },
+
+      issueTlsCredential: async ({ save }) => {
+        const material = await generateTlsCredential({ subjectAltNames: parseSubjectAltNames(this.config.defaultSubjectAltNames) });
+        if (save) {
+          await this.custody.ensureDek();
+          await this.store.tls.save({ ...material, source: 'generated' }, { activate: true });
+        }
+        return this.serve(material, save ? 'new' : 'temporary');
+      },
+
+      loadTlsFromDatabase: async () => {
+        await this.custody.ensureDek();
+        const active = await this.store.tls.active();
+        if (active) return this.serve(active, 'database');
+        const material = await generateTlsCredential({ subjectAltNames: parseSubjectAltNames(this.config.defaultSubjectAltNames) });
+        await this.store.tls.save({ ...material, source: 'generated' }, { activate: true });
+        return this.serve(material, 'new');
+      },
+
+      deactivateTokenCas: async ({ reason }) => ({ deactivated: await this.store.cas.deactivateTokenCas(reason) }),
+
+      recordStorageType: async ({ storageType }) => {
+        await this.store.storage.setStorageType(storageType);
+        return { storageType };
+      },
+
+      setUpToken: async (input, { secrets, checkpoint }) => {
+        const pin = secrets.get('pin');
+        const soPin = input.hsmType === 'softhsm' ? secrets.get('soPin') : null;
+        await checkpoint('before-script');
+        await setUpToken(
+          { ...input, pin, soPin },
+          { scriptsDir: this.config.scriptsDir, secretsDir: this.config.secretsDir, userPinFile: this.custody.userPinFile, softhsmConf: this.config.softhsmConf },
+        );
+        await checkpoint('token-ready');
+        await this.store.storage.setToken({
+          hsmType: input.hsmType,
+          modulePath: input.modulePath,
+          tokenLabel: input.label,
+          kekLabel: this.config.kekLabel,
+          slot: input.slot,
+          pinSource: `file:${this.custody.userPinFile}`,
+        });
+        return { initialized: true };
+      },
+
+      createKek: async (_input, { checkpoint }) => {
+        const token = await this.custody.requireToken();
+        await checkpoint('before-generate');
+        return { kekId: token.ensureKek().id };
+      },
+
+      createDek: async (_input, { checkpoint }) => {
+        const wrapper = await this.custody.wrapper();
+        await checkpoint('before-create');
+        return { dekKeyId: await this.custody.hierarchy.createDek(wrapper) };
+      },
+
+      generateTlsCredential: async ({ subjectAltNames }) => this.keepPending(await generateTlsCredential({ subjectAltNames: parseSubjectAltNames(subjectAltNames) }), 'generated'),
+
+      importTlsPkcs12: async ({ path }, { secrets }) => this.keepPending(await importPkcs12(path, secrets.get('password')), 'pkcs12'),
+
+      importTlsFiles: async (files) => this.keepPending(await importPemFiles(files), 'pem'),
+
+      applyTlsCredential: async ({ credentialId }) => {
+        await this.custody.ensureDek();
+        const credential = await this.store.tls.get(credentialId);
+        if (!credential) throw new ValidationError('credentialId', `TLS server credential ${credentialId} does not exist`);
+        await this.store.tls.activate(credentialId);
+        return this.serve(credential, 'database');
+      },
+
+      setBackupPassword: async (_input, { secrets, checkpoint }) => {
+        const password = secrets.get('password');
+        checkPasswordStrength(password, 'backup password');
+        await this.custody.ensureDek();
+        await checkpoint('before-copy');
+        await this.custody.hierarchy.setBackupPassword(password);
+        const kdf = this.custody.config.kdf;
+        return { kdf: `argon2id m=${kdf.memoryKiB} t=${kdf.iterations} p=${kdf.parallelism}` };
+      },
+
+      addDemoData: async () => {
+        await this.custody.ensureDek();
+        let devices = 0;
+        for (const name of ['demo-device-1', 'demo-device-2']) {
+          if (await this.store.devices.findByName(name)) continue;
+          await this.store.devices.create({ name, estPassword: randomBytes(18).toString('base64url'), cmpSharedSecret: randomBytes(18).toString('base64url') });
+          devices += 1;
+        }
+        if (!(await this.store.credentials.list()).some((c) => c.name === 'demo-issuing-ca')) {
+          const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+          const credentialId = await this.store.credentials.create({ name: 'demo-issuing-ca', privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() });
+          await this.store.cas.create({ name: 'demo-issuing-ca', keyLocation: 'db', credentialId });
+        }
+        return { devices };
+      },
+
+      createAdminUser: async ({ username }, { secrets }) => {
+        const password = secrets.get('password');
+        checkPasswordStrength(password, 'admin password');
+        const existing = await this.store.admins.findByUsername(username);
+        if (existing) {
+          // Run again after a crash: the same user with the same password is already done.
+          if (await argon2.verify(existing.passwordHash, password)) return { username };
+          throw new ValidationError('username', `an administrator named "${username}" exists already`);
+        }
+        await this.store.admins.create(username, await argon2.hash(password, ADMIN_HASH));
+        return { username };
+      },
+
+      recoverDek: async (_input, { secrets, checkpoint }) => {
+        const password = secrets.get('password');
+        await checkpoint('before-open');
+        const dekKeyId = await this.custody.hierarchy.recoverWithPassword(password);
+        await checkpoint('dek-recovered');
+        const token = await this.custody.requireToken();
+        const kek = token.ensureKek();
+        await checkpoint('kek-ready');
+        await this.custody.hierarchy.rewrap(new Pkcs11KeyWrapper(token));
+        await checkpoint('rewrapped');
+        return { dekKeyId, kekId: kek.id };
+      },
+    };
+  }
+
+  private get store() {
+    return this.custody.store;
+  }
+
+  async run(name: EffectName, input: unknown, context: EffectContext): Promise<unknown> {
+    const implementation = this.implementations[name] as (input: unknown, context: EffectContext) => Promise<unknown>;
+    if (!implementation) throw new Error(`no effect named ${name}`);
+    return implementation(input, context);
+  }
+
+  describeError(error: unknown): EffectError {
+    if (isKeyCustodyError(error) || error instanceof TokenSetupError) return { code: error.code, message: error.message };
+    if (error instanceof WeakPasswordError) return { code: error.code, message: error.message };
+    if (error instanceof TlsInputError) return { code: 'INVALID_TLS_INPUT', message: error.message };
+    if (error instanceof TlsFilesError) return { code: 'TLS_FILES', message: error.message };
+    if (error instanceof ValidationError) return { code: 'INVALID_INPUT', message: error.message };
+    if (error instanceof Error && 'code' in error && error.code === 'SECRET_MISSING') return { code: 'SECRET_MISSING', message: error.message };
+    // Database drivers put the statement into their messages; keep only the driver's own words.
+    const message = error instanceof Error ? error.message : String(error);
+    return { code: 'EFFECT_FAILED', message: message.split(' - ').pop()!.slice(0, 300) };
+  }
+
+  /** Stores an offered credential, inactive until APPLY_TLS. */
+  private async keepPending(material: TlsMaterial, source: 'generated' | 'pkcs12' | 'pem'): Promise<{ credentialId: number; fingerprintSha256: string }> {
+    await this.custody.ensureDek();
+    const credentialId = await this.store.tls.save({ ...material, source }, { activate: false });
+    return { credentialId, fingerprintSha256: material.fingerprintSha256 };
+  }
+
+  private async serve(material: TlsMaterial, origin: TlsSummary['origin']): Promise<TlsSummary> {
+    await writeTlsFiles(this.config.tlsDir, material);
+    return { fingerprintSha256: material.fingerprintSha256, notAfter: material.notAfter, origin };
+  }
+}

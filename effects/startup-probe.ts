@@ -1,0 +1,59 @@
+import { isSchemaPresent } from '../db/database';
+import { isKeyCustodyError } from '../hsm/errors';
+import { isHsmStorage } from '../hsm/storage-type';
+import type { StartupContext } from '../machines/startup-context';
+import type { KeyCustody } from './key-custody';
+
+/**
+ * Builds the StartupContext from what is really there: the schema, the version row, the storage
+ * configuration, the token (read fresh from the module), and whether the stored wrapped DEK unwraps
+ * with the KEK in this process — in which case the DEK stays in this process's keyring.
+ * `wizardCompleted` comes from the persisted lifecycle: the machine's own record of its wizard.
+ */
+export async function probeStartup(custody: KeyCustody, appVersion: string, wizardCompleted: boolean, clock: () => Date = () => new Date()): Promise<StartupContext> {
+  const store = custody.store;
+  const base: StartupContext = {
+    dbInitialized: false,
+    dbVersion: null,
+    appVersion,
+    wizardCompleted: false,
+    storageType: null,
+    tokenPresent: null,
+    kekPresent: null,
+    dekAvailable: null,
+    backupCopyPresent: false,
+    tokenProblem: null,
+    probedAt: clock().toISOString(),
+  };
+  if (!(await isSchemaPresent(store.db))) return base;
+
+  const storageType = await store.storage.storageType();
+  const record = await store.keyMaterial.current();
+  const context: StartupContext = {
+    ...base,
+    dbInitialized: true,
+    dbVersion: await store.appVersion.get(),
+    wizardCompleted,
+    storageType,
+    backupCopyPresent: record?.backupCopy != null,
+  };
+  if (!isHsmStorage(storageType)) return context;
+
+  const token = await custody.token();
+  if (!token) return { ...context, tokenPresent: null, kekPresent: null, dekAvailable: false };
+  const probe = token.probe();
+  const kekPresent = probe.kek !== null && (record?.wrapped ? record.wrapped.kek.id === '' || record.wrapped.kek.id === probe.kek.id : true);
+  let dekAvailable = false;
+  let tokenProblem = probe.problem ?? null;
+  if (probe.tokenPresent && kekPresent && record?.wrapped) {
+    custody.keyring.clear();
+    try {
+      await custody.hierarchy.unwrapDek(await custody.wrapper());
+      dekAvailable = true;
+    } catch (error) {
+      // A corrupt wrapped blob is "DEK not available"; a PIN or module problem is a problem of its own.
+      if (isKeyCustodyError(error) && !['WRAPPED_BLOB_CORRUPT', 'KEK_REPLACED', 'KEK_MISSING', 'DEK_KEY_ID_MISMATCH'].includes(error.code)) tokenProblem = error.code;
+    }
+  }
+  return { ...context, tokenPresent: probe.tokenPresent, kekPresent: probe.tokenPresent ? kekPresent : false, dekAvailable, tokenProblem };
+}

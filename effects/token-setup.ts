@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HsmType } from '../machines/events';
+import { describeScriptExit } from './script-exit-codes';
+
+export class TokenSetupError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TokenSetupError';
+  }
+}
+
+export interface TokenSetupRequest {
+  hsmType: HsmType;
+  modulePath: string;
+  label: string;
+  slot: number | null;
+  purpose: 'wizard' | 'auto_restore';
+  pin: string;
+  soPin: string | null;
+}
+
+export interface TokenSetupPaths {
+  scriptsDir: string;
+  secretsDir: string;
+  /** Where the user PIN is kept for later logins (file:…); the SO PIN is never kept. */
+  userPinFile: string;
+  softhsmConf: string;
+}
+
+/**
+ * Runs scripts/wizard_setup_hsm.sh. The PINs go to it in files (mode 0600 in the private secrets
+ * directory), never as arguments; the SO PIN file is removed as soon as the script ends, the user PIN
+ * file is kept only once the script has proven that the PIN logs in.
+ */
+export async function setUpToken(request: TokenSetupRequest, paths: TokenSetupPaths): Promise<void> {
+  mkdirSync(paths.secretsDir, { recursive: true, mode: 0o700 });
+  const nonce = randomBytes(8).toString('hex');
+  const pinFile = join(paths.secretsDir, `.pin-${nonce}`);
+  const soPinFile = join(paths.secretsDir, `.so-pin-${nonce}`);
+  writeFileSync(pinFile, `${request.pin}\n`, { mode: 0o600, flag: 'wx' });
+  if (request.soPin !== null) writeFileSync(soPinFile, `${request.soPin}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    const args = [join(paths.scriptsDir, 'wizard_setup_hsm.sh'), request.hsmType, request.modulePath, request.label, request.slot === null ? '-' : String(request.slot), request.purpose];
+    const { code, signal, stderr } = await run('bash', args, {
+      ...process.env,
+      SOFTHSM2_CONF: paths.softhsmConf,
+      KW_PIN_FILE: pinFile,
+      KW_SO_PIN_FILE: request.soPin === null ? '' : soPinFile,
+    });
+    if (code !== 0) {
+      const entry = describeScriptExit(paths.scriptsDir, code, signal);
+      const detail = stderr.trim().split('\n').pop() ?? '';
+      throw new TokenSetupError(entry.name, `setting up token "${request.label}" failed: ${entry.message}${detail ? ` (${detail})` : ''}`);
+    }
+    renameSync(pinFile, paths.userPinFile);
+  } finally {
+    rmSync(pinFile, { force: true });
+    rmSync(soPinFile, { force: true });
+  }
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 16_384) stderr += chunk.toString('utf8');
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+  });
+}

@@ -1,0 +1,61 @@
+import type { StorageType } from '../hsm/storage-type';
+import type { HsmType } from './events';
+
+/**
+ * The side effects the machine invokes, by name, with the data each takes and returns. Inputs and
+ * outputs are persisted with the snapshot, so they never hold secrets; an effect that needs one reads
+ * it from the secrets that travel beside the current event (see server/lifecycle-engine.ts).
+ */
+export interface TlsSummary {
+  fingerprintSha256: string;
+  notAfter: string;
+  origin: 'database' | 'temporary' | 'new';
+}
+
+export interface EffectSignatures {
+  migrateDatabase: { input: { appVersion: string }; output: { applied: string[] } };
+  issueTlsCredential: { input: { save: boolean }; output: TlsSummary };
+  loadTlsFromDatabase: { input: Record<string, never>; output: TlsSummary };
+  deactivateTokenCas: { input: { reason: string }; output: { deactivated: number } };
+  recordStorageType: { input: { storageType: StorageType }; output: { storageType: StorageType } };
+  setUpToken: { input: { hsmType: HsmType; modulePath: string; label: string; slot: number | null; purpose: 'wizard' | 'auto_restore' }; output: { initialized: boolean } };
+  createKek: { input: Record<string, never>; output: { kekId: string } };
+  createDek: { input: Record<string, never>; output: { dekKeyId: string } };
+  generateTlsCredential: { input: { subjectAltNames: string[] }; output: { credentialId: number; fingerprintSha256: string } };
+  importTlsPkcs12: { input: { path: string }; output: { credentialId: number; fingerprintSha256: string } };
+  importTlsFiles: { input: { keyFile: string; certificateFile: string; chainFile: string | null }; output: { credentialId: number; fingerprintSha256: string } };
+  applyTlsCredential: { input: { credentialId: number }; output: TlsSummary };
+  setBackupPassword: { input: Record<string, never>; output: { kdf: string } };
+  addDemoData: { input: Record<string, never>; output: { devices: number } };
+  createAdminUser: { input: { username: string }; output: { username: string } };
+  recoverDek: { input: Record<string, never>; output: { dekKeyId: string; kekId: string } };
+}
+
+export type EffectName = keyof EffectSignatures;
+export type EffectInput<N extends EffectName> = EffectSignatures[N]['input'];
+export type EffectOutput<N extends EffectName> = EffectSignatures[N]['output'];
+
+/** How an effect failed, as the machine sees it: a code to branch on and a message to show. */
+export interface EffectError {
+  code: string;
+  message: string;
+}
+
+/** The secrets beside the current event (a PIN, a password): read, never stored. */
+export interface EventSecrets {
+  get(name: string): string;
+  has(name: string): boolean;
+}
+
+export interface EffectContext {
+  secrets: EventSecrets;
+  /** Named points inside an effect; crash tests stop the process at them. */
+  checkpoint(name: string): Promise<void>;
+}
+
+/** Runs the machine's effects; each one idempotent, since a crash may make it run again. */
+export interface EffectRunner {
+  run(name: EffectName, input: unknown, context: EffectContext): Promise<unknown>;
+  /** Maps whatever an effect threw to a code and a message that holds no secret. */
+  describeError(error: unknown): EffectError;
+}

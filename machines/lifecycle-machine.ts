@@ -1,0 +1,576 @@
+import { assign, fromPromise, setup } from 'xstate';
+import { isHsmStorage, StorageType } from '../hsm/storage-type';
+import type { EffectError, EffectInput, EffectName, EffectOutput, TlsSummary } from './effect-signatures';
+import type { HsmType, LifecycleEvent } from './events';
+import type { StartupContext } from './startup-context';
+import { RestoreScenario, restoreScenario, VersionScenario, versionScenario } from './startup-scenario';
+
+/**
+ * keyward's whole lifecycle as one machine: every BOOT classifies the start-up scenario (the two
+ * tables of design §2), then the wizard, operation, and auto-restore after a lost KEK or token.
+ * Pure: no I/O, no clock. Effects are named invokes that the lifecycle engine runs and persists
+ * around; guards read only the context and the event.
+ */
+export const MACHINE_VERSION = 1;
+
+export interface HsmChoice {
+  hsmType: HsmType;
+  modulePath: string;
+  label: string;
+  slot: number | null;
+}
+
+export interface LifecycleContext {
+  startup: StartupContext | null;
+  versionScenario: VersionScenario | null;
+  restoreScenario: RestoreScenario | null;
+  wizardCompleted: boolean;
+  storageType: StorageType | null;
+  hsm: HsmChoice | null;
+  pendingTlsCredentialId: number | null;
+  tls: TlsSummary | null;
+  passwordFailures: number;
+  lockedUntil: string | null;
+  /** Why the last accepted event did not get where it asked to go (wrong password, failed script…). */
+  lastError: (EffectError & { at: string }) | null;
+  /** Why the machine sits in refused, failed, outage or unrecoverable. */
+  reason: string | null;
+}
+
+export const INITIAL_CONTEXT: LifecycleContext = {
+  startup: null,
+  versionScenario: null,
+  restoreScenario: null,
+  wizardCompleted: false,
+  storageType: null,
+  hsm: null,
+  pendingTlsCredentialId: null,
+  tls: null,
+  passwordFailures: 0,
+  lockedUntil: null,
+  lastError: null,
+  reason: null,
+};
+
+/** Internal events: effect outcomes, as the engine feeds them back, stamped with `at`. */
+type EffectDoneEvent = { type: `xstate.done.actor.${string}`; output: unknown; at: string };
+type EffectErrorEvent = { type: `xstate.error.actor.${string}`; error: EffectError; at: string };
+type MachineEvent = LifecycleEvent | EffectDoneEvent | EffectErrorEvent;
+
+/** Declares an effect's types for XState; the engine, not XState, runs it (with secrets beside the event). */
+function effect<N extends EffectName>(name: N) {
+  return fromPromise<EffectOutput<N>, EffectInput<N>>(async () => {
+    throw new Error(`effect ${name} runs through the lifecycle engine`);
+  });
+}
+
+/** Growing delay after the third wrong backup password: 30 s, 1 min, 2 min … capped at one hour. */
+export function lockoutDelayMs(failures: number): number {
+  if (failures < 3) return 0;
+  return Math.min(30_000 * 2 ** (failures - 3), 3_600_000);
+}
+
+const OUTAGE_PROBLEMS = new Set(['MODULE_MISSING', 'MODULE_LOAD_FAILED', 'TOKEN_UNREACHABLE', 'TOKEN_MISSING', 'PKCS11_ERROR']);
+const MISCONFIGURATION_PROBLEMS = new Set(['WRONG_PIN', 'PIN_MISSING', 'PIN_LOCKED', 'MODULE_MISSING', 'MODULE_LOAD_FAILED', 'PKCS11_ERROR']);
+
+const errorOf = (event: MachineEvent): EffectError => ('error' in event ? event.error : { code: 'UNKNOWN', message: 'unknown failure' });
+
+export const lifecycleMachine = setup({
+  types: {
+    context: {} as LifecycleContext,
+    events: {} as MachineEvent,
+  },
+  actors: {
+    migrateDatabase: effect('migrateDatabase'),
+    issueTlsCredential: effect('issueTlsCredential'),
+    loadTlsFromDatabase: effect('loadTlsFromDatabase'),
+    deactivateTokenCas: effect('deactivateTokenCas'),
+    recordStorageType: effect('recordStorageType'),
+    setUpToken: effect('setUpToken'),
+    createKek: effect('createKek'),
+    createDek: effect('createDek'),
+    generateTlsCredential: effect('generateTlsCredential'),
+    importTlsPkcs12: effect('importTlsPkcs12'),
+    importTlsFiles: effect('importTlsFiles'),
+    applyTlsCredential: effect('applyTlsCredential'),
+    setBackupPassword: effect('setBackupPassword'),
+    addDemoData: effect('addDemoData'),
+    createAdminUser: effect('createAdminUser'),
+    recoverDek: effect('recoverDek'),
+  },
+  guards: {
+    versionScenarioIs: ({ context }, params: { scenario: VersionScenario }) => context.startup !== null && versionScenario(context.startup) === params.scenario,
+    restoreScenarioIs: ({ context }, params: { scenario: RestoreScenario }) => context.startup !== null && restoreScenario(context.startup) === params.scenario,
+    storageIsHsm: ({ context }) => isHsmStorage(context.storageType),
+    chosenStorageIsHsm: ({ event }) => event.type.startsWith('xstate.done.actor.') && isHsmStorage((event as EffectDoneEvent as { output: { storageType: StorageType } }).output.storageType),
+    hsmTypeMatchesStorage: ({ context, event }) =>
+      event.type === 'SETUP_HSM' && ((context.storageType === 'softhsm' && event.hsmType === 'softhsm') || (context.storageType === 'physical_hsm' && event.hsmType === 'physical')),
+    tokenGone: ({ context }) => context.startup?.tokenPresent === false,
+    tokenUnreachable: ({ context }) => context.startup !== null && (context.startup.tokenPresent === false || OUTAGE_PROBLEMS.has(context.startup.tokenProblem ?? '')),
+    tokenMisconfigured: ({ context }) => MISCONFIGURATION_PROBLEMS.has(context.startup?.tokenProblem ?? ''),
+    noBackupCopy: ({ context }) => context.startup?.backupCopyPresent !== true,
+    lockedOut: ({ context, event }) => context.lockedUntil !== null && 'at' in event && event.at < context.lockedUntil,
+    wrongPassword: ({ event }) => errorOf(event).code === 'WRONG_BACKUP_PASSWORD',
+    physicalHsm: ({ context }) => context.storageType === 'physical_hsm',
+  },
+  actions: {
+    recordBoot: assign(({ event }) => {
+      if (event.type !== 'BOOT') return {};
+      return { startup: event.startup, versionScenario: null, restoreScenario: null, lastError: null, reason: null, pendingTlsCredentialId: null };
+    }),
+    recordVersionScenario: assign((_, params: { scenario: VersionScenario }) => ({ versionScenario: params.scenario })),
+    recordRestoreScenario: assign(({ context }, params: { scenario: RestoreScenario }) => ({
+      restoreScenario: params.scenario,
+      // The database is the source of truth for the storage type; the probe read it.
+      storageType: context.startup?.storageType ?? context.storageType,
+    })),
+    clearError: assign({ lastError: null }),
+    recordError: assign(({ event }) => ({ lastError: { ...errorOf(event), at: 'at' in event ? event.at : '' } })),
+    recordReason: assign((_, params: { reason: string }) => ({ reason: params.reason })),
+    recordFailure: assign(({ event }) => ({ reason: `${errorOf(event).code}: ${errorOf(event).message}` })),
+    recordTokenReason: assign(({ context }) => ({
+      reason: `the token "${context.hsm?.label ?? '?'}" cannot be used: ${context.startup?.tokenProblem ?? 'it is not reachable'}`,
+    })),
+    recordStorage: assign(({ event }) => ({ storageType: (event as EffectDoneEvent as { output: { storageType: StorageType } }).output.storageType })),
+    recordHsmChoice: assign(({ event }) => {
+      if (event.type !== 'SETUP_HSM') return {};
+      return { hsm: { hsmType: event.hsmType, modulePath: event.modulePath, label: event.label, slot: event.slot } };
+    }),
+    recordTls: assign(({ event }) => ({ tls: (event as EffectDoneEvent).output as TlsSummary })),
+    recordPendingTls: assign(({ event }) => ({ pendingTlsCredentialId: ((event as EffectDoneEvent).output as { credentialId: number }).credentialId })),
+    clearPendingTls: assign({ pendingTlsCredentialId: null }),
+    recordLockedOut: assign(({ context, event }) => ({
+      lastError: { code: 'LOCKED_OUT', message: `too many wrong backup passwords: try again after ${context.lockedUntil}`, at: 'at' in event ? event.at : '' },
+    })),
+    countPasswordFailure: assign(({ context, event }) => {
+      const failures = context.passwordFailures + 1;
+      const delay = lockoutDelayMs(failures);
+      const at = 'at' in event ? event.at : new Date(0).toISOString();
+      return {
+        passwordFailures: failures,
+        lockedUntil: delay > 0 ? new Date(Date.parse(at) + delay).toISOString() : null,
+        lastError: { ...errorOf(event), at },
+      };
+    }),
+    resetPasswordFailures: assign({ passwordFailures: 0, lockedUntil: null }),
+    markWizardCompleted: assign({ wizardCompleted: true, pendingTlsCredentialId: null }),
+  },
+}).createMachine({
+  id: 'lifecycle',
+  initial: 'unbooted',
+  context: INITIAL_CONTEXT,
+  // Every process start sends BOOT, from whatever state was persisted.
+  on: { BOOT: { target: '.startup', reenter: true, actions: 'recordBoot' } },
+  states: {
+    unbooted: {},
+
+    startup: {
+      initial: 'classifying',
+      states: {
+        classifying: {
+          always: [
+            { guard: { type: 'versionScenarioIs', params: { scenario: 'DB_NOT_INITIALIZED' } }, target: 'DB_NOT_INITIALIZED' },
+            { guard: { type: 'versionScenarioIs', params: { scenario: 'DB_INITIALIZED_NO_VERSION' } }, target: 'DB_INITIALIZED_NO_VERSION' },
+            { guard: { type: 'versionScenarioIs', params: { scenario: 'VERSION_DOWNGRADE' } }, target: 'VERSION_DOWNGRADE' },
+            { guard: { type: 'versionScenarioIs', params: { scenario: 'VERSION_UPGRADE' } }, target: 'VERSION_UPGRADE' },
+            { target: 'VERSION_MATCH' },
+          ],
+        },
+        // No schema: migrate, record the version, a new TLS credential; then the wizard.
+        DB_NOT_INITIALIZED: {
+          entry: { type: 'recordVersionScenario', params: { scenario: 'DB_NOT_INITIALIZED' } },
+          initial: 'migrating',
+          states: {
+            migrating: {
+              invoke: { src: 'migrateDatabase', input: ({ context }) => ({ appVersion: context.startup!.appVersion }), onDone: 'issuingTls', onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            issuingTls: {
+              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+          },
+        },
+        // A schema without a version row: treated as not initialized.
+        DB_INITIALIZED_NO_VERSION: {
+          entry: { type: 'recordVersionScenario', params: { scenario: 'DB_INITIALIZED_NO_VERSION' } },
+          initial: 'migrating',
+          states: {
+            migrating: {
+              invoke: { src: 'migrateDatabase', input: ({ context }) => ({ appVersion: context.startup!.appVersion }), onDone: 'issuingTls', onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            issuingTls: {
+              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+          },
+        },
+        // The database is newer than this keyward: change nothing, refuse to start.
+        VERSION_DOWNGRADE: {
+          entry: { type: 'recordVersionScenario', params: { scenario: 'VERSION_DOWNGRADE' } },
+          always: {
+            target: '#lifecycle.refused',
+            actions: assign(({ context }) => ({
+              reason: `the database was last used by keyward ${context.startup!.dbVersion}, newer than this keyward ${context.startup!.appVersion}: upgrade keyward; nothing was changed`,
+            })),
+          },
+        },
+        VERSION_UPGRADE: {
+          entry: { type: 'recordVersionScenario', params: { scenario: 'VERSION_UPGRADE' } },
+          invoke: { src: 'migrateDatabase', input: ({ context }) => ({ appVersion: context.startup!.appVersion }), onDone: 'restoring', onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+        },
+        VERSION_MATCH: {
+          entry: { type: 'recordVersionScenario', params: { scenario: 'VERSION_MATCH' } },
+          always: 'restoring',
+        },
+
+        restoring: {
+          initial: 'classifying',
+          states: {
+            classifying: {
+              always: [
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' } }, target: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' } }, target: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' } }, target: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED' } }, target: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } }, target: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED' },
+                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED' } }, target: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED' },
+                { target: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' },
+              ],
+            },
+            // Software storage: nothing is encrypted, nothing to recover.
+            RESTORE_SOFTWARE_WIZARD_COMPLETED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' } },
+              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            RESTORE_SOFTWARE_WIZARD_INCOMPLETE: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' } },
+              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            // The KEK is gone and the backup copy can bring the DEK back. The encrypted TLS key in the
+            // database cannot be read yet: serve a temporary one until the password is given.
+            RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' } },
+              initial: 'classifying',
+              states: {
+                classifying: { always: [{ guard: 'tokenGone', target: 'deactivatingLostCas' }, { target: 'issuingTemporaryTls' }] },
+                // The keys of CAs that lived in the lost token are gone with it, whatever the password.
+                deactivatingLostCas: {
+                  invoke: {
+                    src: 'deactivateTokenCas',
+                    input: { reason: 'their keys were in the HSM token, which was lost' },
+                    onDone: 'issuingTemporaryTlsForHsmSetup',
+                    onError: { target: '#lifecycle.failed', actions: 'recordFailure' },
+                  },
+                },
+                issuingTemporaryTlsForHsmSetup: {
+                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.hsmSetup', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+                },
+                issuingTemporaryTls: {
+                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.password', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+                },
+              },
+            },
+            // A working install restarted: the DEK is in memory (the probe unwrapped it), TLS from the DB.
+            RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' } },
+              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } },
+              initial: 'classifying',
+              states: {
+                classifying: {
+                  always: [
+                    { guard: 'tokenMisconfigured', target: '#lifecycle.failed', actions: 'recordTokenReason' },
+                    { guard: 'noBackupCopy', target: '#lifecycle.unrecoverable' },
+                    { target: 'issuingTemporaryTls' },
+                  ],
+                },
+                issuingTemporaryTls: {
+                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.password', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+                },
+              },
+            },
+            RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED' } },
+              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' } },
+              invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            // Physical HSMs: as SoftHSM, except that a token out of reach is an outage, not a loss.
+            RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED' } },
+              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } },
+              initial: 'classifying',
+              states: {
+                classifying: {
+                  always: [
+                    { guard: 'tokenUnreachable', target: '#lifecycle.outage', actions: 'recordTokenReason' },
+                    { guard: 'tokenMisconfigured', target: '#lifecycle.failed', actions: 'recordTokenReason' },
+                    { guard: 'noBackupCopy', target: '#lifecycle.unrecoverable' },
+                    { target: 'issuingTemporaryTls' },
+                  ],
+                },
+                issuingTemporaryTls: {
+                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.password', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+                },
+              },
+            },
+            RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED' } },
+              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+            RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED: {
+              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' } },
+              invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+            },
+          },
+        },
+      },
+    },
+
+    // The first set-up, in Trustpoint's order.
+    wizard: {
+      id: 'wizard',
+      initial: 'cryptoStorage',
+      states: {
+        cryptoStorage: {
+          meta: { wizardState: 'WIZARD_SETUP_CRYPTO_STORAGE' },
+          initial: 'waiting',
+          states: {
+            waiting: { on: { SELECT_STORAGE: { target: 'recording', actions: 'clearError' } } },
+            recording: {
+              invoke: {
+                src: 'recordStorageType',
+                input: ({ event }) => ({ storageType: (event as Extract<LifecycleEvent, { type: 'SELECT_STORAGE' }>).storageType }),
+                onDone: [
+                  { guard: 'chosenStorageIsHsm', target: '#wizard.hsmSetup', actions: 'recordStorage' },
+                  { target: '#wizard.setupMode', actions: 'recordStorage' },
+                ],
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+          },
+        },
+        hsmSetup: {
+          meta: { wizardState: 'WIZARD_SETUP_HSM' },
+          initial: 'waiting',
+          states: {
+            waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice'] } } },
+            settingUpToken: {
+              invoke: {
+                src: 'setUpToken',
+                input: ({ context }) => ({ ...context.hsm!, purpose: 'wizard' as const }),
+                onDone: 'creatingKek',
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+            creatingKek: { invoke: { src: 'createKek', input: {}, onDone: 'creatingDek', onError: { target: 'waiting', actions: 'recordError' } } },
+            creatingDek: { invoke: { src: 'createDek', input: {}, onDone: '#wizard.setupMode', onError: { target: 'waiting', actions: 'recordError' } } },
+          },
+        },
+        setupMode: {
+          meta: { wizardState: 'WIZARD_SETUP_MODE' },
+          on: { CHOOSE_FRESH: { target: 'tlsCredential', actions: 'clearError' } },
+        },
+        tlsCredential: {
+          meta: { wizardState: 'WIZARD_SELECT_TLS_SERVER_CREDENTIAL' },
+          initial: 'waiting',
+          states: {
+            waiting: {
+              on: {
+                GENERATE_TLS: { target: 'generating', actions: 'clearError' },
+                IMPORT_TLS_PKCS12: { target: 'importingPkcs12', actions: 'clearError' },
+                IMPORT_TLS_FILES: { target: 'importingFiles', actions: 'clearError' },
+              },
+            },
+            generating: {
+              invoke: {
+                src: 'generateTlsCredential',
+                input: ({ event }) => ({ subjectAltNames: (event as Extract<LifecycleEvent, { type: 'GENERATE_TLS' }>).subjectAltNames }),
+                onDone: { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+            importingPkcs12: {
+              invoke: {
+                src: 'importTlsPkcs12',
+                input: ({ event }) => ({ path: (event as Extract<LifecycleEvent, { type: 'IMPORT_TLS_PKCS12' }>).path }),
+                onDone: { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+            importingFiles: {
+              invoke: {
+                src: 'importTlsFiles',
+                input: ({ event }) => {
+                  const e = event as Extract<LifecycleEvent, { type: 'IMPORT_TLS_FILES' }>;
+                  return { keyFile: e.keyFile, certificateFile: e.certificateFile, chainFile: e.chainFile };
+                },
+                onDone: { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+          },
+        },
+        tlsApply: {
+          meta: { wizardState: 'WIZARD_TLS_SERVER_CREDENTIAL_APPLY' },
+          initial: 'waiting',
+          states: {
+            waiting: {
+              on: {
+                APPLY_TLS: { target: 'applying', actions: 'clearError' },
+                // Trustpoint wrote a state that does not exist here; keyward goes back to the credential step.
+                CANCEL_TLS: { target: '#wizard.tlsCredential', actions: ['clearError', 'clearPendingTls'] },
+              },
+            },
+            applying: {
+              invoke: {
+                src: 'applyTlsCredential',
+                input: ({ context }) => ({ credentialId: context.pendingTlsCredentialId! }),
+                onDone: [
+                  { guard: 'storageIsHsm', target: '#wizard.backupPassword', actions: ['recordTls', 'clearPendingTls'] },
+                  { target: '#wizard.demoData', actions: ['recordTls', 'clearPendingTls'] },
+                ],
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+          },
+        },
+        backupPassword: {
+          meta: { wizardState: 'WIZARD_BACKUP_PASSWORD' },
+          initial: 'waiting',
+          states: {
+            waiting: { on: { SET_BACKUP_PASSWORD: { target: 'setting', actions: 'clearError' } } },
+            setting: { invoke: { src: 'setBackupPassword', input: {}, onDone: '#wizard.demoData', onError: { target: 'waiting', actions: 'recordError' } } },
+          },
+        },
+        demoData: {
+          meta: { wizardState: 'WIZARD_DEMO_DATA' },
+          initial: 'waiting',
+          states: {
+            waiting: {
+              on: {
+                ADD_DEMO_DATA: { target: 'adding', actions: 'clearError' },
+                SKIP_DEMO_DATA: { target: '#wizard.createAdmin', actions: 'clearError' },
+              },
+            },
+            adding: { invoke: { src: 'addDemoData', input: {}, onDone: '#wizard.createAdmin', onError: { target: 'waiting', actions: 'recordError' } } },
+          },
+        },
+        createAdmin: {
+          meta: { wizardState: 'WIZARD_CREATE_SUPER_USER' },
+          initial: 'waiting',
+          states: {
+            waiting: { on: { CREATE_ADMIN: { target: 'creating', actions: 'clearError' } } },
+            creating: {
+              invoke: {
+                src: 'createAdminUser',
+                input: ({ event }) => ({ username: (event as Extract<LifecycleEvent, { type: 'CREATE_ADMIN' }>).username }),
+                onDone: '#lifecycle.operational',
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+          },
+        },
+      },
+    },
+
+    operational: {
+      meta: { wizardState: 'WIZARD_COMPLETED' },
+      entry: ['markWizardCompleted', 'resetPasswordFailures'],
+    },
+
+    // After a lost KEK or token: set a token up again if it is gone, then the backup password.
+    autoRestore: {
+      id: 'autoRestore',
+      initial: 'password',
+      states: {
+        hsmSetup: {
+          meta: { wizardState: 'WIZARD_SETUP_HSM_AUTORESTORE' },
+          initial: 'waiting',
+          states: {
+            waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice'] } } },
+            settingUpToken: {
+              invoke: {
+                src: 'setUpToken',
+                input: ({ context }) => ({ ...context.hsm!, purpose: 'auto_restore' as const }),
+                onDone: '#autoRestore.password',
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+          },
+        },
+        password: {
+          meta: { wizardState: 'WIZARD_AUTO_RESTORE_PASSWORD' },
+          initial: 'waiting',
+          states: {
+            waiting: {
+              on: {
+                SUBMIT_BACKUP_PASSWORD: [
+                  { guard: 'lockedOut', actions: 'recordLockedOut' },
+                  { target: 'recovering', actions: 'clearError' },
+                ],
+              },
+            },
+            // Recover the DEK with the password, make a KEK if there is none, re-wrap.
+            recovering: {
+              invoke: {
+                src: 'recoverDek',
+                input: {},
+                onDone: 'loadingTls',
+                onError: [
+                  { guard: 'wrongPassword', target: 'waiting', actions: 'countPasswordFailure' },
+                  { target: 'waiting', actions: 'recordError' },
+                ],
+              },
+            },
+            loadingTls: {
+              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: 'waiting', actions: 'recordError' } },
+            },
+          },
+        },
+      },
+    },
+
+    // A physical HSM out of reach: wait, start-up retries; an operator may declare the token lost.
+    outage: {
+      initial: 'waiting',
+      states: {
+        waiting: { on: { DECLARE_TOKEN_LOST: { guard: 'physicalHsm', target: 'deactivatingLostCas' } } },
+        deactivatingLostCas: {
+          invoke: {
+            src: 'deactivateTokenCas',
+            input: { reason: 'their keys were in the HSM token, which an operator declared lost' },
+            onDone: 'issuingTemporaryTls',
+            onError: { target: 'waiting', actions: 'recordError' },
+          },
+        },
+        issuingTemporaryTls: {
+          invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.hsmSetup', actions: 'recordTls' }, onError: { target: 'waiting', actions: 'recordError' } },
+        },
+      },
+    },
+
+    // The DEK is not available and there is no backup copy: say so and change nothing.
+    unrecoverable: {
+      entry: {
+        type: 'recordReason',
+        params: { reason: 'the DEK cannot be unwrapped and no backup copy of it exists: encrypted data cannot be recovered; nothing was changed (restore the token or a backup)' },
+      },
+    },
+
+    refused: { meta: { persist: false } },
+
+    failed: {},
+  },
+});
+
+export type LifecycleMachine = typeof lifecycleMachine;

@@ -1,0 +1,24 @@
+import type { StorageType } from '../hsm/storage-type';
+
+/**
+ * What start-up probes before every BOOT (design §2). Each field names what was actually checked,
+ * in the process that will serve: `dekAvailable` means the stored wrapped DEK unwrapped with the
+ * KEK just now, not that some cache somewhere might hold it.
+ */
+export interface StartupContext {
+  dbInitialized: boolean;
+  dbVersion: string | null;
+  appVersion: string;
+  wizardCompleted: boolean;
+  storageType: StorageType | null;
+  /** HSM storage only (null otherwise): a token with the configured label is visible in the module. */
+  tokenPresent: boolean | null;
+  /** HSM storage only: the KEK that wrapped the stored DEK is in the token (label found, CKA_ID matches). */
+  kekPresent: boolean | null;
+  /** HSM storage only: the wrapped DEK unwrapped with the KEK in this process. */
+  dekAvailable: boolean | null;
+  backupCopyPresent: boolean;
+  /** A condition that stopped the probe short of an answer (e.g. WRONG_PIN, MODULE_MISSING), or null. */
+  tokenProblem: string | null;
+  probedAt: string;
+}

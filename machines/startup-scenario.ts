@@ -1,0 +1,75 @@
+import type { StartupContext } from './startup-context';
+
+/** Trustpoint's StartupScenario (seed 002), the names keyward keeps. */
+export const VERSION_SCENARIOS = ['DB_NOT_INITIALIZED', 'DB_INITIALIZED_NO_VERSION', 'VERSION_DOWNGRADE', 'VERSION_UPGRADE', 'VERSION_MATCH'] as const;
+export type VersionScenario = (typeof VERSION_SCENARIOS)[number];
+
+export const RESTORE_SCENARIOS = [
+  'RESTORE_SOFTWARE_WIZARD_COMPLETED',
+  'RESTORE_SOFTWARE_WIZARD_INCOMPLETE',
+  'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED',
+  'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED',
+  'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED',
+  'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED',
+  'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED',
+  'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED',
+  'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED',
+  'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED',
+  'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED',
+] as const;
+export type RestoreScenario = (typeof RESTORE_SCENARIOS)[number];
+
+export type StartupScenario = VersionScenario | RestoreScenario;
+
+/** Compares dotted numeric versions ("1.10.0" > "1.9.3"); a pre-release tag sorts before its release. */
+export function compareVersions(a: string, b: string): number {
+  const parse = (v: string) => {
+    const [core, pre] = v.split('-', 2);
+    return { parts: core!.split('.').map((p) => Number.parseInt(p, 10) || 0), pre: pre ?? null };
+  };
+  const x = parse(a);
+  const y = parse(b);
+  for (let i = 0; i < Math.max(x.parts.length, y.parts.length); i++) {
+    const d = (x.parts[i] ?? 0) - (y.parts[i] ?? 0);
+    if (d !== 0) return Math.sign(d);
+  }
+  if (x.pre === y.pre) return 0;
+  if (x.pre === null) return 1;
+  if (y.pre === null) return -1;
+  return x.pre < y.pre ? -1 : 1;
+}
+
+/** The first decision of every BOOT: the database and its version. */
+export function versionScenario(ctx: StartupContext): VersionScenario {
+  if (!ctx.dbInitialized) return 'DB_NOT_INITIALIZED';
+  if (ctx.dbVersion === null) return 'DB_INITIALIZED_NO_VERSION';
+  const order = compareVersions(ctx.dbVersion, ctx.appVersion);
+  if (order > 0) return 'VERSION_DOWNGRADE';
+  if (order < 0) return 'VERSION_UPGRADE';
+  return 'VERSION_MATCH';
+}
+
+/**
+ * The second decision, once the database is current: Trustpoint's StartupStrategySelector as one
+ * function. The new-KEK case is checked first and regardless of the wizard flag, because a restored
+ * database may carry an inconsistent one. Storage not chosen yet counts as software (nothing is
+ * encrypted before the choice).
+ */
+export function restoreScenario(ctx: StartupContext): RestoreScenario {
+  const completed = ctx.wizardCompleted;
+  if (ctx.storageType === 'softhsm') {
+    if (isNewKek(ctx)) return 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED';
+    if (completed) return ctx.dekAvailable ? 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' : 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED';
+    return ctx.dekAvailable ? 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED' : 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED';
+  }
+  if (ctx.storageType === 'physical_hsm') {
+    if (completed) return ctx.dekAvailable ? 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED' : 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED';
+    return ctx.dekAvailable ? 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED' : 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED';
+  }
+  return completed ? 'RESTORE_SOFTWARE_WIZARD_COMPLETED' : 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE';
+}
+
+/** Trustpoint's is_new_kek_scenario: HSM storage, the KEK gone, the DEK not available, a backup copy to recover from. */
+export function isNewKek(ctx: StartupContext): boolean {
+  return ctx.storageType !== null && ctx.storageType !== 'software' && ctx.kekPresent === false && !ctx.dekAvailable && ctx.backupCopyPresent && ctx.tokenProblem === null;
+}

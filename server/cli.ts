@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+import { readFileSync, writeFileSync } from 'node:fs';
+import { machineGraph, toDot, toMermaid } from '../machines/graph';
+import { loadConfig } from './config';
+import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
+import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
+import { KeywardRuntime } from './runtime';
+import { serve } from './serve';
+
+/**
+ * keyward's command line. Every lifecycle change goes through the engine as an event; secrets are
+ * read from stdin, a file or an environment variable, never from an argument.
+ */
+const USAGE = `usage: keyward <command> [options]
+
+  start                      boot, then serve HTTPS (KEYWARD_HOST:KEYWARD_PORT)
+  boot [--json]              probe the real situation and send BOOT
+  inspect [--json] [--history N]
+                             the state, the wizard state, the scenario, the events accepted now
+  send EVENT [--payload JSON] [--secret NAME=stdin|file:PATH|env:VAR]... [--json]
+                             send one event; secrets never as arguments
+  graph [--format dot|mermaid|json] [--output FILE]
+                             the machine's graph with the current state marked
+  exit-codes                 the table of exit codes
+
+exit codes: ${Object.entries(EXIT_MEANINGS)
+  .map(([code, meaning]) => `\n  ${code}  ${meaning}`)
+  .join('')}
+`;
+
+class UsageError extends Error {}
+
+interface Parsed {
+  command: string;
+  positional: string[];
+  flags: Map<string, string[]>;
+}
+
+function parseArgs(argv: string[]): Parsed {
+  const [command = 'help', ...rest] = argv;
+  const positional: string[] = [];
+  const flags = new Map<string, string[]>();
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const boolean = ['json'].includes(name);
+    const value = boolean ? 'true' : (inline ?? rest[++i]);
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    flags.set(name, [...(flags.get(name) ?? []), value]);
+  }
+  return { command, positional, flags };
+}
+
+const flag = (parsed: Parsed, name: string): string | undefined => parsed.flags.get(name)?.at(-1);
+
+/** Secrets named on the command line by where to read them, never by value. */
+function readSecrets(specs: string[]): Record<string, string> {
+  const secrets: Record<string, string> = {};
+  let stdinUsed = false;
+  for (const spec of specs) {
+    const match = /^([A-Za-z][A-Za-z0-9]*)=(stdin|file:.+|env:.+)$/.exec(spec);
+    if (!match) throw new UsageError(`--secret takes NAME=stdin, NAME=file:PATH or NAME=env:VAR (a value on the command line would be visible to every user of the host)`);
+    const [, name, source] = match as unknown as [string, string, string];
+    let value: string;
+    if (source === 'stdin') {
+      if (stdinUsed) throw new UsageError('only one secret can come from stdin');
+      stdinUsed = true;
+      value = readFileSync(0, 'utf8');
+    } else if (source.startsWith('file:')) {
+      try {
+        value = readFileSync(source.slice(5), 'utf8');
+      } catch {
+        throw new UsageError(`the file for secret "${name}" cannot be read: ${source.slice(5)}`);
+      }
+    } else {
+      value = process.env[source.slice(4)] ?? '';
+    }
+    secrets[name] = value.replace(/\r?\n$/, '');
+  }
+  return secrets;
+}
+
+function print(result: SendResult, json: boolean): number {
+  const code = exitCodeFor(result.outcome, result.state);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...result, exitCode: code })}\n`);
+  } else {
+    const where = result.wizardState ? `${result.state} (${result.wizardState})` : result.state;
+    process.stdout.write(`${result.outcome}: ${where}${result.revision !== null ? `, revision ${result.revision}` : ''}\n`);
+    if (result.message) process.stderr.write(`keyward: ${result.message}\n`);
+  }
+  return code;
+}
+
+/** Crash tests and drills: KEYWARD_CRASH_AT=effect:checkpoint stops here until the process is killed. */
+function checkpointHook(): ((name: string) => Promise<void>) | undefined {
+  const target = process.env.KEYWARD_CRASH_AT;
+  if (!target) return undefined;
+  return async (name) => {
+    if (name !== target) return;
+    process.stderr.write(`keyward: paused at checkpoint ${name} (KEYWARD_CRASH_AT)\n`);
+    await new Promise(() => {});
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseArgs(argv);
+  const json = parsed.flags.has('json');
+  if (parsed.command === 'help' || parsed.command === '--help' || parsed.command === '-h') {
+    process.stdout.write(USAGE);
+    return EXIT.OK;
+  }
+  if (parsed.command === 'exit-codes') {
+    for (const [code, meaning] of Object.entries(EXIT_MEANINGS)) process.stdout.write(`${code}\t${meaning}\n`);
+    return EXIT.OK;
+  }
+
+  const runtime = new KeywardRuntime(loadConfig(), { onCheckpoint: checkpointHook() });
+  try {
+    switch (parsed.command) {
+      case 'boot': {
+        const result = await runtime.boot(flag(parsed, 'source') ?? 'cli');
+        if (result.outcome === 'startup_refused') process.stderr.write(`keyward: ${result.message}\n`);
+        return print(result, json);
+      }
+      case 'start': {
+        return await serve(runtime);
+      }
+      case 'inspect': {
+        const history = Number(flag(parsed, 'history') ?? 10);
+        if (!Number.isInteger(history) || history < 0) throw new UsageError('--history takes a number');
+        const inspection = await runtime.engine.inspect({ historyLimit: history });
+        if (json) {
+          process.stdout.write(`${JSON.stringify(inspection)}\n`);
+        } else {
+          const lines = [
+            `state:        ${inspection.state}`,
+            `wizard state: ${inspection.wizardState ?? '-'}`,
+            `scenario:     ${inspection.scenario ?? '-'}`,
+            `accepts:      ${inspection.accepts.join(', ') || '-'}`,
+            `revision:     ${inspection.revision ?? '-'}`,
+          ];
+          if (inspection.context.reason) lines.push(`reason:       ${inspection.context.reason}`);
+          if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.code}: ${inspection.context.lastError.message}`);
+          if (inspection.pendingEffect) lines.push(`in flight:    ${inspection.pendingEffect.src} (pid ${inspection.pendingEffect.owner.pid} on ${inspection.pendingEffect.owner.host})`);
+          lines.push('history:');
+          for (const row of inspection.history) lines.push(`  ${row.revision}\t${row.at}\t${row.source}\t${row.eventType}\t${row.fromState} -> ${row.toState}`);
+          process.stdout.write(`${lines.join('\n')}\n`);
+        }
+        return EXIT.OK;
+      }
+      case 'send': {
+        const [type] = parsed.positional;
+        if (!type) throw new UsageError('send needs an EVENT');
+        let payload: Record<string, unknown> = {};
+        const text = flag(parsed, 'payload');
+        if (text !== undefined) {
+          try {
+            payload = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            throw new UsageError('--payload must be a JSON object');
+          }
+          if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('--payload must be a JSON object');
+        }
+        const secrets = readSecrets(parsed.flags.get('secret') ?? []);
+        return print(await runtime.send(type, payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
+      }
+      case 'graph': {
+        const inspection = await runtime.engine.inspect({ historyLimit: 0 });
+        const { snapshot } = await runtime.engine.load();
+        const graph = machineGraph([...snapshot._nodes].map((node) => node.id));
+        const format = flag(parsed, 'format') ?? 'dot';
+        const text = format === 'dot' ? toDot(graph) : format === 'mermaid' ? toMermaid(graph) : format === 'json' ? `${JSON.stringify({ state: inspection.state, ...graph })}\n` : null;
+        if (text === null) throw new UsageError('--format is dot, mermaid or json');
+        const output = flag(parsed, 'output');
+        if (output) writeFileSync(output, text);
+        else process.stdout.write(text);
+        return EXIT.OK;
+      }
+      default:
+        throw new UsageError(`unknown command ${parsed.command}`);
+    }
+  } finally {
+    if (parsed.command !== 'start') await runtime.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`keyward: ${error.message}\n\n${USAGE}`);
+      process.exitCode = EXIT.USAGE;
+    } else if (error instanceof LifecycleBusyError) {
+      process.stderr.write(`keyward: busy: ${error.message}\n`);
+      process.exitCode = EXIT.REFUSED;
+    } else if (error instanceof LifecycleStateError) {
+      process.stderr.write(`keyward: ${error.message}\n`);
+      process.exitCode = EXIT.ERROR;
+    } else {
+      process.stderr.write(`keyward: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = EXIT.ERROR;
+    }
+  },
+);

@@ -1,0 +1,68 @@
+import { hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { DatabaseConfig, databaseConfigFromEnv } from '../db/database';
+import { KdfParams, MINIMUM_KDF } from '../hsm/backup-copy';
+import packageJson from '../package.json';
+
+/**
+ * Everything keyward reads from its environment, in one place (the README lists the variables).
+ * No secret is configured here: PINs live in files under the secrets directory, passwords are typed.
+ */
+export interface KeywardConfig {
+  appVersion: string;
+  home: string;
+  database: DatabaseConfig;
+  deployment: string;
+  tlsDir: string;
+  secretsDir: string;
+  softhsmConf: string;
+  pkcs11Module: string;
+  tokenLabel: string;
+  kekLabel: string;
+  host: string;
+  port: number;
+  defaultSubjectAltNames: string[];
+  scriptsDir: string;
+  kdf: KdfParams;
+  outageRetrySeconds: number;
+}
+
+export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+export const PROJECT_ROOT = resolve(__dirname, '..', __dirname.includes(`${join('dist', 'server')}`) ? '..' : '.');
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig {
+  const home = resolve(env.KEYWARD_HOME ?? join(PROJECT_ROOT, 'var'));
+  const path = (value: string | undefined, fallback: string) => (value ? resolve(value) : fallback);
+  const port = Number(env.KEYWARD_PORT ?? 8443);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`KEYWARD_PORT must be a port number, not ${env.KEYWARD_PORT}`);
+  const positive = (name: string, fallback: number) => {
+    const value = env[name] === undefined ? fallback : Number(env[name]);
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+    return value;
+  };
+  const kdf: KdfParams = {
+    memoryKiB: positive('KEYWARD_ARGON2_MEMORY_KIB', MINIMUM_KDF.memoryKiB),
+    iterations: positive('KEYWARD_ARGON2_ITERATIONS', MINIMUM_KDF.iterations),
+    parallelism: positive('KEYWARD_ARGON2_PARALLELISM', MINIMUM_KDF.parallelism),
+  };
+  const module = env.KEYWARD_PKCS11_MODULE ?? SOFTHSM_MODULE;
+  if (!isAbsolute(module)) throw new Error('KEYWARD_PKCS11_MODULE must be an absolute path');
+  return {
+    appVersion: packageJson.version,
+    home,
+    database: databaseConfigFromEnv(env, join(home, 'keyward.sqlite')),
+    deployment: env.KEYWARD_DEPLOYMENT ?? 'default',
+    tlsDir: path(env.KEYWARD_TLS_DIR, join(home, 'tls')),
+    secretsDir: path(env.KEYWARD_SECRETS_DIR, join(home, 'secrets')),
+    softhsmConf: path(env.SOFTHSM2_CONF, join(home, 'softhsm2.conf')),
+    pkcs11Module: module,
+    tokenLabel: env.KEYWARD_TOKEN_LABEL ?? 'Trustpoint-SoftHSM',
+    kekLabel: env.KEYWARD_KEK_LABEL ?? 'trustpoint-kek',
+    host: env.KEYWARD_HOST ?? '127.0.0.1',
+    port,
+    defaultSubjectAltNames: (env.KEYWARD_TLS_SANS ?? `localhost,127.0.0.1,${hostname()}`).split(',').map((s) => s.trim()).filter(Boolean),
+    scriptsDir: join(PROJECT_ROOT, 'scripts'),
+    kdf,
+    outageRetrySeconds: positive('KEYWARD_OUTAGE_RETRY_SECONDS', 30),
+  };
+}

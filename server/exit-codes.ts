@@ -1,0 +1,43 @@
+import type { SendOutcome } from './lifecycle-engine';
+
+/** The CLI's exit codes, one table (docs/cli.md shows it; scripts rely on it). */
+export const EXIT = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  REFUSED: 3,
+  CONFLICT: 4,
+  REJECTED: 5,
+  STARTUP_REFUSED: 6,
+  STARTUP_FAILED: 7,
+  OUTAGE: 8,
+} as const;
+
+export const EXIT_MEANINGS: Record<number, string> = {
+  0: 'applied (or, for boot, the machine reached a state that serves)',
+  1: 'an unexpected error; nothing is assumed changed',
+  2: 'wrong command-line usage; nothing changed',
+  3: 'refused: the event is not accepted now, or its payload or secrets are missing or invalid; nothing changed',
+  4: 'conflict: another writer changed the lifecycle first; re-read and retry',
+  5: 'rejected: the event was accepted but its effect failed (wrong password, lockout, failed script); only counters changed',
+  6: 'start-up refused: the database is newer than this keyward (VERSION_DOWNGRADE); nothing changed',
+  7: 'start-up failed, or the DEK is unrecoverable; the reason is printed',
+  8: 'outage: the physical HSM cannot be reached; start-up retries',
+};
+
+export function exitCodeFor(outcome: SendOutcome, state: string): number {
+  switch (outcome) {
+    case 'applied':
+      if (state.startsWith('failed') || state.startsWith('unrecoverable')) return EXIT.STARTUP_FAILED;
+      if (state.startsWith('outage')) return EXIT.OUTAGE;
+      return EXIT.OK;
+    case 'rejected':
+      return EXIT.REJECTED;
+    case 'refused':
+      return EXIT.REFUSED;
+    case 'conflict':
+      return EXIT.CONFLICT;
+    case 'startup_refused':
+      return EXIT.STARTUP_REFUSED;
+  }
+}

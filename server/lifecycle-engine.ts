@@ -1,0 +1,307 @@
+import { hostname } from 'node:os';
+import { getNextTransitions, transition } from 'xstate';
+import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
+import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
+import { EVENT_TYPES, LifecycleEvent, loggablePayload } from '../machines/events';
+import { INITIAL_CONTEXT, LifecycleContext, lifecycleMachine, MACHINE_VERSION } from '../machines/lifecycle-machine';
+import { migrateSnapshot } from '../machines/snapshot-migrations';
+import { describeRefusal, stateString, wizardStateOf } from '../machines/state-names';
+import { redact } from './redact';
+import type { SecretBox } from './secret-box';
+
+export type { EffectContext, EffectRunner } from '../machines/effect-signatures';
+
+type Snapshot = ReturnType<typeof lifecycleMachine.resolveState>;
+
+export interface EffectOwner {
+  host: string;
+  pid: number;
+}
+
+export interface PendingEffect {
+  id: string;
+  src: EffectName;
+  input: unknown;
+  owner: EffectOwner;
+  startedAt: string;
+}
+
+/** What the database keeps of the machine: no secret is ever in it. */
+export interface PersistedLifecycle {
+  value: unknown;
+  context: LifecycleContext;
+  pendingEffect: PendingEffect | null;
+}
+
+export type SendOutcome = 'applied' | 'rejected' | 'refused' | 'conflict' | 'startup_refused';
+
+export interface SendResult {
+  outcome: SendOutcome;
+  state: string;
+  wizardState: string | null;
+  revision: number | null;
+  /** For refused and conflict: why; for rejected: the effect's error. */
+  message: string | null;
+  error: EffectError | null;
+}
+
+export interface Inspection {
+  state: string;
+  wizardState: string | null;
+  scenario: string | null;
+  versionScenario: string | null;
+  accepts: string[];
+  revision: number | null;
+  machineVersion: number;
+  pendingEffect: PendingEffect | null;
+  context: LifecycleContext;
+  history: TransitionRow[];
+}
+
+export class LifecycleStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LifecycleStateError';
+  }
+}
+
+export class LifecycleBusyError extends Error {
+  constructor(readonly pending: PendingEffect) {
+    super(`effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}`);
+    this.name = 'LifecycleBusyError';
+  }
+}
+
+interface Loaded {
+  revision: number | null;
+  snapshot: Snapshot;
+  pendingEffect: PendingEffect | null;
+  tablesExist: boolean;
+}
+
+export interface EngineOptions {
+  repository: LifecycleRepository;
+  effects: EffectRunner;
+  deployment?: string;
+  clock?: () => Date;
+  owner?: EffectOwner;
+  /** Called at each effect checkpoint (crash tests hang there); a no-op by default. */
+  onCheckpoint?: (name: string) => Promise<void>;
+  /** How long BOOT waits for an effect that a live process is running. */
+  busyWaitMs?: number;
+}
+
+const CONFLICT_RETRIES = 5;
+
+/**
+ * Applies events to the persisted lifecycle machine, one at a time per deployment: loads the
+ * snapshot, computes the transition purely, commits it with its log row (compare-and-swap on the
+ * revision) before any effect starts, runs the effect, feeds its outcome back, commits again — so
+ * the state that records an effect is in the database before the next one begins.
+ */
+export class LifecycleEngine {
+  readonly deployment: string;
+  private readonly clock: () => Date;
+  private readonly owner: EffectOwner;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: EngineOptions) {
+    this.deployment = options.deployment ?? 'default';
+    this.clock = options.clock ?? (() => new Date());
+    this.owner = options.owner ?? { host: hostname(), pid: process.pid };
+  }
+
+  /** One event at a time in this process; other processes are kept in line by the revision CAS. */
+  async send(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+    const run = this.queue.then(() => this.sendWithRetries(event, options));
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async sendWithRetries(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.sendOnce(event, options);
+      } catch (error) {
+        // Only a conflict before any effect ran is retried: nothing has happened yet.
+        if (error instanceof FirstCommitConflict && attempt < CONFLICT_RETRIES) continue;
+        if (error instanceof FirstCommitConflict || error instanceof LifecycleConflictError) {
+          const loaded = await this.load().catch(() => null);
+          return this.result('conflict', loaded?.snapshot ?? null, loaded?.revision ?? null, (error as Error).message, null);
+        }
+        throw error;
+      }
+    }
+  }
+
+  private async sendOnce(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+    let loaded = await this.load();
+    if (loaded.pendingEffect) loaded = await this.settlePending(loaded, event);
+    const before = loaded.snapshot;
+    if (!before.can(event as never)) {
+      return this.result('refused', before, loaded.revision, describeRefusal(before, event), null);
+    }
+    const startError = before.context.lastError;
+    let [current, actions] = transition(lifecycleMachine, before, event as never);
+    if (isNotPersisted(current)) {
+      return this.result('startup_refused', current, loaded.revision, current.context.reason, null);
+    }
+
+    let revision = loaded.revision;
+    let tablesExist = loaded.tablesExist;
+    const buffered: TransitionEntry[] = [];
+    let entry = this.entry(event.type, options.source, before, current, loggablePayload(event as never));
+    let first = true;
+
+    for (;;) {
+      const spawn = actions.find((a) => a.type === 'xstate.spawnChild') as { params: { id: string; src: EffectName; input: unknown } } | undefined;
+      const pending: PendingEffect | null = spawn
+        ? { id: spawn.params.id, src: spawn.params.src, input: spawn.params.input, owner: this.owner, startedAt: this.clock().toISOString() }
+        : null;
+      buffered.push(entry);
+      // Until the migration has created the lifecycle tables, transitions wait in memory.
+      if (tablesExist) {
+        try {
+          revision = await this.options.repository.commit(this.deployment, revision, { machineVersion: MACHINE_VERSION, snapshot: persisted(current, pending), state: stateString(current) }, buffered);
+        } catch (error) {
+          if (first && error instanceof LifecycleConflictError) throw new FirstCommitConflict(error.message);
+          throw error;
+        }
+        buffered.length = 0;
+      }
+      first = false;
+      if (!pending) break;
+
+      let outcome: LifecycleEvent | { type: string; output?: unknown; error?: EffectError; at: string };
+      try {
+        const output = await this.options.effects.run(pending.src, pending.input, {
+          secrets: options.secrets,
+          checkpoint: async (name) => this.options.onCheckpoint?.(`${pending.src}:${name}`),
+        });
+        outcome = { type: `xstate.done.actor.${pending.id}`, output, at: this.clock().toISOString() };
+      } catch (error) {
+        outcome = { type: `xstate.error.actor.${pending.id}`, error: this.options.effects.describeError(error), at: this.clock().toISOString() };
+      }
+      const previous = current;
+      [current, actions] = transition(lifecycleMachine, current, outcome as never);
+      const result = 'error' in outcome ? { error: outcome.error } : { output: redact(outcome.output) };
+      entry = this.entry(`${pending.src}:${'error' in outcome ? 'error' : 'done'}`, 'effect', previous, current, result as Record<string, unknown>);
+      if (!tablesExist) tablesExist = await this.options.repository.tablesExist();
+    }
+
+    const error = current.context.lastError && current.context.lastError !== startError ? current.context.lastError : null;
+    return this.result(error ? 'rejected' : 'applied', current, revision, error?.message ?? null, error);
+  }
+
+  async inspect(options: { historyLimit?: number } = {}): Promise<Inspection> {
+    const loaded = await this.load();
+    const snapshot = loaded.snapshot;
+    const history = loaded.tablesExist ? await this.options.repository.history(this.deployment, { limit: options.historyLimit ?? 20 }) : [];
+    return {
+      state: stateString(snapshot),
+      wizardState: wizardStateOf(snapshot),
+      scenario: snapshot.context.restoreScenario ?? snapshot.context.versionScenario,
+      versionScenario: snapshot.context.versionScenario,
+      accepts: acceptedEvents(snapshot),
+      revision: loaded.revision,
+      machineVersion: MACHINE_VERSION,
+      pendingEffect: loaded.pendingEffect,
+      context: snapshot.context,
+      history,
+    };
+  }
+
+  /** The persisted snapshot, resolved against this machine; a state that no longer exists fails loudly. */
+  async load(): Promise<Loaded> {
+    const repository = this.options.repository;
+    const tablesExist = await repository.tablesExist();
+    const stored = tablesExist ? await repository.load(this.deployment) : null;
+    if (!stored) {
+      return { revision: null, snapshot: lifecycleMachine.resolveState({ value: 'unbooted', context: INITIAL_CONTEXT }), pendingEffect: null, tablesExist };
+    }
+    if (stored.machineVersion > MACHINE_VERSION) {
+      throw new LifecycleStateError(`the persisted lifecycle is from machine version ${stored.machineVersion}, newer than this keyward's ${MACHINE_VERSION}: upgrade keyward`);
+    }
+    let data: PersistedLifecycle;
+    try {
+      data = migrateSnapshot(stored.machineVersion, stored.snapshot, MACHINE_VERSION) as PersistedLifecycle;
+    } catch (error) {
+      throw new LifecycleStateError(`the persisted lifecycle cannot be read: ${(error as Error).message}`);
+    }
+    let snapshot: Snapshot;
+    try {
+      snapshot = lifecycleMachine.resolveState({ value: data.value as never, context: { ...INITIAL_CONTEXT, ...data.context } });
+    } catch (error) {
+      throw new LifecycleStateError(
+        `the persisted lifecycle state ${JSON.stringify(data.value)} (machine version ${stored.machineVersion}) does not exist in this machine: ${(error as Error).message}. Add a snapshot migration (machines/snapshot-migrations.ts)`,
+      );
+    }
+    return { revision: stored.revision, snapshot, pendingEffect: data.pendingEffect ?? null, tablesExist };
+  }
+
+  /**
+   * An effect recorded as running. If its process is alive, BOOT waits for it and other events are
+   * refused as busy; if the process died, the effect was interrupted and BOOT (which re-probes what
+   * really happened) may proceed.
+   */
+  private async settlePending(loaded: Loaded, event: LifecycleEvent): Promise<Loaded> {
+    const deadline = Date.now() + (this.options.busyWaitMs ?? 30_000);
+    let current = loaded;
+    while (current.pendingEffect && isAlive(current.pendingEffect.owner, this.owner)) {
+      if (event.type !== 'BOOT') throw new LifecycleBusyError(current.pendingEffect);
+      // A stuck effect must not block start-up for ever: after the wait, BOOT re-probes regardless.
+      if (Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      current = await this.load();
+    }
+    if (current.pendingEffect && event.type !== 'BOOT') throw new LifecycleBusyError(current.pendingEffect);
+    return current;
+  }
+
+  private entry(eventType: string, source: string, from: Snapshot, to: Snapshot, payload: Record<string, unknown>): TransitionEntry {
+    return { eventType, source, fromState: stateString(from), toState: stateString(to), payload: redact(payload) as Record<string, unknown>, at: this.clock().toISOString() };
+  }
+
+  private result(outcome: SendOutcome, snapshot: Snapshot | null, revision: number | null, message: string | null, error: EffectError | null): SendResult {
+    return {
+      outcome,
+      state: snapshot ? stateString(snapshot) : 'unknown',
+      wizardState: snapshot ? wizardStateOf(snapshot) : null,
+      revision,
+      message,
+      error,
+    };
+  }
+}
+
+class FirstCommitConflict extends Error {}
+
+function persisted(snapshot: Snapshot, pendingEffect: PendingEffect | null): PersistedLifecycle {
+  return { value: snapshot.value, context: snapshot.context, pendingEffect };
+}
+
+function isNotPersisted(snapshot: Snapshot): boolean {
+  return Object.values(snapshot.getMeta()).some((meta) => (meta as { persist?: boolean } | undefined)?.persist === false);
+}
+
+/** Event types with a transition from the current state (guards may still refuse one, with a reason). */
+export function acceptedEvents(snapshot: Snapshot): string[] {
+  const types = new Set(getNextTransitions(snapshot).map((t) => t.eventType));
+  return EVENT_TYPES.filter((type) => types.has(type));
+}
+
+function isAlive(owner: EffectOwner, self: EffectOwner): boolean {
+  if (owner.host !== self.host) return true; // another host: cannot tell, assume alive until BOOT's wait ends
+  // Sends are serialized in a process, so an effect recorded under our own pid is a dead
+  // predecessor's (containers reuse pid 1).
+  if (owner.pid === self.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

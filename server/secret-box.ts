@@ -1,0 +1,40 @@
+import type { EventSecrets } from '../machines/effect-signatures';
+
+/**
+ * The secrets that travel beside one event (PIN, SO PIN, passwords, a passphrase): in memory only,
+ * never in the snapshot, the log, an actor's input or an error message.
+ */
+export class SecretBox implements EventSecrets {
+  private readonly values = new Map<string, string>();
+
+  constructor(entries: Record<string, string> = {}) {
+    for (const [name, value] of Object.entries(entries)) this.values.set(name, value);
+  }
+
+  has(name: string): boolean {
+    return this.values.has(name);
+  }
+
+  get(name: string): string {
+    const value = this.values.get(name);
+    if (value === undefined || value === '') throw new SecretMissingError(name);
+    return value;
+  }
+
+  names(): string[] {
+    return [...this.values.keys()];
+  }
+
+  /** Drops the references; JavaScript strings cannot be overwritten, so this is the most there is. */
+  clear(): void {
+    this.values.clear();
+  }
+}
+
+export class SecretMissingError extends Error {
+  readonly code = 'SECRET_MISSING';
+  constructor(readonly secret: string) {
+    super(`the secret "${secret}" was not given with this event (it is never stored: enter it again)`);
+    this.name = 'SecretMissingError';
+  }
+}
