@@ -181,9 +181,9 @@ export class LifecycleEffects implements EffectRunner {
   describeError(error: unknown): EffectError {
     if (isKeyCustodyError(error) || error instanceof TokenSetupError) return { code: error.code, message: error.message };
     if (error instanceof WeakPasswordError) return { code: error.code, message: error.message };
-    if (error instanceof TlsInputError) return { code: 'INVALID_TLS_INPUT', message: error.message };
+    if (error instanceof TlsInputError) return { code: 'INVALID_TLS_INPUT', message: error.message, field: error.field };
     if (error instanceof TlsFilesError) return { code: 'TLS_FILES', message: error.message };
-    if (error instanceof ValidationError) return { code: 'INVALID_INPUT', message: error.message };
+    if (error instanceof ValidationError) return { code: 'INVALID_INPUT', message: error.message, field: error.field };
     if (error instanceof Error && 'code' in error && error.code === 'SECRET_MISSING') return { code: 'SECRET_MISSING', message: error.message };
     // Database drivers put the statement into their messages; keep only the driver's own words.
     const message = error instanceof Error ? error.message : String(error);

@@ -39,6 +39,8 @@ export type EffectOutput<N extends EffectName> = EffectSignatures[N]['output'];
 export interface EffectError {
   code: string;
   message: string;
+  /** The input field at fault, when there is one, so a form can show the error beside it. */
+  field?: string;
 }
 
 /** The secrets beside the current event (a PIN, a password): read, never stored. */
