@@ -4,6 +4,7 @@ import { migrateToLatest } from '../db/database';
 import { ValidationError } from '../db/validation';
 import { isKeyCustodyError } from '../hsm/errors';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
+import { Pkcs11Module } from '../hsm/pkcs11-module';
 import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput, EffectRunner, TlsSummary } from '../machines/effect-signatures';
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength, WeakPasswordError } from './password-policy';
@@ -76,6 +77,8 @@ export class LifecycleEffects implements EffectRunner {
           { ...input, pin, soPin },
           { scriptsDir: this.config.scriptsDir, secretsDir: this.config.secretsDir, userPinFile: this.custody.userPinFile, softhsmConf: this.config.softhsmConf },
         );
+        // The script changed the token set from outside this process: re-read it.
+        Pkcs11Module.open(input.modulePath).refresh();
         await checkpoint('token-ready');
         await this.store.storage.setToken({
           hsmType: input.hsmType,
