@@ -15,7 +15,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 codes="$here/exit-codes.tsv"
-fail() { # fail NAME [detail]
+fail() { # exit with the code of the named row, after saying why
   local code
   code=$(awk -F'\t' -v n="$1" '$2 == n { print $1 }' "$codes")
   echo "wizard_setup_hsm: $1${2:+: $2}" >&2
@@ -65,8 +65,10 @@ if [ "$matches" -eq 0 ]; then
     free=$(tokens | awk -F'\t' '$2 == "uninitialized" { print $1; exit }')
   fi
   [ -n "$free" ] || fail NO_FREE_SLOT
+  # SoftHSM answers a too-short SO PIN with CKR_PIN_INCORRECT; say what it means.
+  [ ${#KW_SO_PIN} -ge 4 ] && [ ${#KW_USER_PIN} -ge 4 ] || fail PIN_TOO_SHORT "PINs need at least 4 characters"
   out=$(p11 --slot "$free" --init-token --label "$label" --so-pin env:KW_SO_PIN 2>&1) || {
-    case "$out" in *PIN_LEN_RANGE*) fail PIN_TOO_SHORT ;; esac
+    case "$out" in *PIN_LEN_RANGE* | *PIN_INCORRECT*) fail PIN_TOO_SHORT ;; esac
     fail INIT_TOKEN_FAILED "$(echo "$out" | tail -n 1)"
   }
   state=nopin
