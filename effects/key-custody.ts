@@ -9,6 +9,8 @@ import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
 import { Pkcs11Token } from '../hsm/pkcs11-token';
 import { isHsmStorage } from '../hsm/storage-type';
 
+const USER_PIN_FILE = 'hsm-user-pin';
+
 export interface CustodyConfig {
   secretsDir: string;
   kekLabel: string;
@@ -31,14 +33,19 @@ export class KeyCustody {
   }
 
   get userPinFile(): string {
-    return join(this.config.secretsDir, 'hsm-user-pin');
+    return join(this.config.secretsDir, USER_PIN_FILE);
+  }
+
+  /** The user PIN's source as the database records it: relative to the secrets directory. */
+  get userPinSource(): string {
+    return `secrets:${USER_PIN_FILE}`;
   }
 
   /** The configured token, or null before the wizard's HSM step. */
   async token(): Promise<Pkcs11Token | null> {
     const config = await this.store.storage.token();
     if (!config) return null;
-    return new Pkcs11Token({ modulePath: config.modulePath, tokenLabel: config.tokenLabel, kekLabel: config.kekLabel, pin: parsePinSource(config.pinSource) });
+    return new Pkcs11Token({ modulePath: config.modulePath, tokenLabel: config.tokenLabel, kekLabel: config.kekLabel, pin: parsePinSource(config.pinSource, this.config.secretsDir) });
   }
 
   async requireToken(): Promise<Pkcs11Token> {

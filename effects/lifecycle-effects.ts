@@ -86,7 +86,7 @@ export class LifecycleEffects implements EffectRunner {
           tokenLabel: input.label,
           kekLabel: this.config.kekLabel,
           slot: input.slot,
-          pinSource: `file:${this.custody.userPinFile}`,
+          pinSource: this.custody.userPinSource,
         });
         return { initialized: true };
       },

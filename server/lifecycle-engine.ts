@@ -176,11 +176,12 @@ export class LifecycleEngine {
       if (!pending) break;
 
       let outcome: LifecycleEvent | { type: string; output?: unknown; error?: EffectError; at: string };
+      const checkpoint = async (name: string) => this.options.onCheckpoint?.(`${pending.src}:${name}`);
       try {
-        const output = await this.options.effects.run(pending.src, pending.input, {
-          secrets: options.secrets,
-          checkpoint: async (name) => this.options.onCheckpoint?.(`${pending.src}:${name}`),
-        });
+        await checkpoint('start');
+        const output = await this.options.effects.run(pending.src, pending.input, { secrets: options.secrets, checkpoint });
+        // Done but not yet recorded: the window a crash test must cover too.
+        await checkpoint('finished');
         outcome = { type: `xstate.done.actor.${pending.id}`, output, at: this.clock().toISOString() };
       } catch (error) {
         outcome = { type: `xstate.error.actor.${pending.id}`, error: this.options.effects.describeError(error), at: this.clock().toISOString() };

@@ -1,0 +1,81 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { TransitionRow } from '../../db/repositories/lifecycle-repository';
+import type { Inspection } from '../lifecycle-engine';
+
+/**
+ * The server's Prometheus metrics. Lifecycle metrics come from the transition log, so they count
+ * what every process did (the CLI included), not only this one; effect durations are the time
+ * between the row that started an effect and the row that recorded its end.
+ */
+export class WebMetrics {
+  readonly registry = new Registry();
+  readonly state = new Gauge({ name: 'keyward_lifecycle_state', help: 'The lifecycle state: 1 for the current one', labelNames: ['state', 'wizard_state'], registers: [this.registry] });
+  readonly revision = new Gauge({ name: 'keyward_lifecycle_revision', help: 'The revision of the persisted lifecycle', registers: [this.registry] });
+  readonly transitions = new Counter({ name: 'keyward_lifecycle_transitions_total', help: 'Transitions seen in the transition log since this process started', labelNames: ['event', 'source'], registers: [this.registry] });
+  readonly passwordAttempts = new Counter({
+    name: 'keyward_backup_password_attempts_total',
+    help: 'Backup password submissions in auto-restore, by result (accepted, wrong, locked_out, error)',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly passwordFailures = new Gauge({ name: 'keyward_backup_password_failures', help: 'Consecutive wrong backup passwords, as persisted by the machine', registers: [this.registry] });
+  readonly passwordLocked = new Gauge({ name: 'keyward_backup_password_locked', help: '1 while backup password attempts are locked out', registers: [this.registry] });
+  readonly effectDuration = new Histogram({
+    name: 'keyward_effect_duration_seconds',
+    help: 'How long each lifecycle effect ran, from the transition log',
+    labelNames: ['effect', 'result'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly ready = new Gauge({ name: 'keyward_ready', help: '1 when /readyz answers 200', registers: [this.registry] });
+  readonly tlsNotAfter = new Gauge({ name: 'keyward_tls_certificate_not_after_seconds', help: 'Expiry of the served TLS certificate (Unix time)', registers: [this.registry] });
+  readonly tlsSwaps = new Counter({ name: 'keyward_tls_swaps_total', help: 'Live TLS credential swaps in this process', registers: [this.registry] });
+  readonly httpRequests = new Counter({ name: 'keyward_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
+  readonly httpDuration = new Histogram({
+    name: 'keyward_http_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  observeInspection(inspection: Inspection, now: Date = new Date()): void {
+    this.state.reset();
+    this.state.set({ state: inspection.state, wizard_state: inspection.wizardState ?? '' }, 1);
+    if (inspection.revision !== null) this.revision.set(inspection.revision);
+    this.passwordFailures.set(inspection.context.passwordFailures);
+    const lockedUntil = inspection.context.lockedUntil;
+    this.passwordLocked.set(lockedUntil !== null && Date.parse(lockedUntil) > now.getTime() ? 1 : 0);
+  }
+
+  /** `rows` in revision order; the first one may be a row already seen, kept to time the next one's effect. */
+  observeTransitions(rows: TransitionRow[], afterRevision: number): void {
+    rows.forEach((row, index) => {
+      if (row.revision <= afterRevision) return;
+      this.transitions.inc({ event: row.eventType, source: row.source });
+      const previous = rows[index - 1];
+      if (row.source === 'effect') {
+        const [effect, result] = row.eventType.split(':') as [string, string];
+        if (previous && previous.revision === row.revision - 1) {
+          this.effectDuration.observe({ effect, result }, Math.max(0, (Date.parse(row.at) - Date.parse(previous.at)) / 1000));
+        }
+        if (effect === 'recoverDek') {
+          const code = (row.payload as { error?: { code?: string } }).error?.code;
+          this.passwordAttempts.inc({ result: result === 'done' ? 'accepted' : code === 'WRONG_BACKUP_PASSWORD' ? 'wrong' : 'error' });
+        }
+      } else if (row.eventType === 'SUBMIT_BACKUP_PASSWORD' && row.fromState === row.toState) {
+        // The lockout guard keeps the machine where it is.
+        this.passwordAttempts.inc({ result: 'locked_out' });
+      }
+    });
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    this.httpRequests.inc({ method, route, status: String(status) });
+    this.httpDuration.observe({ method, route }, seconds);
+  }
+}

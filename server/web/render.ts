@@ -1,0 +1,32 @@
+import type { Request, Response } from 'express';
+import { contextOf } from './request-context';
+import type { WebDeps } from './web-deps';
+
+/** A form's state for its template: values to show again (never a secret), errors by field. */
+export interface FormState {
+  values?: Record<string, string>;
+  errors?: Record<string, string>;
+  formError?: string | null;
+}
+
+/** Renders a page with what every page needs: the CSRF token for its forms, who is logged in. */
+export function renderPage(deps: WebDeps, req: Request, res: Response, view: string, locals: Record<string, unknown> & FormState, status = 200): void {
+  const session = contextOf(req).session;
+  res.status(status).render(view, {
+    csrfToken: deps.csrf.token(req, res),
+    user: session?.adminUsername ?? null,
+    setupSession: session?.setupAuthorized ?? false,
+    path: req.path,
+    values: {},
+    errors: {},
+    formError: null,
+    ...locals,
+  });
+}
+
+/** A form field's value from a urlencoded or multipart body, as text ('' when absent). */
+export function field(req: Request, name: string): string {
+  const body = req.body as Record<string, unknown> | undefined;
+  const value = body && typeof body === 'object' ? body[name] : undefined;
+  return typeof value === 'string' ? value : '';
+}

@@ -1,0 +1,23 @@
+import { Router } from 'express';
+import { homeFor, inspectionOf, readLifecycle } from '../access';
+import { phaseOf } from '../lifecycle-phase';
+import { renderPage } from '../render';
+import type { WebDeps } from '../web-deps';
+import { PATHS } from '../wizard-paths';
+
+/** "/" sends each visitor where the lifecycle and their session put them; /lifecycle explains a stop. */
+export function homeRoutes(deps: WebDeps): Router {
+  const router = Router();
+
+  router.get('/', readLifecycle(deps), (req, res) => {
+    res.redirect(302, homeFor(req, inspectionOf(res)));
+  });
+
+  router.get(PATHS.lifecycle, readLifecycle(deps), (req, res) => {
+    const inspection = inspectionOf(res);
+    if (phaseOf(inspection.state) !== 'unavailable') return res.redirect(302, homeFor(req, inspection));
+    renderPage(deps, req, res, 'lifecycle', { title: 'keyward is not available', inspection });
+  });
+
+  return router;
+}

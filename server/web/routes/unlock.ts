@@ -1,0 +1,41 @@
+import { Router } from 'express';
+import { homeFor, inspectionOf, maySetUp } from '../access';
+import { phaseOf } from '../lifecycle-phase';
+import { field, renderPage } from '../render';
+import { SetupCodeError } from '../setup-code';
+import type { WebDeps } from '../web-deps';
+import { PATHS } from '../wizard-paths';
+
+/**
+ * The set-up code page (keyward's, beside Trustpoint's wizard paths): the wizard and auto-restore
+ * open only to the session that presents the code printed on the console at start-up.
+ */
+export function unlockRoutes(deps: WebDeps): Router {
+  const router = Router();
+
+  router.get(PATHS.unlock, (req, res) => {
+    const inspection = inspectionOf(res);
+    if (maySetUp(req, phaseOf(inspection.state))) return res.redirect(302, homeFor(req, inspection));
+    renderPage(deps, req, res, 'setup-wizard/unlock', { title: 'Unlock the set-up', inspection, used: deps.setupCode.used });
+  });
+
+  router.post(PATHS.unlock, deps.rateLimits.setupCode, async (req, res, next) => {
+    const inspection = inspectionOf(res);
+    try {
+      deps.setupCode.redeem(field(req, 'code'));
+    } catch (error) {
+      if (!(error instanceof SetupCodeError)) return next(error);
+      deps.logger.warn({ reason: error.reason }, 'set-up code refused');
+      return renderPage(deps, req, res, 'setup-wizard/unlock', { title: 'Unlock the set-up', inspection, used: deps.setupCode.used, errors: { code: error.message } }, error.reason === 'used' ? 403 : 400);
+    }
+    try {
+      await deps.sessions.grant(req, res, { setup: true });
+      deps.logger.info('set-up code accepted: the wizard is unlocked for one browser session');
+      res.redirect(303, homeFor(req, inspection));
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  return router;
+}

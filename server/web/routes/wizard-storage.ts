@@ -1,0 +1,72 @@
+import { Router } from 'express';
+import type { Request, Response } from 'express';
+import { isStorageType } from '../../../hsm/storage-type';
+import type { Inspection } from '../../lifecycle-engine';
+import { field, FormState, renderPage } from '../render';
+import { failureOf, sendEvent } from '../web-events';
+import type { WebDeps } from '../web-deps';
+import { afterEvent, stepAction, stepPage } from '../wizard-step';
+import { hsmTypeOf, PATHS } from '../wizard-paths';
+
+const HSM_FIELDS = ['modulePath', 'label', 'slot', 'pin', 'soPin'] as const;
+
+/** Wizard: crypto storage, then (for an HSM) the token; the same token form serves auto-restore. */
+export function storageRoutes(deps: WebDeps): Router {
+  const router = Router();
+  const storageStep = ['WIZARD_SETUP_CRYPTO_STORAGE'];
+
+  const renderStorage = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>
+    renderPage(deps, req, res, 'setup-wizard/crypto-storage', { title: 'Crypto storage', inspection, ...form }, status);
+
+  router.get(PATHS.cryptoStorage, stepPage(storageStep, (req, res, inspection) => renderStorage(req, res, inspection)));
+
+  router.post(
+    PATHS.cryptoStorage,
+    stepAction(storageStep, async (req, res, inspection) => {
+      const storageType = field(req, 'storageType');
+      if (!isStorageType(storageType)) {
+        return renderStorage(req, res, inspection, { errors: { storageType: 'Choose where keys are kept: software, SoftHSM or a physical HSM.' } }, 400);
+      }
+      const { result, after } = await sendEvent(deps, req, 'SELECT_STORAGE', { storageType });
+      const failure = failureOf(result, { mainField: 'storageType', fields: ['storageType'] });
+      if (failure) return renderStorage(req, res, after ?? inspection, { values: { storageType }, errors: { [failure.field]: failure.message } }, failure.status);
+      afterEvent(req, res, after, inspection);
+    }),
+  );
+
+  hsmSetupRoutes(deps, router, PATHS.hsmSetup, 'WIZARD_SETUP_HSM', false);
+  return router;
+}
+
+/** The token form (module path, label, slot, PIN, and the SO PIN to initialize a SoftHSM token). */
+export function hsmSetupRoutes(deps: WebDeps, router: Router, path: string, wizardState: string, autoRestore: boolean): void {
+  const step = [wizardState];
+  const render = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) => {
+    const hsmType = req.params.hsmType === 'physical' ? 'physical' : 'softhsm';
+    const chosen = inspection.context.hsm;
+    const values = {
+      modulePath: chosen?.modulePath ?? (hsmType === 'softhsm' ? deps.runtime.config.pkcs11Module : ''),
+      label: chosen?.label ?? deps.runtime.config.tokenLabel,
+      slot: chosen?.slot === null || chosen?.slot === undefined ? '' : String(chosen.slot),
+      ...form.values,
+    };
+    renderPage(deps, req, res, 'setup-wizard/hsm-setup', { title: autoRestore ? 'Auto-restore: HSM token' : 'HSM token', inspection, hsmType, autoRestore, ...form, values }, status);
+  };
+
+  router.get(path, stepPage(step, (req, res, inspection) => render(req, res, inspection)));
+
+  router.post(
+    path,
+    stepAction(step, async (req, res, inspection) => {
+      const hsmType = req.params.hsmType as string;
+      if (hsmType !== hsmTypeOf(inspection.context.storageType)) return res.redirect(303, PATHS.cryptoStorage);
+      const values = { modulePath: field(req, 'modulePath'), label: field(req, 'label'), slot: field(req, 'slot') };
+      const secrets: Record<string, string> = { pin: field(req, 'pin') };
+      if (hsmType === 'softhsm') secrets.soPin = field(req, 'soPin');
+      const { result, after } = await sendEvent(deps, req, 'SETUP_HSM', { hsmType, ...values }, secrets);
+      const failure = failureOf(result, { mainField: 'pin', fields: HSM_FIELDS });
+      if (failure) return render(req, res, after ?? inspection, { values, errors: { [failure.field]: failure.message } }, failure.status);
+      afterEvent(req, res, after, inspection);
+    }),
+  );
+}

@@ -1,0 +1,30 @@
+import type { KeywardRuntime } from '../runtime';
+import type { Csrf } from './csrf';
+import type { GraphRenderer } from './graph-svg';
+import type { LifecycleWatcher } from './lifecycle-watcher';
+import type { LiveTls } from './live-tls';
+import type { Logger } from './logger';
+import type { WebMetrics } from './metrics';
+import type { RateLimits } from './rate-limits';
+import type { SessionService } from './sessions';
+import type { SetupCode } from './setup-code';
+import type { UploadArea } from './uploads';
+import type { WebConfig } from './web-config';
+
+/** Everything the routes use, made once per process by server/web/web-server.ts. */
+export interface WebDeps {
+  runtime: KeywardRuntime;
+  config: WebConfig;
+  logger: Logger;
+  metrics: WebMetrics;
+  sessions: SessionService;
+  csrf: Csrf;
+  setupCode: SetupCode;
+  tls: LiveTls;
+  watcher: LifecycleWatcher;
+  uploads: UploadArea;
+  rateLimits: RateLimits;
+  graph: GraphRenderer;
+  /** True once this process's BOOT has settled. */
+  booted(): boolean;
+}

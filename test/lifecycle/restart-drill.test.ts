@@ -1,0 +1,127 @@
+import { execFileSync } from 'node:child_process';
+import { rmSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Store } from '../../db/store';
+import { KeyCustody } from '../../effects/key-custody';
+import { MINIMUM_KDF } from '../../hsm/backup-copy';
+import { DekKeyring } from '../../hsm/dek-keyring';
+import { Pkcs11Module } from '../../hsm/pkcs11-module';
+import { CliHome } from '../support/cli';
+import { newSecret } from '../support/secrets';
+import { setNativeEnv, SOFTHSM_MODULE } from '../support/softhsm';
+
+/**
+ * The restart drill of the lifecycle issue, in real processes through the CLI: a completed SoftHSM
+ * install with a device, the token directory deleted (then, again, only the KEK destroyed), BOOT,
+ * token set-up, a wrong password refused, the right one, and the EST password read back unchanged.
+ */
+jest.setTimeout(180_000);
+
+const HSM = { hsmType: 'softhsm', modulePath: SOFTHSM_MODULE, label: 'Trustpoint-SoftHSM' };
+
+/** Reads or writes devices as any keyward process would: the DEK unwrapped with the KEK in the token. */
+async function withStore<T>(cli: CliHome, fn: (store: Store) => Promise<T>): Promise<T> {
+  setNativeEnv('SOFTHSM2_CONF', cli.env.SOFTHSM2_CONF!);
+  Pkcs11Module.open(SOFTHSM_MODULE).refresh();
+  const keyring = new DekKeyring();
+  const store = Store.open({ client: 'sqlite', filename: join(cli.home, 'keyward.sqlite') }, keyring);
+  try {
+    await new KeyCustody(store, keyring, { secretsDir: join(cli.home, 'secrets'), kekLabel: 'trustpoint-kek', kdf: MINIMUM_KDF }).ensureDek();
+    return await fn(store);
+  } finally {
+    keyring.clear();
+    await store.close();
+  }
+}
+
+function completeSoftHsmWizard(cli: CliHome, secrets: { pin: string; soPin: string; backup: string; admin: string }): void {
+  const steps: Array<[string, Record<string, unknown> | undefined, Record<string, string>]> = [
+    ['SELECT_STORAGE', { storageType: 'softhsm' }, {}],
+    ['SETUP_HSM', HSM, { pin: secrets.pin, soPin: secrets.soPin }],
+    ['CHOOSE_FRESH', undefined, {}],
+    ['GENERATE_TLS', { subjectAltNames: ['localhost', '127.0.0.1'] }, {}],
+    ['APPLY_TLS', undefined, {}],
+    ['SET_BACKUP_PASSWORD', undefined, { password: secrets.backup }],
+    ['SKIP_DEMO_DATA', undefined, {}],
+    ['CREATE_ADMIN', { username: 'admin' }, { password: secrets.admin }],
+  ];
+  for (const [event, payload, given] of steps) {
+    const run = cli.send(event, payload, given);
+    expect({ event, status: run.status, stderr: run.stderr }).toEqual({ event, status: 0, stderr: '' });
+  }
+}
+
+describe('restart drill through the CLI', () => {
+  const secrets = { pin: newSecret('pin'), soPin: newSecret('sopin'), backup: `Bk-${newSecret('backup')}`, admin: `Ad-${newSecret('admin')}` };
+  const estPassword = newSecret('est');
+  let cli: CliHome;
+
+  beforeAll(async () => {
+    cli = new CliHome('restart-drill');
+    expect(cli.run(['boot']).status).toBe(0);
+    completeSoftHsmWizard(cli, secrets);
+    expect(cli.inspect().wizardState).toBe('WIZARD_COMPLETED');
+    await withStore(cli, (store) => store.devices.create({ name: 'field-device', estPassword }));
+  });
+
+  function wrongThenRight(): void {
+    const before = cli.inspect();
+    const wrong = cli.run(['send', 'SUBMIT_BACKUP_PASSWORD', '--secret', 'password=stdin'], { stdin: `${newSecret('wrong')}\n` });
+    expect(wrong.status).toBe(5);
+    expect(wrong.stderr).toMatch(/backup password is wrong/);
+    const after = cli.inspect();
+    expect(after.state).toBe(before.state);
+    expect(after.wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
+    expect(after.context.passwordFailures).toBe((before.context.passwordFailures as number) + 1);
+    const right = cli.run(['send', 'SUBMIT_BACKUP_PASSWORD', '--secret', 'password=stdin'], { stdin: `${secrets.backup}\n` });
+    expect(right.status).toBe(0);
+    expect(cli.inspect()).toMatchObject({ state: 'operational', wizardState: 'WIZARD_COMPLETED' });
+  }
+
+  it('recovers after the whole token directory is deleted', async () => {
+    rmSync(cli.tokenDir, { recursive: true, force: true });
+    mkdirSync(cli.tokenDir);
+    const boot = cli.run(['boot']);
+    expect(boot.status).toBe(0);
+    expect(cli.inspect()).toMatchObject({ wizardState: 'WIZARD_SETUP_HSM_AUTORESTORE', scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' });
+    // A new token with new PINs.
+    const newPins = { pin: newSecret('pin'), soPin: newSecret('sopin') };
+    expect(cli.send('SETUP_HSM', HSM, newPins).status).toBe(0);
+    expect(cli.inspect().wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
+    wrongThenRight();
+    expect(await withStore(cli, async (store) => (await store.devices.findByName('field-device'))!.estPassword)).toBe(estPassword);
+    secrets.pin = newPins.pin;
+    // And it stays recovered across another restart.
+    expect(cli.run(['boot']).status).toBe(0);
+    expect(cli.inspect().state).toBe('operational');
+  });
+
+  it('recovers again when only the KEK is destroyed and the token is kept', async () => {
+    execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', 'Trustpoint-SoftHSM', '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', 'trustpoint-kek'], {
+      env: { ...cli.env, KW_TEST_PIN: secrets.pin },
+      stdio: 'ignore',
+    });
+    expect(cli.run(['boot']).status).toBe(0);
+    expect(cli.inspect()).toMatchObject({ wizardState: 'WIZARD_AUTO_RESTORE_PASSWORD', scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' });
+    wrongThenRight();
+    expect(await withStore(cli, async (store) => (await store.devices.findByName('field-device'))!.estPassword)).toBe(estPassword);
+  });
+
+  it('refused events, bad payloads and secrets as arguments change nothing and say why', () => {
+    const before = cli.inspect();
+    const notNow = cli.send('APPLY_TLS');
+    expect(notNow.status).toBe(3);
+    expect(notNow.stderr).toMatch(/APPLY_TLS is not accepted in state operational/);
+    const badPayload = cli.run(['send', 'SELECT_STORAGE', '--payload', '{"storageType":"floppy"}']);
+    expect(badPayload.status).toBe(3);
+    const secretInPayload = cli.run(['send', 'SUBMIT_BACKUP_PASSWORD', '--payload', '{"password":"nope-not-here"}']);
+    expect(secretInPayload.status).toBe(3);
+    expect(secretInPayload.stderr).toMatch(/must not be in the payload/);
+    expect(secretInPayload.stderr).not.toContain('nope-not-here');
+    const secretAsArgument = cli.run(['send', 'SUBMIT_BACKUP_PASSWORD', '--secret', 'password=hunter2-on-argv']);
+    expect(secretAsArgument.status).toBe(2);
+    expect(secretAsArgument.stderr).toMatch(/NAME=stdin, NAME=file:PATH or NAME=env:VAR/);
+    expect(cli.run(['send', 'BOOT']).status).toBe(3);
+    expect(cli.inspect().revision).toBe(before.revision);
+  });
+});
