@@ -102,7 +102,6 @@ export const lifecycleMachine = setup({
     versionScenarioIs: ({ context }, params: { scenario: VersionScenario }) => context.startup !== null && versionScenario(context.startup) === params.scenario,
     restoreScenarioIs: ({ context }, params: { scenario: RestoreScenario }) => context.startup !== null && restoreScenario(context.startup) === params.scenario,
     storageIsHsm: ({ context }) => isHsmStorage(context.storageType),
-    chosenStorageIsHsm: ({ event }) => event.type.startsWith('xstate.done.actor.') && isHsmStorage((event as EffectDoneEvent as { output: { storageType: StorageType } }).output.storageType),
     hsmTypeMatchesStorage: ({ context, event }) =>
       event.type === 'SETUP_HSM' && ((context.storageType === 'softhsm' && event.hsmType === 'softhsm') || (context.storageType === 'physical_hsm' && event.hsmType === 'physical')),
     tokenGone: ({ context }) => context.startup?.tokenPresent === false,
@@ -131,7 +130,7 @@ export const lifecycleMachine = setup({
     recordTokenReason: assign(({ context }) => ({
       reason: `the token "${context.hsm?.label ?? '?'}" cannot be used: ${context.startup?.tokenProblem ?? 'it is not reachable'}`,
     })),
-    recordStorage: assign(({ event }) => ({ storageType: (event as EffectDoneEvent as { output: { storageType: StorageType } }).output.storageType })),
+    recordStorageChoice: assign(({ event }) => (event.type === 'SELECT_STORAGE' ? { storageType: event.storageType } : {})),
     recordHsmChoice: assign(({ event }) => {
       if (event.type !== 'SETUP_HSM') return {};
       return { hsm: { hsmType: event.hsmType, modulePath: event.modulePath, label: event.label, slot: event.slot } };
@@ -345,15 +344,12 @@ export const lifecycleMachine = setup({
           meta: { wizardState: 'WIZARD_SETUP_CRYPTO_STORAGE' },
           initial: 'waiting',
           states: {
-            waiting: { on: { SELECT_STORAGE: { target: 'recording', actions: 'clearError' } } },
+            waiting: { on: { SELECT_STORAGE: { target: 'recording', actions: ['clearError', 'recordStorageChoice'] } } },
             recording: {
               invoke: {
                 src: 'recordStorageType',
                 input: ({ event }) => ({ storageType: (event as Extract<LifecycleEvent, { type: 'SELECT_STORAGE' }>).storageType }),
-                onDone: [
-                  { guard: 'chosenStorageIsHsm', target: '#wizard.hsmSetup', actions: 'recordStorage' },
-                  { target: '#wizard.setupMode', actions: 'recordStorage' },
-                ],
+                onDone: [{ guard: 'storageIsHsm', target: '#wizard.hsmSetup' }, { target: '#wizard.setupMode' }],
                 onError: { target: 'waiting', actions: 'recordError' },
               },
             },

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { rmSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../db/store';
 import { KeyCustody } from '../../effects/key-custody';
@@ -105,6 +105,23 @@ describe('restart drill through the CLI', () => {
     expect(cli.inspect()).toMatchObject({ wizardState: 'WIZARD_AUTO_RESTORE_PASSWORD', scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' });
     wrongThenRight();
     expect(await withStore(cli, async (store) => (await store.devices.findByName('field-device'))!.estPassword)).toBe(estPassword);
+  });
+
+  it('keeps every secret it was given out of the snapshot, the context, the transition log and the CLI log', async () => {
+    const all = [...Object.values(secrets), estPassword];
+    const rows = await withStore(cli, async (store) => ({
+      lifecycle: JSON.stringify(await store.db('lifecycle').select()),
+      log: JSON.stringify(await store.db('transition_log').select()),
+    }));
+    const inspection = JSON.stringify(cli.inspect());
+    const log = readFileSync(cli.log, 'utf8');
+    expect(rows.log.length).toBeGreaterThan(1000);
+    for (const secret of all) {
+      expect(rows.lifecycle).not.toContain(secret);
+      expect(rows.log).not.toContain(secret);
+      expect(inspection).not.toContain(secret);
+      expect(log).not.toContain(secret);
+    }
   });
 
   it('refused events, bad payloads and secrets as arguments change nothing and say why', () => {
