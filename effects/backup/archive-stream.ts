@@ -16,7 +16,7 @@ export class SegmentEncryptor {
 
   constructor(
     private readonly key: Buffer,
-    private readonly header: ArchiveHeader | { bytes: Buffer; noncePrefix: Buffer; segmentSize: number },
+    private readonly header: Pick<ArchiveHeader, 'bytes' | 'noncePrefix' | 'segmentSize'>,
     private readonly sink: (segment: Buffer) => Promise<void>,
   ) {}
 

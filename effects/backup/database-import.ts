@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Knex } from 'knex';
+import { migrationSource } from '../../db/migrations';
+import type { DatabaseEngine } from './archive-manifest';
 import { DatabaseCopyError, driverCode } from './database-errors';
 import { EXPORT_DESCRIPTOR, EXPORT_FORMAT, EXPORT_VERSION, type ExportDescriptor, tableFile } from './database-export';
 import { type LogicalType, MIGRATIONS_TABLE, type TableInfo, appliedMigrations, engineOf, readSchema } from './database-schema';
@@ -16,16 +18,16 @@ export interface ImportOptions {
 }
 
 export interface ImportSummary {
-  engine: 'sqlite' | 'postgresql';
+  engine: DatabaseEngine;
   schemaVersion: string | null;
   tables: Array<{ name: string; rows: number }>;
 }
 
 /**
  * Loads a logical export (from either engine) into an EMPTY database of either engine that has been
- * migrated to the export's schema version, in one transaction, keeping every id. knex_migrations
- * takes the exported rows (same names, original times). On PostgreSQL the id sequences are moved
- * past the imported ids afterwards; SQLite's AUTOINCREMENT follows explicit ids by itself.
+ * migrated to the export's schema version, in one transaction, keeping every id. knex_migrations is
+ * compared by name, not copied: the target's own rows already record the same migrations. Every
+ * id sequence is then set to what the source would have handed out next.
  */
 export async function importDatabase(db: Knex, exportDir: string, options: ImportOptions = {}): Promise<ImportSummary> {
   const descriptor = await readDescriptor(exportDir);
@@ -36,13 +38,13 @@ export async function importDatabase(db: Knex, exportDir: string, options: Impor
     if (engine === 'sqlite') await trx.raw('PRAGMA defer_foreign_keys = ON');
     const tables = await readSchema(trx, engine);
     await checkCompatible(trx, tables, descriptor);
-    await trx(MIGRATIONS_TABLE).delete();
     const exported = new Map(descriptor.tables.map((table) => [table.name, table]));
     for (const table of tables) {
-      const rows = await loadTable(trx, table, exported.get(table.name)!, exportDir, options);
+      if (table.name === MIGRATIONS_TABLE) continue;
+      const rows = await loadTable(trx, engine, table, exported.get(table.name)!, exportDir, options);
       summary.tables.push({ name: table.name, rows });
     }
-    await resetSequences(trx, engine, tables, exported);
+    await resetSequences(trx, engine, tables.filter((table) => table.name !== MIGRATIONS_TABLE), exported);
   });
   return summary;
 }
@@ -100,7 +102,7 @@ async function checkCompatible(trx: Knex.Transaction, tables: TableInfo[], descr
   }
 }
 
-async function loadTable(trx: Knex.Transaction, table: TableInfo, source: ExportDescriptor['tables'][number], exportDir: string, options: ImportOptions): Promise<number> {
+async function loadTable(trx: Knex.Transaction, engine: DatabaseEngine, table: TableInfo, source: ExportDescriptor['tables'][number], exportDir: string, options: ImportOptions): Promise<number> {
   const file = join(exportDir, tableFile(table.name));
   const invalid = (why: string) => new DatabaseCopyError('EXPORT_INVALID', `${tableFile(table.name)}: ${why}`);
   const types = new Map(source.columns.map((column) => [column.name, column.type]));
@@ -137,7 +139,7 @@ async function loadTable(trx: Knex.Transaction, table: TableInfo, source: Export
       const row: Record<string, unknown> = {};
       for (const [name, type] of types) {
         if (!(name in record)) throw invalid(`line ${line} lacks column ${name}`);
-        const value = decodeValue(type, record[name]);
+        const value = decodeValue(type, record[name], engine);
         if (value === undefined) throw invalid(`line ${line}: column ${name} is not a valid ${type}`);
         row[name] = value;
       }
@@ -161,7 +163,7 @@ async function loadTable(trx: Knex.Transaction, table: TableInfo, source: Export
  * Sets every sequence to hand out what the source's would have next (never below max + 1), so an id
  * deleted before the backup is not reused after the restore.
  */
-async function resetSequences(trx: Knex.Transaction, engine: 'sqlite' | 'postgresql', tables: TableInfo[], exported: Map<string, ExportDescriptor['tables'][number]>): Promise<void> {
+async function resetSequences(trx: Knex.Transaction, engine: DatabaseEngine, tables: TableInfo[], exported: Map<string, ExportDescriptor['tables'][number]>): Promise<void> {
   for (const table of tables) {
     if (table.serial === null) continue;
     const source = exported.get(table.name)!.serial;
@@ -178,4 +180,23 @@ async function resetSequences(trx: Knex.Transaction, engine: 'sqlite' | 'postgre
       throw new DatabaseCopyError('IMPORT_FAILED', `setting the id sequence of ${table.name} failed (${driverCode(error)})`);
     }
   }
+}
+
+/**
+ * Migrates an empty database up to and including `schemaVersion`, no further, so an export taken at
+ * an older schema can be imported; migrateToLatest then brings it forward. A name this keyward does
+ * not know means the export is newer: SCHEMA_MISMATCH.
+ */
+export async function migrateToSchemaVersion(db: Knex, schemaVersion: string): Promise<string[]> {
+  const all = await migrationSource.getMigrations([]);
+  const index = all.indexOf(schemaVersion);
+  if (index < 0) throw new DatabaseCopyError('SCHEMA_MISMATCH', `schema version ${schemaVersion} is unknown to this keyward (it knows ${all.join(', ')}): the export is newer`);
+  const wanted = new Set(all.slice(0, index + 1));
+  const limited: Knex.MigrationSource<string> = {
+    getMigrations: async (loadExtensions) => (await migrationSource.getMigrations(loadExtensions)).filter((name) => wanted.has(name)),
+    getMigrationName: (name) => migrationSource.getMigrationName(name),
+    getMigration: (name) => migrationSource.getMigration(name),
+  };
+  const [, applied] = (await db.migrate.latest({ migrationSource: limited })) as [number, string[]];
+  return applied;
 }

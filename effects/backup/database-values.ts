@@ -1,5 +1,5 @@
 import { decodeBase64Strict } from '../../hsm/base64';
-import type { JsonValue } from './archive-manifest';
+import type { DatabaseEngine, JsonValue } from './archive-manifest';
 import type { ColumnInfo, LogicalType } from './database-schema';
 
 /**
@@ -25,7 +25,9 @@ export function encodeValue(column: ColumnInfo, value: unknown): JsonValue | und
       return typeof value === 'string' ? value : undefined;
     case 'timestamp': {
       const time = value instanceof Date ? value : typeof value === 'number' || typeof value === 'string' ? new Date(value) : null;
-      return time && !Number.isNaN(time.getTime()) ? time.toISOString() : undefined;
+      if (time && !Number.isNaN(time.getTime())) return time.toISOString();
+      // SQLite stores whatever it was given; text that is not a time is carried verbatim.
+      return typeof value === 'string' ? value : undefined;
     }
     case 'json':
       return typeof value === 'string' ? value : JSON.stringify(value);
@@ -37,7 +39,7 @@ export function encodeValue(column: ColumnInfo, value: unknown): JsonValue | und
 }
 
 /** The value to bind on insert, or undefined when the exported value does not fit the type. */
-export function decodeValue(type: LogicalType, value: unknown): unknown {
+export function decodeValue(type: LogicalType, value: unknown, engine: DatabaseEngine): unknown {
   if (value === null) return null;
   switch (type) {
     case 'integer':
@@ -52,8 +54,11 @@ export function decodeValue(type: LogicalType, value: unknown): unknown {
       return typeof value === 'string' ? value : undefined;
     case 'timestamp': {
       if (typeof value !== 'string') return undefined;
-      const time = new Date(value);
-      return Number.isNaN(time.getTime()) ? undefined : time;
+      const time = Date.parse(value);
+      if (Number.isNaN(time)) return value;
+      // What node-sqlite3 stores for a Date (milliseconds); PostgreSQL parses the ISO text. No Date
+      // object is bound: one from another realm (a test VM) would reach SQLite as "[object Object]".
+      return engine === 'sqlite' ? time : new Date(time).toISOString();
     }
     case 'float':
       if (typeof value === 'number') return value;

@@ -8,7 +8,7 @@ export { fileEntry } from './file-entry';
 export { KEYWARD_VERSION } from './keyward-version';
 export { copySqliteDatabase } from './database-copy';
 export { DatabaseExport, type ExportDescriptor, type ExportOptions } from './database-export';
-export { importDatabase, type ImportOptions, type ImportSummary } from './database-import';
+export { importDatabase, migrateToSchemaVersion, type ImportOptions, type ImportSummary } from './database-import';
 export { DatabaseBackup, type DatabaseBackupOptions } from './database-backup';
 export { DatabaseCopyError, isDatabaseCopyError, type DatabaseCopyErrorCode } from './database-errors';
 export { appliedMigrations, engineOf, readSchema, schemaVersionOf, type ColumnInfo, type LogicalType, type TableInfo } from './database-schema';
