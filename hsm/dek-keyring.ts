@@ -22,6 +22,12 @@ interface Entry {
   encryptions: number;
 }
 
+/** The current DEK with its key id as bytes, for the hot path of decryption. */
+export interface CurrentDek {
+  keyIdBytes: Buffer;
+  key: Buffer;
+}
+
 /**
  * The DEKs this process holds, in memory only, by key id; one of them is current (encrypts new
  * values). Older ones stay so that a rotation can re-encrypt row by row.
@@ -29,6 +35,7 @@ interface Entry {
 export class DekKeyring {
   private readonly entries = new Map<string, Entry>();
   private currentId: string | null = null;
+  private currentBytes: CurrentDek | null = null;
 
   /** Installs a DEK; `encryptions` is the persisted count of values it has already encrypted. */
   install(dek: Dek, encryptions = 0, makeCurrent = true): void {
@@ -38,7 +45,15 @@ export class DekKeyring {
       throw new KeyCustodyError('DEK_KEY_ID_MISMATCH', `two different DEKs claim key id ${dek.keyId}`);
     }
     this.entries.set(dek.keyId, { key: Buffer.from(dek.key), encryptions: Math.max(encryptions, existing?.encryptions ?? 0) });
-    if (makeCurrent) this.currentId = dek.keyId;
+    if (makeCurrent) {
+      this.currentId = dek.keyId;
+      this.currentBytes = { keyIdBytes: Buffer.from(dek.keyId, 'hex'), key: this.entries.get(dek.keyId)!.key };
+    }
+  }
+
+  /** The current DEK and its id as bytes, or null when locked. */
+  get currentDek(): CurrentDek | null {
+    return this.currentBytes;
   }
 
   has(keyId: string): boolean {
@@ -85,5 +100,6 @@ export class DekKeyring {
     for (const entry of this.entries.values()) entry.key.fill(0);
     this.entries.clear();
     this.currentId = null;
+    this.currentBytes = null;
   }
 }

@@ -36,6 +36,8 @@ export const FIELD_PREFIX = 'kw1:';
 export class EncryptedFieldCodec implements FieldCodec {
   readonly encrypts = true;
   private readonly aead: FieldAead;
+  /** Decoded values are decrypted at once and never kept, so one buffer serves every read. */
+  private readonly scratch = Buffer.alloc(4096);
 
   constructor(private readonly keyring: DekKeyring) {
     this.aead = new FieldAead(keyring);
@@ -47,17 +49,24 @@ export class EncryptedFieldCodec implements FieldCodec {
 
   open(stored: string, field: FieldRef): string {
     if (stored.startsWith(FIELD_PREFIX)) {
-      const raw = decodeBase64Strict(stored.slice(FIELD_PREFIX.length));
+      const raw = decodeBase64Strict(stored.slice(FIELD_PREFIX.length), this.scratch);
       if (raw === null) throw new KeyCustodyError('FIELD_CORRUPT', `${field.table}.${field.column}: encrypted value is not canonical base64`);
       return this.aead.decrypt(raw, associatedData(field)).toString('utf8');
     }
-    if (/^kw\d+:/.test(stored)) {
+    if (stored.startsWith('kw') && /^kw\d+:/.test(stored)) {
       throw new KeyCustodyError('FIELD_FORMAT_UNKNOWN', `${field.table}.${field.column}: value is in a newer keyward format (${stored.slice(0, stored.indexOf(':'))})`);
     }
     return decryptTrustpointField(stored, this.keyring.currentKey());
   }
 }
 
+const associatedDataCache = new Map<string, Map<string, Buffer>>();
+
+/** "table.column" as bytes; a handful of distinct values, so kept rather than re-encoded per value. */
 export function associatedData(field: FieldRef): Buffer {
-  return Buffer.from(`${field.table}.${field.column}`, 'utf8');
+  let columns = associatedDataCache.get(field.table);
+  if (!columns) associatedDataCache.set(field.table, (columns = new Map()));
+  let bytes = columns.get(field.column);
+  if (!bytes) columns.set(field.column, (bytes = Buffer.from(`${field.table}.${field.column}`, 'utf8')));
+  return bytes;
 }

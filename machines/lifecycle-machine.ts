@@ -207,7 +207,7 @@ export const lifecycleMachine = setup({
           always: {
             target: '#lifecycle.refused',
             actions: assign(({ context }) => ({
-              reason: `the database was last used by keyward ${context.startup!.dbVersion}, newer than this keyward ${context.startup!.appVersion}: upgrade keyward; nothing was changed`,
+              reason: `the database was last used by keyward ${context.startup!.dbVersion}, which this keyward ${context.startup!.appVersion} cannot upgrade from (it is newer, or not a version): use that keyward or a newer one; nothing was changed`,
             })),
           },
         },

@@ -1,4 +1,5 @@
 import type { StartupContext } from './startup-context';
+import { parseVersion, compareVersions } from './version';
 
 /** Trustpoint's StartupScenario (seed 002), the names keyward keeps. */
 export const VERSION_SCENARIOS = ['DB_NOT_INITIALIZED', 'DB_INITIALIZED_NO_VERSION', 'VERSION_DOWNGRADE', 'VERSION_UPGRADE', 'VERSION_MATCH'] as const;
@@ -21,28 +22,12 @@ export type RestoreScenario = (typeof RESTORE_SCENARIOS)[number];
 
 export type StartupScenario = VersionScenario | RestoreScenario;
 
-/** Compares dotted numeric versions ("1.10.0" > "1.9.3"); a pre-release tag sorts before its release. */
-export function compareVersions(a: string, b: string): number {
-  const parse = (v: string) => {
-    const [core, pre] = v.split('-', 2);
-    return { parts: core!.split('.').map((p) => Number.parseInt(p, 10) || 0), pre: pre ?? null };
-  };
-  const x = parse(a);
-  const y = parse(b);
-  for (let i = 0; i < Math.max(x.parts.length, y.parts.length); i++) {
-    const d = (x.parts[i] ?? 0) - (y.parts[i] ?? 0);
-    if (d !== 0) return Math.sign(d);
-  }
-  if (x.pre === y.pre) return 0;
-  if (x.pre === null) return 1;
-  if (y.pre === null) return -1;
-  return x.pre < y.pre ? -1 : 1;
-}
-
 /** The first decision of every BOOT: the database and its version. */
 export function versionScenario(ctx: StartupContext): VersionScenario {
   if (!ctx.dbInitialized) return 'DB_NOT_INITIALIZED';
   if (ctx.dbVersion === null) return 'DB_INITIALIZED_NO_VERSION';
+  // A version this keyward cannot read is not one it may upgrade from: refuse, change nothing.
+  if (!parseVersion(ctx.dbVersion)) return 'VERSION_DOWNGRADE';
   const order = compareVersions(ctx.dbVersion, ctx.appVersion);
   if (order > 0) return 'VERSION_DOWNGRADE';
   if (order < 0) return 'VERSION_UPGRADE';

@@ -102,7 +102,7 @@ describe('database and version scenarios', () => {
     const { result } = await bootAndRecord(i);
     scenariosSeen.add('VERSION_DOWNGRADE');
     expect(result.outcome).toBe('startup_refused');
-    expect(result.message).toMatch(/99\.0\.0.*newer than this keyward.*nothing was changed/);
+    expect(result.message).toMatch(/99\.0\.0.*cannot upgrade from.*nothing was changed/);
     expect(await i.dumpData()).toEqual(before);
     expect(await i.runtime.store.db('lifecycle').select()).toEqual(lifecycleBefore);
     expect(await i.runtime.store.db('transition_log').count({ n: '*' })).toEqual(logBefore);

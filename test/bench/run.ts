@@ -1,0 +1,26 @@
+import { BenchReport, printTable } from './measure';
+
+/**
+ * `npm run bench -- NAME`: a readable table, then, as the last line, one JSON object
+ * {"bench": NAME, "results": [{name, value, unit, baseline, ratio}]} (design §6).
+ */
+const BENCHES: Record<string, () => Promise<BenchReport>> = {
+  crypto: async () => (await import('./crypto.js')).run(),
+};
+
+async function main(): Promise<void> {
+  const name = process.argv[2];
+  if (!name || !BENCHES[name]) {
+    process.stderr.write(`usage: npm run bench -- ${Object.keys(BENCHES).join('|')}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const report = await BENCHES[name]!();
+  printTable(report);
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+void main().catch((error: Error) => {
+  process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+  process.exitCode = 1;
+});
