@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import knex, { Knex } from 'knex';
 import { migrationSource } from './migrations';
@@ -21,9 +21,12 @@ export function describeDatabase(config: DatabaseConfig): string {
   return `postgresql://${url.host}${url.pathname}`;
 }
 
-export function openDatabase(config: DatabaseConfig): Knex {
+/** `searchPath` (PostgreSQL only): work in another schema, as a restore does before it swaps schemas. */
+export function openDatabase(config: DatabaseConfig, options: { searchPath?: string } = {}): Knex {
   if (config.client === 'sqlite') {
     mkdirSync(dirname(config.filename), { recursive: true });
+    // The file holds key material and, under software storage, secrets in plaintext: owner only.
+    if (!existsSync(config.filename)) closeSync(openSync(config.filename, 'a', 0o600));
     return knex({
       client: 'sqlite3',
       connection: { filename: config.filename },
@@ -43,7 +46,7 @@ export function openDatabase(config: DatabaseConfig): Knex {
       },
     });
   }
-  return knex({ client: 'pg', connection: config.connectionString, pool: { min: 0, max: 10 } });
+  return knex({ client: 'pg', connection: config.connectionString, pool: { min: 0, max: 10 }, ...(options.searchPath ? { searchPath: [options.searchPath] } : {}) });
 }
 
 /** Whether the schema exists at all (DB_NOT_INITIALIZED when not). */
@@ -54,6 +57,11 @@ export async function isSchemaPresent(db: Knex): Promise<boolean> {
 export async function migrateToLatest(db: Knex): Promise<string[]> {
   const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
   return applied;
+}
+
+export async function latestSchemaVersion(): Promise<string> {
+  const all = await migrationSource.getMigrations([]);
+  return all[all.length - 1]!;
 }
 
 export async function pendingMigrations(db: Knex): Promise<string[]> {

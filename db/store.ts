@@ -4,6 +4,7 @@ import { DatabaseConfig, openDatabase } from './database';
 import { AdminUserRepository } from './repositories/admin-user-repository';
 import { AppVersionRepository } from './repositories/app-version-repository';
 import { CaRepository } from './repositories/ca-repository';
+import { CanaryRepository } from './repositories/canary-repository';
 import { CredentialRepository } from './repositories/credential-repository';
 import { DeviceRepository } from './repositories/device-repository';
 import { KeyMaterialRepository } from './repositories/key-material-repository';
@@ -11,6 +12,8 @@ import { LifecycleRepository } from './repositories/lifecycle-repository';
 import { StorageConfigRepository } from './repositories/storage-config-repository';
 import { TlsCredentialRepository } from './repositories/tls-credential-repository';
 import { SecretFields } from './secret-fields';
+
+export { WebSessionRepository } from './repositories/web-session-repository';
 
 /** Every repository over one database connection; the one thing callers need from db/. */
 export class Store {
@@ -24,6 +27,7 @@ export class Store {
   readonly tls: TlsCredentialRepository;
   readonly admins: AdminUserRepository;
   readonly lifecycle: LifecycleRepository;
+  readonly canary: CanaryRepository;
 
   constructor(
     readonly db: Knex,
@@ -39,6 +43,7 @@ export class Store {
     this.tls = new TlsCredentialRepository(db, this.secrets);
     this.admins = new AdminUserRepository(db);
     this.lifecycle = new LifecycleRepository(db);
+    this.canary = new CanaryRepository(db, this.secrets);
   }
 
   static open(config: DatabaseConfig, keyring: DekKeyring): Store {

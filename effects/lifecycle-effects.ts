@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import * as argon2 from 'argon2';
-import { migrateToLatest } from '../db/database';
+import { DatabaseConfig, migrateToLatest } from '../db/database';
 import { ValidationError } from '../db/validation';
 import { isKeyCustodyError } from '../hsm/errors';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
@@ -8,10 +8,15 @@ import { Pkcs11Module } from '../hsm/pkcs11-module';
 import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput, EffectRunner, TlsSummary } from '../machines/effect-signatures';
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength, WeakPasswordError } from './password-policy';
+import { RestoreError, restoreArchive } from './restore-service';
+import { isBackupArchiveError } from './backup';
 import { TokenSetupError, setUpToken } from './token-setup';
 import { generateTlsCredential, importPemFiles, importPkcs12, parseSubjectAltNames, TlsFilesError, TlsInputError, TlsMaterial, writeTlsFiles } from './tls';
 
 export interface EffectsConfig {
+  home: string;
+  appVersion: string;
+  database: DatabaseConfig;
   tlsDir: string;
   secretsDir: string;
   scriptsDir: string;
@@ -100,7 +105,9 @@ export class LifecycleEffects implements EffectRunner {
       createDek: async (_input, { checkpoint }) => {
         const wrapper = await this.custody.wrapper();
         await checkpoint('before-create');
-        return { dekKeyId: await this.custody.hierarchy.createDek(wrapper) };
+        const dekKeyId = await this.custody.hierarchy.createDek(wrapper);
+        await this.store.canary.ensure();
+        return { dekKeyId };
       },
 
       generateTlsCredential: async ({ subjectAltNames }) => this.keepPending(await generateTlsCredential({ subjectAltNames: parseSubjectAltNames(subjectAltNames) }), 'generated'),
@@ -168,6 +175,17 @@ export class LifecycleEffects implements EffectRunner {
         await checkpoint('rewrapped');
         return { dekKeyId, kekId: kek.id };
       },
+
+      restoreBackup: async ({ path }, { secrets }) => {
+        const report = await restoreArchive(
+          { home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db },
+          path,
+          secrets.get('passphrase'),
+        );
+        // The DEK of the replaced store means nothing for the restored one.
+        this.custody.keyring.clear();
+        return { storeReplaced: true as const, quarantine: report.quarantine };
+      },
     };
   }
 
@@ -187,6 +205,7 @@ export class LifecycleEffects implements EffectRunner {
     if (error instanceof TlsInputError) return { code: 'INVALID_TLS_INPUT', message: error.message, field: error.field };
     if (error instanceof TlsFilesError) return { code: 'TLS_FILES', message: error.message };
     if (error instanceof ValidationError) return { code: 'INVALID_INPUT', message: error.message, field: error.field };
+    if (isBackupArchiveError(error) || error instanceof RestoreError) return { code: error.code, message: error.message, field: 'archive' };
     if (error instanceof Error && 'code' in error && error.code === 'SECRET_MISSING') return { code: 'SECRET_MISSING', message: error.message };
     // Database drivers put the statement into their messages; keep only the driver's own words.
     const message = error instanceof Error ? error.message : String(error);

@@ -3,6 +3,7 @@ import { isKeyCustodyError } from '../hsm/errors';
 import { isHsmStorage } from '../hsm/storage-type';
 import type { StartupContext } from '../machines/startup-context';
 import type { KeyCustody } from './key-custody';
+import { auditTransitionLog } from './transition-log-audit';
 
 /**
  * Builds the StartupContext from what is really there: the schema, the version row, the storage
@@ -10,7 +11,7 @@ import type { KeyCustody } from './key-custody';
  * with the KEK in this process — in which case the DEK stays in this process's keyring.
  * `wizardCompleted` comes from the persisted lifecycle: the machine's own record of its wizard.
  */
-export async function probeStartup(custody: KeyCustody, appVersion: string, wizardCompleted: boolean, clock: () => Date = () => new Date()): Promise<StartupContext> {
+export async function probeStartup(custody: KeyCustody, appVersion: string, wizardCompleted: boolean, deployment = 'default', clock: () => Date = () => new Date()): Promise<StartupContext> {
   const store = custody.store;
   const base: StartupContext = {
     dbInitialized: false,
@@ -23,6 +24,8 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
     dekAvailable: null,
     backupCopyPresent: false,
     tokenProblem: null,
+    logBrokenAt: null,
+    logProblem: null,
     probedAt: clock().toISOString(),
   };
   if (!(await isSchemaPresent(store.db))) return base;
@@ -37,10 +40,10 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
     storageType,
     backupCopyPresent: record?.backupCopy != null,
   };
-  if (!isHsmStorage(storageType)) return context;
+  if (!isHsmStorage(storageType)) return withLogAudit(custody, context, deployment);
 
   const token = await custody.token();
-  if (!token) return { ...context, tokenPresent: null, kekPresent: null, dekAvailable: false };
+  if (!token) return withLogAudit(custody, { ...context, tokenPresent: null, kekPresent: null, dekAvailable: false }, deployment);
   const probe = token.probe();
   const kekPresent = probe.kek !== null && (record?.wrapped ? record.wrapped.kek.id === '' || record.wrapped.kek.id === probe.kek.id : true);
   let dekAvailable = false;
@@ -55,5 +58,11 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
       if (isKeyCustodyError(error) && !['WRAPPED_BLOB_CORRUPT', 'KEK_REPLACED', 'KEK_MISSING', 'DEK_KEY_ID_MISMATCH'].includes(error.code)) tokenProblem = error.code;
     }
   }
-  return { ...context, tokenPresent: probe.tokenPresent, kekPresent: probe.tokenPresent ? kekPresent : false, dekAvailable, tokenProblem };
+  return withLogAudit(custody, { ...context, tokenPresent: probe.tokenPresent, kekPresent: probe.tokenPresent ? kekPresent : false, dekAvailable, tokenProblem }, deployment);
+}
+
+/** The transition log's chain, verified with whatever DEK the probe could unwrap. */
+async function withLogAudit(custody: KeyCustody, context: StartupContext, deployment: string): Promise<StartupContext> {
+  const verdict = await auditTransitionLog(custody.store, custody.keyring, deployment);
+  return { ...context, logBrokenAt: verdict.firstBroken?.revision ?? null, logProblem: verdict.firstBroken?.message ?? null };
 }

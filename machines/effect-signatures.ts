@@ -29,6 +29,8 @@ export interface EffectSignatures {
   addDemoData: { input: Record<string, never>; output: { devices: number } };
   createAdminUser: { input: { username: string }; output: { username: string } };
   recoverDek: { input: Record<string, never>; output: { dekKeyId: string; kekId: string } };
+  /** Replaces the whole store with an archive's: the engine ends the event there and BOOT decides. */
+  restoreBackup: { input: { path: string }; output: { storeReplaced: true; quarantine: string } };
 }
 
 export type EffectName = keyof EffectSignatures;

@@ -13,6 +13,7 @@ export type LifecycleEvent =
   | { type: 'SELECT_STORAGE'; at: string; storageType: StorageType }
   | { type: 'SETUP_HSM'; at: string; hsmType: HsmType; modulePath: string; label: string; slot: number | null }
   | { type: 'CHOOSE_FRESH'; at: string }
+  | { type: 'RESTORE_BACKUP'; at: string; path: string }
   | { type: 'GENERATE_TLS'; at: string; subjectAltNames: string[] }
   | { type: 'IMPORT_TLS_PKCS12'; at: string; path: string }
   | { type: 'IMPORT_TLS_FILES'; at: string; keyFile: string; certificateFile: string; chainFile: string | null }
@@ -23,7 +24,8 @@ export type LifecycleEvent =
   | { type: 'SKIP_DEMO_DATA'; at: string }
   | { type: 'CREATE_ADMIN'; at: string; username: string }
   | { type: 'SUBMIT_BACKUP_PASSWORD'; at: string }
-  | { type: 'DECLARE_TOKEN_LOST'; at: string };
+  | { type: 'DECLARE_TOKEN_LOST'; at: string }
+  | { type: 'ACKNOWLEDGE_LOG_BREAK'; at: string; revision: number };
 
 export type LifecycleEventType = LifecycleEvent['type'];
 
@@ -32,6 +34,7 @@ export const EVENT_TYPES: readonly LifecycleEventType[] = [
   'SELECT_STORAGE',
   'SETUP_HSM',
   'CHOOSE_FRESH',
+  'RESTORE_BACKUP',
   'GENERATE_TLS',
   'IMPORT_TLS_PKCS12',
   'IMPORT_TLS_FILES',
@@ -43,11 +46,13 @@ export const EVENT_TYPES: readonly LifecycleEventType[] = [
   'CREATE_ADMIN',
   'SUBMIT_BACKUP_PASSWORD',
   'DECLARE_TOKEN_LOST',
+  'ACKNOWLEDGE_LOG_BREAK',
 ];
 
 /** The secrets each event needs, by name; they come from stdin, a file or a form field. */
 export const SECRETS_BY_EVENT: Partial<Record<LifecycleEventType, readonly string[]>> = {
   SETUP_HSM: ['pin', 'soPin'],
+  RESTORE_BACKUP: ['passphrase'],
   IMPORT_TLS_PKCS12: ['password'],
   SET_BACKUP_PASSWORD: ['password'],
   CREATE_ADMIN: ['password'],
@@ -119,6 +124,7 @@ export function parseExternalEvent(type: string, payload: Record<string, unknown
       return { type, at, subjectAltNames };
     }
     case 'IMPORT_TLS_PKCS12':
+    case 'RESTORE_BACKUP':
       return { type, at, path: text('path') };
     case 'IMPORT_TLS_FILES':
       return { type, at, keyFile: text('keyFile'), certificateFile: text('certificateFile'), chainFile: payload.chainFile ? text('chainFile') : null };
@@ -126,6 +132,11 @@ export function parseExternalEvent(type: string, payload: Record<string, unknown
       const username = text('username', 150);
       if (!USERNAME.test(username)) throw new EventPayloadError('username', 'username may hold letters, digits and . _ @ - only');
       return { type, at, username };
+    }
+    case 'ACKNOWLEDGE_LOG_BREAK': {
+      const revision = Number(payload.revision);
+      if (!Number.isSafeInteger(revision) || revision < 1) throw new EventPayloadError('revision', 'revision must be the broken row `keyward audit verify` reported');
+      return { type, at, revision };
     }
     case 'CHOOSE_FRESH':
     case 'APPLY_TLS':

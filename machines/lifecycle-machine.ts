@@ -35,6 +35,8 @@ export interface LifecycleContext {
   lastError: (EffectError & { at: string }) | null;
   /** Why the machine sits in refused, failed, outage or unrecoverable. */
   reason: string | null;
+  /** The broken log revision an operator has acknowledged, after which BOOT may go on. */
+  acknowledgedLogBreak: number | null;
 }
 
 export const INITIAL_CONTEXT: LifecycleContext = {
@@ -50,6 +52,7 @@ export const INITIAL_CONTEXT: LifecycleContext = {
   lockedUntil: null,
   lastError: null,
   reason: null,
+  acknowledgedLogBreak: null,
 };
 
 /** Internal events: effect outcomes, as the engine feeds them back, stamped with `at`. */
@@ -97,6 +100,7 @@ export const lifecycleMachine = setup({
     addDemoData: effect('addDemoData'),
     createAdminUser: effect('createAdminUser'),
     recoverDek: effect('recoverDek'),
+    restoreBackup: effect('restoreBackup'),
   },
   guards: {
     versionScenarioIs: ({ context }, params: { scenario: VersionScenario }) => context.startup !== null && versionScenario(context.startup) === params.scenario,
@@ -111,6 +115,8 @@ export const lifecycleMachine = setup({
     lockedOut: ({ context, event }) => context.lockedUntil !== null && 'at' in event && event.at < context.lockedUntil,
     wrongPassword: ({ event }) => errorOf(event).code === 'WRONG_BACKUP_PASSWORD',
     physicalHsm: ({ context }) => context.storageType === 'physical_hsm',
+    logBrokenUnacknowledged: ({ context }) => context.startup?.logBrokenAt != null && context.startup.logBrokenAt !== context.acknowledgedLogBreak,
+    acknowledgesTheBreak: ({ context, event }) => event.type === 'ACKNOWLEDGE_LOG_BREAK' && event.revision === context.startup?.logBrokenAt,
   },
   actions: {
     recordBoot: assign(({ event }) => {
@@ -225,6 +231,8 @@ export const lifecycleMachine = setup({
           states: {
             classifying: {
               always: [
+                // A tampered transition log holds start-up until an operator has looked at it.
+                { guard: 'logBrokenUnacknowledged', target: '#lifecycle.auditHold' },
                 { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' } }, target: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' },
                 { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' } }, target: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' },
                 { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' } }, target: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' },
@@ -374,7 +382,24 @@ export const lifecycleMachine = setup({
         },
         setupMode: {
           meta: { wizardState: 'WIZARD_SETUP_MODE' },
-          on: { CHOOSE_FRESH: { target: 'tlsCredential', actions: 'clearError' } },
+          initial: 'waiting',
+          states: {
+            waiting: {
+              on: {
+                CHOOSE_FRESH: { target: '#wizard.tlsCredential', actions: 'clearError' },
+                RESTORE_BACKUP: { target: 'restoringBackup', actions: 'clearError' },
+              },
+            },
+            // The archive's store replaces this one (which goes to quarantine); its BOOT decides next.
+            restoringBackup: {
+              invoke: {
+                src: 'restoreBackup',
+                input: ({ event }) => ({ path: (event as Extract<LifecycleEvent, { type: 'RESTORE_BACKUP' }>).path }),
+                onDone: '#lifecycle.unbooted',
+                onError: { target: 'waiting', actions: 'recordError' },
+              },
+            },
+          },
         },
         tlsCredential: {
           meta: { wizardState: 'WIZARD_SELECT_TLS_SERVER_CREDENTIAL' },
@@ -560,6 +585,20 @@ export const lifecycleMachine = setup({
       entry: {
         type: 'recordReason',
         params: { reason: 'the DEK cannot be unwrapped and no backup copy of it exists: encrypted data cannot be recovered; nothing was changed (restore the token or a backup)' },
+      },
+    },
+
+    // The transition log's chain is broken: nothing goes on until an operator acknowledges that row.
+    auditHold: {
+      entry: assign(({ context }) => ({
+        reason: `the transition log is broken at revision ${context.startup?.logBrokenAt}: ${context.startup?.logProblem ?? ''}; run \`keyward audit verify\`, then acknowledge with ACKNOWLEDGE_LOG_BREAK {"revision": ${context.startup?.logBrokenAt}}`,
+      })),
+      on: {
+        ACKNOWLEDGE_LOG_BREAK: {
+          guard: 'acknowledgesTheBreak',
+          target: '#lifecycle.startup.restoring',
+          actions: assign(({ event }) => ({ acknowledgedLogBreak: event.type === 'ACKNOWLEDGE_LOG_BREAK' ? event.revision : null, reason: null })),
+        },
       },
     },
 

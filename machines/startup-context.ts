@@ -20,5 +20,8 @@ export interface StartupContext {
   backupCopyPresent: boolean;
   /** A condition that stopped the probe short of an answer (e.g. WRONG_PIN, MODULE_MISSING), or null. */
   tokenProblem: string | null;
+  /** The transition log's hash chain as verified now: the first broken revision, or null. */
+  logBrokenAt: number | null;
+  logProblem: string | null;
   probedAt: string;
 }

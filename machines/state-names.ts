@@ -25,6 +25,7 @@ export function wizardStateOf(snapshot: Snapshot): string | null {
 const GUARD_MESSAGES: Record<string, string> = {
   hsmTypeMatchesStorage: 'hsmType must match the chosen crypto storage (softhsm for SoftHSM, physical for a physical HSM)',
   physicalHsm: 'only a physical HSM can be declared lost; a SoftHSM token that is gone is detected at start-up',
+  acknowledgesTheBreak: 'the revision acknowledged must be the first broken revision that start-up found (see `keyward audit verify`)',
 };
 
 /** Why an event is not accepted now, in words an operator can act on. */

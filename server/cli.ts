@@ -6,6 +6,9 @@ import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
 import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
 import { KeywardRuntime } from './runtime';
 import { serve } from './serve';
+import { drill } from './drill';
+import { formatDrillReport } from '../effects/restore-drill';
+import { verifyArchive } from '../effects/backup';
 
 /**
  * keyward's command line. Every lifecycle change goes through the engine as an event; secrets are
@@ -21,6 +24,17 @@ const USAGE = `usage: keyward <command> [options]
                              send one event; secrets never as arguments
   graph [--format dot|mermaid|json] [--output FILE]
                              the machine's graph with the current state marked
+  backup --output FILE [--passphrase-file F]
+                             one encrypted archive of the store, while the server runs
+  backup verify FILE [--passphrase-file F]
+                             decrypt, list and check an archive; restores nothing
+  restore --input FILE [--passphrase-file F]
+                             the archive replaces the store (moved to quarantine), then BOOT
+  drill --input FILE [--passphrase-file F] [--backup-password-file G]
+                             restore onto a scratch store with a fresh token, prove a secret
+                             decrypts, report the RTO, destroy the scratch store
+  audit verify [--json]      check the transition log's hash chain
+Secrets (passphrase, backup password) not given in a file are read from stdin, one per line.
   exit-codes                 the table of exit codes
 
 exit codes: ${Object.entries(EXIT_MEANINGS)
@@ -84,6 +98,59 @@ function readSecrets(specs: string[]): Record<string, string> {
   return secrets;
 }
 
+/** Named secrets from --NAME-file options, the rest from stdin, one per line, in order. */
+function readNamedSecrets(parsed: Parsed, names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const fromStdin: string[] = [];
+  for (const name of names) {
+    const file = flag(parsed, `${name}-file`);
+    if (file === undefined) {
+      fromStdin.push(name);
+      continue;
+    }
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch {
+      throw new UsageError(`--${name}-file ${file} cannot be read`);
+    }
+  }
+  if (fromStdin.length > 0) {
+    const lines = readFileSync(0, 'utf8').split(/\r?\n/);
+    fromStdin.forEach((name, index) => (out[name] = lines[index] ?? ''));
+  }
+  for (const name of names) if (!out[name]) throw new UsageError(`the ${name} is empty: give it in --${name}-file or on stdin`);
+  return out;
+}
+
+function progressPrinter(label: string): (progress: { bytes: number }) => void {
+  let last = 0;
+  return ({ bytes }) => {
+    if (bytes - last < 8 * 1024 * 1024) return;
+    last = bytes;
+    process.stderr.write(`keyward: ${label} ${(bytes / 1048576).toFixed(0)} MiB\n`);
+  };
+}
+
+function archiveExit(error: unknown): number | null {
+  const code = (error as { code?: string }).code;
+  const table: Record<string, number> = {
+    ARCHIVE_CORRUPT: EXIT.ARCHIVE_CORRUPT,
+    ARCHIVE_SEGMENTS_REORDERED: EXIT.ARCHIVE_CORRUPT,
+    WRONG_PASSPHRASE: EXIT.WRONG_PASSPHRASE,
+    ARCHIVE_TRUNCATED: EXIT.ARCHIVE_TRUNCATED,
+    MANIFEST_MISMATCH: EXIT.MANIFEST_MISMATCH,
+    MANIFEST_INVALID: EXIT.MANIFEST_MISMATCH,
+    ARCHIVE_TOO_NEW: EXIT.ARCHIVE_TOO_NEW,
+    ARCHIVE_VERSION_UNSUPPORTED: EXIT.ARCHIVE_TOO_NEW,
+    SCHEMA_MISMATCH: EXIT.ARCHIVE_TOO_NEW,
+    NOT_AN_ARCHIVE: EXIT.NOT_AN_ARCHIVE,
+    WEAK_KDF_PARAMETERS: EXIT.NOT_AN_ARCHIVE,
+    INVALID_ENTRY_NAME: EXIT.ARCHIVE_CORRUPT,
+    OUTPUT_EXISTS: EXIT.OUTPUT_EXISTS,
+  };
+  return code && table[code] !== undefined ? table[code]! : null;
+}
+
 function print(result: SendResult, json: boolean): number {
   const code = exitCodeFor(result.outcome, result.state);
   if (json) {
@@ -119,9 +186,65 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
 
+  if (parsed.command === 'drill') {
+    const input = flag(parsed, 'input');
+    if (!input) throw new UsageError('drill needs --input FILE');
+    const given = readNamedSecrets(parsed, ['passphrase', 'backup-password']);
+    const report = await drill(input, given.passphrase!, given['backup-password']!);
+    process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatDrillReport(report));
+    return report.ok && report.scratchDestroyed ? EXIT.OK : EXIT.DRILL_FAILED;
+  }
+
   const runtime = new KeywardRuntime(loadConfig(), { onCheckpoint: checkpointHook() });
   try {
     switch (parsed.command) {
+      case 'backup': {
+        if (parsed.positional[0] === 'verify') {
+          const file = parsed.positional[1];
+          if (!file) throw new UsageError('backup verify needs FILE');
+          const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
+          const verified = await verifyArchive(file, passphrase!, { onProgress: ({ bytes }) => progressPrinter('verified')({ bytes }) });
+          if (json) process.stdout.write(`${JSON.stringify(verified)}\n`);
+          else {
+            const m = verified.manifest;
+            process.stdout.write(
+              [
+                `archive ${file}: intact`,
+                `made ${m.createdAt} on ${m.host.hostname} by keyward ${m.keywardVersion}, schema ${m.schemaVersion}, ${m.databaseEngine} database`,
+                `transition log chain head: ${m.logChainHead ?? '-'} (revision ${String(m.extras.logChainHeadRevision ?? '-')})`,
+                ...verified.entries.map((e) => `  ${e.ok ? 'ok' : 'BAD'}  ${e.sha256}  ${String(e.size).padStart(10)}  ${e.name}`),
+              ].join('\n') + '\n',
+            );
+          }
+          return verified.entries.every((e) => e.ok) ? EXIT.OK : EXIT.MANIFEST_MISMATCH;
+        }
+        const output = flag(parsed, 'output');
+        if (!output) throw new UsageError('backup needs --output FILE');
+        const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
+        const result = await runtime.backup(output, passphrase!, progressPrinter('archived'));
+        process.stdout.write(
+          json
+            ? `${JSON.stringify({ path: result.path, size: result.size, manifest: result.manifest })}\n`
+            : `archive ${result.path}: ${result.size} bytes, ${result.manifest.entries.length} entries, log head ${result.manifest.logChainHead ?? '-'}${result.logChainIntact ? '' : ' (the log chain was broken when this was taken)'}\n`,
+        );
+        return EXIT.OK;
+      }
+      case 'restore': {
+        const input = flag(parsed, 'input');
+        if (!input) throw new UsageError('restore needs --input FILE');
+        const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
+        const { report, boot } = await runtime.restore(input, passphrase!, (message) => process.stderr.write(`keyward: ${message}\n`));
+        process.stdout.write(`restored ${input} (made ${report.manifest.createdAt} on ${report.manifest.host.hostname}); the replaced store is in ${report.quarantine}\n`);
+        return print(boot, json);
+      }
+      case 'audit': {
+        if (parsed.positional[0] !== 'verify') throw new UsageError('audit takes: verify');
+        const verdict = await runtime.audit();
+        if (json) process.stdout.write(`${JSON.stringify(verdict)}\n`);
+        else if (verdict.ok) process.stdout.write(`transition log intact: ${verdict.rows} rows${verdict.unverifiedRows ? ` (${verdict.unverifiedRows} keyed rows not verifiable without the DEK)` : ''}, head ${verdict.head?.hash ?? '-'}\n`);
+        else process.stdout.write(`transition log BROKEN at revision ${verdict.firstBroken!.revision}: ${verdict.firstBroken!.message}\n`);
+        return verdict.ok ? EXIT.OK : EXIT.AUDIT_BROKEN;
+      }
       case 'boot': {
         const result = await runtime.boot(flag(parsed, 'source') ?? 'cli');
         if (result.outcome === 'startup_refused') process.stderr.write(`keyward: ${result.message}\n`);
@@ -200,6 +323,9 @@ main(process.argv.slice(2)).then(
     } else if (error instanceof LifecycleBusyError) {
       process.stderr.write(`keyward: busy: ${error.message}\n`);
       process.exitCode = EXIT.REFUSED;
+    } else if (archiveExit(error) !== null) {
+      process.stderr.write(`keyward: ${(error as { code: string }).code}: ${(error as Error).message}\n`);
+      process.exitCode = archiveExit(error)!;
     } else if (error instanceof LifecycleStateError) {
       process.stderr.write(`keyward: ${error.message}\n`);
       process.exitCode = EXIT.ERROR;

@@ -11,6 +11,15 @@ export const EXIT = {
   STARTUP_REFUSED: 6,
   STARTUP_FAILED: 7,
   OUTAGE: 8,
+  AUDIT_BROKEN: 9,
+  ARCHIVE_CORRUPT: 10,
+  WRONG_PASSPHRASE: 11,
+  ARCHIVE_TRUNCATED: 12,
+  MANIFEST_MISMATCH: 13,
+  ARCHIVE_TOO_NEW: 14,
+  NOT_AN_ARCHIVE: 15,
+  OUTPUT_EXISTS: 16,
+  DRILL_FAILED: 17,
 } as const;
 
 export const EXIT_MEANINGS: Record<number, string> = {
@@ -23,6 +32,15 @@ export const EXIT_MEANINGS: Record<number, string> = {
   6: 'start-up refused: the database is newer than this keyward (VERSION_DOWNGRADE); nothing changed',
   7: 'start-up failed, or the DEK is unrecoverable; the reason is printed',
   8: 'outage: the physical HSM cannot be reached; start-up retries',
+  9: "audit: the transition log's hash chain is broken (the first broken row is printed)",
+  10: 'archive corrupt: a byte was altered or segments reordered; nothing restored',
+  11: 'wrong passphrase for the archive; nothing restored',
+  12: 'archive truncated; nothing restored',
+  13: "manifest mismatch: an entry's hash or size differs from the manifest; nothing restored",
+  14: 'archive too new: made by a newer keyward or schema; nothing restored',
+  15: 'not a keyward archive (or one with unacceptable parameters)',
+  16: 'the backup output file exists already; it was not touched',
+  17: 'the restore drill failed (the report says at which step)',
 };
 
 export function exitCodeFor(outcome: SendOutcome, state: string): number {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { getNextTransitions, transition } from 'xstate';
+import { ChainKey, UNKEYED_CHAIN } from '../db/audit-chain';
 import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
 import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
 import { EVENT_TYPES, LifecycleEvent, loggablePayload } from '../machines/events';
@@ -37,6 +38,8 @@ export type SendOutcome = 'applied' | 'rejected' | 'refused' | 'conflict' | 'sta
 
 export interface SendResult {
   outcome: SendOutcome;
+  /** The event's effect replaced the whole store (a restore): the caller must BOOT next. */
+  bootRequired?: boolean;
   state: string;
   wizardState: string | null;
   revision: number | null;
@@ -89,6 +92,8 @@ export interface EngineOptions {
   onCheckpoint?: (name: string) => Promise<void>;
   /** How long BOOT waits for an effect that a live process is running. */
   busyWaitMs?: number;
+  /** The key the transition log is chained under now (derived from the DEK where there is one). */
+  chainKey?: () => Promise<ChainKey>;
 }
 
 const CONFLICT_RETRIES = 5;
@@ -113,7 +118,12 @@ export class LifecycleEngine {
 
   /** One event at a time in this process; other processes are kept in line by the revision CAS. */
   async send(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
-    const run = this.queue.then(() => this.sendWithRetries(event, options));
+    return this.exclusive(() => this.sendWithRetries(event, options));
+  }
+
+  /** Runs work that must not interleave with any event of this process (a restore). */
+  async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
     this.queue = run.then(
       () => undefined,
       () => undefined,
@@ -165,7 +175,8 @@ export class LifecycleEngine {
       // Until the migration has created the lifecycle tables, transitions wait in memory.
       if (tablesExist) {
         try {
-          revision = await this.options.repository.commit(this.deployment, revision, { machineVersion: MACHINE_VERSION, snapshot: persisted(current, pending), state: stateString(current) }, buffered);
+          const chainKey = (await this.options.chainKey?.()) ?? UNKEYED_CHAIN;
+          revision = await this.options.repository.commit(this.deployment, revision, { machineVersion: MACHINE_VERSION, snapshot: persisted(current, pending), state: stateString(current) }, buffered, chainKey);
         } catch (error) {
           if (first && error instanceof LifecycleConflictError) throw new FirstCommitConflict(error.message);
           throw error;
@@ -185,6 +196,10 @@ export class LifecycleEngine {
         outcome = { type: `xstate.done.actor.${pending.id}`, output, at: this.clock().toISOString() };
       } catch (error) {
         outcome = { type: `xstate.error.actor.${pending.id}`, error: this.options.effects.describeError(error), at: this.clock().toISOString() };
+      }
+      // A restored store has its own lifecycle and log: nothing more of this event goes into it.
+      if ('output' in outcome && (outcome.output as { storeReplaced?: boolean } | undefined)?.storeReplaced) {
+        return { ...this.result('applied', current, null, 'the store was replaced from a backup: BOOT decides what follows', null), state: 'restored', bootRequired: true };
       }
       const previous = current;
       [current, actions] = transition(lifecycleMachine, current, outcome as never);

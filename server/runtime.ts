@@ -1,3 +1,8 @@
+import { ChainKey, chainKeyFromDek, ChainVerdict, UNKEYED_CHAIN } from '../db/audit-chain';
+import type { ArchiveProgress } from '../effects/backup';
+import { BackupResult, createBackup } from '../effects/backup-service';
+import { RestoreReport, restoreArchive } from '../effects/restore-service';
+import { auditTransitionLog } from '../effects/transition-log-audit';
 import { Store } from '../db/store';
 import { DekKeyring } from '../hsm/dek-keyring';
 import { KeyCustody } from '../effects/key-custody';
@@ -22,6 +27,8 @@ export class KeywardRuntime {
   readonly keyring = new DekKeyring();
   readonly custody: KeyCustody;
   readonly engine: LifecycleEngine;
+  private cachedChainKey: ChainKey | null = null;
+  private triedDekForChain = false;
 
   constructor(
     readonly config: KeywardConfig,
@@ -38,13 +45,34 @@ export class KeywardRuntime {
       deployment: config.deployment,
       onCheckpoint: options.onCheckpoint,
       busyWaitMs: options.busyWaitMs,
+      chainKey: () => this.chainKey(),
     });
+  }
+
+  /**
+   * The transition log is keyed with a key derived from the DEK whenever this process can hold the
+   * DEK (HSM storage, KEK reachable); otherwise its rows are chained unkeyed and say so.
+   */
+  async chainKey(): Promise<ChainKey> {
+    if (this.keyring.current === null && !this.triedDekForChain) {
+      this.triedDekForChain = true; // once per process: a locked hierarchy stays locked until recovery loads the DEK
+      try {
+        await this.custody.ensureDek();
+      } catch {
+        // The hierarchy is locked (auto-restore pending): chain unkeyed.
+      }
+    }
+    const current = this.keyring.currentDek;
+    const keyId = this.keyring.current;
+    if (!current || !keyId) return UNKEYED_CHAIN;
+    if (this.cachedChainKey?.id !== `dek:${keyId}`) this.cachedChainKey = chainKeyFromDek(keyId, current.key);
+    return this.cachedChainKey;
   }
 
   /** Probes the real situation and sends BOOT, from whatever state was persisted. */
   async boot(source = 'startup'): Promise<SendResult> {
     const { snapshot } = await this.engine.load();
-    const startup = await probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted);
+    const startup = await probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);
     return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
   }
 
@@ -60,7 +88,9 @@ export class KeywardRuntime {
       if (missing.length > 0) throw new EventPayloadError(missing[0]!, `${type} needs the secret(s) ${missing.join(', ')} (on stdin or in a file, never as an argument)`);
       const unknown = box.names().filter((name) => !requiredSecrets(event).includes(name));
       if (unknown.length > 0) throw new EventPayloadError(unknown[0]!, `${type} takes no secret named ${unknown.join(', ')}`);
-      return await this.engine.send(event, { source, secrets: box });
+      const result = await this.engine.send(event, { source, secrets: box });
+      if (result.bootRequired) return await this.boot('restore');
+      return result;
     } catch (error) {
       if (error instanceof EventPayloadError) {
         const { state, wizardState, revision } = await this.engine.inspect({ historyLimit: 0 }).catch(() => ({ state: 'unknown', wizardState: null, revision: null }));
@@ -70,6 +100,44 @@ export class KeywardRuntime {
     } finally {
       box.clear();
     }
+  }
+
+  /** `keyward backup`: one encrypted archive, taken while the server runs. */
+  async backup(output: string, passphrase: string, onProgress?: (progress: ArchiveProgress) => void): Promise<BackupResult> {
+    const c = this.config;
+    return createBackup(
+      {
+        home: c.home,
+        tlsDir: c.tlsDir,
+        database: c.database,
+        deployment: c.deployment,
+        publicConfig: { appVersion: c.appVersion, deployment: c.deployment, tokenLabel: c.tokenLabel, kekLabel: c.kekLabel, pkcs11Module: c.pkcs11Module, host: c.host, port: c.port, defaultSubjectAltNames: c.defaultSubjectAltNames },
+        store: this.store,
+        custody: this.custody,
+      },
+      output,
+      passphrase,
+      { onProgress },
+    );
+  }
+
+  /** `keyward restore`: the archive replaces the store (moved to quarantine), then BOOT decides. */
+  async restore(archive: string, passphrase: string, onProgress?: (message: string) => void): Promise<{ report: RestoreReport; boot: SendResult }> {
+    const report = await this.engine.exclusive(() =>
+      restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress }),
+    );
+    this.keyring.clear();
+    return { report, boot: await this.boot('restore') };
+  }
+
+  /** `keyward audit verify`: the transition log's chain, with the DEK when this process can unwrap it. */
+  async audit(): Promise<ChainVerdict> {
+    try {
+      await this.custody.ensureDek();
+    } catch {
+      // Locked: keyed rows are checked for their links only, and counted as unverified.
+    }
+    return auditTransitionLog(this.store, this.keyring, this.config.deployment);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,9 @@
 import type { Knex } from 'knex';
 import * as initial from './001_initial';
 import * as adminUsers from './002_admin_users';
+import * as webSessions from './003_web_sessions';
+import * as transitionLogChain from './004_transition_log_chain';
+import * as custodyCanary from './005_custody_canary';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -11,6 +14,9 @@ interface Migration {
 const migrations: Record<string, Migration> = {
   '001_initial': initial,
   '002_admin_users': adminUsers,
+  '003_web_sessions': webSessions,
+  '004_transition_log_chain': transitionLogChain,
+  '005_custody_canary': custodyCanary,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
 import { now } from '../clock';
 
 export interface StoredLifecycle {
@@ -46,13 +47,15 @@ export class LifecycleRepository {
 
   /**
    * Compare-and-swap: writes the new snapshot only if the row is still at `expectedRevision` (null: no
-   * row yet), and appends one log row per entry with consecutive revisions, in one transaction.
+   * row yet), and appends one log row per entry with consecutive revisions, each chained to the one
+   * before it under `chainKey`, in one transaction.
    */
   async commit(
     deployment: string,
     expectedRevision: number | null,
     next: { machineVersion: number; snapshot: unknown; state: string },
     entries: TransitionEntry[],
+    chainKey: ChainKey = UNKEYED_CHAIN,
   ): Promise<number> {
     if (entries.length === 0) throw new Error('a lifecycle commit records at least one transition');
     const revision = (expectedRevision ?? 0) + entries.length;
@@ -65,18 +68,28 @@ export class LifecycleRepository {
           const changed = await trx('lifecycle').where({ deployment, revision: expectedRevision }).update(columns);
           if (changed !== 1) throw new LifecycleConflictError(expectedRevision);
         }
-        await trx('transition_log').insert(
-          entries.map((entry, index) => ({
+        const last = expectedRevision === null ? null : await trx('transition_log').where({ deployment, revision: expectedRevision }).first('hash');
+        let previous: string = last?.hash ?? GENESIS;
+        const rows = entries.map((entry, index) => {
+          const row = { deployment, revision: (expectedRevision ?? 0) + index + 1, ...entry, chainKey: chainKey.id };
+          const hash = rowHash(chainKey.key, previous, row);
+          const columns = {
             deployment,
-            revision: (expectedRevision ?? 0) + index + 1,
+            revision: row.revision,
             event_type: entry.eventType,
             source: entry.source,
             from_state: entry.fromState,
             to_state: entry.toState,
             payload: JSON.stringify(entry.payload),
             created_at: entry.at,
-          })),
-        );
+            chain_key: chainKey.id,
+            prev_hash: previous,
+            hash,
+          };
+          previous = hash;
+          return columns;
+        });
+        await trx('transition_log').insert(rows);
       });
     } catch (error) {
       if (error instanceof LifecycleConflictError) throw error;
@@ -85,6 +98,12 @@ export class LifecycleRepository {
       throw error;
     }
     return revision;
+  }
+
+  /** Every row of a deployment's log, in revision order, for chain verification and export. */
+  async chain(deployment: string): Promise<ChainedRow[]> {
+    const rows = await this.db('transition_log').where({ deployment }).orderBy('revision');
+    return rows.map(rowFromDatabase);
   }
 
   async history(deployment: string, options: { limit?: number; afterRevision?: number } = {}): Promise<TransitionRow[]> {

@@ -39,6 +39,8 @@ function startup(reality: Reality, storageType: 'software' | 'softhsm' | null): 
     dekAvailable: hsm ? reality === 'restart' : null,
     backupCopyPresent: hsm,
     tokenProblem: null,
+    logBrokenAt: null,
+    logProblem: null,
     probedAt: AT,
   };
 }

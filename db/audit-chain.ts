@@ -1,0 +1,127 @@
+import { createHmac, hkdfSync } from 'node:crypto';
+import type { Knex } from 'knex';
+
+/**
+ * The transition log as a hash chain. Each row's hash covers the previous row's hash and the row's
+ * own canonical content; it is an HMAC keyed with a key derived from the DEK ("dek:<key id>") where
+ * storage is an HSM and the DEK is at hand, otherwise with a fixed public key ("none"). Editing,
+ * deleting or reordering any row breaks the chain at that row. Format: docs/audit-log.md.
+ */
+export const GENESIS = '0'.repeat(64);
+const UNKEYED = Buffer.from('keyward/transition-log/unkeyed', 'utf8');
+
+export interface ChainKey {
+  /** "dek:<key id>" or "none". */
+  id: string;
+  key: Buffer;
+}
+
+export const UNKEYED_CHAIN: ChainKey = { id: 'none', key: UNKEYED };
+
+export function chainKeyFromDek(keyId: string, dek: Buffer): ChainKey {
+  return { id: `dek:${keyId}`, key: Buffer.from(hkdfSync('sha256', dek, Buffer.alloc(0), 'keyward/transition-log/v1', 32)) };
+}
+
+export interface ChainedRow {
+  deployment: string;
+  revision: number;
+  eventType: string;
+  source: string;
+  fromState: string;
+  toState: string;
+  payload: unknown;
+  at: string;
+  chainKey: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** JSON with object keys sorted at every level: one spelling per value. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function canonicalRow(row: Omit<ChainedRow, 'hash' | 'prevHash'>): string {
+  return canonicalJson([row.deployment, row.revision, row.eventType, row.source, row.fromState, row.toState, row.payload, row.at, row.chainKey]);
+}
+
+export function rowHash(key: Buffer, prevHash: string, row: Omit<ChainedRow, 'hash' | 'prevHash'>): string {
+  return createHmac('sha256', key).update(`keyward-log-v1|${prevHash}|${canonicalRow(row)}`).digest('hex');
+}
+
+export type ChainProblem = 'missing' | 'link' | 'hash' | 'unverifiable';
+
+export interface ChainVerdict {
+  ok: boolean;
+  rows: number;
+  /** Rows whose key was not at hand (a keyed row while the DEK is locked): linked, not authenticated. */
+  unverifiedRows: number;
+  firstBroken: { revision: number; problem: ChainProblem; message: string } | null;
+  head: { revision: number; hash: string } | null;
+}
+
+/**
+ * Walks the chain in revision order. `keyFor` returns the key for a row's chain key id, or null if
+ * that key is not available now (the row is then checked for its link only).
+ */
+export function verifyChain(rows: ChainedRow[], keyFor: (chainKey: string) => Buffer | null): ChainVerdict {
+  let previous = GENESIS;
+  let expectedRevision = 1;
+  let unverified = 0;
+  for (const row of rows) {
+    if (row.revision !== expectedRevision) {
+      const problem = row.revision > expectedRevision ? 'missing' : 'link';
+      const message = row.revision > expectedRevision ? `revision ${expectedRevision} is missing (deleted?)` : `revision ${row.revision} appears out of order`;
+      return { ok: false, rows: rows.length, unverifiedRows: unverified, firstBroken: { revision: expectedRevision, problem, message }, head: null };
+    }
+    if (row.prevHash !== previous) {
+      return { ok: false, rows: rows.length, unverifiedRows: unverified, firstBroken: { revision: row.revision, problem: 'link', message: `revision ${row.revision} does not follow the row before it (rows reordered, deleted or replaced)` }, head: null };
+    }
+    const key = row.chainKey === 'none' ? UNKEYED : keyFor(row.chainKey);
+    if (key === null) {
+      unverified += 1;
+    } else if (rowHash(key, row.prevHash, row) !== row.hash) {
+      return { ok: false, rows: rows.length, unverifiedRows: unverified, firstBroken: { revision: row.revision, problem: 'hash', message: `revision ${row.revision} was altered: its content does not match its hash` }, head: null };
+    }
+    previous = row.hash;
+    expectedRevision += 1;
+  }
+  const last = rows.at(-1);
+  return { ok: true, rows: rows.length, unverifiedRows: unverified, firstBroken: null, head: last ? { revision: last.revision, hash: last.hash } : null };
+}
+
+export function rowFromDatabase(row: Record<string, unknown>): ChainedRow {
+  return {
+    deployment: String(row.deployment),
+    revision: Number(row.revision),
+    eventType: String(row.event_type),
+    source: String(row.source),
+    fromState: String(row.from_state),
+    toState: String(row.to_state),
+    payload: JSON.parse(String(row.payload)),
+    at: String(row.created_at),
+    chainKey: String(row.chain_key ?? 'none'),
+    prevHash: String(row.prev_hash ?? ''),
+    hash: String(row.hash ?? ''),
+  };
+}
+
+/** Chains rows that have no hash yet (the ones written before the chain existed), unkeyed. */
+export async function chainExistingRows(db: Knex): Promise<void> {
+  const deployments = (await db('transition_log').distinct('deployment')) as Array<{ deployment: string }>;
+  for (const { deployment } of deployments) {
+    let previous = GENESIS;
+    const rows = await db('transition_log').where({ deployment }).orderBy('revision');
+    for (const raw of rows) {
+      const row = rowFromDatabase({ ...raw, chain_key: 'none' });
+      const hash = rowHash(UNKEYED, previous, row);
+      await db('transition_log').where({ id: raw.id }).update({ chain_key: 'none', prev_hash: previous, hash });
+      previous = hash;
+    }
+  }
+}

@@ -1,0 +1,169 @@
+import { existsSync, statSync } from 'node:fs';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Knex } from 'knex';
+import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../db/database';
+import { ArchiveManifest, compareArchiveVersions, extractArchive, importDatabase, migrateToSchemaVersion, verifyArchive } from './backup';
+import { importPemFiles, writeTlsFiles } from './tls';
+
+export class RestoreError extends Error {
+  constructor(
+    readonly code: 'ARCHIVE_TOO_NEW' | 'RESTORE_FAILED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RestoreError';
+  }
+}
+
+export interface RestoreTarget {
+  home: string;
+  tlsDir: string;
+  database: DatabaseConfig;
+  appVersion: string;
+  /** The running process's own connection to the database, closed around the swap and reopened. */
+  liveDb?: Knex;
+}
+
+export interface RestoreReport {
+  manifest: ArchiveManifest;
+  quarantine: string;
+  /** Where the replaced database went: a file, or a PostgreSQL schema. */
+  quarantinedDatabase: string | null;
+  restoredFrom: 'sqlite-file' | 'logical-export';
+}
+
+/**
+ * Restores an archive over the current store (design §4, seed 003). Everything is checked before
+ * anything is touched: the archive is decrypted and verified, a newer keyward's archive is refused,
+ * and the restored database is built and migrated beside the current one. Only then is the current
+ * store moved aside — never deleted — into a dated quarantine, and the restored one put in its place.
+ * BOOT decides what follows (a new host or a lost KEK goes through auto-restore).
+ */
+export async function restoreArchive(target: RestoreTarget, archive: string, passphrase: string, options: { onProgress?: (message: string) => void } = {}): Promise<RestoreReport> {
+  const say = options.onProgress ?? (() => {});
+  say('verifying the archive');
+  const verified = await verifyArchive(archive, passphrase);
+  const manifest = verified.manifest;
+  const latest = await latestSchemaVersion();
+  const order = compareArchiveVersions(manifest, { keywardVersion: target.appVersion, schemaVersion: latest });
+  if (order.overall === 'newer') {
+    throw new RestoreError('ARCHIVE_TOO_NEW', `the archive was made by keyward ${manifest.keywardVersion} (schema ${manifest.schemaVersion}), newer than this keyward ${target.appVersion} (schema ${latest}): restore it with that version or a newer one; nothing was changed`);
+  }
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const staging = join(target.home, `.restore-${stamp}`);
+  const quarantine = join(target.home, 'quarantine', stamp);
+  try {
+    say('extracting');
+    await extractArchive(archive, passphrase, staging);
+    const fromFile = target.database.client === 'sqlite' && existsSync(join(staging, 'database', 'keyward.sqlite'));
+    say(fromFile ? 'preparing the restored database file' : 'importing the database export');
+    const prepared = target.database.client === 'sqlite' ? await prepareSqlite(staging, manifest, fromFile) : await preparePostgres(target.database, staging, manifest, stamp);
+
+    const tls = await archivedTls(staging);
+
+    say('moving the current store to quarantine');
+    await mkdir(quarantine, { recursive: true, mode: 0o700 });
+    const quarantinedDatabase =
+      target.database.client === 'sqlite' ? await swapSqlite(target.database.filename, prepared, quarantine, target.liveDb) : await swapPostgres(target.database, prepared, stamp);
+    if (existsSync(target.tlsDir)) await rename(target.tlsDir, join(quarantine, 'tls'));
+    if (tls) await writeTlsFiles(target.tlsDir, tls);
+    await writeFile(
+      join(quarantine, 'README.txt'),
+      `keyward moved the store it replaced here on ${new Date().toISOString()}, restoring ${archive}.\n` +
+        `database: ${quarantinedDatabase ?? '(none)'}\ntls: ${existsSync(join(quarantine, 'tls')) ? 'tls/' : '(none)'}\n` +
+        'Delete it only after the restored store is confirmed good.\n',
+      { mode: 0o600 },
+    );
+    return { manifest, quarantine, quarantinedDatabase, restoredFrom: fromFile ? 'sqlite-file' : 'logical-export' };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** The archive's TLS material, checked (key matches certificate) before anything is swapped. */
+async function archivedTls(staging: string) {
+  const dir = join(staging, 'tls');
+  if (!existsSync(join(dir, 'server.key'))) return null;
+  const chain = join(dir, 'chain.crt');
+  return importPemFiles({ keyFile: join(dir, 'server.key'), certificateFile: join(dir, 'server.crt'), chainFile: existsSync(chain) && statSync(chain).size > 0 ? chain : null });
+}
+
+/** The archive's database as an SQLite file, migrated to this keyward's schema. */
+async function prepareSqlite(staging: string, manifest: ArchiveManifest, fromFile: boolean): Promise<string> {
+  const file = join(staging, 'restored.sqlite');
+  if (fromFile) await copyFile(join(staging, 'database', 'keyward.sqlite'), file);
+  const db = openDatabase({ client: 'sqlite', filename: file });
+  try {
+    if (!fromFile) await importInto(db, staging, manifest);
+    await migrateToLatest(db);
+    // One file, no WAL beside it, before it is moved into place.
+    await db.raw('PRAGMA wal_checkpoint(TRUNCATE)');
+    await db.raw('PRAGMA journal_mode = DELETE');
+  } finally {
+    await db.destroy();
+  }
+  return file;
+}
+
+/** The archive's database imported into a new schema of the same PostgreSQL database. */
+async function preparePostgres(config: DatabaseConfig, staging: string, manifest: ArchiveManifest, stamp: string): Promise<string> {
+  const schema = `keyward_restore_${stamp.replace(/[^0-9A-Za-z]/g, '_').toLowerCase()}`;
+  const admin = openDatabase(config);
+  try {
+    await admin.raw('CREATE SCHEMA ??', [schema]);
+  } finally {
+    await admin.destroy();
+  }
+  const db = openDatabase(config, { searchPath: schema });
+  try {
+    await importInto(db, staging, manifest);
+    await migrateToLatest(db);
+  } catch (error) {
+    const cleanup = openDatabase(config);
+    await cleanup.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]).finally(() => cleanup.destroy());
+    throw error;
+  } finally {
+    await db.destroy();
+  }
+  return schema;
+}
+
+async function importInto(db: Knex, staging: string, manifest: ArchiveManifest): Promise<void> {
+  if (!manifest.schemaVersion) throw new RestoreError('RESTORE_FAILED', 'the archive does not name its schema version');
+  await migrateToSchemaVersion(db, manifest.schemaVersion);
+  await importDatabase(db, join(staging, 'database'));
+}
+
+async function swapSqlite(current: string, restored: string, quarantine: string, liveDb: Knex | undefined): Promise<string | null> {
+  await liveDb?.destroy();
+  try {
+    let moved: string | null = null;
+    for (const suffix of ['', '-wal', '-shm']) {
+      if (!existsSync(current + suffix)) continue;
+      await rename(current + suffix, join(quarantine, `keyward.sqlite${suffix}`));
+      if (suffix === '') moved = join(quarantine, 'keyward.sqlite');
+    }
+    await rename(restored, current);
+    return moved;
+  } finally {
+    liveDb?.initialize();
+  }
+}
+
+/** One transaction: the current schema is renamed into quarantine, the restored one takes its name. */
+async function swapPostgres(config: DatabaseConfig, restoredSchema: string, stamp: string): Promise<string> {
+  const quarantineSchema = `keyward_quarantine_${stamp.replace(/[^0-9A-Za-z]/g, '_').toLowerCase()}`;
+  const db = openDatabase(config);
+  try {
+    const [{ current_schema: current }] = (await db.raw('SELECT current_schema()')).rows as Array<{ current_schema: string }>;
+    await db.transaction(async (trx) => {
+      await trx.raw('ALTER SCHEMA ?? RENAME TO ??', [current, quarantineSchema]);
+      await trx.raw('ALTER SCHEMA ?? RENAME TO ??', [restoredSchema, current]);
+    });
+    return `postgresql schema ${quarantineSchema}`;
+  } finally {
+    await db.destroy();
+  }
+}
