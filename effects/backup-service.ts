@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatabaseConfig } from '../db/database';
 import { describeDatabase } from '../db/database';
 import type { Store } from '../db/store';
 import type { KdfParams } from '../hsm/backup-copy';
-import { ArchiveEntry, ArchiveProgress, createArchive, CreatedArchive, DatabaseBackup } from './backup';
+import { ArchiveEntry, ArchiveProgress, BackupArchiveError, createArchive, CreatedArchive, DatabaseBackup } from './backup';
 import type { KeyCustody } from './key-custody';
 import { readTlsFiles } from './tls';
 import { auditTransitionLog } from './transition-log-audit';
@@ -32,6 +33,8 @@ export interface BackupResult extends CreatedArchive {
  * a restore on another host goes through auto-restore with the backup password.
  */
 export async function createBackup(source: BackupSource, output: string, passphrase: string, options: { kdf?: KdfParams; onProgress?: (progress: ArchiveProgress) => void } = {}): Promise<BackupResult> {
+  // Refused before anything at all is touched, the canary included.
+  if (existsSync(output)) throw new BackupArchiveError('OUTPUT_EXISTS', `${output} already exists; an archive is never written over an existing file`);
   let canary = false;
   try {
     await source.custody.ensureDek();

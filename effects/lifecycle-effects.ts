@@ -71,6 +71,8 @@ export class LifecycleEffects implements EffectRunner {
 
       recordStorageType: async ({ storageType }) => {
         await this.store.storage.setStorageType(storageType);
+        // Software storage has no DEK to create later: its (plaintext) canary is made now.
+        if (storageType === 'software') await this.store.canary.reset();
         return { storageType };
       },
 
@@ -106,7 +108,7 @@ export class LifecycleEffects implements EffectRunner {
         const wrapper = await this.custody.wrapper();
         await checkpoint('before-create');
         const dekKeyId = await this.custody.hierarchy.createDek(wrapper);
-        await this.store.canary.ensure();
+        await this.store.canary.reset();
         return { dekKeyId };
       },
 

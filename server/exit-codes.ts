@@ -48,6 +48,7 @@ export function exitCodeFor(outcome: SendOutcome, state: string): number {
     case 'applied':
       if (state.startsWith('failed') || state.startsWith('unrecoverable')) return EXIT.STARTUP_FAILED;
       if (state.startsWith('outage')) return EXIT.OUTAGE;
+      if (state.startsWith('auditHold')) return EXIT.AUDIT_BROKEN;
       return EXIT.OK;
     case 'rejected':
       return EXIT.REJECTED;

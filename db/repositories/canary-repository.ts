@@ -25,6 +25,12 @@ export class CanaryRepository {
     });
   }
 
+  /** A new canary under the storage chosen now (the wizard's storage step, the DEK's creation). */
+  async reset(): Promise<void> {
+    await this.db('custody_canary').delete();
+    await this.ensure();
+  }
+
   async check(): Promise<CanaryCheck> {
     const row = await this.db('custody_canary').orderBy('id').first();
     if (!row) return { ok: false, message: 'there is no custody canary in this database' };

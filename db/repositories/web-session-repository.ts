@@ -66,6 +66,11 @@ export class WebSessionRepository {
     return ended + downgraded;
   }
 
+  /** Ends every session: after a restore, the archive's sessions belong to another installation. */
+  async deleteAll(): Promise<number> {
+    return this.db('web_sessions').delete();
+  }
+
   /** Deletes sessions past their absolute expiry or idle since before `idleBefore`. */
   async deleteExpired(now: string, idleBefore: string): Promise<number> {
     return this.db('web_sessions').where('expires_at', '<=', now).orWhere('last_seen_at', '<', idleBefore).delete();

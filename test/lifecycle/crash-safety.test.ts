@@ -1,13 +1,10 @@
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Store } from '../../db/store';
-import { KeyCustody } from '../../effects/key-custody';
-import { MINIMUM_KDF, openBackupCopy } from '../../hsm/backup-copy';
-import { DekKeyring } from '../../hsm/dek-keyring';
-import { Pkcs11Module } from '../../hsm/pkcs11-module';
+import { openBackupCopy } from '../../hsm/backup-copy';
 import { CliHome } from '../support/cli';
 import { newSecret } from '../support/secrets';
-import { setNativeEnv, SOFTHSM_MODULE } from '../support/softhsm';
+import { SOFTHSM_MODULE } from '../support/softhsm';
+import { withStore } from '../support/wizard';
 
 /**
  * Crash safety: the process is killed with SIGKILL inside each effect of the wizard's HSM set-up and
@@ -27,20 +24,6 @@ function hsmArgs(cli: CliHome): string[] {
 function ok(cli: CliHome, args: string[], stdin?: string): void {
   const run = cli.run(args, { stdin });
   expect({ args: args.slice(0, 2), status: run.status, stderr: run.stderr }).toEqual({ args: args.slice(0, 2), status: 0, stderr: '' });
-}
-
-async function withStore<T>(cli: CliHome, fn: (store: Store, keyring: DekKeyring) => Promise<T>): Promise<T> {
-  setNativeEnv('SOFTHSM2_CONF', cli.env.SOFTHSM2_CONF!);
-  Pkcs11Module.open(SOFTHSM_MODULE).refresh();
-  const keyring = new DekKeyring();
-  const store = Store.open({ client: 'sqlite', filename: join(cli.home, 'keyward.sqlite') }, keyring);
-  try {
-    await new KeyCustody(store, keyring, { secretsDir: join(cli.home, 'secrets'), kekLabel: 'trustpoint-kek', kdf: MINIMUM_KDF }).ensureDek();
-    return await fn(store, keyring);
-  } finally {
-    keyring.clear();
-    await store.close();
-  }
 }
 
 /** After the crash: boot, then answer whatever the machine asks until it is where it should be. */

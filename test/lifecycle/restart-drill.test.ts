@@ -1,14 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { Store } from '../../db/store';
-import { KeyCustody } from '../../effects/key-custody';
-import { MINIMUM_KDF } from '../../hsm/backup-copy';
-import { DekKeyring } from '../../hsm/dek-keyring';
-import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { CliHome } from '../support/cli';
 import { newSecret } from '../support/secrets';
-import { setNativeEnv, SOFTHSM_MODULE } from '../support/softhsm';
+import { SOFTHSM_MODULE } from '../support/softhsm';
+import { completeSoftHsmWizard, SOFTHSM_SETUP, wizardSecrets, withStore } from '../support/wizard';
 
 /**
  * The restart drill of the lifecycle issue, in real processes through the CLI: a completed SoftHSM
@@ -17,42 +12,10 @@ import { setNativeEnv, SOFTHSM_MODULE } from '../support/softhsm';
  */
 jest.setTimeout(180_000);
 
-const HSM = { hsmType: 'softhsm', modulePath: SOFTHSM_MODULE, label: 'Trustpoint-SoftHSM' };
-
-/** Reads or writes devices as any keyward process would: the DEK unwrapped with the KEK in the token. */
-async function withStore<T>(cli: CliHome, fn: (store: Store) => Promise<T>): Promise<T> {
-  setNativeEnv('SOFTHSM2_CONF', cli.env.SOFTHSM2_CONF!);
-  Pkcs11Module.open(SOFTHSM_MODULE).refresh();
-  const keyring = new DekKeyring();
-  const store = Store.open({ client: 'sqlite', filename: join(cli.home, 'keyward.sqlite') }, keyring);
-  try {
-    await new KeyCustody(store, keyring, { secretsDir: join(cli.home, 'secrets'), kekLabel: 'trustpoint-kek', kdf: MINIMUM_KDF }).ensureDek();
-    return await fn(store);
-  } finally {
-    keyring.clear();
-    await store.close();
-  }
-}
-
-function completeSoftHsmWizard(cli: CliHome, secrets: { pin: string; soPin: string; backup: string; admin: string }): void {
-  const steps: Array<[string, Record<string, unknown> | undefined, Record<string, string>]> = [
-    ['SELECT_STORAGE', { storageType: 'softhsm' }, {}],
-    ['SETUP_HSM', HSM, { pin: secrets.pin, soPin: secrets.soPin }],
-    ['CHOOSE_FRESH', undefined, {}],
-    ['GENERATE_TLS', { subjectAltNames: ['localhost', '127.0.0.1'] }, {}],
-    ['APPLY_TLS', undefined, {}],
-    ['SET_BACKUP_PASSWORD', undefined, { password: secrets.backup }],
-    ['SKIP_DEMO_DATA', undefined, {}],
-    ['CREATE_ADMIN', { username: 'admin' }, { password: secrets.admin }],
-  ];
-  for (const [event, payload, given] of steps) {
-    const run = cli.send(event, payload, given);
-    expect({ event, status: run.status, stderr: run.stderr }).toEqual({ event, status: 0, stderr: '' });
-  }
-}
+const HSM = SOFTHSM_SETUP;
 
 describe('restart drill through the CLI', () => {
-  const secrets = { pin: newSecret('pin'), soPin: newSecret('sopin'), backup: `Bk-${newSecret('backup')}`, admin: `Ad-${newSecret('admin')}` };
+  const secrets = wizardSecrets();
   const estPassword = newSecret('est');
   let cli: CliHome;
 
