@@ -6,6 +6,8 @@ import { BenchReport, printTable } from './measure';
  */
 const BENCHES: Record<string, () => Promise<BenchReport>> = {
   crypto: async () => (await import('./crypto.js')).run(),
+  restore: async () => (await import('./restore.js')).run(),
+  events: async () => (await import('./events.js')).run(),
 };
 
 async function main(): Promise<void> {
