@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import * as argon2 from 'argon2';
 import { DatabaseConfig, migrateToLatest } from '../db/database';
+import { safeErrorMessage } from '../db/driver-errors';
 import { ValidationError } from '../db/validation';
 import { isKeyCustodyError } from '../hsm/errors';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
@@ -209,9 +210,7 @@ export class LifecycleEffects implements EffectRunner {
     if (error instanceof ValidationError) return { code: 'INVALID_INPUT', message: error.message, field: error.field };
     if (isBackupArchiveError(error) || error instanceof RestoreError) return { code: error.code, message: error.message, field: 'archive' };
     if (error instanceof Error && 'code' in error && error.code === 'SECRET_MISSING') return { code: 'SECRET_MISSING', message: error.message };
-    // Database drivers put the statement into their messages; keep only the driver's own words.
-    const message = error instanceof Error ? error.message : String(error);
-    return { code: 'EFFECT_FAILED', message: message.split(' - ').pop()!.slice(0, 300) };
+    return { code: 'EFFECT_FAILED', message: safeErrorMessage(error) };
   }
 
   /** Stores an offered credential, inactive until APPLY_TLS. */

@@ -1,4 +1,4 @@
-import { isSchemaPresent } from '../db/database';
+import { isSchemaPresent, pendingMigrations } from '../db/database';
 import { isKeyCustodyError } from '../hsm/errors';
 import { isHsmStorage } from '../hsm/storage-type';
 import type { StartupContext } from '../machines/startup-context';
@@ -17,6 +17,7 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
     dbInitialized: false,
     dbVersion: null,
     appVersion,
+    schemaPending: false,
     wizardCompleted: false,
     storageType: null,
     tokenPresent: null,
@@ -36,6 +37,7 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
     ...base,
     dbInitialized: true,
     dbVersion: await store.appVersion.get(),
+    schemaPending: (await pendingMigrations(store.db)).length > 0,
     wizardCompleted,
     storageType,
     backupCopyPresent: record?.backupCopy != null,

@@ -9,6 +9,8 @@ export interface StartupContext {
   dbInitialized: boolean;
   dbVersion: string | null;
   appVersion: string;
+  /** Migrations this keyward has that the database has not: an upgrade even at the same version. */
+  schemaPending: boolean;
   wizardCompleted: boolean;
   storageType: StorageType | null;
   /** HSM storage only (null otherwise): a token with the configured label is visible in the module. */

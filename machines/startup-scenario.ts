@@ -30,7 +30,7 @@ export function versionScenario(ctx: StartupContext): VersionScenario {
   if (!parseVersion(ctx.dbVersion)) return 'VERSION_DOWNGRADE';
   const order = compareVersions(ctx.dbVersion, ctx.appVersion);
   if (order > 0) return 'VERSION_DOWNGRADE';
-  if (order < 0) return 'VERSION_UPGRADE';
+  if (order < 0 || ctx.schemaPending) return 'VERSION_UPGRADE';
   return 'VERSION_MATCH';
 }
 

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 import { readFileSync, writeFileSync } from 'node:fs';
 import { machineGraph, toDot, toMermaid } from '../machines/graph';
+import { safeErrorMessage } from '../db/driver-errors';
 import { loadConfig } from './config';
 import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
 import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
 import { KeywardRuntime } from './runtime';
-import { serve } from './serve';
-import { drill } from './drill';
-import { formatDrillReport } from '../effects/restore-drill';
-import { verifyArchive } from '../effects/backup';
+
+/** Loaded only by the commands that need them: `boot` and `send` start faster without the web stack. */
+const lazy = {
+  serve: () => (require('./serve') as typeof import('./serve')).serve,
+  drill: () => require('./drill') as typeof import('./drill'),
+  drillReport: () => (require('../effects/restore-drill') as typeof import('../effects/restore-drill')).formatDrillReport,
+  verifyArchive: () => (require('../effects/backup') as typeof import('../effects/backup')).verifyArchive,
+};
 
 /**
  * keyward's command line. Every lifecycle change goes through the engine as an event; secrets are
@@ -190,8 +195,8 @@ async function main(argv: string[]): Promise<number> {
     const input = flag(parsed, 'input');
     if (!input) throw new UsageError('drill needs --input FILE');
     const given = readNamedSecrets(parsed, ['passphrase', 'backup-password']);
-    const report = await drill(input, given.passphrase!, given['backup-password']!);
-    process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatDrillReport(report));
+    const report = await lazy.drill().drill(input, given.passphrase!, given['backup-password']!);
+    process.stdout.write(json ? `${JSON.stringify(report)}\n` : lazy.drillReport()(report));
     return report.ok && report.scratchDestroyed ? EXIT.OK : EXIT.DRILL_FAILED;
   }
 
@@ -203,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
           const file = parsed.positional[1];
           if (!file) throw new UsageError('backup verify needs FILE');
           const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
-          const verified = await verifyArchive(file, passphrase!, { onProgress: ({ bytes }) => progressPrinter('verified')({ bytes }) });
+          const verified = await lazy.verifyArchive()(file, passphrase!, { onProgress: ({ bytes }) => progressPrinter('verified')({ bytes }) });
           if (json) process.stdout.write(`${JSON.stringify(verified)}\n`);
           else {
             const m = verified.manifest;
@@ -251,7 +256,7 @@ async function main(argv: string[]): Promise<number> {
         return print(result, json);
       }
       case 'start': {
-        return await serve(runtime);
+        return await lazy.serve()(runtime);
       }
       case 'inspect': {
         const history = Number(flag(parsed, 'history') ?? 10);
@@ -330,7 +335,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`keyward: ${error.message}\n`);
       process.exitCode = EXIT.ERROR;
     } else {
-      process.stderr.write(`keyward: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(`keyward: ${safeErrorMessage(error)}\n`);
       process.exitCode = EXIT.ERROR;
     }
   },

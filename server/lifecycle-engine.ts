@@ -77,6 +77,7 @@ export class LifecycleBusyError extends Error {
 
 interface Loaded {
   revision: number | null;
+  chainHead: string | null;
   snapshot: Snapshot;
   pendingEffect: PendingEffect | null;
   tablesExist: boolean;
@@ -109,6 +110,7 @@ export class LifecycleEngine {
   private readonly clock: () => Date;
   private readonly owner: EffectOwner;
   private queue: Promise<void> = Promise.resolve();
+  private tablesSeen = false;
 
   constructor(private readonly options: EngineOptions) {
     this.deployment = options.deployment ?? 'default';
@@ -161,7 +163,10 @@ export class LifecycleEngine {
     }
 
     let revision = loaded.revision;
-    let tablesExist = loaded.tablesExist;
+    let chainHead = loaded.chainHead;
+    // Until the migration has run, the lifecycle tables may lack columns this keyward writes:
+    // transitions wait in memory, as they do before the schema exists at all.
+    let tablesExist = loaded.tablesExist && !(event.type === 'BOOT' && event.startup.schemaPending);
     const buffered: TransitionEntry[] = [];
     let entry = this.entry(event.type, options.source, before, current, loggablePayload(event as never));
     let first = true;
@@ -172,11 +177,17 @@ export class LifecycleEngine {
         ? { id: spawn.params.id, src: spawn.params.src, input: spawn.params.input, owner: this.owner, startedAt: this.clock().toISOString() }
         : null;
       buffered.push(entry);
-      // Until the migration has created the lifecycle tables, transitions wait in memory.
       if (tablesExist) {
         try {
           const chainKey = (await this.options.chainKey?.()) ?? UNKEYED_CHAIN;
-          revision = await this.options.repository.commit(this.deployment, revision, { machineVersion: MACHINE_VERSION, snapshot: persisted(current, pending), state: stateString(current) }, buffered, chainKey);
+          ({ revision, chainHead } = await this.options.repository.commit(
+            this.deployment,
+            revision,
+            { machineVersion: MACHINE_VERSION, snapshot: persisted(current, pending), state: stateString(current) },
+            buffered,
+            chainKey,
+            chainHead,
+          ));
         } catch (error) {
           if (first && error instanceof LifecycleConflictError) throw new FirstCommitConflict(error.message);
           throw error;
@@ -205,7 +216,7 @@ export class LifecycleEngine {
       [current, actions] = transition(lifecycleMachine, current, outcome as never);
       const result = 'error' in outcome ? { error: outcome.error } : { output: redact(outcome.output) };
       entry = this.entry(`${pending.src}:${'error' in outcome ? 'error' : 'done'}`, 'effect', previous, current, result as Record<string, unknown>);
-      if (!tablesExist) tablesExist = await this.options.repository.tablesExist();
+      if (!tablesExist) tablesExist = this.tablesSeen = await this.options.repository.schemaCurrent();
     }
 
     const error = current.context.lastError && current.context.lastError !== startError ? current.context.lastError : null;
@@ -233,10 +244,11 @@ export class LifecycleEngine {
   /** The persisted snapshot, resolved against this machine; a state that no longer exists fails loudly. */
   async load(): Promise<Loaded> {
     const repository = this.options.repository;
-    const tablesExist = await repository.tablesExist();
+    // Once the schema exists it stays: asking again on every event would cost two queries each.
+    const tablesExist = this.tablesSeen || (this.tablesSeen = await repository.tablesExist());
     const stored = tablesExist ? await repository.load(this.deployment) : null;
     if (!stored) {
-      return { revision: null, snapshot: lifecycleMachine.resolveState({ value: 'unbooted', context: INITIAL_CONTEXT }), pendingEffect: null, tablesExist };
+      return { revision: null, chainHead: null, snapshot: lifecycleMachine.resolveState({ value: 'unbooted', context: INITIAL_CONTEXT }), pendingEffect: null, tablesExist };
     }
     if (stored.machineVersion > MACHINE_VERSION) {
       throw new LifecycleStateError(`the persisted lifecycle is from machine version ${stored.machineVersion}, newer than this keyward's ${MACHINE_VERSION}: upgrade keyward`);
@@ -255,7 +267,7 @@ export class LifecycleEngine {
         `the persisted lifecycle state ${JSON.stringify(data.value)} (machine version ${stored.machineVersion}) does not exist in this machine: ${(error as Error).message}. Add a snapshot migration (machines/snapshot-migrations.ts)`,
       );
     }
-    return { revision: stored.revision, snapshot, pendingEffect: data.pendingEffect ?? null, tablesExist };
+    return { revision: stored.revision, chainHead: stored.chainHead, snapshot, pendingEffect: data.pendingEffect ?? null, tablesExist };
   }
 
   /**

@@ -1,7 +1,7 @@
 import { ChainKey, chainKeyFromDek, ChainVerdict, UNKEYED_CHAIN } from '../db/audit-chain';
 import type { ArchiveProgress } from '../effects/backup';
-import { BackupResult, createBackup } from '../effects/backup-service';
-import { RestoreReport, restoreArchive } from '../effects/restore-service';
+import type { BackupResult } from '../effects/backup-service';
+import type { RestoreReport } from '../effects/restore-service';
 import { auditTransitionLog } from '../effects/transition-log-audit';
 import { Store } from '../db/store';
 import { DekKeyring } from '../hsm/dek-keyring';
@@ -105,6 +105,7 @@ export class KeywardRuntime {
   /** `keyward backup`: one encrypted archive, taken while the server runs. */
   async backup(output: string, passphrase: string, onProgress?: (progress: ArchiveProgress) => void): Promise<BackupResult> {
     const c = this.config;
+    const { createBackup } = require('../effects/backup-service') as typeof import('../effects/backup-service');
     return createBackup(
       {
         home: c.home,
@@ -123,6 +124,7 @@ export class KeywardRuntime {
 
   /** `keyward restore`: the archive replaces the store (moved to quarantine), then BOOT decides. */
   async restore(archive: string, passphrase: string, onProgress?: (message: string) => void): Promise<{ report: RestoreReport; boot: SendResult }> {
+    const { restoreArchive } = require('../effects/restore-service') as typeof import('../effects/restore-service');
     const report = await this.engine.exclusive(() =>
       restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress }),
     );

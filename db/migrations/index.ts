@@ -4,6 +4,7 @@ import * as adminUsers from './002_admin_users';
 import * as webSessions from './003_web_sessions';
 import * as transitionLogChain from './004_transition_log_chain';
 import * as custodyCanary from './005_custody_canary';
+import * as lifecycleChainHead from './006_lifecycle_chain_head';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '003_web_sessions': webSessions,
   '004_transition_log_chain': transitionLogChain,
   '005_custody_canary': custodyCanary,
+  '006_lifecycle_chain_head': lifecycleChainHead,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -1,9 +1,12 @@
 import type { Knex } from 'knex';
 import { ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
 import { now } from '../clock';
+import { pendingMigrations } from '../database';
 
 export interface StoredLifecycle {
   revision: number;
+  /** Hash of the log row at `revision`: the next row chains on from it. */
+  chainHead: string | null;
   machineVersion: number;
   /** The persisted snapshot: state value, context, the effect in flight. Never a secret in it. */
   snapshot: unknown;
@@ -39,10 +42,15 @@ export class LifecycleRepository {
     return (await this.db.schema.hasTable('lifecycle')) && (await this.db.schema.hasTable('transition_log'));
   }
 
+  /** The tables exist and every migration has run: the columns this keyward writes are there. */
+  async schemaCurrent(): Promise<boolean> {
+    return (await this.tablesExist()) && (await pendingMigrations(this.db)).length === 0;
+  }
+
   async load(deployment: string): Promise<StoredLifecycle | null> {
     const row = await this.db('lifecycle').where({ deployment }).first();
     if (!row) return null;
-    return { revision: Number(row.revision), machineVersion: Number(row.machine_version), snapshot: JSON.parse(row.snapshot), state: row.state };
+    return { revision: Number(row.revision), chainHead: row.chain_head ?? null, machineVersion: Number(row.machine_version), snapshot: JSON.parse(row.snapshot), state: row.state };
   }
 
   /**
@@ -56,20 +64,16 @@ export class LifecycleRepository {
     next: { machineVersion: number; snapshot: unknown; state: string },
     entries: TransitionEntry[],
     chainKey: ChainKey = UNKEYED_CHAIN,
-  ): Promise<number> {
+    expectedHead?: string | null,
+  ): Promise<{ revision: number; chainHead: string }> {
     if (entries.length === 0) throw new Error('a lifecycle commit records at least one transition');
     const revision = (expectedRevision ?? 0) + entries.length;
-    const columns = { revision, machine_version: next.machineVersion, snapshot: JSON.stringify(next.snapshot), state: next.state, updated_at: now() };
+    let head = '';
     try {
       await this.db.transaction(async (trx) => {
-        if (expectedRevision === null) {
-          await trx('lifecycle').insert({ deployment, ...columns });
-        } else {
-          const changed = await trx('lifecycle').where({ deployment, revision: expectedRevision }).update(columns);
-          if (changed !== 1) throw new LifecycleConflictError(expectedRevision);
-        }
-        const last = expectedRevision === null ? null : await trx('transition_log').where({ deployment, revision: expectedRevision }).first('hash');
-        let previous: string = last?.hash ?? GENESIS;
+        // The caller read the head with the row it expects; the compare-and-swap below keeps them together.
+        let previous: string =
+          expectedRevision === null ? GENESIS : (expectedHead ?? (await trx('transition_log').where({ deployment, revision: expectedRevision }).first('hash'))?.hash ?? GENESIS);
         const rows = entries.map((entry, index) => {
           const row = { deployment, revision: (expectedRevision ?? 0) + index + 1, ...entry, chainKey: chainKey.id };
           const hash = rowHash(chainKey.key, previous, row);
@@ -89,6 +93,14 @@ export class LifecycleRepository {
           previous = hash;
           return columns;
         });
+        head = previous;
+        const columns = { revision, machine_version: next.machineVersion, snapshot: JSON.stringify(next.snapshot), state: next.state, chain_head: head, updated_at: now() };
+        if (expectedRevision === null) {
+          await trx('lifecycle').insert({ deployment, ...columns });
+        } else {
+          const changed = await trx('lifecycle').where({ deployment, revision: expectedRevision }).update(columns);
+          if (changed !== 1) throw new LifecycleConflictError(expectedRevision);
+        }
         await trx('transition_log').insert(rows);
       });
     } catch (error) {
@@ -97,7 +109,7 @@ export class LifecycleRepository {
       if (/UNIQUE|unique|duplicate key/.test(String((error as Error).message))) throw new LifecycleConflictError(expectedRevision);
       throw error;
     }
-    return revision;
+    return { revision, chainHead: head };
   }
 
   /** Every row of a deployment's log, in revision order, for chain verification and export. */

@@ -32,6 +32,7 @@ function startup(reality: Reality, storageType: 'software' | 'softhsm' | null): 
     dbInitialized: !fresh,
     dbVersion: fresh ? null : packageJson.version,
     appVersion: packageJson.version,
+    schemaPending: false,
     wizardCompleted: !fresh,
     storageType: fresh ? null : storageType,
     tokenPresent: hsm ? reality !== 'token-gone' : null,

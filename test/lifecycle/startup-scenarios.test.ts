@@ -1,4 +1,6 @@
 import { readTlsFiles } from '../../effects/tls';
+import { pendingMigrations } from '../../db/database';
+import { migrationSource } from '../../db/migrations';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { RESTORE_SCENARIOS, VERSION_SCENARIOS } from '../../machines/startup-scenario';
 import packageJson from '../../package.json';
@@ -121,6 +123,20 @@ describe('database and version scenarios', () => {
     expect(result.state).toBe('operational');
     expect(await i.runtime.store.appVersion.get()).toBe(packageJson.version);
     expect(changedTables(before, await i.dumpData())).toEqual(['app_version']);
+  });
+
+  it('VERSION_UPGRADE also when the version is the same but a migration is pending; the BOOT waits for it', async () => {
+    const i = await install('schema-pending');
+    await i.boot();
+    await i.walkWizard('software');
+    await i.runtime.store.db.migrate.down({ migrationSource });
+    await i.restart();
+    const { result, inspection } = await bootAndRecord(i);
+    expect(inspection.context.startup!.schemaPending).toBe(true);
+    expect(inspection.context.versionScenario).toBe('VERSION_UPGRADE');
+    expect(result.state).toBe('operational');
+    expect(await pendingMigrations(i.runtime.store.db)).toEqual([]);
+    expect((await i.runtime.audit()).ok).toBe(true);
   });
 });
 
