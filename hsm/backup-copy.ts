@@ -1,7 +1,7 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import * as argon2 from 'argon2';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { KeyCustodyError } from './errors';
 import { DEK_LENGTH, Dek, KEY_ID_LENGTH } from './dek-keyring';
+import { ARGON2_VERSION, derivePasswordKeys } from './password-keys';
 
 export interface KdfParams {
   /** KiB of memory. */
@@ -16,7 +16,6 @@ export const DEFAULT_KDF: KdfParams = MINIMUM_KDF;
 
 const MAGIC = Buffer.from('KWB1', 'ascii');
 const ARGON2ID = 2;
-const ARGON2_VERSION = 0x13;
 const SALT_LENGTH = 16;
 const VERIFIER_LENGTH = 16;
 const NONCE_LENGTH = 12;
@@ -108,25 +107,11 @@ export function readBackupCopyParams(copy: Buffer): KdfParams & { keyId: string 
   };
 }
 
+/** The BEK's two subkeys, from the parameters and salt the header holds. */
 async function deriveKeys(password: string, header: Buffer): Promise<{ encryption: Buffer; verifier: Buffer }> {
-  const bek = await argon2.hash(password, {
-    type: argon2.argon2id, // the numeric constant: the string 'argon2id' silently selects Argon2d
-    version: ARGON2_VERSION,
-    memoryCost: header.readUInt32BE(6),
-    timeCost: header.readUInt32BE(10),
-    parallelism: header[14]!,
-    salt: header.subarray(15, 15 + SALT_LENGTH),
-    hashLength: 32,
-    raw: true,
-  });
-  try {
-    return {
-      encryption: Buffer.from(hkdfSync('sha256', bek, Buffer.alloc(0), 'keyward/dek-backup/v1/encrypt', 32)),
-      verifier: Buffer.from(hkdfSync('sha256', bek, Buffer.alloc(0), 'keyward/dek-backup/v1/verify', VERIFIER_LENGTH)),
-    };
-  } finally {
-    bek.fill(0);
-  }
+  const params = { memoryKiB: header.readUInt32BE(6), iterations: header.readUInt32BE(10), parallelism: header[14]! };
+  const keys = await derivePasswordKeys(password, header.subarray(15, 15 + SALT_LENGTH), params, 'keyward/dek-backup/v1', 'encrypt', VERIFIER_LENGTH);
+  return { encryption: keys.key, verifier: keys.verifier };
 }
 
 function checksum(body: Buffer): Buffer {

@@ -78,6 +78,28 @@ const MISCONFIGURATION_PROBLEMS = new Set(['WRONG_PIN', 'PIN_MISSING', 'PIN_LOCK
 
 const errorOf = (event: MachineEvent): EffectError => ('error' in event ? event.error : { code: 'UNKNOWN', message: 'unknown failure' });
 
+/** A start-up effect that fails sends the machine to `failed`, with the reason. */
+const toFailed = { target: '#lifecycle.failed', actions: 'recordFailure' } as const;
+
+/** The scenario table's "effects" column, as invokes: each names the state it leads to. */
+const tlsFromDatabase = (next: string) => ({ invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: next, actions: 'recordTls' }, onError: toFailed } }) as const;
+const newTls = (save: boolean, next: string) => ({ invoke: { src: 'issueTlsCredential', input: { save }, onDone: { target: next, actions: 'recordTls' }, onError: toFailed } }) as const;
+/** "This scenario holds: go to its state", the rows of the two classifying lists. */
+const whenVersion = (name: VersionScenario) => ({ guard: { type: 'versionScenarioIs', params: { scenario: name } }, target: name }) as const;
+const whenRestore = (name: RestoreScenario) => ({ guard: { type: 'restoreScenarioIs', params: { scenario: name } }, target: name }) as const;
+const scenario = (name: RestoreScenario) => ({ type: 'recordRestoreScenario', params: { scenario: name } }) as const;
+
+/** No schema, or no version row: migrate, record the version, a new TLS credential (saved), then the wizard. */
+const initializeDatabase = (name: 'DB_NOT_INITIALIZED' | 'DB_INITIALIZED_NO_VERSION') =>
+  ({
+    entry: { type: 'recordVersionScenario', params: { scenario: name } },
+    initial: 'migrating',
+    states: {
+      migrating: { invoke: { src: 'migrateDatabase', input: ({ context }: { context: LifecycleContext }) => ({ appVersion: context.startup!.appVersion }), onDone: 'issuingTls', onError: toFailed } },
+      issuingTls: newTls(true, '#wizard'),
+    },
+  }) as const;
+
 export const lifecycleMachine = setup({
   types: {
     context: {} as LifecycleContext,
@@ -174,39 +196,15 @@ export const lifecycleMachine = setup({
       states: {
         classifying: {
           always: [
-            { guard: { type: 'versionScenarioIs', params: { scenario: 'DB_NOT_INITIALIZED' } }, target: 'DB_NOT_INITIALIZED' },
-            { guard: { type: 'versionScenarioIs', params: { scenario: 'DB_INITIALIZED_NO_VERSION' } }, target: 'DB_INITIALIZED_NO_VERSION' },
-            { guard: { type: 'versionScenarioIs', params: { scenario: 'VERSION_DOWNGRADE' } }, target: 'VERSION_DOWNGRADE' },
-            { guard: { type: 'versionScenarioIs', params: { scenario: 'VERSION_UPGRADE' } }, target: 'VERSION_UPGRADE' },
+            whenVersion('DB_NOT_INITIALIZED'),
+            whenVersion('DB_INITIALIZED_NO_VERSION'),
+            whenVersion('VERSION_DOWNGRADE'),
+            whenVersion('VERSION_UPGRADE'),
             { target: 'VERSION_MATCH' },
           ],
         },
-        // No schema: migrate, record the version, a new TLS credential; then the wizard.
-        DB_NOT_INITIALIZED: {
-          entry: { type: 'recordVersionScenario', params: { scenario: 'DB_NOT_INITIALIZED' } },
-          initial: 'migrating',
-          states: {
-            migrating: {
-              invoke: { src: 'migrateDatabase', input: ({ context }) => ({ appVersion: context.startup!.appVersion }), onDone: 'issuingTls', onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-            },
-            issuingTls: {
-              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-            },
-          },
-        },
-        // A schema without a version row: treated as not initialized.
-        DB_INITIALIZED_NO_VERSION: {
-          entry: { type: 'recordVersionScenario', params: { scenario: 'DB_INITIALIZED_NO_VERSION' } },
-          initial: 'migrating',
-          states: {
-            migrating: {
-              invoke: { src: 'migrateDatabase', input: ({ context }) => ({ appVersion: context.startup!.appVersion }), onDone: 'issuingTls', onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-            },
-            issuingTls: {
-              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-            },
-          },
-        },
+        DB_NOT_INITIALIZED: initializeDatabase('DB_NOT_INITIALIZED'),
+        DB_INITIALIZED_NO_VERSION: initializeDatabase('DB_INITIALIZED_NO_VERSION'),
         // The database is newer than this keyward: change nothing, refuse to start.
         VERSION_DOWNGRADE: {
           entry: { type: 'recordVersionScenario', params: { scenario: 'VERSION_DOWNGRADE' } },
@@ -219,7 +217,7 @@ export const lifecycleMachine = setup({
         },
         VERSION_UPGRADE: {
           entry: { type: 'recordVersionScenario', params: { scenario: 'VERSION_UPGRADE' } },
-          invoke: { src: 'migrateDatabase', input: ({ context }) => ({ appVersion: context.startup!.appVersion }), onDone: 'restoring', onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+          invoke: { src: 'migrateDatabase', input: ({ context }) => ({ appVersion: context.startup!.appVersion }), onDone: 'restoring', onError: toFailed },
         },
         VERSION_MATCH: {
           entry: { type: 'recordVersionScenario', params: { scenario: 'VERSION_MATCH' } },
@@ -233,32 +231,32 @@ export const lifecycleMachine = setup({
               always: [
                 // A tampered transition log holds start-up until an operator has looked at it.
                 { guard: 'logBrokenUnacknowledged', target: '#lifecycle.auditHold' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' } }, target: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' } }, target: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' } }, target: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' } }, target: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED' } }, target: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } }, target: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED' },
-                { guard: { type: 'restoreScenarioIs', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED' } }, target: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED' },
+                whenRestore('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED'),
+                whenRestore('RESTORE_SOFTWARE_WIZARD_COMPLETED'),
+                whenRestore('RESTORE_SOFTWARE_WIZARD_INCOMPLETE'),
+                whenRestore('RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED'),
+                whenRestore('RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED'),
+                whenRestore('RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED'),
+                whenRestore('RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED'),
+                whenRestore('RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED'),
+                whenRestore('RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED'),
+                whenRestore('RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED'),
                 { target: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' },
               ],
             },
             // Software storage: nothing is encrypted, nothing to recover.
             RESTORE_SOFTWARE_WIZARD_COMPLETED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_COMPLETED' } },
-              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_SOFTWARE_WIZARD_COMPLETED'),
+              ...tlsFromDatabase('#lifecycle.operational'),
             },
             RESTORE_SOFTWARE_WIZARD_INCOMPLETE: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTWARE_WIZARD_INCOMPLETE' } },
-              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_SOFTWARE_WIZARD_INCOMPLETE'),
+              ...tlsFromDatabase('#wizard'),
             },
             // The KEK is gone and the backup copy can bring the DEK back. The encrypted TLS key in the
             // database cannot be read yet: serve a temporary one until the password is given.
             RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' } },
+              entry: scenario('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED'),
               initial: 'classifying',
               states: {
                 classifying: { always: [{ guard: 'tokenGone', target: 'deactivatingLostCas' }, { target: 'issuingTemporaryTls' }] },
@@ -268,24 +266,20 @@ export const lifecycleMachine = setup({
                     src: 'deactivateTokenCas',
                     input: { reason: 'their keys were in the HSM token, which was lost' },
                     onDone: 'issuingTemporaryTlsForHsmSetup',
-                    onError: { target: '#lifecycle.failed', actions: 'recordFailure' },
+                    onError: toFailed,
                   },
                 },
-                issuingTemporaryTlsForHsmSetup: {
-                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.hsmSetup', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-                },
-                issuingTemporaryTls: {
-                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.password', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-                },
+                issuingTemporaryTlsForHsmSetup: newTls(false, '#autoRestore.hsmSetup'),
+                issuingTemporaryTls: newTls(false, '#autoRestore.password'),
               },
             },
             // A working install restarted: the DEK is in memory (the probe unwrapped it), TLS from the DB.
             RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' } },
-              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED'),
+              ...tlsFromDatabase('#lifecycle.operational'),
             },
             RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } },
+              entry: scenario('RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED'),
               initial: 'classifying',
               states: {
                 classifying: {
@@ -295,26 +289,24 @@ export const lifecycleMachine = setup({
                     { target: 'issuingTemporaryTls' },
                   ],
                 },
-                issuingTemporaryTls: {
-                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.password', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-                },
+                issuingTemporaryTls: newTls(false, '#autoRestore.password'),
               },
             },
             RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED' } },
-              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_CACHED'),
+              ...newTls(true, '#wizard'),
             },
             RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' } },
-              invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_SOFTHSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED'),
+              ...newTls(false, '#wizard'),
             },
             // Physical HSMs: as SoftHSM, except that a token out of reach is an outage, not a loss.
             RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED' } },
-              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED'),
+              ...tlsFromDatabase('#lifecycle.operational'),
             },
             RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED' } },
+              entry: scenario('RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED'),
               initial: 'classifying',
               states: {
                 classifying: {
@@ -325,18 +317,16 @@ export const lifecycleMachine = setup({
                     { target: 'issuingTemporaryTls' },
                   ],
                 },
-                issuingTemporaryTls: {
-                  invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.password', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
-                },
+                issuingTemporaryTls: newTls(false, '#autoRestore.password'),
               },
             },
             RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED' } },
-              invoke: { src: 'issueTlsCredential', input: { save: true }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED'),
+              ...newTls(true, '#wizard'),
             },
             RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED: {
-              entry: { type: 'recordRestoreScenario', params: { scenario: 'RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED' } },
-              invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#wizard', actions: 'recordTls' }, onError: { target: '#lifecycle.failed', actions: 'recordFailure' } },
+              entry: scenario('RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_NOT_CACHED'),
+              ...newTls(false, '#wizard'),
             },
           },
         },

@@ -5,11 +5,17 @@ import type { SecretFields } from '../secret-fields';
 export type TlsSource = 'generated' | 'pkcs12' | 'pem';
 
 export interface TlsCredentialInput {
+  /** PKCS#8 PEM; a secret column. */
   privateKeyPem: string;
+  /** The leaf certificate, PEM. */
   certificatePem: string;
+  /** Intermediates and roots, concatenated PEM, issuer of the leaf first; null when there are none. */
   chainPem: string | null;
+  /** SHA-256 of the leaf's DER, uppercase hex with colons: "AB:CD:...". */
   fingerprintSha256: string;
+  /** The leaf's DNS and IP names, normalized: "DNS:example.com", "IP:127.0.0.1". */
   subjectAltNames: string[];
+  /** ISO-8601 UTC. */
   notAfter: string;
   source: TlsSource;
 }

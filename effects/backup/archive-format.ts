@@ -12,7 +12,8 @@ import { BackupArchiveError } from './archive-errors';
 export const MAGIC = Buffer.from([0x89, 0x4b, 0x57, 0x41, 0x0d, 0x0a, 0x1a, 0x0a]);
 export const FORMAT_VERSION = 1;
 const KDF_ARGON2ID = 2;
-export const ARGON2_VERSION = 0x13;
+export { ARGON2_VERSION } from '../../hsm/password-keys';
+import { ARGON2_VERSION } from '../../hsm/password-keys';
 
 export const SALT_LENGTH = 16;
 export const NONCE_PREFIX_LENGTH = 7;
