@@ -1,41 +1,74 @@
+import cookieParser from 'cookie-parser';
 import express, { Express } from 'express';
-import type { KeywardRuntime } from './runtime';
+import { wizardGate } from './web/wizard-gate';
+import { MULTIPART_LIMITS, multipartFields } from './web/multipart';
+import { restoreUpload } from './web/restore-upload';
+import { PATHS } from './web/wizard-paths';
+import { requestLog } from './web/request-log';
+import { authRoutes } from './web/routes/auth';
+import { autoRestoreRoutes } from './web/routes/auto-restore';
+import { deviceRoutes } from './web/routes/devices';
+import { homeRoutes } from './web/routes/home';
+import { inspectRoutes } from './web/routes/inspect';
+import { inventoryRoutes } from './web/routes/inventory';
+import { probeRoutes } from './web/routes/probes';
+import { statusRoutes } from './web/routes/status';
+import { unlockRoutes } from './web/routes/unlock';
+import { finishRoutes } from './web/routes/wizard-finish';
+import { setupModeRoutes } from './web/routes/wizard-mode';
+import { storageRoutes } from './web/routes/wizard-storage';
+import { tlsRoutes } from './web/routes/wizard-tls';
+import { noStore, securityHeaders } from './web/security-headers';
+import { errorHandler, notFound } from './web/web-errors';
+import type { WebDeps } from './web/web-deps';
 
-/** States in which the server is ready to serve its purpose (not booting, not waiting for a password). */
-export function isReady(state: string): boolean {
-  return state.startsWith('operational') || state.startsWith('wizard.');
-}
+export { isReady } from './web/lifecycle-phase';
 
 /**
- * The HTTP application. Routes only read state or emit events to the engine; none writes lifecycle
- * state any other way.
+ * The HTTP application. Routes only read state or send one event to the engine; none writes
+ * lifecycle state any other way. Order matters: probes need no session; every form is parsed, its
+ * session loaded and its CSRF token checked before any route sees it.
  */
-export function createApp(runtime: KeywardRuntime, status: { booted: () => boolean }): Express {
+export function createApp(deps: WebDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('views', deps.config.viewsDir);
+  app.set('view engine', 'ejs');
+  // Express caches templates only under NODE_ENV=production; keyward always does.
+  app.set('view cache', true);
 
-  app.get('/livez', (_req, res) => {
-    res.type('text/plain').send('ok\n');
-  });
+  app.use(requestLog(deps.logger, deps.metrics));
+  app.use(securityHeaders(deps.config.hstsSeconds));
+  app.use('/static', express.static(deps.config.publicDir, { index: false, maxAge: '1h', fallthrough: false }));
+  app.use(probeRoutes(deps));
 
-  app.get('/readyz', async (_req, res, next) => {
-    try {
-      const inspection = await runtime.engine.inspect({ historyLimit: 0 });
-      const ready = status.booted() && isReady(inspection.state);
-      res.status(ready ? 200 : 503).type('text/plain').send(`${ready ? 'ready' : 'not ready'}: ${inspection.state}\n`);
-    } catch (error) {
-      next(error);
-    }
-  });
+  app.use(cookieParser());
+  app.use(deps.sessions.middleware());
+  app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
+  // The backup upload first: once a body is read, the general parser below leaves it alone.
+  app.use(PATHS.restore, ...restoreUpload(deps.config.restoreUploadBytes));
+  app.use(express.raw({ type: 'multipart/form-data', limit: '3mb' }));
+  const restoreLimits = { ...MULTIPART_LIMITS, maxFileBytes: deps.config.restoreUploadBytes };
+  app.use(multipartFields((req) => (req.path.replace(/\/?$/, '/') === PATHS.restore ? restoreLimits : MULTIPART_LIMITS)));
+  app.use(deps.csrf.protect);
+  app.use(noStore);
 
-  app.get('/status.json', async (_req, res, next) => {
-    try {
-      const i = await runtime.engine.inspect({ historyLimit: 0 });
-      res.json({ state: i.state, wizardState: i.wizardState, scenario: i.scenario, accepts: i.accepts, revision: i.revision, tls: i.context.tls, reason: i.context.reason });
-    } catch (error) {
-      next(error);
-    }
-  });
+  app.use('/setup-wizard', ...wizardGate(deps));
+  app.use(homeRoutes(deps));
+  app.use(unlockRoutes(deps));
+  app.use(storageRoutes(deps));
+  app.use(setupModeRoutes(deps));
+  app.use(tlsRoutes(deps));
+  app.use(finishRoutes(deps));
+  app.use(autoRestoreRoutes(deps));
+  app.use(authRoutes(deps));
+  app.use(statusRoutes(deps));
+  app.use(deviceRoutes(deps));
+  app.use(inventoryRoutes(deps));
+  app.use(inspectRoutes(deps));
 
+  app.use(notFound);
+  app.use(errorHandler(deps.logger));
   return app;
 }

@@ -1,15 +1,23 @@
 import { createServer, Server } from 'node:https';
-import { readTlsFiles } from '../effects/tls';
-import { createApp } from './app';
 import { EXIT } from './exit-codes';
 import type { KeywardRuntime } from './runtime';
+import { isSetupPhase, phaseOf } from './web/lifecycle-phase';
+import { NoTlsCredentialError } from './web/live-tls';
+import { PATHS } from './web/wizard-paths';
+import { loggableError } from './web/web-errors';
+import { prepareWebServer } from './web/web-server';
+
+const SESSION_PURGE_MS = 10 * 60_000;
 
 /**
- * `keyward start`: BOOT, then HTTPS with the credential the machine chose. A refused start-up
+ * `keyward start`: BOOT, then HTTPS with the credential the machine chose (generated, stored or
+ * temporary), swapped live whenever the machine puts another one in place. A refused start-up
  * (VERSION_DOWNGRADE) serves nothing and exits non-zero; a physical-HSM outage is retried.
+ * SIGTERM/SIGINT: stop accepting, finish the requests in flight, close the runtime.
  */
 export async function serve(runtime: KeywardRuntime): Promise<number> {
   let booted = false;
+  const before = await runtime.engine.inspect({ historyLimit: 0 }).catch(() => null);
   const result = await runtime.boot('startup');
   if (result.outcome === 'startup_refused') {
     process.stderr.write(`keyward: start-up refused: ${result.message}\n`);
@@ -20,38 +28,88 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   process.stdout.write(`keyward: ${result.state}${result.wizardState ? ` (${result.wizardState})` : ''}\n`);
   if (result.message) process.stderr.write(`keyward: ${result.message}\n`);
 
-  const material = await readTlsFiles(runtime.config.tlsDir);
-  if (!material) {
-    process.stderr.write(`keyward: no TLS credential in ${runtime.config.tlsDir}; the start-up did not produce one\n`);
+  let web;
+  try {
+    web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted });
+  } catch (error) {
+    if (!(error instanceof NoTlsCredentialError)) throw error;
+    process.stderr.write(`keyward: ${error.message}\n`);
     await runtime.close();
     return EXIT.STARTUP_FAILED;
   }
-  const app = createApp(runtime, { booted: () => booted });
-  const server: Server = createServer({ key: material.privateKeyPem, cert: material.certificatePem + (material.chainPem ?? '') }, app);
+  const { deps, console: operator } = web;
+
+  const server: Server = createServer(deps.tls.options, web.app);
+  deps.tls.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(runtime.config.port, runtime.config.host, () => resolve());
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : runtime.config.port;
-  process.stdout.write(`keyward: serving https://${runtime.config.host}:${port}/ (TLS SHA-256 ${material.fingerprintSha256})\n`);
+  const host = runtime.config.host.includes(':') ? `[${runtime.config.host}]` : runtime.config.host;
+  const url = `https://${host}:${port}/`;
+  operator.serving(url, deps.tls.fingerprintSha256);
 
-  const retry = setInterval(async () => {
-    const { state } = await runtime.engine.inspect({ historyLimit: 0 }).catch(() => ({ state: '' }));
-    if (state.startsWith('outage')) await runtime.boot('outage-retry').catch((error: Error) => process.stderr.write(`keyward: retry failed: ${error.message}\n`));
+  let announced = false;
+  deps.watcher.onChange(async (current, previous) => {
+    await deps.tls.refresh(current.context.tls?.fingerprintSha256);
+    const phase = phaseOf(current.state);
+    if (phase === 'operational' && (previous === null || phaseOf(previous.state) !== 'operational')) {
+      const revoked = await deps.sessions.revokeSetupAuthorizations();
+      if (revoked > 0) deps.logger.info({ revoked }, 'the wizard is complete: set-up sessions ended');
+    }
+    if (isSetupPhase(phase) && !announced) {
+      announced = true;
+      operator.setupCode(web.setupCode, `${url}${PATHS.unlock.slice(1)}`);
+    }
+  });
+  await deps.watcher.poll();
+  deps.watcher.start();
+
+  // A physical-HSM outage: BOOT again until the token answers.
+  const retry = setInterval(() => {
+    void deps.work.track(
+      (async () => {
+        const { state } = await runtime.engine.inspect({ historyLimit: 0 }).catch(() => ({ state: '' }));
+        if (!state.startsWith('outage')) return;
+        await runtime.boot('outage-retry').catch((error: Error) => deps.logger.error({ error: loggableError(error) }, 'outage retry failed'));
+        await deps.watcher.poll();
+      })(),
+    );
   }, runtime.config.outageRetrySeconds * 1000);
   retry.unref();
+  const purge = setInterval(() => void deps.work.track(deps.sessions.purgeExpired().catch(() => 0)), SESSION_PURGE_MS);
+  purge.unref();
 
   return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      process.stdout.write(`keyward: ${signal}, shutting down\n`);
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      operator.say(`${signal}: shutting down (finishing the requests in flight)`);
       clearInterval(retry);
-      server.close(() => {
-        void runtime.close().then(() => resolve(EXIT.OK));
-      });
-      server.closeAllConnections();
+      clearInterval(purge);
+      // Stop accepting; idle keep-alive connections close now, busy ones after their response.
+      const closed = new Promise<void>((done) => server.close(() => done()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), deps.config.shutdownGraceMs);
+      grace.unref();
+      await closed;
+      clearTimeout(grace);
+      // The database closes last: after the watcher's reading and every event this process applies.
+      await deps.watcher.stop();
+      if (!(await deps.work.drain(deps.config.shutdownGraceMs))) deps.logger.warn({ pending: deps.work.size }, 'shutting down with lifecycle work still running');
+      try {
+        await runtime.close();
+        operator.say('stopped');
+        resolve(EXIT.OK);
+      } catch (error) {
+        deps.logger.error({ error: loggableError(error) }, 'closing the runtime failed');
+        resolve(EXIT.ERROR);
+      }
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
   });
 }

@@ -49,6 +49,23 @@ export function readLifecycle(deps: WebDeps): RequestHandler {
   };
 }
 
+/**
+ * The watcher's last reading (at most one interval old, and re-read at once after this process's
+ * events) while the database answers; else a fresh one. For pages that need only the phase: the
+ * wizard's pages read fresh, because there the step itself must be exact.
+ */
+export function recentLifecycle(deps: WebDeps): RequestHandler {
+  return async (_req: Request, res: Response, next: NextFunction) => {
+    try {
+      const recent = deps.watcher.healthy ? deps.watcher.current : null;
+      res.locals.inspection = recent ?? (await deps.runtime.engine.inspect({ historyLimit: 0 }));
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
 const isRead = (req: Request) => req.method === 'GET' || req.method === 'HEAD';
 
 /** A safe place to return to after the login: a local path only. */
@@ -63,7 +80,7 @@ export function localPath(value: unknown): string | null {
  */
 export function requireAdmin(deps: WebDeps): RequestHandler[] {
   return [
-    readLifecycle(deps),
+    recentLifecycle(deps),
     (req, res, next) => {
       const inspection = inspectionOf(res);
       if (!isAdmin(req)) {

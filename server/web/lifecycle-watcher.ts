@@ -2,6 +2,8 @@ import type { Inspection } from '../lifecycle-engine';
 import type { KeywardRuntime } from '../runtime';
 import type { Logger } from './logger';
 import type { WebMetrics } from './metrics';
+import { loggableError } from './web-errors';
+import type { WorkTracker } from './work-tracker';
 
 export type LifecycleObserver = (current: Inspection, previous: Inspection | null) => Promise<void> | void;
 
@@ -19,6 +21,7 @@ export class LifecycleWatcher {
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<Inspection | null> = Promise.resolve(null);
   private readonly observers: LifecycleObserver[] = [];
+  private stopped = false;
 
   constructor(
     private readonly runtime: KeywardRuntime,
@@ -27,6 +30,7 @@ export class LifecycleWatcher {
     private readonly intervalMs: number,
     /** The revision before this process's BOOT: its effects count in the metrics too. */
     private seenRevision: number,
+    private readonly work: WorkTracker,
   ) {}
 
   onChange(observer: LifecycleObserver): void {
@@ -43,19 +47,24 @@ export class LifecycleWatcher {
   }
 
   start(): void {
+    this.stopped = false;
     this.timer ??= setInterval(() => void this.poll(), this.intervalMs);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** No more readings; resolves when the one in progress (if any) has finished with the database. */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.polling;
   }
 
   /** One reading at a time; a caller that asks during one waits for the next. */
   poll(): Promise<Inspection | null> {
+    if (this.stopped) return Promise.resolve(this.latest);
     const run = this.polling.then(() => this.pollOnce());
-    this.polling = run.catch(() => null);
+    this.polling = this.work.track(run.catch(() => null));
     return run;
   }
 
@@ -64,7 +73,7 @@ export class LifecycleWatcher {
     try {
       inspection = await this.runtime.engine.inspect({ historyLimit: 0 });
     } catch (error) {
-      this.logger.warn({ err: { name: (error as Error).name, message: (error as Error).message } }, 'the lifecycle cannot be read');
+      this.logger.warn({ error: loggableError(error) }, 'the lifecycle cannot be read');
       return null;
     }
     this.lastSuccess = Date.now();
@@ -79,7 +88,7 @@ export class LifecycleWatcher {
       try {
         await observer(inspection, previous);
       } catch (error) {
-        this.logger.error({ err: { name: (error as Error).name, message: (error as Error).message } }, 'a lifecycle observer failed');
+        this.logger.error({ error: loggableError(error) }, 'a lifecycle observer failed');
       }
     }
     return inspection;

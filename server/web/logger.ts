@@ -24,7 +24,7 @@ export function createLogger(level: string, destination: pino.DestinationStream 
       level,
       base: { pid: process.pid },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: { error: pino.stdSerializers.err },
     },
     destination,
   );

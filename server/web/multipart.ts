@@ -81,15 +81,17 @@ export function parseMultipart(body: Buffer, contentType: string, limits: Multip
 }
 
 /** After express.raw: turns a multipart body into req.body (fields) and req.uploads (files). */
-export function multipartFields(req: Request, _res: Response, next: NextFunction): void {
-  if (!req.is('multipart/form-data')) return next();
-  try {
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const { fields, files } = parseMultipart(body, req.headers['content-type'] ?? '');
-    req.body = fields;
-    req.uploads = files;
-    next();
-  } catch (error) {
-    next(error);
-  }
+export function multipartFields(limitsFor: (req: Request) => MultipartLimits = () => MULTIPART_LIMITS) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    if (!req.is('multipart/form-data')) return next();
+    try {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const { fields, files } = parseMultipart(body, req.headers['content-type'] ?? '', limitsFor(req));
+      req.body = fields;
+      req.uploads = files;
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
 }

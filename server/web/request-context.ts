@@ -10,7 +10,6 @@ export interface RequestContext {
 }
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       keyward?: RequestContext;

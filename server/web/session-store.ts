@@ -1,4 +1,4 @@
-import type { NewWebSession, WebSessionRecord } from '../../db/repositories/web-session-repository';
+import type { NewWebSession, WebSessionRecord, WebSessionRepository } from '../../db/repositories/web-session-repository';
 
 /** Where sessions are kept: the web_sessions table, or memory when the table does not exist yet. */
 export interface SessionStore {
@@ -9,6 +9,7 @@ export interface SessionStore {
   delete(idHash: string): Promise<void>;
   revokeSetupAuthorizations(): Promise<number>;
   deleteExpired(now: string, idleBefore: string): Promise<number>;
+  deleteAll(): Promise<number>;
 }
 
 /**
@@ -48,6 +49,12 @@ export class MemorySessionStore implements SessionStore {
     return count;
   }
 
+  async deleteAll(): Promise<number> {
+    const count = this.sessions.size;
+    this.sessions.clear();
+    return count;
+  }
+
   async deleteExpired(now: string, idleBefore: string): Promise<number> {
     let count = 0;
     for (const [idHash, record] of this.sessions) {
@@ -57,5 +64,40 @@ export class MemorySessionStore implements SessionStore {
       }
     }
     return count;
+  }
+}
+
+/** The web_sessions table, through its repository. */
+export class DatabaseSessionStore implements SessionStore {
+  readonly persistent = true;
+
+  constructor(private readonly repository: WebSessionRepository) {}
+
+  create(session: NewWebSession): Promise<void> {
+    return this.repository.create(session);
+  }
+
+  find(idHash: string): Promise<WebSessionRecord | null> {
+    return this.repository.find(idHash);
+  }
+
+  touch(idHash: string, at: string): Promise<void> {
+    return this.repository.touch(idHash, at);
+  }
+
+  delete(idHash: string): Promise<void> {
+    return this.repository.delete(idHash);
+  }
+
+  revokeSetupAuthorizations(): Promise<number> {
+    return this.repository.revokeSetupAuthorizations();
+  }
+
+  deleteExpired(now: string, idleBefore: string): Promise<number> {
+    return this.repository.deleteExpired(now, idleBefore);
+  }
+
+  deleteAll(): Promise<number> {
+    return this.repository.deleteAll();
   }
 }

@@ -90,6 +90,11 @@ export class SessionService {
     req.keyward = { sessionId: id, session: null };
   }
 
+  /** Ends every session (a restored store brings another installation's sessions). */
+  endAll(): Promise<number> {
+    return this.store.deleteAll();
+  }
+
   revokeSetupAuthorizations(): Promise<number> {
     return this.store.revokeSetupAuthorizations();
   }

@@ -24,6 +24,8 @@ export interface WebConfig {
   uploadsDir: string;
   /** The CSRF HMAC key (0600), shared by the processes of one home so a restart keeps forms valid. */
   csrfKeyFile: string;
+  /** The largest backup archive the restore page accepts (larger ones: `keyward restore`). */
+  restoreUploadBytes: number;
 }
 
 function positive(env: NodeJS.ProcessEnv, name: string, fallback: number, allowZero = false): number {
@@ -51,5 +53,6 @@ export function loadWebConfig(config: KeywardConfig, env: NodeJS.ProcessEnv = pr
     publicDir: join(viewsDir, 'public'),
     uploadsDir: join(config.home, 'uploads'),
     csrfKeyFile: join(config.secretsDir, 'web-csrf-key'),
+    restoreUploadBytes: positive(env, 'KEYWARD_RESTORE_UPLOAD_MB', 64) * 1024 * 1024,
   };
 }

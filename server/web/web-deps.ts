@@ -10,6 +10,7 @@ import type { SessionService } from './sessions';
 import type { SetupCode } from './setup-code';
 import type { UploadArea } from './uploads';
 import type { WebConfig } from './web-config';
+import type { WorkTracker } from './work-tracker';
 
 /** Everything the routes use, made once per process by server/web/web-server.ts. */
 export interface WebDeps {
@@ -25,6 +26,8 @@ export interface WebDeps {
   uploads: UploadArea;
   rateLimits: RateLimits;
   graph: GraphRenderer;
+  /** Lifecycle events and readings in progress: shutdown waits for them before closing the database. */
+  work: WorkTracker;
   /** True once this process's BOOT has settled. */
   booted(): boolean;
 }

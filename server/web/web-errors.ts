@@ -48,7 +48,8 @@ function classify(error: unknown): WebError | null {
   if (error instanceof MultipartError) return new WebError(400, 'Bad upload', error.message);
   if (error instanceof LifecycleBusyError) return new WebError(409, 'Busy', 'keyward is still carrying out the previous step. Nothing was changed: wait a moment and try again.');
   if (status === 413) return new WebError(413, 'Too large', 'The form is larger than keyward accepts. Nothing was changed.');
-  if (status === 400 && (error as { type?: unknown }).type !== undefined) return new WebError(400, 'Bad request', 'The form could not be read. Nothing was changed.');
+  if (status === 404) return new NotFoundError();
+  if (typeof status === 'number' && status >= 400 && status < 500) return new WebError(status, 'Bad request', 'The request could not be read. Nothing was changed.');
   return null;
 }
 
@@ -60,10 +61,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     let known = classify(error);
     if (!known) {
       const incident = randomBytes(6).toString('hex');
-      logger.error({ incident, method: req.method, path: req.path, err: loggableError(error) }, 'request failed');
+      logger.error({ incident, method: req.method, path: req.path, error: loggableError(error) }, 'request failed');
       known = new WebError(500, 'Internal error', `keyward could not complete this request (incident ${incident} in its log).`);
     } else if (known.status >= 500) {
-      logger.error({ method: req.method, path: req.path, err: loggableError(error) }, 'request failed');
+      logger.error({ method: req.method, path: req.path, error: loggableError(error) }, 'request failed');
     }
     if (res.headersSent) return;
     if (known instanceof TooManyAttemptsError) res.set('Retry-After', String(known.retryAfterSeconds));

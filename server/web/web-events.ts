@@ -28,7 +28,7 @@ export async function sendEvent(
   secrets: Record<string, string> = {},
 ): Promise<{ result: SendResult; after: Inspection | null }> {
   try {
-    const result = await deps.runtime.send(type, payload, secrets, sourceOf(req));
+    const result = await deps.work.track(deps.runtime.send(type, payload, secrets, sourceOf(req)));
     deps.logger.info({ event: type, outcome: result.outcome, state: result.state, revision: result.revision, errorCode: result.error?.code ?? null }, 'lifecycle event from the web');
     return { result, after: await deps.watcher.poll() };
   } finally {

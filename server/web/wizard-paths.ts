@@ -28,8 +28,6 @@ export const PATHS = {
   lifecycle: '/lifecycle',
 } as const;
 
-export const HSM_TYPES: readonly HsmType[] = ['softhsm', 'physical'];
-
 export function hsmTypeOf(storageType: StorageType | null): HsmType | null {
   return storageType === 'softhsm' ? 'softhsm' : storageType === 'physical_hsm' ? 'physical' : null;
 }
@@ -68,15 +66,3 @@ export function pathOfWizardState(wizardState: string | null, storageType: Stora
       return null;
   }
 }
-
-/** The wizard's steps in Trustpoint's order, for the progress bar. */
-export const WIZARD_STEPS: ReadonlyArray<{ wizardState: string; title: string; hsmOnly?: boolean }> = [
-  { wizardState: 'WIZARD_SETUP_CRYPTO_STORAGE', title: 'Crypto storage' },
-  { wizardState: 'WIZARD_SETUP_HSM', title: 'HSM', hsmOnly: true },
-  { wizardState: 'WIZARD_SETUP_MODE', title: 'Set-up mode' },
-  { wizardState: 'WIZARD_SELECT_TLS_SERVER_CREDENTIAL', title: 'TLS credential' },
-  { wizardState: 'WIZARD_TLS_SERVER_CREDENTIAL_APPLY', title: 'Apply TLS' },
-  { wizardState: 'WIZARD_BACKUP_PASSWORD', title: 'Backup password', hsmOnly: true },
-  { wizardState: 'WIZARD_DEMO_DATA', title: 'Demo data' },
-  { wizardState: 'WIZARD_CREATE_SUPER_USER', title: 'Administrator' },
-];

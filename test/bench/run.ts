@@ -7,6 +7,7 @@ import { BenchReport, printTable } from './measure';
 const BENCHES: Record<string, () => Promise<BenchReport>> = {
   crypto: async () => (await import('./crypto.js')).run(),
   restore: async () => (await import('./restore.js')).run(),
+  http: async () => (await import('./http.js')).run(),
   events: async () => (await import('./events.js')).run(),
 };
 

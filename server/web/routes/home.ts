@@ -13,6 +13,11 @@ export function homeRoutes(deps: WebDeps): Router {
     res.redirect(302, homeFor(req, inspectionOf(res)));
   });
 
+  // The wizard's root is no step of its own: the current one.
+  router.get('/setup-wizard/', (req, res) => {
+    res.redirect(302, homeFor(req, inspectionOf(res)));
+  });
+
   router.get(PATHS.lifecycle, readLifecycle(deps), (req, res) => {
     const inspection = inspectionOf(res);
     if (phaseOf(inspection.state) !== 'unavailable') return res.redirect(302, homeFor(req, inspection));

@@ -63,6 +63,8 @@ export function hsmSetupRoutes(deps: WebDeps, router: Router, path: string, wiza
       const values = { modulePath: field(req, 'modulePath'), label: field(req, 'label'), slot: field(req, 'slot') };
       const secrets: Record<string, string> = { pin: field(req, 'pin') };
       if (hsmType === 'softhsm') secrets.soPin = field(req, 'soPin');
+      const missing = Object.keys(secrets).find((name) => secrets[name] === '');
+      if (missing) return render(req, res, inspection, { values, errors: { [missing]: missing === 'pin' ? 'Enter the token’s user PIN.' : 'Enter the security officer (SO) PIN for the new token.' } }, 400);
       const { result, after } = await sendEvent(deps, req, 'SETUP_HSM', { hsmType, ...values }, secrets);
       const failure = failureOf(result, { mainField: 'pin', fields: HSM_FIELDS });
       if (failure) return render(req, res, after ?? inspection, { values, errors: { [failure.field]: failure.message } }, failure.status);

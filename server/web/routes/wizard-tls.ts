@@ -67,6 +67,7 @@ export function tlsRoutes(deps: WebDeps): Router {
       if (format === 'pkcs12') {
         const file = uploads.pkcs12File;
         if (!file) return renderImport(req, res, inspection, { format, errors: { pkcs12File: 'Choose the PKCS#12 file (.p12 or .pfx).' } }, 400);
+        if (field(req, 'pkcs12Password') === '') return renderImport(req, res, inspection, { format, errors: { pkcs12Password: 'Enter the password the PKCS#12 file was exported with.' } }, 400);
         const outcome = await deps.uploads.with([file], async ([path], describe) => {
           const sent = await sendEvent(deps, req, 'IMPORT_TLS_PKCS12', { path }, { password: field(req, 'pkcs12Password') });
           return { ...sent, describe };

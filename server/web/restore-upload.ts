@@ -1,0 +1,18 @@
+import express from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { contextOf } from './request-context';
+import { WebError } from './web-errors';
+
+/**
+ * The backup upload is larger than any other form (an archive of the whole store), so it gets its
+ * own body limit — and the body is read only for a privileged session (the set-up code, or an
+ * administrator), so that nobody can make keyward buffer tens of megabytes for nothing.
+ */
+export function restoreUpload(maxBytes: number): RequestHandler[] {
+  const onlyPrivileged = (req: Request, _res: Response, next: NextFunction) => {
+    if (req.method !== 'POST' || !req.is('multipart/form-data')) return next();
+    if (!contextOf(req).session) return next(new WebError(403, 'Locked', 'The set-up is locked: enter the set-up code from keyward’s console first. Nothing was changed.'));
+    next();
+  };
+  return [onlyPrivileged, express.raw({ type: 'multipart/form-data', limit: maxBytes })];
+}

@@ -1,0 +1,87 @@
+import type { Express } from 'express';
+import { WebSessionRepository } from '../../db/store';
+import { createApp } from '../app';
+import type { KeywardRuntime } from '../runtime';
+import { createCsrf, loadCsrfKey } from './csrf';
+import { GraphRenderer } from './graph-svg';
+import { LifecycleWatcher } from './lifecycle-watcher';
+import { LiveTls } from './live-tls';
+import { createLogger, Logger } from './logger';
+import { WebMetrics } from './metrics';
+import { OperatorConsole } from './operator-console';
+import { createRateLimits } from './rate-limits';
+import { DatabaseSessionStore, MemorySessionStore, SessionStore } from './session-store';
+import { SessionService } from './sessions';
+import { SetupCode } from './setup-code';
+import { UploadArea } from './uploads';
+import { loadWebConfig, WebConfig } from './web-config';
+import type { WebDeps } from './web-deps';
+import { WorkTracker } from './work-tracker';
+
+export interface WebServer {
+  app: Express;
+  deps: WebDeps;
+  /** The code to print once, on the console, when the lifecycle needs a set-up. */
+  setupCode: string;
+  console: OperatorConsole;
+}
+
+export interface WebServerOptions {
+  /** The lifecycle revision before this process's BOOT, so the metrics count BOOT's transitions. */
+  revisionBeforeBoot: number;
+  booted: () => boolean;
+  logger?: Logger;
+  console?: OperatorConsole;
+}
+
+/**
+ * Builds everything the HTTPS server needs around a booted runtime: the live TLS credential, the
+ * session store, CSRF, the set-up code, metrics, the lifecycle watcher, and the Express app.
+ * Listens on nothing: server/serve.ts does.
+ */
+export async function prepareWebServer(runtime: KeywardRuntime, options: WebServerOptions): Promise<WebServer> {
+  const config: WebConfig = loadWebConfig(runtime.config);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const operator = options.console ?? new OperatorConsole();
+  const metrics = new WebMetrics();
+  const tls = await LiveTls.load(runtime.config.tlsDir, (material) => {
+    metrics.tlsSwaps.inc();
+    metrics.tlsNotAfter.set(Date.parse(material.notAfter) / 1000);
+    operator.tlsSwapped(material.fingerprintSha256, material.notAfter);
+    logger.info({ fingerprintSha256: material.fingerprintSha256, notAfter: material.notAfter }, 'TLS credential swapped');
+  });
+  metrics.tlsNotAfter.set(Date.parse(tls.notAfter) / 1000);
+
+  const repository = new WebSessionRepository(runtime.store.db);
+  let store: SessionStore;
+  if (await repository.tableExists()) {
+    store = new DatabaseSessionStore(repository);
+  } else {
+    logger.warn('the database has no web_sessions table yet (its schema predates it at this keyward version): sessions are kept in memory and end with this process');
+    store = new MemorySessionStore();
+  }
+  const sessions = new SessionService(store, { idleMs: config.sessionIdleMs, maxMs: config.sessionMaxMs });
+  const uploads = new UploadArea(config.uploadsDir);
+  await uploads.clear();
+  const { code, setupCode } = SetupCode.generate();
+  const work = new WorkTracker();
+  const watcher = new LifecycleWatcher(runtime, metrics, logger, config.watchIntervalMs, options.revisionBeforeBoot, work);
+
+  const deps: WebDeps = {
+    runtime,
+    config,
+    logger,
+    metrics,
+    sessions,
+    csrf: createCsrf(loadCsrfKey(config.csrfKeyFile)),
+    setupCode,
+    tls,
+    watcher,
+    uploads,
+    rateLimits: createRateLimits(),
+    graph: new GraphRenderer(),
+    work,
+    booted: options.booted,
+  };
+  return { app: createApp(deps), deps, setupCode: code, console: operator };
+}

@@ -1,0 +1,52 @@
+import { MultipartError, parseMultipart } from '../../server/web/multipart';
+
+const BOUNDARY = '----keyward-test-boundary';
+const TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
+
+function body(parts: Array<{ name: string; filename?: string; content: string | Buffer }>, closing = true): Buffer {
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    const disposition = `form-data; name="${part.name}"${part.filename !== undefined ? `; filename="${part.filename}"` : ''}`;
+    chunks.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: ${disposition}\r\n${part.filename !== undefined ? 'Content-Type: application/octet-stream\r\n' : ''}\r\n`));
+    chunks.push(Buffer.isBuffer(part.content) ? part.content : Buffer.from(part.content));
+    chunks.push(Buffer.from('\r\n'));
+  }
+  if (closing) chunks.push(Buffer.from(`--${BOUNDARY}--\r\n`));
+  return Buffer.concat(chunks);
+}
+
+/** The bounded multipart parser behind the TLS file uploads. */
+describe('web: multipart forms', () => {
+  it('reads fields and files, binary content intact, an empty file input ignored', () => {
+    const binary = Buffer.from([0, 1, 2, 13, 10, 45, 45, 255]);
+    const parsed = parseMultipart(
+      body([
+        { name: '_csrf', content: 'token.value' },
+        { name: 'format', content: 'pkcs12' },
+        { name: 'pkcs12File', filename: 'server.p12', content: binary },
+        { name: 'chainFile', filename: '', content: '' },
+      ]),
+      TYPE,
+    );
+    expect(parsed.fields).toEqual({ _csrf: 'token.value', format: 'pkcs12' });
+    expect(Object.keys(parsed.files)).toEqual(['pkcs12File']);
+    expect(parsed.files.pkcs12File!.filename).toBe('server.p12');
+    expect(parsed.files.pkcs12File!.data.equals(binary)).toBe(true);
+  });
+
+  it('refuses what it cannot read safely, with a message and nothing else', () => {
+    const cases: Array<[Buffer, string, RegExp]> = [
+      [body([{ name: 'a', content: 'x' }]), 'multipart/form-data', /no multipart boundary/],
+      [body([{ name: 'a', content: 'x' }], false), TYPE, /ends too early/],
+      [body([{ name: 'a', content: 'x' }, { name: 'a', content: 'y' }]), TYPE, /field "a" twice/],
+      [body([{ name: 'bad name', content: 'x' }]), TYPE, /no usable field name/],
+      [body([{ name: 'f', filename: 'big', content: Buffer.alloc(1024 * 1024 + 1) }]), TYPE, /larger than 1024 KiB/],
+      [body(Array.from({ length: 17 }, (_, i) => ({ name: `f${i}`, content: 'x' }))), TYPE, /too many parts/],
+      [Buffer.from('no delimiter at all'), TYPE, /not a multipart form/],
+    ];
+    for (const [bytes, type, message] of cases) {
+      expect(() => parseMultipart(bytes, type)).toThrow(MultipartError);
+      expect(() => parseMultipart(bytes, type)).toThrow(message);
+    }
+  });
+});
