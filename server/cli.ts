@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { machineGraph, toDot, toMermaid } from '../machines/graph';
 import { safeErrorMessage } from '../db/driver-errors';
 import { loadConfig } from './config';
+import { runningServer } from './pid-file';
 import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
 import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
 import { KeywardRuntime } from './runtime';
@@ -237,6 +238,9 @@ async function main(argv: string[]): Promise<number> {
       case 'restore': {
         const input = flag(parsed, 'input');
         if (!input) throw new UsageError('restore needs --input FILE');
+        // The database file is moved aside: a server using it must be stopped first (seed 003).
+        const server = runningServer(runtime.config.home);
+        if (server !== null) throw new UsageError(`a keyward server (pid ${server}) is running on ${runtime.config.home}: stop it before restoring`);
         const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
         const { report, boot } = await runtime.restore(input, passphrase!, (message) => process.stderr.write(`keyward: ${message}\n`));
         process.stdout.write(`restored ${input} (made ${report.manifest.createdAt} on ${report.manifest.host.hostname}); the replaced store is in ${report.quarantine}\n`);

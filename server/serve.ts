@@ -1,5 +1,6 @@
 import { createServer, Server } from 'node:https';
 import { EXIT } from './exit-codes';
+import { removePidFile, writePidFile } from './pid-file';
 import type { KeywardRuntime } from './runtime';
 import { isSetupPhase, phaseOf } from './web/lifecycle-phase';
 import { NoTlsCredentialError } from './web/live-tls';
@@ -50,6 +51,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   const host = runtime.config.host.includes(':') ? `[${runtime.config.host}]` : runtime.config.host;
   const url = `https://${host}:${port}/`;
   operator.serving(url, deps.tls.fingerprintSha256);
+  writePidFile(runtime.config.home);
 
   let announced = false;
   deps.watcher.onChange(async (current, previous) => {
@@ -100,6 +102,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       // The database closes last: after the watcher's reading and every event this process applies.
       await deps.watcher.stop();
       if (!(await deps.work.drain(deps.config.shutdownGraceMs))) deps.logger.warn({ pending: deps.work.size }, 'shutting down with lifecycle work still running');
+      removePidFile(runtime.config.home);
       try {
         await runtime.close();
         operator.say('stopped');

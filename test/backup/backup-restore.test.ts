@@ -127,6 +127,10 @@ describe('backup and restore', () => {
       expect({ status: backup.status, stderr: backup.stderr }).toEqual({ status: 0, stderr: '' });
       expect(answered).toBeGreaterThan(0);
       expect(failed).toBe(0);
+      // A restore would move the database from under the running server: refused, nothing touched.
+      const refused = source.run(['restore', '--input', archive, '--passphrase-file', passphraseFile(source)]);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toMatch(/a keyward server \(pid \d+\) is running.*stop it before restoring/);
     } finally {
       child.kill('SIGTERM');
     }
