@@ -1,11 +1,12 @@
 import type { Knex } from 'knex';
 import { DekKeyring } from '../hsm/dek-keyring';
-import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec } from '../hsm/field-codec';
+import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec, StoredField } from '../hsm/field-codec';
 import { isHsmStorage } from '../hsm/storage-type';
 import type { KeyMaterialRepository } from './repositories/key-material-repository';
 import type { StorageConfigRepository } from './repositories/storage-config-repository';
 
 type Values<K extends string> = Record<K, string | null>;
+type Stored<K extends string> = Record<K, StoredField | null>;
 
 /**
  * Seals and opens the secret columns of a row for the repositories, with the codec the storage type
@@ -27,9 +28,9 @@ export class SecretFields {
     return isHsmStorage(await this.storage.storageType(trx)) ? this.encrypted : this.plaintext;
   }
 
-  async seal<K extends string>(trx: Knex, table: string, values: Values<K>): Promise<Values<K>> {
+  async seal<K extends string>(trx: Knex, table: string, values: Values<K>): Promise<Stored<K>> {
     const codec = await this.codec(trx);
-    const sealed = {} as Values<K>;
+    const sealed = {} as Stored<K>;
     let encryptions = 0;
     for (const column of Object.keys(values) as K[]) {
       const value = values[column];
@@ -40,7 +41,7 @@ export class SecretFields {
     return sealed;
   }
 
-  async open<K extends string>(table: string, row: Values<K>, columns: readonly K[]): Promise<Values<K>> {
+  async open<K extends string>(table: string, row: Stored<K>, columns: readonly K[]): Promise<Values<K>> {
     const codec = await this.codec();
     const opened = {} as Values<K>;
     for (const column of columns) {

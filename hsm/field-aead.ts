@@ -7,12 +7,12 @@ const HEADER_LENGTH = 1 + KEY_ID_LENGTH;
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
 const LENGTH_PREFIX = 4;
-const MAX_PAD = 31;
+const MAX_PAD = 15;
 
 /**
  * AES-256-GCM under the current DEK, in the manner of Tink's AEAD: encrypt(plaintext, associatedData),
  * the key id in every ciphertext. Byte layout (docs/formats.md):
- *   version(1) | keyId(8) | nonce(12) | GCM( u32be(len) | plaintext | 0..31 zero bytes ) | tag(16)
+ *   version(1) | keyId(8) | nonce(12) | GCM( u32be(len) | plaintext | 0..15 zero bytes ) | tag(16)
  * with associated data = version | keyId | associatedData. Random padding hides exact lengths.
  */
 export class FieldAead {
@@ -46,6 +46,18 @@ export class FieldAead {
   }
 
   decrypt(ciphertext: Buffer, associatedData: Buffer): Buffer {
+    const body = this.open(ciphertext, associatedData);
+    return body.subarray(LENGTH_PREFIX, LENGTH_PREFIX + body.readUInt32BE(0));
+  }
+
+  /** The plaintext as UTF-8 text, read straight from the decrypted body (no intermediate view). */
+  decryptUtf8(ciphertext: Buffer, associatedData: Buffer): string {
+    const body = this.open(ciphertext, associatedData);
+    return body.toString('utf8', LENGTH_PREFIX, LENGTH_PREFIX + body.readUInt32BE(0));
+  }
+
+  /** Authenticates and decrypts; returns the body, its length prefix checked. */
+  private open(ciphertext: Buffer, associatedData: Buffer): Buffer {
     if (ciphertext.length < HEADER_LENGTH + NONCE_LENGTH + LENGTH_PREFIX + TAG_LENGTH) {
       throw new KeyCustodyError('FIELD_CORRUPT', 'encrypted value is too short to be a keyward field value');
     }
@@ -67,11 +79,10 @@ export class FieldAead {
     } catch (error) {
       throw new KeyCustodyError('FIELD_CORRUPT', 'encrypted value failed authentication: it was altered, or belongs to another column', { cause: error });
     }
-    const length = body.readUInt32BE(0);
-    if (length > body.length - LENGTH_PREFIX) {
+    if (body.readUInt32BE(0) > body.length - LENGTH_PREFIX) {
       throw new KeyCustodyError('FIELD_CORRUPT', 'encrypted value has an impossible length prefix');
     }
-    return body.subarray(LENGTH_PREFIX, LENGTH_PREFIX + length);
+    return body;
   }
 
   /**

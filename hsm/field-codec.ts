@@ -1,7 +1,6 @@
 import { KeyCustodyError } from './errors';
-import { decodeBase64Strict } from './base64';
 import type { DekKeyring } from './dek-keyring';
-import { FieldAead } from './field-aead';
+import { FIELD_FORMAT_VERSION, FieldAead } from './field-aead';
 import { decryptTrustpointField } from './trustpoint-legacy';
 
 /** A secret column: its table and column are bound into the ciphertext as associated data. */
@@ -10,53 +9,54 @@ export interface FieldRef {
   column: string;
 }
 
+/** A secret column's stored value: bytes (keyward writes binary columns), or text from an import. */
+export type StoredField = Buffer | string;
+
 /**
  * How secret columns are stored. Repositories call this; their callers only see plaintext.
  */
 export interface FieldCodec {
   readonly encrypts: boolean;
-  seal(value: string, field: FieldRef): string;
-  open(stored: string, field: FieldRef): string;
+  seal(value: string, field: FieldRef): Buffer;
+  open(stored: StoredField, field: FieldRef): string;
 }
 
-/** Storage type "software": secrets are stored as they are, as Trustpoint does (the UI says so). */
+/** Storage type "software": secrets are stored as they are (UTF-8), as Trustpoint does; the UI says so. */
 export class PlaintextFieldCodec implements FieldCodec {
   readonly encrypts = false;
-  seal(value: string): string {
-    return value;
+  seal(value: string): Buffer {
+    return Buffer.from(value, 'utf8');
   }
-  open(stored: string): string {
-    return stored;
+  open(stored: StoredField): string {
+    return typeof stored === 'string' ? stored : stored.toString('utf8');
   }
 }
 
-export const FIELD_PREFIX = 'kw1:';
-
-/** HSM storage types: AES-256-GCM under the DEK; reads Trustpoint's format for imports. */
+/**
+ * HSM storage types: AES-256-GCM under the DEK (docs/formats.md §4), stored as bytes. Reads
+ * Trustpoint's base64 text for imports: a keyward value starts with its format version, a byte below
+ * 0x20; Trustpoint's base64 never does.
+ */
 export class EncryptedFieldCodec implements FieldCodec {
   readonly encrypts = true;
   private readonly aead: FieldAead;
-  /** Decoded values are decrypted at once and never kept, so one buffer serves every read. */
-  private readonly scratch = Buffer.alloc(4096);
 
   constructor(private readonly keyring: DekKeyring) {
     this.aead = new FieldAead(keyring);
   }
 
-  seal(value: string, field: FieldRef): string {
-    return FIELD_PREFIX + this.aead.encrypt(Buffer.from(value, 'utf8'), associatedData(field)).toString('base64');
+  seal(value: string, field: FieldRef): Buffer {
+    return this.aead.encrypt(Buffer.from(value, 'utf8'), associatedData(field));
   }
 
-  open(stored: string, field: FieldRef): string {
-    if (stored.startsWith(FIELD_PREFIX)) {
-      const raw = decodeBase64Strict(stored.slice(FIELD_PREFIX.length), this.scratch);
-      if (raw === null) throw new KeyCustodyError('FIELD_CORRUPT', `${field.table}.${field.column}: encrypted value is not canonical base64`);
-      return this.aead.decrypt(raw, associatedData(field)).toString('utf8');
+  open(stored: StoredField, field: FieldRef): string {
+    if (typeof stored !== 'string' && stored.length > 0 && stored[0]! < 0x20) {
+      if (stored[0] !== FIELD_FORMAT_VERSION) {
+        throw new KeyCustodyError('FIELD_FORMAT_UNKNOWN', `${field.table}.${field.column}: value has format version ${stored[0]}; this keyward reads version ${FIELD_FORMAT_VERSION}`);
+      }
+      return this.aead.decryptUtf8(stored, associatedData(field));
     }
-    if (stored.startsWith('kw') && /^kw\d+:/.test(stored)) {
-      throw new KeyCustodyError('FIELD_FORMAT_UNKNOWN', `${field.table}.${field.column}: value is in a newer keyward format (${stored.slice(0, stored.indexOf(':'))})`);
-    }
-    return decryptTrustpointField(stored, this.keyring.currentKey());
+    return decryptTrustpointField(typeof stored === 'string' ? stored : stored.toString('latin1'), this.keyring.currentKey());
   }
 }
 

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 
 /**
- * The schema of design §1–2. Secret columns (est_password, cmp_shared_secret, private_key) are text:
- * plaintext under software storage, "kw1:" values under HSM storage. Binary key material is stored
+ * The schema of design §1–2. Secret columns (est_password, cmp_shared_secret, private_key) are bytes:
+ * UTF-8 plaintext under software storage, the AES-256-GCM format of docs/formats.md under HSM storage. Binary key material is stored
  * as bytes; its formats are in docs/formats.md. Times are ISO-8601 UTC strings, identical on SQLite and PostgreSQL.
  */
 export async function up(db: Knex): Promise<void> {
@@ -40,7 +40,7 @@ export async function up(db: Knex): Promise<void> {
   });
   await db.schema.createTable('tls_server_credentials', (t) => {
     t.increments('id');
-    t.text('private_key').notNullable();
+    t.binary('private_key').notNullable();
     t.text('certificate_pem').notNullable();
     t.text('chain_pem').nullable();
     t.string('fingerprint_sha256', 95).notNullable();
@@ -53,14 +53,14 @@ export async function up(db: Knex): Promise<void> {
   await db.schema.createTable('devices', (t) => {
     t.increments('id');
     t.string('name', 255).notNullable().unique();
-    t.text('est_password').nullable();
-    t.text('cmp_shared_secret').nullable();
+    t.binary('est_password').nullable();
+    t.binary('cmp_shared_secret').nullable();
     t.string('created_at', 32).notNullable();
   });
   await db.schema.createTable('credentials', (t) => {
     t.increments('id');
     t.string('name', 255).notNullable().unique();
-    t.text('private_key').notNullable();
+    t.binary('private_key').notNullable();
     t.text('certificate_pem').nullable();
     t.string('created_at', 32).notNullable();
   });

@@ -8,7 +8,7 @@ import type { Knex } from 'knex';
 export async function up(db: Knex): Promise<void> {
   await db.schema.createTable('custody_canary', (t) => {
     t.increments('id');
-    t.text('value').notNullable();
+    t.binary('value').notNullable();
     t.string('sha256', 64).notNullable();
     t.string('created_at', 32).notNullable();
   });

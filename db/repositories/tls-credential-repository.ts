@@ -73,7 +73,7 @@ export class TlsCredentialRepository {
   }
 
   private async open(row: Record<string, unknown>): Promise<TlsCredential> {
-    const opened = await this.secrets.open('tls_server_credentials', row as Record<'private_key', string | null>, ['private_key'] as const);
+    const opened = await this.secrets.open('tls_server_credentials', row as Record<'private_key', Buffer | null>, ['private_key'] as const);
     return {
       id: Number(row.id),
       privateKeyPem: opened.private_key!,
