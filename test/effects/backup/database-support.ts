@@ -27,16 +27,16 @@ export async function seed(db: Knex): Promise<void> {
   // The newest key material row is deleted: its id must not be handed out again after a restore.
   await db('key_material').where({ dek_key_id: '00112233445566cc' }).delete();
   await db('tls_server_credentials').insert([
-    { private_key: `kw1:${randomBytes(60).toString('base64')}`, certificate_pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', chain_pem: null, fingerprint_sha256: 'AA:BB', subject_alt_names: '["a.example","b.example"]', not_after: T, source: 'generated', active: true, created_at: T },
-    { private_key: 'plain pem', certificate_pem: 'cert', chain_pem: 'chain', fingerprint_sha256: 'CC:DD', subject_alt_names: null, not_after: T, source: 'imported', active: false, created_at: T },
+    { private_key: Buffer.concat([Buffer.from([1]), randomBytes(60)]), certificate_pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', chain_pem: null, fingerprint_sha256: 'AA:BB', subject_alt_names: '["a.example","b.example"]', not_after: T, source: 'generated', active: true, created_at: T },
+    { private_key: Buffer.from('plain pem'), certificate_pem: 'cert', chain_pem: 'chain', fingerprint_sha256: 'CC:DD', subject_alt_names: null, not_after: T, source: 'imported', active: false, created_at: T },
   ]);
   for (const name of ['gerät-ü-😀', 'line\nbreak', 'quote"\'back\\slash', 'plain']) {
-    await db('devices').insert({ name, est_password: name === 'plain' ? null : `kw1:${randomBytes(30).toString('base64')}`, cmp_shared_secret: null, created_at: T });
+    await db('devices').insert({ name, est_password: name === 'plain' ? null : Buffer.concat([Buffer.from([1]), randomBytes(30)]), cmp_shared_secret: null, created_at: T });
   }
   await db('devices').where({ name: 'line\nbreak' }).delete();
   await db('credentials').insert([
-    { name: 'issuing-ca', private_key: `kw1:${randomBytes(90).toString('base64')}`, certificate_pem: 'pem', created_at: T },
-    { name: 'root-ca', private_key: 'x', certificate_pem: null, created_at: T },
+    { name: 'issuing-ca', private_key: Buffer.concat([Buffer.from([1]), randomBytes(90)]), certificate_pem: 'pem', created_at: T },
+    { name: 'root-ca', private_key: Buffer.from('x'), certificate_pem: null, created_at: T },
   ]);
   const [credential] = await db('credentials').where({ name: 'root-ca' }).pluck('id');
   await db('cas').insert([
