@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { getShortestPaths } from 'xstate/graph';
@@ -8,7 +7,7 @@ import { stateString } from '../../machines/state-names';
 import packageJson from '../../package.json';
 import { CliHome } from '../support/cli';
 import { newSecret } from '../support/secrets';
-import { SOFTHSM_MODULE } from '../support/softhsm';
+import { destroyKek, SOFTHSM_MODULE } from '../support/softhsm';
 
 /**
  * Model-based: xstate/graph's shortest paths to every state reachable by users and restarts, each
@@ -142,10 +141,7 @@ function makeReal(cli: CliHome, reality: Reality): void {
     mkdirSync(cli.tokenDir);
   }
   if (reality === 'kek-gone') {
-    execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', 'Trustpoint-SoftHSM', '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', 'trustpoint-kek'], {
-      env: { ...cli.env, KW_TEST_PIN: secrets.pin },
-      stdio: 'ignore',
-    });
+    destroyKek(cli.env.SOFTHSM2_CONF!, secrets.pin);
   }
 }
 

@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { CliHome } from '../support/cli';
 import { newSecret } from '../support/secrets';
-import { SOFTHSM_MODULE } from '../support/softhsm';
+import { destroyKek } from '../support/softhsm';
 import { completeSoftHsmWizard, SOFTHSM_SETUP, wizardSecrets, withStore } from '../support/wizard';
 
 /**
@@ -60,10 +59,7 @@ describe('restart drill through the CLI', () => {
   });
 
   it('recovers again when only the KEK is destroyed and the token is kept', async () => {
-    execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', 'Trustpoint-SoftHSM', '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', 'trustpoint-kek'], {
-      env: { ...cli.env, KW_TEST_PIN: secrets.pin },
-      stdio: 'ignore',
-    });
+    destroyKek(cli.env.SOFTHSM2_CONF!, secrets.pin);
     expect(cli.run(['boot']).status).toBe(0);
     expect(cli.inspect()).toMatchObject({ wizardState: 'WIZARD_AUTO_RESTORE_PASSWORD', scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' });
     wrongThenRight();

@@ -5,7 +5,7 @@ import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { RESTORE_SCENARIOS, VERSION_SCENARIOS } from '../../machines/startup-scenario';
 import packageJson from '../../package.json';
 import { Install, TOKEN_LABEL } from '../support/install';
-import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
+import { destroyKek, SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 import { execFileSync } from 'node:child_process';
 
 /**
@@ -39,14 +39,6 @@ async function servedFingerprint(i: Install): Promise<string> {
 async function activeDbFingerprint(i: Install): Promise<string | null> {
   const row = await i.runtime.store.db('tls_server_credentials').where({ active: true }).first('fingerprint_sha256');
   return row?.fingerprint_sha256 ?? null;
-}
-
-/** Destroys the KEK with pkcs11-tool, an independent client; the token stays. */
-function destroyKek(i: Install): void {
-  execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', TOKEN_LABEL, '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', 'trustpoint-kek'], {
-    env: { ...process.env, SOFTHSM2_CONF: i.config.softhsmConf, KW_TEST_PIN: i.pin },
-    stdio: 'ignore',
-  });
 }
 
 const scenariosSeen = new Set<string>();
@@ -213,7 +205,7 @@ describe('SoftHSM storage', () => {
   it('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED, KEK destroyed, token kept: straight to the backup password, CAs untouched', async () => {
     const i = await completedSoftHsm('softhsm-kek-gone');
     await i.restart();
-    destroyKek(i);
+    destroyKek(i.config.softhsmConf, i.pin);
     const before = await i.dumpData();
     const { result, inspection } = await bootAndRecord(i);
     expect(inspection.scenario).toBe('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED');
@@ -247,7 +239,7 @@ describe('SoftHSM storage', () => {
     const i = await completedSoftHsm('softhsm-unrecoverable');
     await i.restart();
     await i.runtime.store.db('key_material').update({ backup_copy: null });
-    destroyKek(i);
+    destroyKek(i.config.softhsmConf, i.pin);
     const before = await i.dumpData();
     const tlsBefore = await servedFingerprint(i);
     const { result, inspection } = await bootAndRecord(i);
@@ -330,10 +322,7 @@ describe('physical HSM storage (SoftHSM2 configured as a persistent module)', ()
     await i.restart();
     expect((await i.boot()).state).toBe('operational');
     // The KEK is destroyed on a reachable token: recover with the password.
-    execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', TOKEN_LABEL, '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', 'trustpoint-kek'], {
-      env: { ...process.env, SOFTHSM2_CONF: hsm.conf, KW_TEST_PIN: i.pin },
-      stdio: 'ignore',
-    });
+    destroyKek(hsm.conf, i.pin);
     await i.restart();
     const lost = await bootAndRecord(i);
     expect(lost.inspection.scenario).toBe('RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_NOT_CACHED');

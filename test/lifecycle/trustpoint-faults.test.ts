@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeScriptExit, loadScriptExitCodes } from '../../effects/script-exit-codes';
@@ -8,7 +8,7 @@ import { PROJECT_ROOT } from '../../server/config';
 import { Install, TOKEN_LABEL } from '../support/install';
 import { testDir } from '../support/run-dir';
 import { newSecret, registerSecretSource } from '../support/secrets';
-import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
+import { destroyKek, SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 
 /** Trustpoint's known faults (design §2): each test fails on Trustpoint's behaviour. */
 jest.setTimeout(120_000);
@@ -25,17 +25,10 @@ afterAll(async () => {
   for (const i of installs) await i.close();
 });
 
-function destroyKek(i: Install): void {
-  execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', TOKEN_LABEL, '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', 'trustpoint-kek'], {
-    env: { ...process.env, SOFTHSM2_CONF: i.config.softhsmConf, KW_TEST_PIN: i.pin },
-    stdio: 'ignore',
-  });
-}
-
 describe("Trustpoint's faults, absent from keyward", () => {
   it('1. a completed SoftHSM install whose KEK is gone goes to auto-restore from any persisted state', async () => {
     const i = await completed('fault1');
-    destroyKek(i);
+    destroyKek(i.config.softhsmConf, i.pin);
     // From operational, from the middle of auto-restore, from a failed state: always auto-restore.
     for (const persisted of ['operational', 'autoRestore.password.waiting', 'failed']) {
       const row = await i.runtime.store.db('lifecycle').first();
@@ -162,7 +155,7 @@ describe("Trustpoint's faults, absent from keyward", () => {
 
   it('7. backup-password guesses are limited: a growing lockout, kept across restarts', async () => {
     const i = await completed('fault7');
-    destroyKek(i);
+    destroyKek(i.config.softhsmConf, i.pin);
     await i.restart();
     expect((await i.boot()).wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
     for (let attempt = 1; attempt <= 3; attempt++) {

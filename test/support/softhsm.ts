@@ -27,6 +27,17 @@ export interface SoftHsmToken {
  * at itself; the PKCS#11 module re-reads that at its next refresh. Tokens are made with pkcs11-tool,
  * an independent client, with PINs passed through the environment, never as arguments.
  */
+/**
+ * Destroys the KEK with pkcs11-tool, an independent client, as an operator or a faulty HSM would;
+ * the token stays. The PIN reaches pkcs11-tool through the environment, never as an argument.
+ */
+export function destroyKek(softhsmConf: string, pin: string, tokenLabel = 'Trustpoint-SoftHSM', kekLabel = 'trustpoint-kek'): void {
+  execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', tokenLabel, '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', kekLabel], {
+    env: { ...process.env, SOFTHSM2_CONF: softhsmConf, KW_TEST_PIN: pin },
+    stdio: 'ignore',
+  });
+}
+
 export class SoftHsm {
   readonly dir: string;
   readonly conf: string;
