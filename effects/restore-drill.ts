@@ -30,10 +30,10 @@ export interface DrillReport {
   scratchDestroyed: boolean;
 }
 
-/** What the drill drives: a keyward on a scratch home, restored and booted in this process. */
+/** What the drill drives: a keyward on a scratch home, restored (and so booted) in this process. */
 export interface DrillHarness {
   restore(scratch: ScratchStore): Promise<{ createdAt: string; keywardVersion: string; host: string; logChainHead: string | null; logChainHeadRevision: number; storageType: string | null }>;
-  boot(): Promise<{ state: string; wizardState: string | null }>;
+  /** Where the machine stands (the restore ends with a BOOT on the scratch store). */
   state(): Promise<{ state: string; wizardState: string | null }>;
   send(type: string, payload: Record<string, unknown>, secrets: Record<string, string>): Promise<{ outcome: string; state: string; wizardState: string | null; message: string | null }>;
   canary(): Promise<{ ok: boolean; message: string }>;
@@ -87,7 +87,7 @@ export async function runDrill(archive: string, backupPassword: string, open: (s
         return `archive of ${archiveInfo.createdAt} from ${archiveInfo.host} (keyward ${archiveInfo.keywardVersion}, ${archiveInfo.storageType ?? 'no'} storage)`;
       })) &&
       (await step('boot on the new host', async () => {
-        const result = await harness!.boot();
+        const result = await harness!.state();
         return `${result.state} (${result.wizardState ?? '-'})`;
       })) &&
       (await step('auto-restore: set up a fresh token, give the backup password', async () => autoRestore(harness!, scratch, backupPassword))) &&

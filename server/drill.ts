@@ -26,7 +26,6 @@ export async function drill(archive: string, passphrase: string, backupPassword:
         const storage = await runtime.store.storage.storageType().catch(() => null);
         return { createdAt: m.createdAt, keywardVersion: m.keywardVersion, host: m.host.hostname, logChainHead: m.logChainHead, logChainHeadRevision: head.revision, storageType: storage };
       },
-      boot: async () => summary(),
       state: summary,
       send: async (type, payload, secrets) => {
         const result = await runtime.send(type, payload, secrets, 'drill');
