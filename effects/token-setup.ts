@@ -55,7 +55,8 @@ export async function setUpToken(request: TokenSetupRequest, paths: TokenSetupPa
     });
     if (code !== 0) {
       const entry = describeScriptExit(paths.scriptsDir, code, signal);
-      const detail = stderr.trim().split('\n').pop() ?? '';
+      // The script's last line says why; its "wizard_setup_hsm: NAME:" prefix repeats the code.
+      const detail = (stderr.trim().split('\n').pop() ?? '').replace(/^wizard_setup_hsm: (?:[A-Z_]+(?::\s*|$))?/, '');
       throw new TokenSetupError(entry.name, `setting up token "${request.label}" failed: ${entry.message}${detail ? ` (${detail})` : ''}`);
     }
     renameSync(pinFile, paths.userPinFile);

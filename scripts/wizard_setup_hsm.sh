@@ -3,18 +3,23 @@
 #
 #   wizard_setup_hsm.sh softhsm|physical MODULE_PATH LABEL SLOT|- wizard|auto_restore
 #
-# PINs come from files named by KW_PIN_FILE (user PIN) and KW_SO_PIN_FILE (SO PIN, SoftHSM only),
-# never from arguments: arguments are visible to every user of the host. They reach pkcs11-tool
-# through its env: references. Exit codes come from scripts/exit-codes.tsv.
+# PINs come from files named by KW_PIN_FILE (user PIN) and KW_SO_PIN_FILE (SO PIN, SoftHSM only).
+# No PIN is ever in a process's arguments or environment, where other processes read it: this shell
+# never reads one, pkcs11-tool only lists slots, and the steps that need a PIN are done by keyward's
+# dist/server/token-pin-tool.js, which reads the files itself. Exit codes come from scripts/exit-codes.tsv.
 #
-# softhsm:  no token with LABEL -> initialize one in a free slot with the SO PIN, then set the user
-#           PIN; a token with LABEL whose user PIN is not set yet (an interrupted earlier run) -> set
-#           it; then check that the user PIN logs in.
-# physical: never initializes anything; the token must exist and the user PIN must log in.
+# softhsm:  a token with LABEL whose user PIN is not set (left by an interrupted or failed earlier run)
+#           is deleted; no token with LABEL -> check both PINs against the free slot's own length
+#           limits, initialize its token with the SO PIN and set the user PIN, deleting the token
+#           again if that fails; then check that the user PIN logs in.
+# physical: never initializes (so never leaves a half-made token); the token must exist and the
+#           user PIN must log in.
 set -uo pipefail
+export LC_ALL=C # byte-wise label checks, and pkcs11-tool's listing in one language
 
 here=$(cd "$(dirname "$0")" && pwd)
 codes="$here/exit-codes.tsv"
+pin_tool="$here/../dist/server/token-pin-tool.js"
 fail() { # exit with the code of the named row, after saying why
   local code
   code=$(awk -F'\t' -v n="$1" '$2 == n { print $1 }' "$codes")
@@ -26,66 +31,78 @@ fail() { # exit with the code of the named row, after saying why
 hsm_type=$1 module=$2 label=$3 slot=$4 purpose=$5
 case "$hsm_type" in softhsm | physical) ;; *) fail USAGE "unknown HSM type $hsm_type" ;; esac
 case "$purpose" in wizard | auto_restore) ;; *) fail USAGE "unknown purpose $purpose" ;; esac
-[ -n "$label" ] && [ ${#label} -le 32 ] || fail USAGE "a token label has 1 to 32 characters"
+# A label is padded with spaces to 32 bytes on the token, and read back from pkcs11-tool's listing
+# one line at a time: refuse what cannot make that trip unchanged, rather than miss the token on a
+# re-run and make a second one.
+[[ $label =~ ^[!-~]([\ -~]{0,30}[!-~])?$ ]] || fail USAGE "a token label has 1 to 32 printable ASCII characters, with no space at either end"
 [ -f "$module" ] || fail MODULE_MISSING "$module"
-command -v pkcs11-tool >/dev/null || fail TOOL_MISSING
+command -v pkcs11-tool >/dev/null || fail TOOL_MISSING pkcs11-tool
+command -v node >/dev/null && [ -f "$pin_tool" ] || fail TOOL_MISSING "$pin_tool"
 
-read_pin() { # read_pin FILE -> the PIN on stdout
+check_pin_file() { # check_pin_file FILE: readable, first line not empty; the PIN is read and dropped
+  local pin=''
   [ -n "$1" ] && [ -r "$1" ] || fail PIN_FILE_UNREADABLE "${1:-(not set)}"
-  local pin
-  pin=$(head -n 1 "$1")
+  IFS= read -r pin <"$1" || true
   [ -n "$pin" ] || fail PIN_FILE_UNREADABLE "$1 is empty"
-  printf '%s' "$pin"
 }
-KW_USER_PIN=$(read_pin "${KW_PIN_FILE:-}") || exit $?
-export KW_USER_PIN
+check_pin_file "${KW_PIN_FILE:-}"
 
 p11() { pkcs11-tool --module "$module" "$@"; }
+pin_tool() { node "$pin_tool" "$module" "$@"; }
 
-# Slot listing: one line per token, "slot-id<TAB>state<TAB>label".
+# Slot listing: one line per slot, "slot-id<TAB>state<TAB>serial<TAB>label". Fields are matched at the
+# start of their line, so a label that looks like a field name is still just a label.
 tokens() {
   p11 --list-slots 2>/dev/null | awk '
-    /^Slot [0-9]+ \(0x[0-9a-f]+\)/ { if (slot != "") print slot "\t" state "\t" label; slot = $3; gsub(/[()]/, "", slot); state = "present"; label = "" }
-    /token state:[ \t]+uninitialized/ { state = "uninitialized" }
-    /token label[ \t]*:/ { sub(/^[^:]*:[ \t]*/, ""); label = $0 }
-    /token flags[ \t]*:/ && !/PIN initialized/ { if (state == "present") state = "nopin" }
-    END { if (slot != "") print slot "\t" state "\t" label }'
+    function flush() { if (slot != "") print slot "\t" state "\t" serial "\t" label }
+    /^Slot [0-9]+ \(0x[0-9a-f]+\)/ { flush(); slot = $3; gsub(/[():]/, "", slot); state = "present"; serial = ""; label = "" }
+    /^[ \t]+token state:[ \t]+uninitialized/ { state = "uninitialized" }
+    /^[ \t]+token label[ \t]*:/ { sub(/^[^:]*:[ \t]?/, ""); label = $0 }
+    /^[ \t]+serial num[ \t]*:/ { serial = $NF }
+    /^[ \t]+token flags[ \t]*:/ && !/PIN initialized/ { if (state == "present") state = "nopin" }
+    END { flush() }'
+}
+# The label goes to awk through its environment: -v would turn its backslashes into escapes.
+labelled() { tokens | KW_LABEL=$label awk -F'\t' '$4 == ENVIRON["KW_LABEL"]'; }
+
+remove_token() { # remove_token SERIAL: delete a SoftHSM token, or say exactly how to
+  softhsm2-util --delete-token --serial "$1" >/dev/null 2>&1 && return 0
+  echo "wizard_setup_hsm: could not delete the half-made token \"$label\"; delete it with: SOFTHSM2_CONF=${SOFTHSM2_CONF:-} softhsm2-util --delete-token --serial $1" >&2
+  return 1
 }
 
-matches=$(tokens | awk -F'\t' -v l="$label" '$3 == l' | wc -l)
-[ "$matches" -le 1 ] || fail LABEL_AMBIGUOUS "$label"
+token=$(labelled)
+[ "$(printf '%s' "$token" | awk 'END { print NR }')" -le 1 ] || fail LABEL_AMBIGUOUS "$label"
+state=$(printf '%s' "$token" | cut -f2)
 
-if [ "$matches" -eq 0 ]; then
-  [ "$hsm_type" = softhsm ] || fail TOKEN_NOT_FOUND "$label"
-  KW_SO_PIN=$(read_pin "${KW_SO_PIN_FILE:-}") || exit $?
-  export KW_SO_PIN
-  if [ "$slot" != "-" ]; then
-    free=$(tokens | awk -F'\t' -v s="$slot" '$2 == "uninitialized" && (s == $1 || s == sprintf("0x%x", $1))' | cut -f1 | head -n 1)
-  else
-    free=$(tokens | awk -F'\t' '$2 == "uninitialized" { print $1; exit }')
-  fi
-  [ -n "$free" ] || fail NO_FREE_SLOT
-  # SoftHSM answers a too-short SO PIN with CKR_PIN_INCORRECT; say what it means.
-  [ ${#KW_SO_PIN} -ge 4 ] && [ ${#KW_USER_PIN} -ge 4 ] || fail PIN_TOO_SHORT "PINs need at least 4 characters"
-  out=$(p11 --slot "$free" --init-token --label "$label" --so-pin env:KW_SO_PIN 2>&1) || {
-    case "$out" in *PIN_LEN_RANGE* | *PIN_INCORRECT*) fail PIN_TOO_SHORT ;; esac
-    fail INIT_TOKEN_FAILED "$(echo "$out" | tail -n 1)"
-  }
-  state=nopin
+if [ "$hsm_type" = physical ]; then
+  [ -n "$token" ] || fail TOKEN_NOT_FOUND "$label"
+  [ "$state" != nopin ] || fail WRONG_PIN "the token's user PIN is not initialized"
 else
-  state=$(tokens | awk -F'\t' -v l="$label" '$3 == l { print $2 }')
+  command -v softhsm2-util >/dev/null || fail TOOL_MISSING softhsm2-util
+  if [ "$state" = nopin ]; then
+    # Nothing can have been stored in a token without a user PIN: it is remade with this run's PINs,
+    # whatever SO PIN the earlier run gave it.
+    remove_token "$(printf '%s' "$token" | cut -f3)" || fail INIT_PIN_FAILED "a half-made token is in the way"
+    token=
+  fi
+  if [ -z "$token" ]; then
+    check_pin_file "${KW_SO_PIN_FILE:-}"
+    if [ "$slot" != "-" ]; then
+      free=$(tokens | awk -F'\t' -v s="$slot" '$2 == "uninitialized" && (s == $1 || sprintf("0x%x", s) == $1)' | cut -f1 | head -n 1)
+    else
+      free=$(tokens | awk -F'\t' '$2 == "uninitialized" { print $1; exit }')
+    fi
+    [ -n "$free" ] || fail NO_FREE_SLOT
+    pin_tool make-token "$free" "$label" || {
+      status=$?
+      # A failure after the token was initialized leaves no half-made token behind.
+      labelled | cut -f3 | while read -r serial; do remove_token "$serial"; done
+      exit $status
+    }
+  fi
 fi
 
-if [ "$state" = nopin ]; then
-  [ "$hsm_type" = softhsm ] || fail WRONG_PIN "the token's user PIN is not initialized"
-  KW_SO_PIN=${KW_SO_PIN:-$(read_pin "${KW_SO_PIN_FILE:-}")} || exit $?
-  export KW_SO_PIN
-  out=$(p11 --token-label "$label" --login --login-type so --so-pin env:KW_SO_PIN --init-pin --pin env:KW_USER_PIN 2>&1) || {
-    case "$out" in *PIN_LEN_RANGE*) fail PIN_TOO_SHORT ;; esac
-    fail INIT_PIN_FAILED "$(echo "$out" | tail -n 1)"
-  }
-fi
-
-p11 --token-label "$label" --login --pin env:KW_USER_PIN --list-objects >/dev/null 2>&1 || fail WRONG_PIN "$label"
+pin_tool login "$label" || exit $?
 echo "wizard_setup_hsm: token \"$label\" ready ($purpose)" >&2
 exit 0

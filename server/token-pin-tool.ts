@@ -1,0 +1,125 @@
+/**
+ * The PIN-bearing steps of scripts/wizard_setup_hsm.sh. pkcs11-tool takes a PIN only as an argument
+ * or from its environment, and other processes read both (ps, /proc/PID/environ); this tool reads
+ * the PINs from the files named by KW_PIN_FILE and KW_SO_PIN_FILE (paths, not secrets), so no
+ * process's arguments or environment ever hold one. It starts no process of its own.
+ *
+ *   node token-pin-tool.js MODULE make-token SLOT_ID LABEL   initialize a free slot's token, set its user PIN
+ *   node token-pin-tool.js MODULE login LABEL                prove that the user PIN logs in
+ *
+ * Both check the PINs' lengths against the token's own limits before they touch it. Exit codes by
+ * name from scripts/exit-codes.tsv, with one line "wizard_setup_hsm: NAME: detail" on stderr.
+ */
+import { join } from 'node:path';
+import * as pkcs11js from 'pkcs11js';
+import { loadScriptExitCodes } from '../effects/script-exit-codes';
+import { isKeyCustodyError } from '../hsm/errors';
+import { readPin } from '../hsm/pin-source';
+import { Pkcs11Module, describe, pkcs11Code } from '../hsm/pkcs11-module';
+import { checkPinLength, readPinLimits } from '../hsm/token-pin-limits';
+import { PROJECT_ROOT } from './config';
+
+class Failure extends Error {
+  constructor(
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+function pinFrom(variable: 'KW_PIN_FILE' | 'KW_SO_PIN_FILE'): string {
+  const file = process.env[variable];
+  if (!file) throw new Failure('PIN_FILE_UNREADABLE', `${variable} is not set`);
+  try {
+    return readPin({ file });
+  } catch (error) {
+    throw new Failure('PIN_FILE_UNREADABLE', describe(error));
+  }
+}
+
+function checkLengths(api: pkcs11js.PKCS11, slot: pkcs11js.Handle, pins: Array<[string, string]>): void {
+  const limits = readPinLimits(api, slot);
+  for (const [name, pin] of pins) {
+    const problem = checkPinLength(pin, limits, name);
+    if (problem) throw new Failure(problem.code, problem.detail);
+  }
+}
+
+/** A slot handle is a CK_SLOT_ID in the host's byte order; pkcs11-tool prints the same number in hex. */
+function slotId(handle: pkcs11js.Handle): bigint {
+  return handle.length >= 8 ? handle.readBigUInt64LE(0) : BigInt(handle.readUInt32LE(0));
+}
+
+function makeToken(api: pkcs11js.PKCS11, slotText: string, label: string): void {
+  if (!/^(0x[0-9a-f]+|[0-9]+)$/i.test(slotText)) throw new Failure('USAGE', `slot ${slotText} is not a slot id`);
+  const slot = api.C_GetSlotList(false).find((s) => slotId(s) === BigInt(slotText));
+  if (!slot) throw new Failure('NO_FREE_SLOT', `there is no slot ${slotText}`);
+  if (api.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) throw new Failure('NO_FREE_SLOT', `slot ${slotText} holds a token already`);
+  const soPin = pinFrom('KW_SO_PIN_FILE');
+  const userPin = pinFrom('KW_PIN_FILE');
+  checkLengths(api, slot, [
+    ['SO PIN', soPin],
+    ['user PIN', userPin],
+  ]);
+  try {
+    // PKCS#11 pads a label with spaces; pkcs11js would pad it with NULs, which other clients keep.
+    api.C_InitToken(slot, soPin, label.padEnd(32, ' '));
+  } catch (error) {
+    throw new Failure('INIT_TOKEN_FAILED', describe(error));
+  }
+  const session = api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  try {
+    api.C_Login(session, pkcs11js.CKU_SO, soPin);
+    api.C_InitPIN(session, userPin);
+    api.C_Logout(session);
+  } catch (error) {
+    throw new Failure('INIT_PIN_FAILED', describe(error));
+  } finally {
+    api.C_CloseSession(session);
+  }
+}
+
+function login(module: Pkcs11Module, label: string): void {
+  let slot: pkcs11js.Handle | null;
+  try {
+    slot = module.findSlot(label);
+  } catch (error) {
+    throw new Failure('LABEL_AMBIGUOUS', describe(error));
+  }
+  if (!slot) throw new Failure('TOKEN_NOT_FOUND', label);
+  const pin = pinFrom('KW_PIN_FILE');
+  checkLengths(module.api, slot, [['user PIN', pin]]);
+  const session = module.api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+  try {
+    module.api.C_Login(session, pkcs11js.CKU_USER, pin);
+    module.api.C_Logout(session);
+  } catch (error) {
+    const locked = pkcs11Code(error) === pkcs11js.CKR_PIN_LOCKED;
+    throw new Failure('WRONG_PIN', locked ? `the user PIN of "${label}" is locked` : label);
+  } finally {
+    module.api.C_CloseSession(session);
+  }
+}
+
+function main(args: string[]): void {
+  const [modulePath, command, ...rest] = args;
+  let module: Pkcs11Module;
+  try {
+    module = Pkcs11Module.open(modulePath ?? '');
+  } catch (error) {
+    throw new Failure(isKeyCustodyError(error, 'MODULE_MISSING') ? 'MODULE_MISSING' : 'MODULE_LOAD_FAILED', describe(error));
+  }
+  if (command === 'make-token' && rest.length === 2) return makeToken(module.api, rest[0]!, rest[1]!);
+  if (command === 'login' && rest.length === 1) return login(module, rest[0]!);
+  throw new Failure('USAGE', 'expected: MODULE make-token SLOT_ID LABEL | MODULE login LABEL');
+}
+
+try {
+  main(process.argv.slice(2));
+} catch (error) {
+  const failure = error instanceof Failure ? error : new Failure('UNEXPECTED', describe(error));
+  const entry = loadScriptExitCodes(join(PROJECT_ROOT, 'scripts')).find((e) => e.name === failure.code);
+  process.stderr.write(`wizard_setup_hsm: ${failure.code}: ${failure.detail}\n`);
+  process.exitCode = entry?.code ?? 1;
+}
