@@ -10,8 +10,8 @@
 #
 # softhsm:  a token with LABEL whose user PIN is not set (left by an interrupted or failed earlier run)
 #           is deleted; no token with LABEL -> check both PINs against the free slot's own length
-#           limits, initialize its token with the SO PIN and set the user PIN, deleting the token
-#           again if that fails; then check that the user PIN logs in.
+#           limits, initialize its token with the SO PIN and set the user PIN; then check that the
+#           user PIN logs in. A token this run made is deleted again if a later step fails.
 # physical: never initializes (so never leaves a half-made token); the token must exist and the
 #           user PIN must log in.
 set -uo pipefail
@@ -71,6 +71,9 @@ remove_token() { # remove_token SERIAL: delete a SoftHSM token, or say exactly h
   return 1
 }
 
+remove_labelled() { labelled | cut -f3 | while read -r serial; do remove_token "$serial"; done; }
+
+made=
 token=$(labelled)
 [ "$(printf '%s' "$token" | awk 'END { print NR }')" -le 1 ] || fail LABEL_AMBIGUOUS "$label"
 state=$(printf '%s' "$token" | cut -f2)
@@ -94,15 +97,13 @@ else
       free=$(tokens | awk -F'\t' '$2 == "uninitialized" { print $1; exit }')
     fi
     [ -n "$free" ] || fail NO_FREE_SLOT
-    pin_tool make-token "$free" "$label" || {
-      status=$?
-      # A failure after the token was initialized leaves no half-made token behind.
-      labelled | cut -f3 | while read -r serial; do remove_token "$serial"; done
-      exit $status
-    }
+    # A failure after the token was initialized leaves no half-made token behind.
+    pin_tool make-token "$free" "$label" || { status=$?; remove_labelled; exit $status; }
+    made=yes
   fi
 fi
 
-pin_tool login "$label" || exit $?
+# A token this run made whose user PIN does not log in is as good as half made.
+pin_tool login "$label" || { status=$?; [ -z "$made" ] || remove_labelled; exit $status; }
 echo "wizard_setup_hsm: token \"$label\" ready ($purpose)" >&2
 exit 0

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadScriptExitCodes } from '../../effects/script-exit-codes';
 import { setUpToken, TokenSetupError, type TokenSetupRequest } from '../../effects/token-setup';
 import { PROJECT_ROOT } from '../../server/config';
 import { testDir } from '../support/run-dir';
@@ -69,6 +70,17 @@ function setup(name: string) {
   };
   return { hsm, dir, paths, request, failure, logsIn };
 }
+
+describe('token-pin-tool.js, the PIN-bearing half of the script', () => {
+  it('exits only by codes of scripts/exit-codes.tsv, apart from its catch-all for the unforeseen', () => {
+    const names = loadScriptExitCodes(scriptsDir).map((e) => e.name);
+    const source = readFileSync(join(PROJECT_ROOT, 'server', 'token-pin-tool.ts'), 'utf8');
+    const used = [...source.matchAll(/new Failure\('([A-Z_]+)'/g)].map((m) => m[1]!);
+    expect(used.length).toBeGreaterThan(5);
+    expect(used.filter((name) => !names.includes(name))).toEqual(['UNEXPECTED']);
+    expect(names).toEqual(expect.arrayContaining(['PIN_TOO_LONG', 'PIN_TOO_SHORT']));
+  });
+});
 
 describe('wizard_setup_hsm.sh: PINs never in a child process', () => {
   it("no child the script starts has a PIN in its environment or its arguments (read from /proc/PID/environ and cmdline)", () => {
@@ -151,6 +163,34 @@ describe('wizard_setup_hsm.sh: the token PIN step', () => {
     expect(tooShort.message).toContain('the PIN is shorter than this token allows (at least 4 characters for the user PIN)');
     expect(slots(hsm)).toEqual([{ label: null, userPinSet: false }]); // nothing initialized, not even half
     expect(existsSync(paths.userPinFile)).toBe(false);
+
+    const retry = request(label);
+    await setUpToken(retry, paths);
+    expect(labelled(hsm, label)).toEqual([{ label, userPinSet: true }]);
+    expect(logsIn(label, retry.pin)).toBe(true);
+  });
+
+  it('a failure after the token was initialized leaves no token behind, so a retry with new PINs works', async () => {
+    const { hsm, dir, request, paths, logsIn } = setup('h4-pin-after-init');
+    // A full disk after C_InitToken: a file-size limit just above what C_InitToken writes. SoftHSM
+    // does not notice that C_InitPIN's write was cut short; the script's login check does.
+    const probe = new SoftHsm('h4-pin-probe');
+    probe.tool(['--slot-index', '0', '--init-token', '--label', 'Probe', '--so-pin', 'env:KW_TEST_SO_PIN'], { ...probe.env, KW_TEST_SO_PIN: newSecret('sopin') });
+    const [tokenDir] = readdirSync(probe.tokenDir);
+    const limit = statSync(join(probe.tokenDir, tokenDir!, 'token.object')).size + 6;
+    const label = 'AfterInit';
+    const pinFile = join(dir, 'user.pin');
+    const soPinFile = join(dir, 'so.pin');
+    writeFileSync(pinFile, `${newSecret('pin')}\n`, { mode: 0o600 });
+    writeFileSync(soPinFile, `${newSecret('sopin')}\n`, { mode: 0o600 });
+    registerSecretSource(pinFile);
+    registerSecretSource(soPinFile);
+    const run = spawnSync('prlimit', [`--fsize=${limit}`, 'bash', script, 'softhsm', SOFTHSM_MODULE, label, '-', 'wizard'], {
+      env: { ...hsm.env, KW_PIN_FILE: pinFile, KW_SO_PIN_FILE: soPinFile },
+      encoding: 'utf8',
+    });
+    expect(run.status).not.toBe(0);
+    expect(labelled(hsm, label)).toEqual([]);
 
     const retry = request(label);
     await setUpToken(retry, paths);
