@@ -80,6 +80,11 @@ describe('token-pin-tool.js, the PIN-bearing half of the script', () => {
     expect(used.filter((name) => !names.includes(name))).toEqual(['UNEXPECTED']);
     expect(names).toEqual(expect.arrayContaining(['PIN_TOO_LONG', 'PIN_TOO_SHORT']));
   });
+
+  it('docs/cli.md shows the table as it is', () => {
+    const docs = readFileSync(join(PROJECT_ROOT, 'docs', 'cli.md'), 'utf8');
+    for (const { code, name, message } of loadScriptExitCodes(scriptsDir)) expect(docs).toContain(`| ${code} | ${name} | ${message} |\n`);
+  });
 });
 
 describe('wizard_setup_hsm.sh: PINs never in a child process', () => {
