@@ -83,14 +83,15 @@ if [ "$hsm_type" = physical ]; then
   [ "$state" != nopin ] || fail WRONG_PIN "the token's user PIN is not initialized"
 else
   command -v softhsm2-util >/dev/null || fail TOOL_MISSING softhsm2-util
+  [ -n "$token" ] && [ "$state" != nopin ] || check_pin_file "${KW_SO_PIN_FILE:-}"
   if [ "$state" = nopin ]; then
     # Nothing can have been stored in a token without a user PIN: it is remade with this run's PINs,
-    # whatever SO PIN the earlier run gave it.
+    # whatever SO PIN the earlier run gave it. PINs the token would refuse change nothing.
+    pin_tool check-pins "$(printf '%s' "$token" | cut -f1)" || exit $?
     remove_token "$(printf '%s' "$token" | cut -f3)" || fail INIT_PIN_FAILED "a half-made token is in the way"
     token=
   fi
   if [ -z "$token" ]; then
-    check_pin_file "${KW_SO_PIN_FILE:-}"
     if [ "$slot" != "-" ]; then
       free=$(tokens | awk -F'\t' -v s="$slot" '$2 == "uninitialized" && (s == $1 || sprintf("0x%x", s) == $1)' | cut -f1 | head -n 1)
     else

@@ -4,10 +4,11 @@
  * the PINs from the files named by KW_PIN_FILE and KW_SO_PIN_FILE (paths, not secrets), so no
  * process's arguments or environment ever hold one. It starts no process of its own.
  *
+ *   node token-pin-tool.js MODULE check-pins SLOT_ID         check both PINs' lengths, change nothing
  *   node token-pin-tool.js MODULE make-token SLOT_ID LABEL   initialize a free slot's token, set its user PIN
  *   node token-pin-tool.js MODULE login LABEL                prove that the user PIN logs in
  *
- * Both check the PINs' lengths against the token's own limits before they touch it. Exit codes by
+ * Each checks the PINs' lengths against the token's own limits before it touches the token. Exit codes by
  * name from scripts/exit-codes.tsv, with one line "wizard_setup_hsm: NAME: detail" on stderr.
  */
 import { join } from 'node:path';
@@ -51,17 +52,28 @@ function slotId(handle: pkcs11js.Handle): bigint {
   return handle.length >= 8 ? handle.readBigUInt64LE(0) : BigInt(handle.readUInt32LE(0));
 }
 
-function makeToken(api: pkcs11js.PKCS11, slotText: string, label: string): void {
+function slotById(api: pkcs11js.PKCS11, slotText: string): pkcs11js.Handle {
   if (!/^(0x[0-9a-f]+|[0-9]+)$/i.test(slotText)) throw new Failure('USAGE', `slot ${slotText} is not a slot id`);
   const slot = api.C_GetSlotList(false).find((s) => slotId(s) === BigInt(slotText));
   if (!slot) throw new Failure('NO_FREE_SLOT', `there is no slot ${slotText}`);
-  if (api.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) throw new Failure('NO_FREE_SLOT', `slot ${slotText} holds a token already`);
+  return slot;
+}
+
+/** Both PINs against the limits of the token in a slot; nothing is changed. */
+function checkPins(api: pkcs11js.PKCS11, slot: pkcs11js.Handle): { soPin: string; userPin: string } {
   const soPin = pinFrom('KW_SO_PIN_FILE');
   const userPin = pinFrom('KW_PIN_FILE');
   checkLengths(api, slot, [
     ['SO PIN', soPin],
     ['user PIN', userPin],
   ]);
+  return { soPin, userPin };
+}
+
+function makeToken(api: pkcs11js.PKCS11, slotText: string, label: string): void {
+  const slot = slotById(api, slotText);
+  if (api.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) throw new Failure('NO_FREE_SLOT', `slot ${slotText} holds a token already`);
+  const { soPin, userPin } = checkPins(api, slot);
   try {
     // PKCS#11 pads a label with spaces; pkcs11js would pad it with NULs, which other clients keep.
     api.C_InitToken(slot, soPin, label.padEnd(32, ' '));
@@ -110,9 +122,10 @@ function main(args: string[]): void {
   } catch (error) {
     throw new Failure(isKeyCustodyError(error, 'MODULE_MISSING') ? 'MODULE_MISSING' : 'MODULE_LOAD_FAILED', describe(error));
   }
+  if (command === 'check-pins' && rest.length === 1) return void checkPins(module.api, slotById(module.api, rest[0]!));
   if (command === 'make-token' && rest.length === 2) return makeToken(module.api, rest[0]!, rest[1]!);
   if (command === 'login' && rest.length === 1) return login(module, rest[0]!);
-  throw new Failure('USAGE', 'expected: MODULE make-token SLOT_ID LABEL | MODULE login LABEL');
+  throw new Failure('USAGE', 'expected: MODULE check-pins SLOT_ID | MODULE make-token SLOT_ID LABEL | MODULE login LABEL');
 }
 
 try {

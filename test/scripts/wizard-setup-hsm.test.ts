@@ -204,9 +204,12 @@ describe('wizard_setup_hsm.sh: the token PIN step', () => {
   });
 
   it('a half-made token an earlier run left is remade: a retry with new PINs, and a new SO PIN, works', async () => {
-    const { hsm, request, paths, logsIn } = setup('h4-pin-half');
+    const { hsm, request, paths, failure, logsIn } = setup('h4-pin-half');
     const label = 'HalfMade';
     halfMadeToken(hsm, label);
+    // PINs the token would refuse change nothing, not even the half-made token.
+    expect((await failure(setUpToken(request(label, { soPin: 's'.repeat(256) }), paths))).code).toBe('PIN_TOO_LONG');
+    expect(labelled(hsm, label)).toEqual([{ label, userPinSet: false }]);
     const retry = request(label);
     await setUpToken(retry, paths);
     expect(labelled(hsm, label)).toEqual([{ label, userPinSet: true }]);
