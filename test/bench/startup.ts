@@ -1,0 +1,1 @@
+export async function run(): Promise<never> { throw new Error('todo'); }
