@@ -95,15 +95,20 @@ function rate(batch: () => number, ms: number): number {
   return (ops * 1000) / elapsed;
 }
 
-/** Median rates of keyward's and the baseline's batch, in alternating rounds after a warm-up. */
+/** Median rates of keyward's and the baseline's batch, in alternating rounds (either side first in turn) after a warm-up. */
 export function compareRates(ours: () => number, baseline: () => number, rounds = 7, ms = 250): { ours: number; baseline: number } {
   rate(ours, 100);
   rate(baseline, 100);
   const a: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    b.push(rate(baseline, ms));
-    a.push(rate(ours, ms));
+    if (i % 2 === 0) {
+      b.push(rate(baseline, ms));
+      a.push(rate(ours, ms));
+    } else {
+      a.push(rate(ours, ms));
+      b.push(rate(baseline, ms));
+    }
   }
   return { ours: median(a), baseline: median(b) };
 }
@@ -124,8 +129,13 @@ export async function compareAsyncRates(ours: () => Promise<number>, baseline: (
   const a: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    b.push(await measure(baseline));
-    a.push(await measure(ours));
+    if (i % 2 === 0) {
+      b.push(await measure(baseline));
+      a.push(await measure(ours));
+    } else {
+      a.push(await measure(ours));
+      b.push(await measure(baseline));
+    }
   }
   return { ours: median(a), baseline: median(b) };
 }
