@@ -28,8 +28,7 @@ const DEFINITIONS = [
  * Persisted events per second through the lifecycle engine against raw knex transactions doing the
  * same writes on the same database in the same run: SQLite, and PostgreSQL with fsync on (as deployed)
  * and off (as in the tests), each on a private cluster; KEYWARD_BENCH_PG_URL adds a server on which
- * the bench may create and drop a scratch database. Everything it creates lives in one temporary
- * directory, removed at the end.
+ * the bench may create and drop a scratch database. Everything it creates is removed at the end.
  */
 export async function run(): Promise<BenchReport> {
   const root = mkdtempSync(join(tmpdir(), 'keyward-bench-events-'));
