@@ -1,37 +1,64 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knex, { Knex } from 'knex';
 import type { DatabaseConfig } from '../../db/database';
 import type { LifecycleEvent } from '../../machines/events';
-import { loadConfig, PROJECT_ROOT, SOFTHSM_MODULE } from '../../server/config';
+import { loadConfig, PROJECT_ROOT } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
 import { SecretBox } from '../../server/secret-box';
-import { BenchReport, BenchResult, compareAsyncRates, median, printTable } from './measure';
+import { writeSoftHsmConf } from './installs';
+import { BenchReport, BenchResult, compareAsyncRates, printTable, scaled, toJson } from './measure';
 
-const CLI = join(PROJECT_ROOT, 'dist', 'server', 'cli.js');
-const BOOT_RUNS = 7;
+/** Many short alternating rounds: fsync latency drifts (WAL checkpoints, other processes' I/O). */
+const ROUNDS = scaled(41, 5);
+const ROUND_MS = scaled(50, 40);
+const PG_CLUSTER = join(PROJECT_ROOT, 'scripts', 'pg-cluster.sh');
+
+const DEFINITIONS = [
+  'raw txn: one knex transaction on the same database and connection pool as the engine: read the lifecycle row, update it under a revision ' +
+    'compare-and-swap with a snapshot of the engine\'s size, insert one transition_log row copied from the engine\'s last one (same columns, same sizes), commit.',
+  'PostgreSQL runs twice, named by its own SHOW fsync: a private cluster as a deployment runs it (fsync=on, synchronous_commit=on, the defaults) ' +
+    'and the test suite\'s cluster (fsync=off), both from scripts/pg-cluster.sh; KEYWARD_BENCH_PG_URL adds a server of your own. SQLite as keyward opens it.',
+];
 
 /**
  * Persisted events per second through the lifecycle engine against raw knex transactions doing the
- * same writes on the same database in the same run (SQLite; PostgreSQL too when KEYWARD_BENCH_PG_URL
- * names a server on which the bench may create and drop a scratch database); and the time from
- * process start to operational (a real `keyward boot` on a completed SoftHSM install) against a bare
- * `node` start. Everything it creates lives in one temporary directory, removed at the end.
+ * same writes on the same database in the same run: SQLite, and PostgreSQL with fsync on (as deployed)
+ * and off (as in the tests), each on a private cluster; KEYWARD_BENCH_PG_URL adds a server on which
+ * the bench may create and drop a scratch database. Everything it creates is removed at the end.
  */
 export async function run(): Promise<BenchReport> {
   const root = mkdtempSync(join(tmpdir(), 'keyward-bench-events-'));
   try {
     const results: BenchResult[] = [];
     results.push(await eventRates('SQLite', root, { client: 'sqlite', filename: join(root, 'events.sqlite') }));
+    for (const fsync of ['on', 'off'] as const) {
+      results.push(await withPrivateCluster(fsync, (url) => withScratchPostgres(url, (config, name) => eventRates(name, root, config))));
+    }
     const pgUrl = process.env.KEYWARD_BENCH_PG_URL;
-    if (pgUrl) results.push(await withScratchPostgres(pgUrl, (config) => eventRates('PostgreSQL', root, config)));
-    results.push(await startToOperational(root));
-    return { bench: 'events', results };
+    if (pgUrl) results.push(await withScratchPostgres(pgUrl, (config, name) => eventRates(`${name}, KEYWARD_BENCH_PG_URL`, root, config)));
+    return { bench: 'events', definitions: DEFINITIONS, results };
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A private cluster from scripts/pg-cluster.sh with fsync as given, stopped and removed afterwards.
+ * Its directory sits directly in the temporary directory: run as root, the server runs as postgres,
+ * which could not enter the bench's private directory.
+ */
+async function withPrivateCluster<T>(fsync: 'on' | 'off', fn: (url: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), `keyward-bench-pg-fsync-${fsync}-`));
+  try {
+    const url = execFileSync('bash', [PG_CLUSTER, 'start', dir], { env: { ...process.env, KEYWARD_PG_FSYNC: fsync }, encoding: 'utf8' }).trim();
+    return await fn(url);
+  } finally {
+    execFileSync('bash', [PG_CLUSTER, 'stop', dir], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -75,11 +102,9 @@ async function eventRates(engineName: string, root: string, database: DatabaseCo
     await assertOneLogRowPerEvent(runtime, engineEvent);
 
     const raw = await RawBaseline.beside(runtime.store.db, runtime.engine.deployment);
-    // Many short alternating rounds: fsync latency drifts (WAL checkpoints, other processes' I/O),
-    // and short rounds spread the drift evenly over both sides.
-    const rates = await compareAsyncRates(engineEvent, () => raw.transaction(), 41, 50);
+    const rates = await compareAsyncRates(engineEvent, () => raw.transaction(), ROUNDS, ROUND_MS);
     return {
-      name: `${engineName}: persisted events/s, engine (BOOT into outage, no effect) vs raw txn (read, CAS update, log insert)`,
+      name: `${engineName}: persisted events/s (engine: BOOT into outage, no effect)`,
       value: rates.ours,
       unit: 'events/s',
       baseline: rates.baseline,
@@ -139,138 +164,25 @@ class RawBaseline {
   }
 }
 
-/** A database of its own on the given PostgreSQL server, dropped afterwards. */
-async function withScratchPostgres<T>(url: string, fn: (config: DatabaseConfig) => Promise<T>): Promise<T> {
+/** A database of its own on the given PostgreSQL server, dropped afterwards; named by the server's fsync setting. */
+async function withScratchPostgres<T>(url: string, fn: (config: DatabaseConfig, engineName: string) => Promise<T>): Promise<T> {
   const name = `kw_bench_events_${randomBytes(4).toString('hex')}`;
   const admin = knex({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);
   try {
+    const settings = (await admin.raw("SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sync")).rows[0] as { fsync: string; sync: string };
     const scratch = new URL(url);
     scratch.pathname = `/${name}`;
-    return await fn({ client: 'pg', connectionString: scratch.toString() });
+    return await fn({ client: 'pg', connectionString: scratch.toString() }, `PostgreSQL fsync=${settings.fsync} synchronous_commit=${settings.sync}`);
   } finally {
     await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.destroy();
   }
 }
 
-// --- process start to operational ---------------------------------------------------------------------
-
-/**
- * `keyward boot` on a completed SoftHSM install, as a restart does: module loading, database open,
- * the probe (C_Initialize, login, unwrap of the DEK with the KEK), BOOT with VERSION_MATCH and
- * RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED, TLS from the database, operational, exit. Against
- * `node -e ""`. Runs interleaved, so drift hits both; medians.
- */
-async function startToOperational(root: string): Promise<BenchResult> {
-  const install = completedSoftHsmInstall(root);
-  const bootOnce = async () => {
-    const started = process.hrtime.bigint();
-    const result = await runProcess([CLI, 'boot', '--json'], install.env);
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    if (result.code !== 0 || JSON.parse(result.stdout).state !== 'operational') throw new Error(`keyward boot did not reach operational (exit ${result.code}): ${result.stdout}${result.stderr}`);
-    return ms;
-  };
-  const bareOnce = async () => {
-    const started = process.hrtime.bigint();
-    const result = await runProcess(['-e', ''], process.env);
-    if (result.code !== 0) throw new Error('node -e "" failed');
-    return Number(process.hrtime.bigint() - started) / 1e6;
-  };
-  await bootOnce();
-  await bareOnce();
-  const ours: number[] = [];
-  const bare: number[] = [];
-  for (let i = 0; i < BOOT_RUNS; i++) {
-    bare.push(await bareOnce());
-    ours.push(await bootOnce());
-  }
-  const inspection = JSON.parse(cli(install.env, ['inspect', '--json', '--history', '0']).stdout) as { state: string; scenario: string; versionScenario: string };
-  if (inspection.state !== 'operational' || inspection.scenario !== 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED' || inspection.versionScenario !== 'VERSION_MATCH') {
-    throw new Error(`the timed boots were not VERSION_MATCH + RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED: ${JSON.stringify(inspection)}`);
-  }
-  const value = median(ours);
-  const baseline = median(bare);
-  return {
-    name: `start to operational: keyward boot (SoftHSM, VERSION_MATCH, DEK cached) vs node -e "" (median of ${BOOT_RUNS})`,
-    value,
-    unit: 'ms',
-    baseline,
-    ratio: baseline / value,
-  };
-}
-
-interface Install {
-  env: NodeJS.ProcessEnv;
-}
-
-/** A SoftHSM install walked through the wizard by the CLI; PINs and passwords random, given in files. */
-function completedSoftHsmInstall(root: string): Install {
-  const home = mkdtempSync(join(root, 'install-'));
-  writeSoftHsmConf(home);
-  const env: NodeJS.ProcessEnv = { ...withoutKeywardSettings(process.env), KEYWARD_HOME: home, SOFTHSM2_CONF: join(home, 'softhsm2.conf'), KEYWARD_TLS_SANS: 'localhost,127.0.0.1' };
-  const given = join(home, 'given');
-  mkdirSync(given, { mode: 0o700 });
-  let files = 0;
-  const secretFile = () => {
-    const path = join(given, `secret-${++files}`);
-    writeFileSync(path, `${randomBytes(18).toString('base64url')}\n`, { mode: 0o600 });
-    return path;
-  };
-  const pin = secretFile();
-  const steps: Array<[string, Record<string, unknown> | null, Record<string, string>]> = [
-    ['SELECT_STORAGE', { storageType: 'softhsm' }, {}],
-    ['SETUP_HSM', { hsmType: 'softhsm', modulePath: SOFTHSM_MODULE, label: 'Trustpoint-SoftHSM' }, { pin, soPin: secretFile() }],
-    ['CHOOSE_FRESH', null, {}],
-    ['GENERATE_TLS', { subjectAltNames: ['localhost', '127.0.0.1'] }, {}],
-    ['APPLY_TLS', null, {}],
-    ['SET_BACKUP_PASSWORD', null, { password: secretFile() }],
-    ['SKIP_DEMO_DATA', null, {}],
-    ['CREATE_ADMIN', { username: 'admin' }, { password: secretFile() }],
-  ];
-  cli(env, ['boot']);
-  for (const [event, payload, secrets] of steps) {
-    const args = ['send', event];
-    if (payload) args.push('--payload', JSON.stringify(payload));
-    for (const [name, path] of Object.entries(secrets)) args.push('--secret', `${name}=file:${path}`);
-    cli(env, args);
-  }
-  // The wizard's own secrets are not needed any more; the user-PIN file keyward keeps stays.
-  rmSync(given, { recursive: true, force: true });
-  return { env };
-}
-
-function cli(env: NodeJS.ProcessEnv, args: string[]): { stdout: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
-  if (result.status !== 0) throw new Error(`keyward ${args.slice(0, 2).join(' ')} failed (exit ${result.status}): ${result.stderr}`);
-  return { stdout: result.stdout };
-}
-
-function runProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function writeSoftHsmConf(home: string): void {
-  mkdirSync(join(home, 'tokens'), { recursive: true, mode: 0o700 });
-  writeFileSync(join(home, 'softhsm2.conf'), `directories.tokendir = ${join(home, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
-}
-
-/** The caller's environment without keyward's own settings, so the bench's install is the one used. */
-function withoutKeywardSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('KEYWARD_') && name !== 'SOFTHSM2_CONF' && name !== 'DATABASE_URL'));
-}
-
 if (require.main === module) {
   void run().then((report) => {
     printTable(report);
-    process.stdout.write(`${JSON.stringify(report)}\n`);
+    process.stdout.write(`${toJson(report)}\n`);
   });
 }

@@ -1,25 +1,38 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { ChildProcess, fork, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, PROJECT_ROOT } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
 import { WebClient } from '../web/support/web-client';
-import { generateLoad, LoadResult, mergeRounds } from './load';
-import { BenchReport, BenchResult, printTable } from './measure';
+import type { LoadResult } from './load';
+import { medianOfRounds } from './load';
+import { BenchReport, BenchResult, printTable, scaled, toJson } from './measure';
+import { templateOf } from './page-template';
 
 /**
  * `npm run bench -- http`: p50 and p99 latency and requests per second of keyward's status page (an
  * administrator's session, four database reads and a template) and of /readyz, under a loopback
- * load generator, against a bare Express handler over the same HTTPS setup with a body of the same
- * size, measured in the same run in alternating rounds (drift hits both sides). Ratios are oriented
- * so that higher is better for keyward.
+ * load generator in a process of its own, against a bare Express handler over the same HTTPS setup
+ * rendering through EJS a page of keyward's bytes with keyward's headers, measured in the same run in
+ * alternating rounds (drift hits both sides). Ratios are oriented so that higher is better for keyward.
  */
 const CONNECTIONS = Number(process.env.KEYWARD_BENCH_CONNECTIONS ?? 8);
-const ROUNDS = 3;
-const ROUND_MS = Number(process.env.KEYWARD_BENCH_ROUND_MS ?? 1500);
-const WARMUP_MS = 1000;
+const ROUNDS = scaled(5, 2);
+const ROUND_MS = Number(process.env.KEYWARD_BENCH_ROUND_MS ?? scaled(1500, 500));
+const WARMUP_MS = scaled(1000, 300);
+/** Per-response headers: computed by each server itself, not copied. */
+const OWN_HEADERS = new Set(['date', 'etag', 'content-length', 'connection', 'keep-alive', 'transfer-encoding']);
+
+const DEFINITIONS = [
+  'a bare Express 5 app in its own process over node:https with keyward\'s key and certificate (TLSv1.2 minimum): /status renders through ' +
+    'Express\'s EJS view engine (view cache on, as keyward) a template that yields keyward\'s status page byte for byte (each text node an ' +
+    'escaped interpolation), /readyz sends keyward\'s body; both set the response headers keyward sent on that path (helmet\'s, Cache-Control, ' +
+    'cookies; Date, ETag and Content-Length each server computes). No session, no database read, no CSRF token: that is keyward\'s own work.',
+  'load: a node:https client in a third process (forked), keep-alive connections each sending its next request when the answer is in.',
+];
 const CLI = join(PROJECT_ROOT, 'dist', 'server', 'cli.js');
 
 interface Child {
@@ -74,18 +87,44 @@ interface Target {
   headers: Record<string, string>;
 }
 
-/** keyward's and the baseline's target in alternating rounds, after a warm-up of each. */
-async function measure(ours: Target, bare: Target): Promise<{ ours: LoadResult; bare: LoadResult }> {
-  const round = (target: Target, durationMs: number) => generateLoad(target.url, { connections: CONNECTIONS, durationMs, headers: target.headers });
-  await round(ours, WARMUP_MS);
-  await round(bare, WARMUP_MS);
+/** The forked load generator: one round per message. */
+class LoadProcess {
+  private readonly child = fork(join(__dirname, 'load-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+
+  round(target: Target, durationMs: number): Promise<LoadResult> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the load generator exited (${code})`));
+      this.child.once('exit', onExit);
+      this.child.once('message', (message: { result?: LoadResult; error?: string }) => {
+        this.child.off('exit', onExit);
+        if (message.result) resolve(message.result);
+        else reject(new Error(`the load generator failed: ${message.error}`));
+      });
+      this.child.send({ url: target.url.toString(), connections: CONNECTIONS, durationMs, headers: target.headers });
+    });
+  }
+
+  stop(): void {
+    if (this.child.connected) this.child.disconnect();
+  }
+}
+
+/** keyward's and the baseline's target in alternating rounds (the first alternating too), after a warm-up of each. */
+async function measure(load: LoadProcess, ours: Target, bare: Target): Promise<{ ours: LoadResult; bare: LoadResult }> {
+  await load.round(ours, WARMUP_MS);
+  await load.round(bare, WARMUP_MS);
   const a: LoadResult[] = [];
   const b: LoadResult[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    b.push(await round(bare, ROUND_MS));
-    a.push(await round(ours, ROUND_MS));
+    if (i % 2 === 0) {
+      b.push(await load.round(bare, ROUND_MS));
+      a.push(await load.round(ours, ROUND_MS));
+    } else {
+      a.push(await load.round(ours, ROUND_MS));
+      b.push(await load.round(bare, ROUND_MS));
+    }
   }
-  const result = { ours: mergeRounds(a), bare: mergeRounds(b) };
+  const result = { ours: medianOfRounds(a), bare: medianOfRounds(b) };
   for (const [side, r] of Object.entries(result)) if (r.errors > 0) throw new Error(`${side} ${ours.url.pathname}: ${r.errors} requests did not answer 200`);
   return result;
 }
@@ -100,9 +139,15 @@ function compare(name: string, { ours: keyward, bare }: { ours: LoadResult; bare
   ];
 }
 
+/** keyward's response headers that the baseline sets too: all but those each server computes per response. */
+function sameHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  return Object.fromEntries(Object.entries(headers).filter((entry): entry is [string, string | string[]] => entry[1] !== undefined && !OWN_HEADERS.has(entry[0])));
+}
+
 export async function run(): Promise<BenchReport & { bench: 'http' }> {
   const home = mkdtempSync(join(tmpdir(), 'keyward-bench-http-'));
   const children: Child[] = [];
+  const load = new LoadProcess();
   try {
     const adminPassword = `Bench-${randomBytes(12).toString('base64url')}`;
     await install(home, adminPassword);
@@ -117,25 +162,45 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     const readyz = await client.get('/readyz');
     if (statusPage.status !== 200 || readyz.status !== 200) throw new Error(`keyward is not ready for the bench: /status ${statusPage.status}, /readyz ${readyz.status}`);
 
-    const bareScript = join(__dirname, 'bare-server.js');
+    const bareDir = join(home, 'bare');
+    mkdirSync(bareDir, { mode: 0o700 });
+    const { template, locals } = templateOf(statusPage.body);
+    writeFileSync(join(bareDir, 'status.ejs'), template);
+    writeFileSync(join(bareDir, 'status-locals.json'), JSON.stringify(locals));
+    writeFileSync(join(bareDir, 'readyz.txt'), readyz.body);
+    writeFileSync(join(bareDir, 'headers.json'), JSON.stringify({ status: sameHeaders(statusPage.headers), readyz: sameHeaders(readyz.headers) }));
     writeFileSync(join(home, 'bare.log'), '');
-    const bare = await startChild(
-      [bareScript],
-      { BARE_KEY: join(home, 'tls', 'server.key'), BARE_CERT: join(home, 'tls', 'fullchain.crt'), BARE_STATUS_BYTES: String(Buffer.byteLength(statusPage.body)), BARE_READYZ_BYTES: String(Buffer.byteLength(readyz.body)) },
-      join(home, 'bare.log'),
-      /bare serving (https:\/\/127\.0\.0\.1:\d+\/)/,
-    );
+    const bare = await startChild([join(__dirname, 'bare-server.js')], { BARE_DIR: bareDir, BARE_KEY: join(home, 'tls', 'server.key'), BARE_CERT: join(home, 'tls', 'fullchain.crt') }, join(home, 'bare.log'), /bare serving (https:\/\/127\.0\.0\.1:\d+\/)/);
     children.push(bare);
+    await assertSameResponses(new URL(keyward.url), cookie, new URL(bare.url), statusPage.body, readyz.body);
 
     process.stdout.write(`http: ${CONNECTIONS} keep-alive HTTPS connections on loopback; ${ROUNDS} alternating rounds of ${ROUND_MS / 1000} s per target after ${WARMUP_MS / 1000} s warm-up\n`);
     const results = [
-      ...compare('status page', await measure({ url: new URL('/status', keyward.url), headers: { cookie, accept: 'text/html' } }, { url: new URL('/status', bare.url), headers: { accept: 'text/html' } })),
-      ...compare('/readyz', await measure({ url: new URL('/readyz', keyward.url), headers: {} }, { url: new URL('/readyz', bare.url), headers: {} })),
+      ...compare('status page', await measure(load, { url: new URL('/status', keyward.url), headers: { cookie, accept: 'text/html' } }, { url: new URL('/status', bare.url), headers: { cookie, accept: 'text/html' } })),
+      ...compare('/readyz', await measure(load, { url: new URL('/readyz', keyward.url), headers: {} }, { url: new URL('/readyz', bare.url), headers: {} })),
     ];
-    return { bench: 'http', results };
+    return { bench: 'http', definitions: DEFINITIONS, results };
   } finally {
+    load.stop();
     for (const child of children.reverse()) await stopChild(child);
     rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The baseline answers what keyward answers: the same status page bytes (keyward's own page, with
+ * its CSRF token, is the same length on every request) and /readyz body, and the same header names.
+ */
+async function assertSameResponses(keyward: URL, cookie: string, bare: URL, statusBody: string, readyzBody: string): Promise<void> {
+  const ours = new WebClient(keyward.toString());
+  const theirs = new WebClient(bare.toString());
+  for (const [path, headers, body] of [['/status', { cookie }, statusBody], ['/readyz', {}, readyzBody]] as const) {
+    const a = await ours.get(path, headers);
+    const b = await theirs.get(path, headers);
+    const names = (h: IncomingHttpHeaders) => Object.keys(h).sort().join(',');
+    if (b.body !== body || Buffer.byteLength(a.body) !== Buffer.byteLength(b.body) || names(a.headers) !== names(b.headers) || a.status !== 200 || b.status !== 200) {
+      throw new Error(`the bare ${path} does not answer like keyward: ${a.status}/${b.status}, ${Buffer.byteLength(a.body)}/${Buffer.byteLength(b.body)} bytes, headers ${names(a.headers)} / ${names(b.headers)}`);
+    }
   }
 }
 
@@ -144,7 +209,7 @@ if (require.main === module) {
   run().then(
     (report) => {
       printTable(report);
-      process.stdout.write(`${JSON.stringify(report)}\n`);
+      process.stdout.write(`${toJson(report)}\n`);
     },
     (error: Error) => {
       process.stderr.write(`bench http: ${error.message}\n`);

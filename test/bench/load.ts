@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:https';
+import { median } from './measure';
 
 export interface LoadResult {
   requests: number;
@@ -7,22 +8,20 @@ export interface LoadResult {
   p50: number;
   p99: number;
   rps: number;
-  /** Every successful request's latency (ms), sorted: rounds are merged from these. */
+  /** Every successful request's latency (ms), sorted. */
   latencies: number[];
 }
 
-/** Several rounds against one target as one result: latencies pooled, throughput over the total time. */
-export function mergeRounds(rounds: LoadResult[]): LoadResult {
-  const latencies = rounds.flatMap((round) => round.latencies).sort((a, b) => a - b);
-  const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
+/** Several rounds against one target: p50, p99 and throughput each the median over the rounds; counts summed. */
+export function medianOfRounds(rounds: LoadResult[]): LoadResult {
   return {
-    requests: latencies.length,
+    requests: rounds.reduce((sum, round) => sum + round.requests, 0),
     errors: rounds.reduce((sum, round) => sum + round.errors, 0),
-    seconds,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    rps: latencies.length / seconds,
-    latencies,
+    seconds: rounds.reduce((sum, round) => sum + round.seconds, 0),
+    p50: median(rounds.map((round) => round.p50)),
+    p99: median(rounds.map((round) => round.p99)),
+    rps: median(rounds.map((round) => round.rps)),
+    latencies: [],
   };
 }
 

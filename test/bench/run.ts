@@ -1,4 +1,4 @@
-import { BenchReport, printTable } from './measure';
+import { BenchReport, printTable, toJson } from './measure';
 
 /**
  * `npm run bench -- NAME`: a readable table, then, as the last line, one JSON object
@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<BenchReport>> = {
   restore: async () => (await import('./restore.js')).run(),
   http: async () => (await import('./http.js')).run(),
   events: async () => (await import('./events.js')).run(),
+  startup: async () => (await import('./startup.js')).run(),
 };
 
 async function main(): Promise<void> {
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   }
   const report = await BENCHES[name]!();
   printTable(report);
-  process.stdout.write(`${JSON.stringify(report)}\n`);
+  process.stdout.write(`${toJson(report)}\n`);
 }
 
 void main().catch((error: Error) => {
