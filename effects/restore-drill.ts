@@ -1,9 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as pkcs11js from 'pkcs11js';
+import { Pkcs11Module } from '../hsm/pkcs11-module';
+import { initializeToken } from '../hsm/token-init';
 
 /**
  * The restore drill (seed 003: "an untested backup is a hypothesis, not a backup"): the archive is
@@ -34,7 +36,7 @@ export interface DrillReport {
 export interface DrillHarness {
   restore(scratch: ScratchStore): Promise<{ createdAt: string; keywardVersion: string; host: string; logChainHead: string | null; logChainHeadRevision: number; storageType: string | null }>;
   /** Where the machine stands (the restore ends with a BOOT on the scratch store). */
-  state(): Promise<{ state: string; wizardState: string | null }>;
+  state(): Promise<{ state: string; wizardState: string | null; reason: string | null }>;
   send(type: string, payload: Record<string, unknown>, secrets: Record<string, string>): Promise<{ outcome: string; state: string; wizardState: string | null; message: string | null }>;
   canary(): Promise<{ ok: boolean; message: string }>;
   audit(): Promise<{ ok: boolean; headMatches: boolean; rows: number; message: string }>;
@@ -115,8 +117,15 @@ export async function runDrill(archive: string, backupPassword: string, open: (s
 async function autoRestore(harness: DrillHarness, scratch: ScratchStore, backupPassword: string): Promise<string> {
   const done: string[] = [];
   for (let i = 0; i < 4; i++) {
-    const { state, wizardState } = await harness.state();
+    const { state, wizardState, reason } = await harness.state();
     if (state === 'operational') return done.length ? done.join(', ') : 'no recovery needed (software storage, or the KEK was reachable)';
+    if (state.startsWith('outage')) {
+      // A physical HSM's archive on the scratch host: its token is not here by design, so it is lost.
+      const declared = await harness.send('DECLARE_TOKEN_LOST', {}, {});
+      if (declared.outcome !== 'applied') throw new Error(`declaring the physical token lost: ${declared.message}`);
+      done.push('the physical token declared lost on the scratch host');
+      continue;
+    }
     if (wizardState === 'WIZARD_SETUP_HSM_AUTORESTORE') {
       const pin = randomBytes(16).toString('hex');
       const soPin = randomBytes(16).toString('hex');
@@ -138,15 +147,20 @@ async function autoRestore(harness: DrillHarness, scratch: ScratchStore, backupP
       if (recovered.state !== 'operational') throw new Error(`backup password: ${recovered.message ?? recovered.state}`);
       return 'DEK recovered with the backup password';
     }
-    throw new Error(`the restored store booted to ${state} (${wizardState ?? '-'}), not to auto-restore or operational`);
+    throw new Error(`the restored store booted to ${state} (${wizardState ?? '-'}), not to auto-restore or operational${reason ? `: ${reason}` : ''}`);
   }
   throw new Error('auto-restore did not reach operational');
 }
 
 function makePhysicalStandIn(scratch: ScratchStore, pin: string, soPin: string): void {
-  const env = { ...process.env, SOFTHSM2_CONF: scratch.softhsmConf, KW_DRILL_SO: soPin, KW_DRILL_PIN: pin };
-  execFileSync('pkcs11-tool', ['--module', DRILL_MODULE, '--slot-index', '0', '--init-token', '--label', 'Trustpoint-SoftHSM', '--so-pin', 'env:KW_DRILL_SO'], { env, stdio: 'ignore' });
-  execFileSync('pkcs11-tool', ['--module', DRILL_MODULE, '--token-label', 'Trustpoint-SoftHSM', '--login', '--login-type', 'so', '--so-pin', 'env:KW_DRILL_SO', '--init-pin', '--pin', 'env:KW_DRILL_PIN'], { env, stdio: 'ignore' });
+  // In this process, so that the PINs stay in memory; SoftHSM reads the scratch configuration at re-initialization.
+  process.env.SOFTHSM2_CONF = scratch.softhsmConf;
+  const module = Pkcs11Module.open(DRILL_MODULE);
+  module.refresh();
+  const free = module.api.C_GetSlotList(true).find((slot) => (module.api.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
+  if (!free) throw new Error('the scratch token directory offers no free slot');
+  initializeToken(module.api, free, 'Trustpoint-SoftHSM', soPin, pin);
+  module.refresh();
 }
 
 export function formatDrillReport(report: DrillReport): string {

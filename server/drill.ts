@@ -16,7 +16,7 @@ export async function drill(archive: string, passphrase: string, backupPassword:
     let head: { hash: string | null; revision: number } = { hash: null, revision: 0 };
     const summary = async () => {
       const i = await runtime.engine.inspect({ historyLimit: 0 });
-      return { state: i.state, wizardState: i.wizardState };
+      return { state: i.state, wizardState: i.wizardState, reason: i.context.reason };
     };
     return {
       restore: async () => {

@@ -17,6 +17,7 @@ import { loadScriptExitCodes } from '../effects/script-exit-codes';
 import { isKeyCustodyError } from '../hsm/errors';
 import { readPin } from '../hsm/pin-source';
 import { Pkcs11Module, describe, pkcs11Code } from '../hsm/pkcs11-module';
+import { initializeToken, TokenInitError } from '../hsm/token-init';
 import { checkPinLength, readPinLimits } from '../hsm/token-pin-limits';
 import { PROJECT_ROOT } from './config';
 
@@ -75,20 +76,10 @@ function makeToken(api: pkcs11js.PKCS11, slotText: string, label: string): void 
   if (api.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) throw new Failure('NO_FREE_SLOT', `slot ${slotText} holds a token already`);
   const { soPin, userPin } = checkPins(api, slot);
   try {
-    // PKCS#11 pads a label with spaces; pkcs11js would pad it with NULs, which other clients keep.
-    api.C_InitToken(slot, soPin, label.padEnd(32, ' '));
+    initializeToken(api, slot, label, soPin, userPin);
   } catch (error) {
-    throw new Failure('INIT_TOKEN_FAILED', describe(error));
-  }
-  const session = api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-  try {
-    api.C_Login(session, pkcs11js.CKU_SO, soPin);
-    api.C_InitPIN(session, userPin);
-    api.C_Logout(session);
-  } catch (error) {
-    throw new Failure('INIT_PIN_FAILED', describe(error));
-  } finally {
-    api.C_CloseSession(session);
+    if (!(error instanceof TokenInitError)) throw error;
+    throw new Failure(error.step === 'init-token' ? 'INIT_TOKEN_FAILED' : 'INIT_PIN_FAILED', error.message);
   }
 }
 

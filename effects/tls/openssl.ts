@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
+import { childEnvironment } from '../child-env';
 
 export const OPENSSL_COMMAND = 'openssl';
 export const OPENSSL_TIMEOUT_MS = 30_000;
@@ -41,7 +42,7 @@ export interface OpensslResult {
  */
 export function runOpenssl(args: readonly string[], io: { input?: Buffer; secret?: string } = {}): Promise<OpensslResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(OPENSSL_COMMAND, args, { stdio: ['pipe', 'pipe', 'pipe', io.secret === undefined ? 'ignore' : 'pipe'] });
+    const child = spawn(OPENSSL_COMMAND, args, { env: childEnvironment(), stdio: ['pipe', 'pipe', 'pipe', io.secret === undefined ? 'ignore' : 'pipe'] });
     // Streams asked for as 'pipe' always exist.
     const [stdin, stdoutStream, stderrStream] = [child.stdin!, child.stdout!, child.stderr!];
     const stdout: Buffer[] = [];

@@ -136,6 +136,22 @@ describe('importPkcs12', () => {
     }
   });
 
+  it("gives openssl none of keyward's own environment (a database URL may hold a password)", async () => {
+    const dbPassword = newSecret('db-password');
+    process.env.DATABASE_URL = `postgres://keyward:${dbPassword}@127.0.0.1:5432/keyward`;
+    try {
+      const { seen } = await watchSpawns(() => importPkcs12(modern, password));
+      expect(seen.length).toBeGreaterThan(0);
+      for (const child of seen) {
+        expect(child.environ).not.toContain(dbPassword);
+        const names = child.environ.split('\0').filter(Boolean).map((entry) => entry.split('=')[0]);
+        expect(names.every((name) => ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TMPDIR', 'TZ'].includes(name!))).toBe(true);
+      }
+    } finally {
+      delete process.env.DATABASE_URL;
+    }
+  });
+
   it('says a wrong password is wrong, names the field, and does not repeat the password', async () => {
     const wrong = newSecret('wrong-p12-password');
     for (const file of [modern, exportPkcs12(dir, 'legacy-wrong.p12', { key: ecLeafKey, certificate: ecLeaf, password, legacy: true })]) {

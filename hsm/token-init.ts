@@ -1,0 +1,35 @@
+import * as pkcs11js from 'pkcs11js';
+
+/** Which step of making a token failed: the token itself, or its user PIN (the token then exists). */
+export class TokenInitError extends Error {
+  constructor(
+    readonly step: 'init-token' | 'init-pin',
+    override readonly cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = 'TokenInitError';
+  }
+}
+
+/**
+ * Initializes the token of a free slot and sets its user PIN, in this process: the PINs stay in
+ * memory, never in a child's arguments or environment.
+ */
+export function initializeToken(api: pkcs11js.PKCS11, slot: pkcs11js.Handle, label: string, soPin: string, userPin: string): void {
+  try {
+    // PKCS#11 pads a label with spaces; pkcs11js would pad it with NULs, which other clients keep.
+    api.C_InitToken(slot, soPin, label.padEnd(32, ' '));
+  } catch (error) {
+    throw new TokenInitError('init-token', error);
+  }
+  const session = api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  try {
+    api.C_Login(session, pkcs11js.CKU_SO, soPin);
+    api.C_InitPIN(session, userPin);
+    api.C_Logout(session);
+  } catch (error) {
+    throw new TokenInitError('init-pin', error);
+  } finally {
+    api.C_CloseSession(session);
+  }
+}
