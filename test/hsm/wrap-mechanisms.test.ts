@@ -7,7 +7,7 @@ import { Pkcs11KeyWrapper } from '../../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { mapPkcs11Error, Pkcs11Token } from '../../hsm/pkcs11-token';
 import { readCapabilities, requireUsableToken } from '../../hsm/token-capabilities';
-import { initOckToken, OCK_MODULE, OckToken, openCryptokiAvailability, reportOckUnavailable } from '../support/opencryptoki';
+import { initOckToken, OCK_MODULE, OckToken, releaseOpenCryptoki, reportOckUnavailable, useOpenCryptoki } from '../support/opencryptoki';
 import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 
 /**
@@ -131,7 +131,8 @@ describe('SoftHSM2 restricted by slots.mechanisms', () => {
 });
 
 describe("openCryptoki's software token (CKM_AES_CBC_PAD only)", () => {
-  const availability = openCryptokiAvailability();
+  const availability = useOpenCryptoki();
+  afterAll(releaseOpenCryptoki);
   if (!availability.available) {
     it('cannot run here, and says so', () => reportOckUnavailable(availability.reason));
     return;
