@@ -124,3 +124,32 @@ export function requireUsableToken(capabilities: TokenCapabilities): WrapMechani
   }
   return capabilities.wrap;
 }
+
+export type CapabilitiesReport = { ok: true; capabilities: TokenCapabilities } | { ok: false; modulePath: string; problem: string };
+
+/**
+ * The capabilities for a page or `keyward inspect`: never throws. `refresh` re-reads the module's
+ * tokens first (it closes this process's sessions of that module: only where none are in use).
+ */
+export function reportCapabilities(modulePath: string, tokenLabel: string, refresh = false): CapabilitiesReport {
+  try {
+    if (refresh) Pkcs11Module.open(modulePath).refresh();
+    const capabilities = readCapabilities(modulePath, tokenLabel);
+    if (capabilities === null) return { ok: false, modulePath, problem: 'the module has no slot with a token' };
+    return { ok: true, capabilities };
+  } catch (error) {
+    return { ok: false, modulePath, problem: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** Lines for a terminal: the token, the wrap keyward uses on it, its PIN limits and AES mechanisms. */
+export function capabilityLines(report: CapabilitiesReport): string[] {
+  if (!report.ok) return [`token:        cannot read ${report.modulePath}: ${report.problem}`];
+  const c = report.capabilities;
+  return [
+    `token:        ${c.tokenLabel ?? '-'} in ${c.modulePath}`,
+    `wrap:         ${c.wrap ?? 'none usable (keyward needs CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD or CKM_AES_CBC_PAD)'}`,
+    `PIN length:   ${c.pinLength ? `${c.pinLength.min}–${c.pinLength.max}` : '-'}`,
+    `mechanisms:   ${describeMechanisms(c)}`,
+  ];
+}
