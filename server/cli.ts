@@ -268,7 +268,8 @@ async function main(argv: string[]): Promise<number> {
         if (!Number.isInteger(history) || history < 0) throw new UsageError('--history takes a number');
         const inspection = await runtime.engine.inspect({ historyLimit: history });
         // The token in use, or the one the HSM step was last asked to use: what keyward can do with it.
-        const configured = await runtime.store.storage.token();
+        // Before the first BOOT there is no schema, so no token either.
+        const configured = await runtime.store.storage.token().catch(() => null);
         const token = configured ? { modulePath: configured.modulePath, label: configured.tokenLabel } : inspection.context.hsm;
         const tokenCapabilities = token ? reportCapabilities(token.modulePath, token.label, true) : null;
         if (json) {

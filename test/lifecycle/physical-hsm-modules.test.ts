@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
+import { Pkcs11Token } from '../../hsm/pkcs11-token';
 import { Install, TOKEN_LABEL } from '../support/install';
 import { initOckToken, OCK_MODULE, OCK_TOKEN_LABEL, ockTool, daemonStartedByTests, releaseOpenCryptoki, reportOckUnavailable, restartDaemon, stopDaemon, useOpenCryptoki } from '../support/opencryptoki';
 import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
-import { newSecret } from '../support/secrets';
+import { newSecret, registerSecretSource } from '../support/secrets';
 
 /**
  * "Any PKCS#11 module": the physical-HSM path run end to end on two independent implementations,
@@ -223,5 +225,28 @@ describe('a module that offers no usable wrap mechanism (SoftHSM2 restricted by 
     const slots = execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--list-slots'], { env: { ...process.env, SOFTHSM2_CONF: i.config.softhsmConf }, encoding: 'utf8' });
     expect(slots).toMatch(/token state:\s+uninitialized/);
     expect(slots).not.toContain(TOKEN_LABEL);
+  });
+});
+
+describe('a KEK left on the token by an earlier set-up', () => {
+  it('is reused knowingly, and the transition log says so; a set-up only ever removes the KEK it made itself', async () => {
+    const i = await physical(softHsm, 'kek-left-behind');
+    // What an older keyward left after failing at the wrap: a KEK under keyward's label, no DEK.
+    const token = new Pkcs11Token({ modulePath: SOFTHSM_MODULE, tokenLabel: TOKEN_LABEL, kekLabel: i.config.kekLabel, pin: { file: join(i.config.softhsmConf, '..', 'given-pin') } });
+    writeFileSync(join(i.config.softhsmConf, '..', 'given-pin'), `${i.pin}\n`, { mode: 0o600 });
+    registerSecretSource(join(i.config.softhsmConf, '..', 'given-pin'));
+    const left = token.generateKek();
+    await i.expectSend('SELECT_STORAGE', { storageType: 'physical_hsm' });
+    await i.expectSend('SETUP_HSM', i.hsmSetupPayload('physical'), i.hsmSecrets('physical'));
+    const { history } = await i.runtime.engine.inspect({ historyLimit: 20 });
+    const created = history.find((h) => h.eventType === 'createKek:done');
+    expect(created?.payload).toMatchObject({ output: { kekId: left.id, reused: true, mechanism: 'CKM_AES_KEY_WRAP' } });
+    expect((await i.runtime.store.keyMaterial.current())?.wrapped?.kek.id).toBe(left.id);
+
+    // destroyKek removes a key only when it is the one named: never another key under the label.
+    token.destroyKek({ label: i.config.kekLabel, id: '00'.repeat(16) });
+    expect(token.findKekId()).toEqual(left);
+    token.destroyKek(left);
+    expect(token.findKekId()).toBeNull();
   });
 });
