@@ -3,9 +3,11 @@ import * as argon2 from 'argon2';
 import { DatabaseConfig, migrateToLatest } from '../db/database';
 import { safeErrorMessage } from '../db/driver-errors';
 import { ValidationError } from '../db/validation';
-import { isKeyCustodyError } from '../hsm/errors';
+import { isKeyCustodyError, KeyCustodyError } from '../hsm/errors';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../hsm/pkcs11-module';
+import { mapPkcs11Error } from '../hsm/pkcs11-token';
+import { readCapabilities, requireUsableToken } from '../hsm/token-capabilities';
 import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput, EffectRunner, TlsSummary } from '../machines/effect-signatures';
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength, WeakPasswordError } from './password-policy';
@@ -80,6 +82,11 @@ export class LifecycleEffects implements EffectRunner {
       setUpToken: async (input, { secrets, checkpoint }) => {
         const pin = secrets.get('pin');
         const soPin = input.hsmType === 'softhsm' ? secrets.get('soPin') : null;
+        // Ask the module first: a token keyward cannot wrap with is refused before anything is made on it.
+        const module = Pkcs11Module.open(input.modulePath);
+        module.refresh();
+        const capabilities = readCapabilities(input.modulePath, input.label);
+        if (capabilities !== null) requireUsableToken(capabilities);
         await checkpoint('before-script');
         await setUpToken(
           { ...input, pin, soPin },
@@ -102,7 +109,18 @@ export class LifecycleEffects implements EffectRunner {
       createKek: async (_input, { checkpoint }) => {
         const token = await this.custody.requireToken();
         await checkpoint('before-generate');
-        return { kekId: token.ensureKek().id };
+        const existing = token.findKekId();
+        const wrapper = new Pkcs11KeyWrapper(token);
+        if (existing) return { kekId: existing.id, reused: true, mechanism: wrapper.mechanism() };
+        const kek = token.generateKek();
+        // A KEK the token cannot wrap the DEK with is removed, so a failed set-up leaves nothing behind.
+        try {
+          return { kekId: kek.id, reused: false, mechanism: await wrapper.selfTest() };
+        } catch (error) {
+          token.destroyKek(kek);
+          const failure = isKeyCustodyError(error) ? error : mapPkcs11Error(error, 'testing the new KEK');
+          throw new KeyCustodyError(failure.code, `${failure.message}; the KEK made by this set-up was removed from the token`, { cause: error });
+        }
       },
 
       createDek: async (_input, { checkpoint }) => {

@@ -15,7 +15,8 @@ export interface WrappingKeyId {
   id: string;
 }
 
-export type WrapMechanism = 'CKM_AES_KEY_WRAP';
+/** How a wrapped DEK was made; recorded with each blob (docs/formats.md). */
+export type WrapMechanism = 'CKM_AES_KEY_WRAP' | 'CKM_AES_KEY_WRAP_PAD' | 'CKM_AES_CBC_PAD';
 
 export interface WrappedKey {
   mechanism: WrapMechanism;

@@ -3,7 +3,8 @@ import * as pkcs11js from 'pkcs11js';
 import { KeyCustodyError, isKeyCustodyError } from './errors';
 import type { WrappingKeyId } from './key-wrapper';
 import { PinSource, readPin } from './pin-source';
-import { Pkcs11Module, describe, pkcs11Code } from './pkcs11-module';
+import { Pkcs11Module, pkcs11Code } from './pkcs11-module';
+import { explainPkcs11Error } from './pkcs11-return-codes';
 
 export interface TokenConfig {
   modulePath: string;
@@ -168,6 +169,19 @@ export class Pkcs11Token {
     });
   }
 
+  /** Removes the KEK with this identity (a set-up that failed after making it); another key is never touched. */
+  destroyKek(id: WrappingKeyId): void {
+    this.withSession((api, session) => {
+      const handle = this.findKekHandle(api, session);
+      if (handle === null || this.identityOf(api, session, handle).id !== id.id) return;
+      try {
+        api.C_DestroyObject(session, handle);
+      } catch (error) {
+        throw mapPkcs11Error(error, `removing the KEK "${id.label}" from token "${this.config.tokenLabel}"`);
+      }
+    });
+  }
+
   /** The KEK, generated if there is none: safe to run again after a crash. */
   ensureKek(): WrappingKeyId {
     const existing = this.findKekId();
@@ -185,7 +199,7 @@ export class Pkcs11Token {
 export function mapPkcs11Error(error: unknown, doing: string): KeyCustodyError {
   if (isKeyCustodyError(error)) return error;
   const code = pkcs11Code(error);
-  const detail = `${doing} failed: ${describe(error)}`;
+  const detail = `${doing} failed: ${explainPkcs11Error(error)}`;
   switch (code) {
     case CKR.PIN_INCORRECT:
     case CKR.PIN_LEN_RANGE:
@@ -198,7 +212,7 @@ export function mapPkcs11Error(error: unknown, doing: string): KeyCustodyError {
     case CKR.MECHANISM_PARAM_INVALID:
     case CKR.FUNCTION_NOT_SUPPORTED:
     case CKR.KEY_TYPE_INCONSISTENT:
-      return new KeyCustodyError('MECHANISM_UNSUPPORTED', `${doing} failed: the token does not support the mechanism (${describe(error)})`);
+      return new KeyCustodyError('MECHANISM_UNSUPPORTED', `${doing} failed: the token does not support the mechanism (${explainPkcs11Error(error)})`);
     case CKR.TOKEN_NOT_PRESENT:
     case CKR.TOKEN_NOT_RECOGNIZED:
     case CKR.DEVICE_REMOVED:

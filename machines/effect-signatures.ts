@@ -19,7 +19,8 @@ export interface EffectSignatures {
   deactivateTokenCas: { input: { reason: string }; output: { deactivated: number } };
   recordStorageType: { input: { storageType: StorageType }; output: { storageType: StorageType } };
   setUpToken: { input: { hsmType: HsmType; modulePath: string; label: string; slot: number | null; purpose: 'wizard' | 'auto_restore' }; output: { initialized: boolean } };
-  createKek: { input: Record<string, never>; output: { kekId: string } };
+  /** reused: the KEK was on the token already (an earlier, interrupted or failed set-up made it). */
+  createKek: { input: Record<string, never>; output: { kekId: string; reused?: boolean; mechanism?: string } };
   createDek: { input: Record<string, never>; output: { dekKeyId: string } };
   generateTlsCredential: { input: { subjectAltNames: string[] }; output: { credentialId: number; fingerprintSha256: string } };
   importTlsPkcs12: { input: { path: string }; output: { credentialId: number; fingerprintSha256: string } };

@@ -2,7 +2,8 @@
 # Prepares a bare clone on a fresh Debian machine; npm start, npm test and npm run bench run it first.
 # It installs only what is missing, so a second run with nothing missing installs nothing.
 #   scripts/setup.sh          what the server needs: softhsm2, opensc, npm packages, build, ./var
-#   scripts/setup.sh test     the same, plus chromium and postgresql for the test suite
+#   scripts/setup.sh test     the same, plus chromium, postgresql and opencryptoki (a second PKCS#11
+#                             implementation; the tests start its slot daemon) for the test suite
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +13,7 @@ say() { echo "keyward setup: $*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 wanted=(softhsm2 opensc python3 make g++)
-[ "$mode" = test ] && wanted+=(chromium postgresql)
+[ "$mode" = test ] && wanted+=(chromium postgresql opencryptoki)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

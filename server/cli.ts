@@ -7,6 +7,7 @@ import { runningServer } from './pid-file';
 import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
 import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
 import { KeywardRuntime } from './runtime';
+import { capabilityLines, reportCapabilities } from '../hsm/token-capabilities';
 
 /** Loaded only by the commands that need them: `boot` and `send` start faster without the web stack. */
 const lazy = {
@@ -266,8 +267,13 @@ async function main(argv: string[]): Promise<number> {
         const history = Number(flag(parsed, 'history') ?? 10);
         if (!Number.isInteger(history) || history < 0) throw new UsageError('--history takes a number');
         const inspection = await runtime.engine.inspect({ historyLimit: history });
+        // The token in use, or the one the HSM step was last asked to use: what keyward can do with it.
+        // Before the first BOOT there is no schema, so no token either.
+        const configured = await runtime.store.storage.token().catch(() => null);
+        const token = configured ? { modulePath: configured.modulePath, label: configured.tokenLabel } : inspection.context.hsm;
+        const tokenCapabilities = token ? reportCapabilities(token.modulePath, token.label, true) : null;
         if (json) {
-          process.stdout.write(`${JSON.stringify(inspection)}\n`);
+          process.stdout.write(`${JSON.stringify({ ...inspection, tokenCapabilities })}\n`);
         } else {
           const lines = [
             `state:        ${inspection.state}`,
@@ -278,6 +284,7 @@ async function main(argv: string[]): Promise<number> {
           ];
           if (inspection.context.reason) lines.push(`reason:       ${inspection.context.reason}`);
           if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.code}: ${inspection.context.lastError.message}`);
+          if (tokenCapabilities) lines.push(...capabilityLines(tokenCapabilities));
           if (inspection.pendingEffect) lines.push(`in flight:    ${inspection.pendingEffect.src} (pid ${inspection.pendingEffect.owner.pid} on ${inspection.pendingEffect.owner.host})`);
           lines.push('history:');
           for (const row of inspection.history) lines.push(`  ${row.revision}\t${row.at}\t${row.source}\t${row.eventType}\t${row.fromState} -> ${row.toState}`);

@@ -27,6 +27,9 @@ export class Install {
   readonly backupPassword = `Bk-${newSecret('backup')}`;
   readonly adminPassword = `Ad-${newSecret('admin')}`;
   readonly config: KeywardConfig;
+  /** The PKCS#11 module and token label SETUP_HSM names (a physical HSM's may be another module). */
+  hsmModule = SOFTHSM_MODULE;
+  hsmLabel = TOKEN_LABEL;
 
   private constructor(
     readonly home: string,
@@ -106,7 +109,7 @@ export class Install {
   }
 
   hsmSetupPayload(hsmType: 'softhsm' | 'physical' = 'softhsm') {
-    return { hsmType, modulePath: SOFTHSM_MODULE, label: TOKEN_LABEL };
+    return { hsmType, modulePath: this.hsmModule, label: this.hsmLabel };
   }
 
   hsmSecrets(hsmType: 'softhsm' | 'physical' = 'softhsm'): Record<string, string> {

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { isStorageType } from '../../../hsm/storage-type';
+import { describeMechanisms, reportCapabilities, WRAP_MECHANISMS } from '../../../hsm/token-capabilities';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
 import { failureOf, sendEvent } from '../web-events';
@@ -50,7 +51,17 @@ export function hsmSetupRoutes(deps: WebDeps, router: Router, path: string, wiza
       slot: chosen?.slot === null || chosen?.slot === undefined ? '' : String(chosen.slot),
       ...form.values,
     };
-    renderPage(deps, req, res, 'setup-wizard/hsm-setup', { title: autoRestore ? 'Auto-restore: HSM token' : 'HSM token', inspection, hsmType, autoRestore, ...form, values }, status);
+    // What the module offers, for a module keyward was configured with or already asked to use (never a path just typed).
+    const known = values.modulePath !== '' && (values.modulePath === chosen?.modulePath || values.modulePath === deps.runtime.config.pkcs11Module);
+    const capabilities = known ? reportCapabilities(values.modulePath, values.label) : null;
+    renderPage(
+      deps,
+      req,
+      res,
+      'setup-wizard/hsm-setup',
+      { title: autoRestore ? 'Auto-restore: HSM token' : 'HSM token', inspection, hsmType, autoRestore, ...form, values, capabilities, describeMechanisms, wrapMechanisms: WRAP_MECHANISMS },
+      status,
+    );
   };
 
   router.get(path, stepPage(step, (req, res, inspection) => render(req, res, inspection)));
