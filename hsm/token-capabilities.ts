@@ -2,6 +2,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KeyCustodyError } from './errors';
 import type { WrapMechanism } from './key-wrapper';
 import { Pkcs11Module } from './pkcs11-module';
+import { PinLimits, pinLimitsOf } from './token-pin-limits';
 
 /** keyward's wrap mechanisms, strongest first (docs/formats.md describes each blob). */
 export const WRAP_MECHANISMS: readonly { name: WrapMechanism; code: number; what: string }[] = [
@@ -38,7 +39,7 @@ export interface TokenCapabilities {
   modulePath: string;
   /** The token the capabilities were read from: the one with the label, or the module's first slot. */
   tokenLabel: string | null;
-  pinLength: { min: number; max: number } | null;
+  pinLength: PinLimits | null;
   /** The AES mechanisms the token offers (all of them, not only those keyward uses). */
   mechanisms: MechanismCapability[];
   /** The wrap keyward would use on this token, or null when it offers none that keyward can use. */
@@ -78,7 +79,7 @@ export function readCapabilities(modulePath: string, tokenLabel: string): TokenC
   try {
     const info = api.C_GetTokenInfo(slot);
     label = info.label.replace(/[\s\0]+$/, '');
-    pinLength = { min: info.minPinLen, max: info.maxPinLen };
+    pinLength = pinLimitsOf(info);
   } catch {
     // A slot whose token went away between the calls: its mechanisms still answer.
   }
@@ -149,7 +150,7 @@ export function capabilityLines(report: CapabilitiesReport): string[] {
   return [
     `token:        ${c.tokenLabel ?? '-'} in ${c.modulePath}`,
     `wrap:         ${c.wrap ?? 'none usable (keyward needs CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD or CKM_AES_CBC_PAD)'}`,
-    `PIN length:   ${c.pinLength ? `${c.pinLength.min}–${c.pinLength.max}` : '-'}`,
+    `PIN length:   ${c.pinLength ? `${c.pinLength.min ?? '?'}–${c.pinLength.max ?? '?'}` : '-'}`,
     `mechanisms:   ${describeMechanisms(c)}`,
   ];
 }

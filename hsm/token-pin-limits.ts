@@ -22,7 +22,10 @@ const UNAVAILABLE = 0xffffffff;
  * token too, so they can be checked before C_InitToken.
  */
 export function readPinLimits(api: pkcs11js.PKCS11, slot: pkcs11js.Handle): PinLimits {
-  const info = api.C_GetTokenInfo(slot);
+  return pinLimitsOf(api.C_GetTokenInfo(slot));
+}
+
+export function pinLimitsOf(info: pkcs11js.TokenInfo): PinLimits {
   const known = (n: number) => (Number.isSafeInteger(n) && n > 0 && n < UNAVAILABLE ? n : null);
   return { min: known(info.minPinLen), max: known(info.maxPinLen) };
 }
