@@ -209,7 +209,7 @@ async function main(argv: string[]): Promise<number> {
           const file = parsed.positional[1];
           if (!file) throw new UsageError('backup verify needs FILE');
           const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
-          const verified = await lazy.verifyArchive()(file, passphrase!, { onProgress: ({ bytes }) => progressPrinter('verified')({ bytes }) });
+          const verified = await lazy.verifyArchive()(file, passphrase!, { onProgress: ({ bytes }) => progressPrinter('verified')({ bytes }), kdfCeiling: runtime.config.kdfCeiling });
           if (json) process.stdout.write(`${JSON.stringify(verified)}\n`);
           else {
             const m = verified.manifest;
