@@ -153,6 +153,7 @@ function archiveExit(error: unknown): number | null {
     WEAK_KDF_PARAMETERS: EXIT.NOT_AN_ARCHIVE,
     INVALID_ENTRY_NAME: EXIT.ARCHIVE_CORRUPT,
     OUTPUT_EXISTS: EXIT.OUTPUT_EXISTS,
+    WEAK_PASSWORD: EXIT.REFUSED,
   };
   return code && table[code] !== undefined ? table[code]! : null;
 }
