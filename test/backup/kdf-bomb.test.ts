@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Store } from '../../db/store';
+import { DekKeyring } from '../../hsm/dek-keyring';
 import { CLI, CliHome } from '../support/cli';
-import { kdfBombArchive, runMeasured } from '../support/kdf-bomb';
+import { BOMB_KDF, kdfBombArchive, runMeasured } from '../support/kdf-bomb';
 import { newSecret } from '../support/secrets';
+import { destroyKek } from '../support/softhsm';
+import { completeSoftHsmWizard, wizardSecrets } from '../support/wizard';
 
 jest.setTimeout(120_000);
 
@@ -89,5 +93,61 @@ describe('CLI: the Argon2id bomb archive', () => {
     const contradictory = cli.run(['inspect'], { env: { KEYWARD_ARGON2_ITERATIONS: '8', KEYWARD_KDF_MAX_ITERATIONS: '4' } });
     expect(contradictory.status).toBe(1);
     expect(contradictory.stderr).toMatch(/KEYWARD_KDF_MAX_ITERATIONS \(4\) is below/);
+  });
+});
+
+/** The key_material row of a CLI home, read and written as bytes (no DEK needed, none available). */
+async function withKeyMaterial<T>(cli: CliHome, fn: (store: Store) => Promise<T>): Promise<T> {
+  const database = cli.env.DATABASE_URL ? ({ client: 'pg', connectionString: cli.env.DATABASE_URL } as const) : ({ client: 'sqlite', filename: join(cli.home, 'keyward.sqlite') } as const);
+  const store = Store.open(database, new DekKeyring());
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The same bomb in the backup copy of the DEK (key_material, docs/formats.md §3), which had no
+ * ceiling at all: a row altered in the database asks for 4 GiB when auto-restore opens it with the
+ * backup password. SUBMIT_BACKUP_PASSWORD is rejected from the stored parameters, before Argon2id.
+ */
+describe('CLI: a key_material backup copy asking Argon2id for 4 GiB', () => {
+  const cli = new CliHome('kdf-bomb-copy');
+  const secrets = wizardSecrets();
+
+  it('is refused before any derivation at auto-restore, within a second, under 300 MB, changing nothing', async () => {
+    expect(cli.run(['boot']).status).toBe(0);
+    completeSoftHsmWizard(cli, secrets);
+    destroyKek(cli.env.SOFTHSM2_CONF!, secrets.pin);
+    expect(cli.run(['boot']).status).toBe(0);
+    expect(cli.inspect().wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
+
+    const forged = await withKeyMaterial(cli, async (store) => {
+      const record = (await store.keyMaterial.current())!;
+      const copy = Buffer.from(record.backupCopy!);
+      copy.writeUInt32BE(BOMB_KDF.memoryKiB, 6);
+      copy.writeUInt32BE(BOMB_KDF.iterations, 10);
+      copy[14] = BOMB_KDF.parallelism;
+      createHash('sha256').update(copy.subarray(0, 115)).digest().copy(copy, 115, 0, 8);
+      await store.keyMaterial.setBackupCopy(record.dekKeyId, copy);
+      return copy;
+    });
+
+    const env = { ...cli.env };
+    const baseline = await runMeasured(process.execPath, [CLI, 'inspect'], { env, timeoutMs: 20_000 });
+    expect(baseline.status).toBe(0);
+    const before = cli.inspect();
+    const run = await runMeasured(process.execPath, [CLI, 'send', 'SUBMIT_BACKUP_PASSWORD', '--secret', 'password=stdin'], { env, stdin: `${secrets.backup}\n`, timeoutMs: 20_000 });
+    expect(run.timedOut).toBe(false);
+    expect(run.status).toBe(5);
+    expect(run.stderr).toMatch(/Argon2id parameters m=4194304 KiB, t=64, p=64 exceed this keyward's ceiling/);
+    expect(run.stderr).not.toContain(secrets.backup);
+    expect(run.elapsedMs - baseline.elapsedMs).toBeLessThan(REFUSAL_MS);
+    expect(run.maxRssKiB).toBeLessThan(PEAK_KIB);
+    const after = cli.inspect();
+    expect(after.state).toBe(before.state);
+    expect(after.wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
+    expect(await withKeyMaterial(cli, async (store) => (await store.keyMaterial.current())!.backupCopy)).toEqual(forged);
   });
 });
