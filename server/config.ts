@@ -71,10 +71,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
   };
 }
 
-const CEILING_VARIABLES: Array<[keyof KdfParams, string]> = [
-  ['memoryKiB', 'KEYWARD_KDF_MAX_MEMORY_KIB'],
-  ['iterations', 'KEYWARD_KDF_MAX_ITERATIONS'],
-  ['parallelism', 'KEYWARD_KDF_MAX_PARALLELISM'],
+const CEILING_VARIABLES: Array<[keyof KdfParams, string, string]> = [
+  ['memoryKiB', 'KEYWARD_KDF_MAX_MEMORY_KIB', 'KEYWARD_ARGON2_MEMORY_KIB'],
+  ['iterations', 'KEYWARD_KDF_MAX_ITERATIONS', 'KEYWARD_ARGON2_ITERATIONS'],
+  ['parallelism', 'KEYWARD_KDF_MAX_PARALLELISM', 'KEYWARD_ARGON2_PARALLELISM'],
 ];
 
 /**
@@ -84,10 +84,10 @@ const CEILING_VARIABLES: Array<[keyof KdfParams, string]> = [
  */
 function readKdfCeiling(env: NodeJS.ProcessEnv, kdf: KdfParams, positive: (name: string, fallback: number) => number): KdfParams {
   const ceiling = { ...DEFAULT_KDF_CEILING };
-  for (const [key, name] of CEILING_VARIABLES) {
+  for (const [key, name, written] of CEILING_VARIABLES) {
     const set = env[name] !== undefined && env[name] !== '';
     ceiling[key] = set ? positive(name, DEFAULT_KDF_CEILING[key]) : Math.max(DEFAULT_KDF_CEILING[key], kdf[key]);
-    if (ceiling[key] > MAX_KDF_CEILING[key]) throw new Error(`${name} must be at most ${MAX_KDF_CEILING[key]}`);
+    if (ceiling[key] > MAX_KDF_CEILING[key]) throw new Error(`${set ? name : written} must be at most ${MAX_KDF_CEILING[key]}`);
     if (ceiling[key] < kdf[key]) throw new Error(`${name} (${ceiling[key]}) is below the Argon2id parameter keyward writes with (${kdf[key]}): it would refuse its own backups`);
   }
   return ceiling;

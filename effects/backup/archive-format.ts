@@ -35,7 +35,6 @@ export const MAX_SEGMENTS = 2 ** 32;
 export const TRAILER_MAGIC = Buffer.from('KWA-END\n', 'ascii');
 export const TRAILER_LENGTH = TRAILER_MAGIC.length + 8;
 
-
 export interface ArchiveHeader {
   formatVersion: number;
   kdf: KdfParams;
