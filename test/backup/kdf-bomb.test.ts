@@ -148,6 +148,7 @@ describe('CLI: a key_material backup copy asking Argon2id for 4 GiB', () => {
     const after = cli.inspect();
     expect(after.state).toBe(before.state);
     expect(after.wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
+    expect(after.context.passwordFailures).toBe(before.context.passwordFailures); // not a wrong password: no lockout step
     expect(await withKeyMaterial(cli, async (store) => (await store.keyMaterial.current())!.backupCopy)).toEqual(forged);
   });
 });
