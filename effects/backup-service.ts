@@ -7,6 +7,7 @@ import type { Store } from '../db/store';
 import type { KdfParams } from '../hsm/backup-copy';
 import { ArchiveEntry, ArchiveProgress, BackupArchiveError, createArchive, CreatedArchive, DatabaseBackup } from './backup';
 import type { KeyCustody } from './key-custody';
+import { checkPasswordStrength } from './password-policy';
 import { readTlsFiles } from './tls';
 import { auditTransitionLog } from './transition-log-audit';
 
@@ -33,7 +34,9 @@ export interface BackupResult extends CreatedArchive {
  * a restore on another host goes through auto-restore with the backup password.
  */
 export async function createBackup(source: BackupSource, output: string, passphrase: string, options: { kdf?: KdfParams; onProgress?: (progress: ArchiveProgress) => void } = {}): Promise<BackupResult> {
-  // Refused before anything at all is touched, the canary included.
+  // Refused before anything at all is touched, the canary included. The passphrase guards a copy
+  // of every secret in the store, so it meets the backup password's rules.
+  checkPasswordStrength(passphrase, 'backup passphrase');
   if (existsSync(output)) throw new BackupArchiveError('OUTPUT_EXISTS', `${output} already exists; an archive is never written over an existing file`);
   let canary = false;
   try {

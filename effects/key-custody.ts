@@ -15,6 +15,8 @@ export interface CustodyConfig {
   secretsDir: string;
   kekLabel: string;
   kdf: KdfParams;
+  /** Highest Argon2id parameters a stored backup copy may ask for (default: DEFAULT_KDF_CEILING). */
+  kdfCeiling?: KdfParams;
 }
 
 /**
@@ -29,7 +31,7 @@ export class KeyCustody {
     readonly keyring: DekKeyring,
     readonly config: CustodyConfig,
   ) {
-    this.hierarchy = new KeyHierarchy(store.keyMaterial, keyring, config.kdf);
+    this.hierarchy = new KeyHierarchy(store.keyMaterial, keyring, config.kdf, config.kdfCeiling);
   }
 
   get userPinFile(): string {

@@ -202,6 +202,7 @@ export class LifecycleEffects implements EffectRunner {
           { home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db },
           path,
           secrets.get('passphrase'),
+          { kdfCeiling: this.custody.config.kdfCeiling },
         );
         // The DEK of the replaced store means nothing for the restored one.
         this.custody.keyring.clear();

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
+import type { KdfParams } from '../hsm/backup-copy';
 import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../db/database';
 import { ArchiveManifest, compareArchiveVersions, extractArchive, importDatabase, migrateToSchemaVersion, verifyArchive } from './backup';
 import { importPemFiles, writeTlsFiles } from './tls';
@@ -40,10 +41,15 @@ export interface RestoreReport {
  * store moved aside — never deleted — into a dated quarantine, and the restored one put in its place.
  * BOOT decides what follows (a new host or a lost KEK goes through auto-restore).
  */
-export async function restoreArchive(target: RestoreTarget, archive: string, passphrase: string, options: { onProgress?: (message: string) => void } = {}): Promise<RestoreReport> {
+export async function restoreArchive(
+  target: RestoreTarget,
+  archive: string,
+  passphrase: string,
+  options: { onProgress?: (message: string) => void; kdfCeiling?: KdfParams } = {},
+): Promise<RestoreReport> {
   const say = options.onProgress ?? (() => {});
   say('verifying the archive');
-  const verified = await verifyArchive(archive, passphrase);
+  const verified = await verifyArchive(archive, passphrase, { kdfCeiling: options.kdfCeiling });
   const manifest = verified.manifest;
   const latest = await latestSchemaVersion();
   const order = compareArchiveVersions(manifest, { keywardVersion: target.appVersion, schemaVersion: latest });
@@ -56,7 +62,7 @@ export async function restoreArchive(target: RestoreTarget, archive: string, pas
   const quarantine = join(target.home, 'quarantine', stamp);
   try {
     say('extracting');
-    await extractArchive(archive, passphrase, staging);
+    await extractArchive(archive, passphrase, staging, { kdfCeiling: options.kdfCeiling });
     const fromFile = target.database.client === 'sqlite' && existsSync(join(staging, 'database', 'keyward.sqlite'));
     say(fromFile ? 'preparing the restored database file' : 'importing the database export');
     const prepared = target.database.client === 'sqlite' ? await prepareSqlite(staging, manifest, fromFile) : await preparePostgres(target.database, staging, manifest, stamp);

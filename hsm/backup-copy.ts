@@ -14,6 +14,29 @@ export interface KdfParams {
 export const MINIMUM_KDF: KdfParams = { memoryKiB: 65536, iterations: 3, parallelism: 1 };
 export const DEFAULT_KDF: KdfParams = MINIMUM_KDF;
 
+/**
+ * What a reader derives with at most, unless its configuration raises it: four times keyward's own
+ * defaults. The parameters come from stored data (an archive, the key_material row), so without a
+ * ceiling a 200-byte file could ask Argon2id for gigabytes and minutes before anything is checked.
+ */
+export const DEFAULT_KDF_CEILING: KdfParams = { memoryKiB: 4 * DEFAULT_KDF.memoryKiB, iterations: 4 * DEFAULT_KDF.iterations, parallelism: 4 };
+
+/** The highest ceiling a configuration may set: what the formats can express and a host can bear. */
+export const MAX_KDF_CEILING: KdfParams = { memoryKiB: 4 * 1024 * 1024, iterations: 64, parallelism: 64 };
+
+export function exceedsKdfCeiling(params: KdfParams, ceiling: KdfParams): boolean {
+  return params.memoryKiB > ceiling.memoryKiB || params.iterations > ceiling.iterations || params.parallelism > ceiling.parallelism;
+}
+
+/** The message of a refusal; names the variables that raise the ceiling, never any secret. */
+export function kdfCeilingMessage(params: KdfParams, ceiling: KdfParams): string {
+  return (
+    `Argon2id parameters m=${params.memoryKiB} KiB, t=${params.iterations}, p=${params.parallelism} exceed this keyward's ceiling ` +
+    `(m ≤ ${ceiling.memoryKiB} KiB, t ≤ ${ceiling.iterations}, p ≤ ${ceiling.parallelism}); nothing was derived. If the data is trusted, ` +
+    'raise KEYWARD_KDF_MAX_MEMORY_KIB, KEYWARD_KDF_MAX_ITERATIONS or KEYWARD_KDF_MAX_PARALLELISM on this host'
+  );
+}
+
 const MAGIC = Buffer.from('KWB1', 'ascii');
 const ARGON2ID = 2;
 const SALT_LENGTH = 16;
@@ -30,18 +53,19 @@ const CIPHERTEXT_END = NONCE_END + DEK_LENGTH; // 99
 const TAG_END = CIPHERTEXT_END + TAG_LENGTH; // 115
 export const BACKUP_COPY_LENGTH = TAG_END + CHECKSUM_LENGTH; // 123
 
-export function checkKdfParams(params: KdfParams): void {
+export function checkKdfParams(params: KdfParams, ceiling: KdfParams = DEFAULT_KDF_CEILING): void {
   if (params.memoryKiB < MINIMUM_KDF.memoryKiB || params.iterations < MINIMUM_KDF.iterations || params.parallelism < 1 || params.parallelism > 255) {
     throw new KeyCustodyError(
       'WEAK_KDF_PARAMETERS',
       `Argon2id parameters m=${params.memoryKiB} KiB, t=${params.iterations}, p=${params.parallelism} are below the floor of m=${MINIMUM_KDF.memoryKiB} KiB, t=${MINIMUM_KDF.iterations}`,
     );
   }
+  if (exceedsKdfCeiling(params, ceiling)) throw new KeyCustodyError('WEAK_KDF_PARAMETERS', kdfCeilingMessage(params, ceiling));
 }
 
 /** The copy of the DEK that the backup password opens: Argon2id → HKDF → AES-256-GCM. */
-export async function createBackupCopy(dek: Dek, password: string, params: KdfParams = DEFAULT_KDF): Promise<Buffer> {
-  checkKdfParams(params);
+export async function createBackupCopy(dek: Dek, password: string, params: KdfParams = DEFAULT_KDF, ceiling: KdfParams = DEFAULT_KDF_CEILING): Promise<Buffer> {
+  checkKdfParams(params, ceiling);
   if (password.length === 0) throw new RangeError('the backup password is empty');
   const header = Buffer.alloc(AAD_END);
   MAGIC.copy(header, 0);
@@ -62,9 +86,10 @@ export async function createBackupCopy(dek: Dek, password: string, params: KdfPa
   return Buffer.concat([body, checksum(body)]);
 }
 
-export async function openBackupCopy(copy: Buffer, password: string): Promise<Dek> {
+/** Refuses a copy whose stored parameters are outside floor..ceiling before Argon2id runs. */
+export async function openBackupCopy(copy: Buffer, password: string, ceiling: KdfParams = DEFAULT_KDF_CEILING): Promise<Dek> {
   const params = readBackupCopyParams(copy);
-  checkKdfParams(params);
+  checkKdfParams(params, ceiling);
   const header = copy.subarray(0, AAD_END);
   const keys = await deriveKeys(password, header);
   try {

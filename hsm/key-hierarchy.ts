@@ -1,5 +1,5 @@
 import { KeyCustodyError } from './errors';
-import { createBackupCopy, DEFAULT_KDF, KdfParams, openBackupCopy, readBackupCopyParams } from './backup-copy';
+import { createBackupCopy, DEFAULT_KDF, DEFAULT_KDF_CEILING, KdfParams, openBackupCopy, readBackupCopyParams } from './backup-copy';
 import { Dek, DekKeyring, generateDek } from './dek-keyring';
 import type { KeyWrapper, WrappedKey } from './key-wrapper';
 
@@ -29,6 +29,8 @@ export class KeyHierarchy {
     private readonly store: KeyMaterialStore,
     readonly keyring: DekKeyring,
     private readonly kdf: KdfParams = DEFAULT_KDF,
+    /** The most a stored backup copy may ask of Argon2id before this process refuses to open it. */
+    private readonly kdfCeiling: KdfParams = DEFAULT_KDF_CEILING,
   ) {}
 
   /** Creates and wraps the DEK, or, when one was already stored, loads that one. */
@@ -60,7 +62,7 @@ export class KeyHierarchy {
   async setBackupPassword(password: string): Promise<void> {
     const record = await this.requireRecord();
     const key = this.keyring.key(record.dekKeyId);
-    await this.store.setBackupCopy(record.dekKeyId, await createBackupCopy({ keyId: record.dekKeyId, key }, password, this.kdf));
+    await this.store.setBackupCopy(record.dekKeyId, await createBackupCopy({ keyId: record.dekKeyId, key }, password, this.kdf, this.kdfCeiling));
   }
 
   /** Opens the backup copy with the password; a wrong password changes nothing. */
@@ -69,7 +71,7 @@ export class KeyHierarchy {
     if (!record.backupCopy) {
       throw new KeyCustodyError('BACKUP_COPY_MISSING', 'no backup copy of the DEK is stored: the DEK cannot be recovered with a password');
     }
-    const dek = await openBackupCopy(record.backupCopy, password);
+    const dek = await openBackupCopy(record.backupCopy, password, this.kdfCeiling);
     try {
       this.installRecovered(dek, record);
     } finally {

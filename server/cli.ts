@@ -154,6 +154,7 @@ function archiveExit(error: unknown): number | null {
     WEAK_KDF_PARAMETERS: EXIT.NOT_AN_ARCHIVE,
     INVALID_ENTRY_NAME: EXIT.ARCHIVE_CORRUPT,
     OUTPUT_EXISTS: EXIT.OUTPUT_EXISTS,
+    WEAK_PASSWORD: EXIT.REFUSED,
   };
   return code && table[code] !== undefined ? table[code]! : null;
 }
@@ -210,7 +211,7 @@ async function main(argv: string[]): Promise<number> {
           const file = parsed.positional[1];
           if (!file) throw new UsageError('backup verify needs FILE');
           const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
-          const verified = await lazy.verifyArchive()(file, passphrase!, { onProgress: ({ bytes }) => progressPrinter('verified')({ bytes }) });
+          const verified = await lazy.verifyArchive()(file, passphrase!, { onProgress: ({ bytes }) => progressPrinter('verified')({ bytes }), kdfCeiling: runtime.config.kdfCeiling });
           if (json) process.stdout.write(`${JSON.stringify(verified)}\n`);
           else {
             const m = verified.manifest;

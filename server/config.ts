@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DatabaseConfig, databaseConfigFromEnv } from '../db/database';
-import { KdfParams, MINIMUM_KDF } from '../hsm/backup-copy';
+import { DEFAULT_KDF_CEILING, KdfParams, MAX_KDF_CEILING, MINIMUM_KDF } from '../hsm/backup-copy';
 import packageJson from '../package.json';
 
 /**
@@ -24,6 +24,8 @@ export interface KeywardConfig {
   defaultSubjectAltNames: string[];
   scriptsDir: string;
   kdf: KdfParams;
+  /** The most Argon2id parameters read from an archive or a backup copy may ask for. */
+  kdfCeiling: KdfParams;
   outageRetrySeconds: number;
 }
 
@@ -45,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     iterations: positive('KEYWARD_ARGON2_ITERATIONS', MINIMUM_KDF.iterations),
     parallelism: positive('KEYWARD_ARGON2_PARALLELISM', MINIMUM_KDF.parallelism),
   };
+  const kdfCeiling = readKdfCeiling(env, kdf, positive);
   const module = env.KEYWARD_PKCS11_MODULE ?? SOFTHSM_MODULE;
   if (!isAbsolute(module)) throw new Error('KEYWARD_PKCS11_MODULE must be an absolute path');
   return {
@@ -63,6 +66,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     defaultSubjectAltNames: (env.KEYWARD_TLS_SANS ?? `localhost,127.0.0.1,${hostname()}`).split(',').map((s) => s.trim()).filter(Boolean),
     scriptsDir: join(PROJECT_ROOT, 'scripts'),
     kdf,
+    kdfCeiling,
     outageRetrySeconds: positive('KEYWARD_OUTAGE_RETRY_SECONDS', 30),
   };
+}
+
+const CEILING_VARIABLES: Array<[keyof KdfParams, string, string]> = [
+  ['memoryKiB', 'KEYWARD_KDF_MAX_MEMORY_KIB', 'KEYWARD_ARGON2_MEMORY_KIB'],
+  ['iterations', 'KEYWARD_KDF_MAX_ITERATIONS', 'KEYWARD_ARGON2_ITERATIONS'],
+  ['parallelism', 'KEYWARD_KDF_MAX_PARALLELISM', 'KEYWARD_ARGON2_PARALLELISM'],
+];
+
+/**
+ * The reading side's ceiling: DEFAULT_KDF_CEILING unless configured, and never below what this
+ * keyward itself writes with (an unset ceiling follows a raised KEYWARD_ARGON2_*; a set one that is
+ * lower is an error, since keyward would write what it then refuses to read).
+ */
+function readKdfCeiling(env: NodeJS.ProcessEnv, kdf: KdfParams, positive: (name: string, fallback: number) => number): KdfParams {
+  const ceiling = { ...DEFAULT_KDF_CEILING };
+  for (const [key, name, written] of CEILING_VARIABLES) {
+    const set = env[name] !== undefined && env[name] !== '';
+    ceiling[key] = set ? positive(name, DEFAULT_KDF_CEILING[key]) : Math.max(DEFAULT_KDF_CEILING[key], kdf[key]);
+    if (ceiling[key] > MAX_KDF_CEILING[key]) throw new Error(`${set ? name : written} must be at most ${MAX_KDF_CEILING[key]}`);
+    if (ceiling[key] < kdf[key]) throw new Error(`${name} (${ceiling[key]}) is below the Argon2id parameter keyward writes with (${kdf[key]}): it would refuse its own backups`);
+  }
+  return ceiling;
 }

@@ -37,7 +37,7 @@ export class KeywardRuntime {
     // SoftHSM2 reads its configuration at C_Initialize; point it at ours before any module loads.
     process.env.SOFTHSM2_CONF = config.softhsmConf;
     this.store = Store.open(config.database, this.keyring);
-    this.custody = new KeyCustody(this.store, this.keyring, { secretsDir: config.secretsDir, kekLabel: config.kekLabel, kdf: config.kdf });
+    this.custody = new KeyCustody(this.store, this.keyring, { secretsDir: config.secretsDir, kekLabel: config.kekLabel, kdf: config.kdf, kdfCeiling: config.kdfCeiling });
     const effects = new LifecycleEffects(this.custody, config);
     this.engine = new LifecycleEngine({
       repository: this.store.lifecycle,
@@ -126,7 +126,7 @@ export class KeywardRuntime {
   async restore(archive: string, passphrase: string, onProgress?: (message: string) => void): Promise<{ report: RestoreReport; boot: SendResult }> {
     const { restoreArchive } = require('../effects/restore-service') as typeof import('../effects/restore-service');
     const report = await this.engine.exclusive(() =>
-      restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress }),
+      restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress, kdfCeiling: this.config.kdfCeiling }),
     );
     this.keyring.clear();
     return { report, boot: await this.boot('restore') };

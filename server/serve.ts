@@ -33,9 +33,10 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   try {
     web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted });
   } catch (error) {
+    // Closed either way: an open database would keep a process that serves nothing alive.
+    await runtime.close();
     if (!(error instanceof NoTlsCredentialError)) throw error;
     process.stderr.write(`keyward: ${error.message}\n`);
-    await runtime.close();
     return EXIT.STARTUP_FAILED;
   }
   const { deps, console: operator } = web;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { MINIMUM_KDF, type KdfParams } from '../../hsm/backup-copy';
+import { DEFAULT_KDF_CEILING, exceedsKdfCeiling, kdfCeilingMessage, MAX_KDF_CEILING, MINIMUM_KDF, type KdfParams } from '../../hsm/backup-copy';
 import { BackupArchiveError } from './archive-errors';
 
 /**
@@ -35,12 +35,6 @@ export const MAX_SEGMENTS = 2 ** 32;
 export const TRAILER_MAGIC = Buffer.from('KWA-END\n', 'ascii');
 export const TRAILER_LENGTH = TRAILER_MAGIC.length + 8;
 
-/**
- * What a reader is willing to allocate for Argon2id: raising the parameters later stays possible,
- * but a damaged or hostile header cannot make verify allocate terabytes.
- */
-export const MAX_READ_KDF: KdfParams = { memoryKiB: 4 * 1024 * 1024, iterations: 64, parallelism: 64 };
-
 export interface ArchiveHeader {
   formatVersion: number;
   kdf: KdfParams;
@@ -58,16 +52,11 @@ export function checkKdfForWriting(kdf: KdfParams): void {
   if (!Number.isInteger(kdf.memoryKiB) || !Number.isInteger(kdf.iterations) || !Number.isInteger(kdf.parallelism) || kdf.memoryKiB < MINIMUM_KDF.memoryKiB || kdf.iterations < MINIMUM_KDF.iterations || kdf.parallelism < 1) {
     throw weakKdf(kdf);
   }
-  checkKdfCeiling(kdf);
+  checkKdfCeiling(kdf, MAX_KDF_CEILING);
 }
 
-function checkKdfCeiling(kdf: KdfParams): void {
-  if (kdf.memoryKiB > MAX_READ_KDF.memoryKiB || kdf.iterations > MAX_READ_KDF.iterations || kdf.parallelism > MAX_READ_KDF.parallelism) {
-    throw new BackupArchiveError(
-      'WEAK_KDF_PARAMETERS',
-      `Argon2id parameters m=${kdf.memoryKiB} KiB, t=${kdf.iterations}, p=${kdf.parallelism} exceed what keyward derives (m ≤ ${MAX_READ_KDF.memoryKiB} KiB, t ≤ ${MAX_READ_KDF.iterations}, p ≤ ${MAX_READ_KDF.parallelism})`,
-    );
-  }
+function checkKdfCeiling(kdf: KdfParams, ceiling: KdfParams): void {
+  if (exceedsKdfCeiling(kdf, ceiling)) throw new BackupArchiveError('WEAK_KDF_PARAMETERS', kdfCeilingMessage(kdf, ceiling));
 }
 
 function weakKdf(kdf: KdfParams): BackupArchiveError {
@@ -136,8 +125,11 @@ export function readPreamble(preamble: Buffer, fileSize: number): number {
   return length;
 }
 
-/** Parses a whole header; the checksum catches damage before the (slow) key derivation. */
-export function parseHeader(bytes: Buffer): ArchiveHeader {
+/**
+ * Parses a whole header; the checksum catches damage before the (slow) key derivation, and
+ * parameters outside floor..`kdfCeiling` are refused before it too.
+ */
+export function parseHeader(bytes: Buffer, kdfCeiling: KdfParams = DEFAULT_KDF_CEILING): ArchiveHeader {
   const bodyEnd = bytes.length - CHECKSUM_LENGTH;
   if (!checksum(bytes.subarray(0, bodyEnd)).equals(bytes.subarray(bodyEnd))) {
     throw new BackupArchiveError('ARCHIVE_CORRUPT', 'the archive header fails its checksum: the file was altered or damaged');
@@ -152,7 +144,7 @@ export function parseHeader(bytes: Buffer): ArchiveHeader {
   const kdf: KdfParams = { memoryKiB: bytes.readUInt32BE(14), iterations: bytes.readUInt32BE(18), parallelism: bytes[22]! };
   // Refuse to derive with parameters below the floor: a lowered header is either damage or an attack.
   if (kdf.memoryKiB < MINIMUM_KDF.memoryKiB || kdf.iterations < MINIMUM_KDF.iterations || kdf.parallelism < 1) throw weakKdf(kdf);
-  checkKdfCeiling(kdf);
+  checkKdfCeiling(kdf, kdfCeiling);
   const segmentSize = bytes.readUInt32BE(46);
   if (segmentSize < MIN_SEGMENT_SIZE || segmentSize > MAX_SEGMENT_SIZE) {
     throw new BackupArchiveError('ARCHIVE_CORRUPT', `the archive header names a segment size of ${segmentSize} bytes, outside ${MIN_SEGMENT_SIZE}..${MAX_SEGMENT_SIZE}`);

@@ -38,6 +38,8 @@ export interface VerifiedArchive {
 export interface ReadArchiveOptions {
   /** Archive bytes read and authenticated so far, of `total`. */
   onProgress?: (progress: { bytes: number; total: number }) => void;
+  /** The most the header may ask of Argon2id (default DEFAULT_KDF_CEILING); checked before deriving. */
+  kdfCeiling?: KdfParams;
 }
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
@@ -116,7 +118,7 @@ async function readArchive(path: string, passphrase: string, options: ReadArchiv
       return buffer;
     };
     const headerLength = readPreamble(await read(0, Math.min(PREAMBLE_LENGTH, size)), size);
-    const header = parseHeader(await read(0, headerLength));
+    const header = parseHeader(await read(0, headerLength), options.kdfCeiling);
     const keys = await deriveArchiveKeys(passphrase, header.salt, header.kdf);
     try {
       if (!timingSafeEqual(keys.verifier, header.verifier)) {

@@ -69,7 +69,7 @@ export async function writeArchive(
   const segmentSize = internals.segmentSize ?? DEFAULT_SEGMENT_SIZE;
   const prefix = headerPrefix({ kdf, salt, noncePrefix, segmentSize, writerVersion: KEYWARD_VERSION });
   const keys = await deriveArchiveKeys(passphrase, salt, kdf);
-  const header = parseHeader(sealHeader(prefix, keys.verifier));
+  const header = parseHeader(sealHeader(prefix, keys.verifier), kdf);
 
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`);
   const file = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);

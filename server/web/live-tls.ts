@@ -11,8 +11,25 @@ export class NoTlsCredentialError extends Error {
   }
 }
 
+/**
+ * Mozilla's "intermediate" profile (v5.7) without its DHE suites: TLS 1.3, and TLS 1.2 only with
+ * ECDHE and an AEAD (no CBC/SHA-1, no CCM8, no ARIA, no static RSA). The TLS 1.3 suites are named
+ * too: a list without them would make Node cap the server at TLS 1.2.
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 export function secureContextOptions(material: TlsMaterial): SecureContextOptions {
-  return { key: material.privateKeyPem, cert: material.certificatePem + (material.chainPem ?? ''), minVersion: 'TLSv1.2' };
+  return { key: material.privateKeyPem, cert: material.certificatePem + (material.chainPem ?? ''), minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS };
 }
 
 /**

@@ -5,14 +5,15 @@ import { WebError } from './web-errors';
 
 /**
  * The backup upload is larger than any other form (an archive of the whole store), so it gets its
- * own body limit — and the body is read only for a privileged session (the set-up code, or an
- * administrator), so that nobody can make keyward buffer tens of megabytes for nothing.
+ * own body limit — and the body is read only for the session that gave this start-up's set-up code
+ * (RESTORE_BACKUP exists only in the wizard, where nobody else may act), so that nobody else can
+ * make keyward buffer tens of megabytes, let alone reach the archive's key derivation.
  */
 export function restoreUpload(maxBytes: number): RequestHandler[] {
-  const onlyPrivileged = (req: Request, _res: Response, next: NextFunction) => {
+  const onlySetUp = (req: Request, _res: Response, next: NextFunction) => {
     if (req.method !== 'POST' || !req.is('multipart/form-data')) return next();
-    if (!contextOf(req).session) return next(new WebError(403, 'Locked', 'The set-up is locked: enter the set-up code from keyward’s console first. Nothing was changed.'));
+    if (!contextOf(req).session?.setupAuthorized) return next(new WebError(403, 'Locked', 'The set-up is locked: enter the set-up code from keyward’s console first. Nothing was changed.'));
     next();
   };
-  return [onlyPrivileged, express.raw({ type: 'multipart/form-data', limit: maxBytes })];
+  return [onlySetUp, express.raw({ type: 'multipart/form-data', limit: maxBytes })];
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { UploadedFile } from './multipart';
 
 /**
@@ -13,13 +14,12 @@ export class UploadArea {
 
   /** Deletes what a crashed process left behind. */
   async clear(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await chmod(this.dir, 0o700);
+    await this.ensureOwnDirectory();
     for (const entry of await readdir(this.dir)) await rm(join(this.dir, entry), { force: true, recursive: true });
   }
 
   async with<T>(files: UploadedFile[], use: (paths: string[], describe: (message: string) => string) => Promise<T>): Promise<T> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.ensureOwnDirectory();
     const written: Array<{ path: string; file: UploadedFile }> = [];
     try {
       for (const file of files) {
@@ -34,6 +34,31 @@ export class UploadArea {
       );
     } finally {
       for (const { path } of written) await rm(path, { force: true });
+    }
+  }
+
+  /**
+   * Creates the directory, or opens the existing one without following a link (O_NOFOLLOW), and
+   * sets 0700 on what was opened: a symbolic link put in its place would otherwise have its target
+   * chmod-ed and emptied at start, and receive the uploads.
+   */
+  private async ensureOwnDirectory(): Promise<void> {
+    await mkdir(dirname(this.dir), { recursive: true });
+    await mkdir(this.dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+    let handle;
+    try {
+      handle = await open(this.dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'ENOTDIR') throw new Error(`${this.dir} is a symbolic link or not a directory: keyward keeps uploads only in a directory of its own; remove it (nothing in it or behind it was touched)`);
+      throw error;
+    }
+    try {
+      await handle.chmod(0o700);
+    } finally {
+      await handle.close();
     }
   }
 }

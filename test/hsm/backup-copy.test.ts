@@ -1,6 +1,6 @@
 import { createDecipheriv, createHash, hkdfSync } from 'node:crypto';
 import * as argon2 from 'argon2';
-import { BACKUP_COPY_LENGTH, createBackupCopy, openBackupCopy, readBackupCopyParams } from '../../hsm/backup-copy';
+import { BACKUP_COPY_LENGTH, createBackupCopy, DEFAULT_KDF_CEILING, openBackupCopy, readBackupCopyParams } from '../../hsm/backup-copy';
 import { generateDek } from '../../hsm/dek-keyring';
 import { KeyCustodyError } from '../../hsm/errors';
 import { newSecret } from '../support/secrets';
@@ -97,5 +97,23 @@ describe('the backup copy of the DEK', () => {
     weak.writeUInt32BE(1024, 6);
     await expectCode(openBackupCopy(rechecksum(weak), password), 'WEAK_KDF_PARAMETERS');
     await expect(createBackupCopy(dek, password, { memoryKiB: 1024, iterations: 1, parallelism: 1 })).rejects.toMatchObject({ code: 'WEAK_KDF_PARAMETERS' });
+  });
+
+  it('refuses parameters raised above the ceiling (a forged key_material row) before Argon2id runs', async () => {
+    const bomb = Buffer.from(copy);
+    bomb.writeUInt32BE(4 * 1024 * 1024, 6);
+    bomb.writeUInt32BE(64, 10);
+    bomb[14] = 64;
+    const started = Date.now();
+    await expectCode(openBackupCopy(rechecksum(bomb), password), 'WEAK_KDF_PARAMETERS');
+    await expect(openBackupCopy(rechecksum(bomb), password)).rejects.toThrow(/exceed this keyward's ceiling \(m ≤ 262144 KiB, t ≤ 12, p ≤ 4\)/);
+    expect(Date.now() - started).toBeLessThan(1000);
+    // Just above the default ceiling: refused, unless the reader's configuration raised it.
+    const strong = { memoryKiB: 65536, iterations: DEFAULT_KDF_CEILING.iterations + 1, parallelism: 1 };
+    const raised = { ...DEFAULT_KDF_CEILING, iterations: strong.iterations };
+    await expectCode(createBackupCopy(dek, password, strong), 'WEAK_KDF_PARAMETERS');
+    const stronger = await createBackupCopy(dek, password, strong, raised);
+    await expectCode(openBackupCopy(stronger, password), 'WEAK_KDF_PARAMETERS');
+    expect(await openBackupCopy(stronger, password, raised)).toEqual({ keyId: dek.keyId, key: dek.key });
   });
 });

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DatabaseConfig } from '../../db/database';
-import { MINIMUM_KDF } from '../../hsm/backup-copy';
+import { DEFAULT_KDF_CEILING, MINIMUM_KDF } from '../../hsm/backup-copy';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import type { KeywardConfig } from '../../server/config';
 import { PROJECT_ROOT } from '../../server/config';
@@ -54,6 +54,7 @@ export class Install {
       defaultSubjectAltNames: ['localhost', '127.0.0.1'],
       scriptsDir: join(PROJECT_ROOT, 'scripts'),
       kdf: MINIMUM_KDF,
+      kdfCeiling: DEFAULT_KDF_CEILING,
       outageRetrySeconds: 30,
     };
     this.open();

@@ -8,6 +8,8 @@ import { type ArchiveWriterInternals, type CreateArchiveOptions, writeArchive } 
 import { testDir } from '../../support/run-dir';
 import { newSecret } from '../../support/secrets';
 import { expectArchiveError, readPerDocs, sha256 } from './archive-support';
+import { DEFAULT_KDF_CEILING } from '../../../hsm/backup-copy';
+import { kdfBombArchive } from '../../support/kdf-bomb';
 
 const manifestExtras: CreateArchiveOptions['manifestExtras'] = { schemaVersion: '001_initial', databaseEngine: 'sqlite', logChainHead: 'c0ffee' };
 
@@ -266,6 +268,25 @@ describe('the backup archive', () => {
     const lowered = join(dir, 'lowered.kwa');
     writeFileSync(lowered, bytes);
     await expectArchiveError(verifyArchive(lowered, passphrase), 'WEAK_KDF_PARAMETERS', secrets);
+  });
+
+  it('refuses parameters above the reader’s ceiling from the header, before deriving anything', async () => {
+    const bomb = kdfBombArchive();
+    const started = Date.now();
+    const error = await expectArchiveError(verifyArchive(bomb, passphrase), 'WEAK_KDF_PARAMETERS', secrets);
+    await expectArchiveError(extractArchive(bomb, passphrase, join(testDir('bomb-extract'), 'dest')), 'WEAK_KDF_PARAMETERS', secrets);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(error.message).toContain(`m ≤ ${DEFAULT_KDF_CEILING.memoryKiB} KiB`);
+    expect(existsSync(join(testDir('bomb-extract'), 'dest'))).toBe(false);
+
+    // One pass over four times the default: a real archive keyward did not write with its defaults.
+    const path = join(testDir('above-ceiling'), 'strong.kwa');
+    const strong = { memoryKiB: 65536, iterations: DEFAULT_KDF_CEILING.iterations + 1, parallelism: 1 };
+    await createArchive(path, passphrase, asEntries(entries.slice(0, 1)), { manifestExtras, kdf: strong });
+    await expectArchiveError(verifyArchive(path, passphrase), 'WEAK_KDF_PARAMETERS', secrets);
+    // Raised by the reading side's configuration, it reads.
+    const raised = { ...DEFAULT_KDF_CEILING, iterations: strong.iterations };
+    expect((await verifyArchive(path, passphrase, { kdfCeiling: raised })).header.kdf).toEqual(strong);
   });
 
   it('records stronger parameters in the header so they can be raised later', async () => {

@@ -36,6 +36,12 @@ export class KeywardServer {
     return join(this.home, 'tokens');
   }
 
+  /** The server process, while it runs (its /proc entry has the peak memory). */
+  get pid(): number {
+    if (!this.child?.pid) throw new Error('the server is not running');
+    return this.child.pid;
+  }
+
   get url(): string {
     return `https://127.0.0.1:${this.port}`;
   }
