@@ -27,6 +27,12 @@ export function authRoutes(deps: WebDeps): Router {
   const render = (req: Request, res: Response, form: FormState = {}, status = 200) =>
     renderPage(deps, req, res, 'login', { title: 'Log in', next: localPath(req.query.next) ?? localPath(field(req, 'next')) ?? '', ...form }, status);
 
+  const renderLocked = (req: Request, res: Response, values: Record<string, string>, lockedUntil: string) => {
+    res.setHeader('Retry-After', String(Math.max(1, Math.ceil((Date.parse(lockedUntil) - Date.now()) / 1000))));
+    const message = `Too many failed logins for this account: it is locked until ${lockedUntil.slice(11, 16)} UTC. Try again then.`;
+    render(req, res, { values, errors: { password: message } }, 429);
+  };
+
   router.get(PATHS.login, readLifecycle(deps), (req, res) => {
     const inspection = inspectionOf(res);
     if (!loginOpen(inspection) || isAdmin(req)) return res.redirect(302, homeFor(req, inspection));
@@ -41,11 +47,21 @@ export function authRoutes(deps: WebDeps): Router {
       const password = field(req, 'password');
       const values = { username };
       if (username === '' || password === '') return render(req, res, { values, errors: { username: 'Enter your user name and password.' } }, 400);
-      const admin = username.length <= 150 ? await deps.runtime.store.admins.findByUsername(username) : null;
+      const admins = deps.runtime.store.admins;
+      const admin = username.length <= 150 ? await admins.findByUsername(username) : null;
+      // The per-account limit (kept in the database): while locked, not even the right password.
+      if (admin?.lockedUntil && Date.parse(admin.lockedUntil) > Date.now()) return renderLocked(req, res, values, admin.lockedUntil);
       const verified = await argon2.verify(admin?.passwordHash ?? (await decoyHash()), password);
       if (!admin || !verified) {
         // The name is not logged: people type passwords into the wrong field.
         deps.logger.warn('login failed');
+        if (admin) {
+          const { lockedUntil } = await admins.recordFailedLogin(admin.id);
+          if (lockedUntil) {
+            deps.logger.warn({ lockedUntil }, 'an administrator account is locked after repeated failed logins');
+            return renderLocked(req, res, values, lockedUntil);
+          }
+        }
         return render(req, res, { values, errors: { password: LOGIN_FAILED } }, 401);
       }
       await deps.sessions.grant(req, res, { admin: { id: admin.id, username: admin.username } });
