@@ -52,12 +52,14 @@ export function stepAction(wizardStates: readonly string[], handle: Handler): Re
   return async (req: Request, res: Response, next: NextFunction) => {
     const inspection = inspectionOf(res);
     const posted = field(req, FORM_STEP_FIELD);
-    const current = `the set-up is at “${titleOf(inspection.wizardState)}” now (it moved on, perhaps in another tab or browser). Nothing was changed: continue on the current step.`;
+    const now = titleOf(inspection.wizardState);
     if (!atStep(req, inspection, wizardStates)) {
-      return next(new WebError(409, 'This step is over', `This form was for “${titleOf(posted.split('@')[0] || wizardStates[0])}”, but ${current}`));
+      const was = titleOf(posted.split('@')[0] || wizardStates[0]);
+      return next(new WebError(409, 'This step is over', `This form was for “${was}”, but the set-up has moved on to “${now}” (perhaps in another tab or browser). Nothing was changed: continue on the current step.`));
     }
+    // Same step, but reached again since the form was shown: it may not show what would be done now.
     if (posted !== '' && posted !== formStepOf(inspection)) {
-      return next(new WebError(409, 'This form is out of date', `This form was shown before the last change to the set-up: ${current} Reload the page to see it.`));
+      return next(new WebError(409, 'This form is out of date', `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`));
     }
     try {
       await handle(req, res, inspection);

@@ -9,6 +9,7 @@ import type { WebDeps } from '../web-deps';
 import { PATHS } from '../wizard-paths';
 
 const LOGIN_FAILED = 'The user name or the password is wrong.';
+const lockedMessage = (lockedUntil: string) => `Too many failed logins for this account: it is locked until ${lockedUntil.slice(11, 16)} UTC. Try again then.`;
 
 /**
  * The administrator's login (Argon2id hashes made by the wizard's createAdminUser effect). An unknown
@@ -29,8 +30,7 @@ export function authRoutes(deps: WebDeps): Router {
 
   const renderLocked = (req: Request, res: Response, values: Record<string, string>, lockedUntil: string) => {
     res.setHeader('Retry-After', String(Math.max(1, Math.ceil((Date.parse(lockedUntil) - Date.now()) / 1000))));
-    const message = `Too many failed logins for this account: it is locked until ${lockedUntil.slice(11, 16)} UTC. Try again then.`;
-    render(req, res, { values, errors: { password: message } }, 429);
+    render(req, res, { values, errors: { password: lockedMessage(lockedUntil) } }, 429);
   };
 
   router.get(PATHS.login, readLifecycle(deps), (req, res) => {
@@ -55,14 +55,9 @@ export function authRoutes(deps: WebDeps): Router {
       if (!admin || !verified) {
         // The name is not logged: people type passwords into the wrong field.
         deps.logger.warn('login failed');
-        if (admin) {
-          const { lockedUntil } = await admins.recordFailedLogin(admin.id);
-          if (lockedUntil) {
-            deps.logger.warn({ lockedUntil }, 'an administrator account is locked after repeated failed logins');
-            return renderLocked(req, res, values, lockedUntil);
-          }
-        }
-        return render(req, res, { values, errors: { password: LOGIN_FAILED } }, 401);
+        const lockedUntil = admin ? (await admins.recordFailedLogin(admin.id)).lockedUntil : null;
+        if (lockedUntil) deps.logger.warn({ lockedUntil }, 'an administrator account is locked after repeated failed logins');
+        return render(req, res, { values, errors: { password: lockedUntil ? `${LOGIN_FAILED} ${lockedMessage(lockedUntil)}` : LOGIN_FAILED } }, 401);
       }
       await deps.sessions.grant(req, res, { admin: { id: admin.id, username: admin.username } });
       await deps.runtime.store.admins.recordLogin(admin.id);
