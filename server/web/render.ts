@@ -8,7 +8,8 @@ export const FORM_STEP_FIELD = 'formStep';
 
 /** "<wizard state>@<revision>", or null outside the wizard. */
 export function formStepOf(inspection: Inspection | undefined): string | null {
-  return inspection?.wizardState ? `${inspection.wizardState}@${inspection.revision}` : null;
+  const step = inspection?.wizardState;
+  return step && step !== 'WIZARD_COMPLETED' ? `${step}@${inspection.revision}` : null;
 }
 
 /** A form's state for its template: values to show again (never a secret), errors by field. */
