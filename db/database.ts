@@ -36,7 +36,8 @@ export function openDatabase(config: DatabaseConfig, options: { searchPath?: str
         min: 1,
         max: 1,
         afterCreate(connection: { run(sql: string, cb: (error: Error | null) => void): void }, done: (error: Error | null, connection: unknown) => void) {
-          const pragmas = ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL'];
+          // secure_delete: a deleted secret (a dead plaintext credential) is overwritten, not left in a free page.
+          const pragmas = ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL', 'PRAGMA secure_delete = ON'];
           const next = (index: number): void => {
             if (index === pragmas.length) return done(null, connection);
             connection.run(pragmas[index]!, (error) => (error ? done(error, connection) : next(index + 1)));

@@ -1,9 +1,21 @@
 import type { Knex } from 'knex';
 import { DekKeyring } from '../hsm/dek-keyring';
 import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec, StoredField } from '../hsm/field-codec';
-import { isHsmStorage } from '../hsm/storage-type';
+import { isHsmStorage, StorageType } from '../hsm/storage-type';
+import { ValidationError } from './validation';
 import type { KeyMaterialRepository } from './repositories/key-material-repository';
 import type { StorageConfigRepository } from './repositories/storage-config-repository';
+
+/** Every secret column (docs/formats.md §4), by table. */
+export const SECRET_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  devices: ['est_password', 'cmp_shared_secret'],
+  credentials: ['private_key'],
+  tls_server_credentials: ['private_key'],
+  custody_canary: ['value'],
+};
+
+/** Rows that mean nothing once their secret cannot be read: they are deleted rather than kept dead. */
+const DISPOSABLE = new Set(['tls_server_credentials', 'custody_canary']);
 
 type Values<K extends string> = Record<K, string | null>;
 type Stored<K extends string> = Record<K, StoredField | null>;
@@ -50,4 +62,81 @@ export class SecretFields {
     }
     return opened;
   }
+
+  /**
+   * Records the storage type and brings every stored secret to its format in the same transaction
+   * (docs/formats.md §4 holds for every row). Plaintext → HSM with no DEK yet (the wizard makes it
+   * in the next step): a TLS credential or canary is deleted, as nothing could ever open it; other
+   * values wait for sealPlaintext(). HSM → software without the DEK: refused, nothing changed.
+   */
+  async changeStorageType(target: StorageType): Promise<void> {
+    await this.storage.db.transaction(async (trx) => {
+      const fromPlain = !isHsmStorage(await this.storage.storageType(trx));
+      const toPlain = !isHsmStorage(target);
+      // First, so that seal() below (same transaction) writes the target's format.
+      await this.storage.setStorageType(target, trx);
+      if (fromPlain !== toPlain) {
+        const hasDek = this.keyring.current !== null;
+        for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
+          for (const row of await trx(table).select('id', ...columns)) {
+            const present = columns.filter((column) => row[column] !== null && row[column] !== undefined);
+            if (present.length === 0) continue;
+            if (!hasDek && DISPOSABLE.has(table)) {
+              await trx(table).where({ id: row.id }).delete();
+            } else if (toPlain) {
+              if (!hasDek) throw new ValidationError('storageType', `${table} holds values sealed under a DEK this process cannot unwrap: software storage cannot take them; nothing was changed`);
+              const update: Record<string, Buffer> = {};
+              for (const column of present.filter((c) => !isPlaintext(row[c]))) update[column] = this.plaintext.seal(this.encrypted.open(row[column], { table, column }));
+              if (Object.keys(update).length > 0) await trx(table).where({ id: row.id }).update(update);
+            } else if (hasDek) {
+              const plaintext = present.filter((c) => isPlaintext(row[c]));
+              if (plaintext.length > 0) await this.sealRow(trx, table, row, plaintext);
+            }
+          }
+        }
+      }
+    });
+  }
+
+  /**
+   * Under HSM storage with the DEK loaded: seals every value still in plaintext (written before
+   * the storage type was chosen). A value the DEK opens (keyward's format, or Trustpoint's) is kept.
+   */
+  async sealPlaintext(): Promise<number> {
+    if (!isHsmStorage(await this.storage.storageType()) || this.keyring.current === null) return 0;
+    let sealed = 0;
+    await this.storage.db.transaction(async (trx) => {
+      for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
+        for (const row of await trx(table).select('id', ...columns)) {
+          const plaintext = columns.filter((column) => isPlaintext(row[column]) && !this.opens(row[column], { table, column }));
+          if (plaintext.length === 0) continue;
+          await this.sealRow(trx, table, row, plaintext);
+          sealed += plaintext.length;
+        }
+      }
+    });
+    return sealed;
+  }
+
+  private opens(stored: StoredField, field: { table: string; column: string }): boolean {
+    try {
+      this.encrypted.open(stored, field);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async sealRow(trx: Knex, table: string, row: Record<string, StoredField>, columns: readonly string[]): Promise<void> {
+    const values: Values<string> = {};
+    for (const column of columns) values[column] = this.plaintext.open(row[column]!);
+    const sealed = await this.seal(trx, table, values);
+    await trx(table).where({ id: row.id }).update(sealed);
+  }
+}
+
+/** Not keyward's format (which starts with a version byte below 0x20): UTF-8 text, or Trustpoint's base64. */
+function isPlaintext(stored: StoredField | null | undefined): stored is StoredField {
+  if (stored === null || stored === undefined) return false;
+  return typeof stored === 'string' || stored.length === 0 || stored[0]! >= 0x20;
 }

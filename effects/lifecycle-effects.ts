@@ -73,7 +73,9 @@ export class LifecycleEffects implements EffectRunner {
       deactivateTokenCas: async ({ reason }) => ({ deactivated: await this.store.cas.deactivateTokenCas(reason) }),
 
       recordStorageType: async ({ storageType }) => {
-        await this.store.storage.setStorageType(storageType);
+        // A DEK this process can unwrap (a wizard entered again) converts what is stored.
+        await this.custody.ensureDek().catch(() => undefined);
+        await this.store.secrets.changeStorageType(storageType);
         // Software storage has no DEK to create later: its (plaintext) canary is made now.
         if (storageType === 'software') await this.store.canary.reset();
         return { storageType };
@@ -127,6 +129,7 @@ export class LifecycleEffects implements EffectRunner {
         const wrapper = await this.custody.wrapper();
         await checkpoint('before-create');
         const dekKeyId = await this.custody.hierarchy.createDek(wrapper);
+        await this.store.secrets.sealPlaintext();
         await this.store.canary.reset();
         return { dekKeyId };
       },

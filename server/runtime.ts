@@ -3,7 +3,7 @@ import type { ArchiveProgress } from '../effects/backup';
 import type { BackupResult } from '../effects/backup-service';
 import type { RestoreReport } from '../effects/restore-service';
 import { auditTransitionLog } from '../effects/transition-log-audit';
-import { Store } from '../db/store';
+import { Store, WebSessionRepository } from '../db/store';
 import { DekKeyring } from '../hsm/dek-keyring';
 import { KeyCustody } from '../effects/key-custody';
 import { LifecycleEffects } from '../effects/lifecycle-effects';
@@ -89,7 +89,10 @@ export class KeywardRuntime {
       const unknown = box.names().filter((name) => !requiredSecrets(event).includes(name));
       if (unknown.length > 0) throw new EventPayloadError(unknown[0]!, `${type} takes no secret named ${unknown.join(', ')}`);
       const result = await this.engine.send(event, { source, secrets: box });
-      if (result.bootRequired) return await this.boot('restore');
+      if (result.bootRequired) {
+        await this.endRestoredSessions();
+        return await this.boot('restore');
+      }
       return result;
     } catch (error) {
       if (error instanceof EventPayloadError) {
@@ -129,7 +132,14 @@ export class KeywardRuntime {
       restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress, kdfCeiling: this.config.kdfCeiling }),
     );
     this.keyring.clear();
+    await this.endRestoredSessions();
     return { report, boot: await this.boot('restore') };
+  }
+
+  /** A restored store holds the web sessions of the installation it came from: none stays valid here. */
+  private async endRestoredSessions(): Promise<void> {
+    const sessions = new WebSessionRepository(this.store.db);
+    if (await sessions.tableExists()) await sessions.deleteAll();
   }
 
   /** `keyward audit verify`: the transition log's chain, with the DEK when this process can unwrap it. */

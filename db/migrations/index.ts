@@ -5,6 +5,8 @@ import * as webSessions from './003_web_sessions';
 import * as transitionLogChain from './004_transition_log_chain';
 import * as custodyCanary from './005_custody_canary';
 import * as lifecycleChainHead from './006_lifecycle_chain_head';
+import * as sealPlaintextSecrets from './007_seal_plaintext_secrets';
+import * as adminLoginLimit from './008_admin_login_limit';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -19,6 +21,8 @@ const migrations: Record<string, Migration> = {
   '004_transition_log_chain': transitionLogChain,
   '005_custody_canary': custodyCanary,
   '006_lifecycle_chain_head': lifecycleChainHead,
+  '007_seal_plaintext_secrets': sealPlaintextSecrets,
+  '008_admin_login_limit': adminLoginLimit,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

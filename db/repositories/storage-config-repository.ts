@@ -16,7 +16,7 @@ export interface TokenConfigRecord {
 
 /** The chosen crypto storage and the PKCS#11 token it uses. */
 export class StorageConfigRepository {
-  constructor(private readonly db: Knex) {}
+  constructor(readonly db: Knex) {}
 
   /** `trx`: inside a transaction, read through it (SQLite has one connection). */
   async storageType(trx: Knex = this.db): Promise<StorageType | null> {
@@ -26,8 +26,8 @@ export class StorageConfigRepository {
     return row.storage_type;
   }
 
-  async setStorageType(type: StorageType): Promise<void> {
-    await this.db('key_storage_config').insert({ id: 1, storage_type: type, updated_at: now() }).onConflict('id').merge();
+  async setStorageType(type: StorageType, trx: Knex = this.db): Promise<void> {
+    await trx('key_storage_config').insert({ id: 1, storage_type: type, updated_at: now() }).onConflict('id').merge();
   }
 
   async token(): Promise<TokenConfigRecord | null> {

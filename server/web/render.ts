@@ -1,6 +1,16 @@
 import type { Request, Response } from 'express';
+import type { Inspection } from '../lifecycle-engine';
 import { contextOf } from './request-context';
 import type { WebDeps } from './web-deps';
+
+/** The hidden field that binds a wizard form to the step and revision it was rendered for (stepAction checks it). */
+export const FORM_STEP_FIELD = 'formStep';
+
+/** "<wizard state>@<revision>", or null outside the wizard. */
+export function formStepOf(inspection: Inspection | undefined): string | null {
+  const step = inspection?.wizardState;
+  return step && step !== 'WIZARD_COMPLETED' ? `${step}@${inspection.revision}` : null;
+}
 
 /** A form's state for its template: values to show again (never a secret), errors by field. */
 export interface FormState {
@@ -20,6 +30,7 @@ export function renderPage(deps: WebDeps, req: Request, res: Response, view: str
     values: {},
     errors: {},
     formError: null,
+    formStep: formStepOf(locals.inspection as Inspection | undefined),
     ...locals,
   });
 }

@@ -64,6 +64,9 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
   const uploads = new UploadArea(config.uploadsDir);
   await uploads.clear();
   const { code, setupCode } = SetupCode.generate();
+  // A new code is printed: what the codes of earlier starts granted ends now.
+  const revoked = await sessions.revokeSetupAuthorizations();
+  if (revoked > 0) logger.info({ revoked }, 'set-up sessions of an earlier start ended');
   const work = new WorkTracker();
   const watcher = new LifecycleWatcher(runtime, metrics, logger, config.watchIntervalMs, options.revisionBeforeBoot, work);
 

@@ -1,6 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Inspection } from '../lifecycle-engine';
 import { homeFor, inspectionOf } from './access';
+import { field, FORM_STEP_FIELD, formStepOf } from './render';
+import { WebError } from './web-errors';
 import { hsmTypeOf } from './wizard-paths';
 
 type Handler = (req: Request, res: Response, inspection: Inspection) => Promise<void> | void;
@@ -26,14 +28,39 @@ export function stepPage(wizardStates: readonly string[], render: Handler): Requ
   };
 }
 
+const STEP_TITLES: Record<string, string> = {
+  WIZARD_SETUP_CRYPTO_STORAGE: 'Crypto storage',
+  WIZARD_SETUP_HSM: 'HSM token',
+  WIZARD_SETUP_MODE: 'Set-up mode',
+  WIZARD_SELECT_TLS_SERVER_CREDENTIAL: 'TLS credential',
+  WIZARD_TLS_SERVER_CREDENTIAL_APPLY: 'Apply TLS',
+  WIZARD_BACKUP_PASSWORD: 'Backup password',
+  WIZARD_DEMO_DATA: 'Demo data',
+  WIZARD_CREATE_SUPER_USER: 'Administrator',
+  WIZARD_SETUP_HSM_AUTORESTORE: 'Auto-restore: HSM token',
+  WIZARD_AUTO_RESTORE_PASSWORD: 'Auto-restore: backup password',
+};
+
+const titleOf = (wizardState: string | null | undefined) => (wizardState && STEP_TITLES[wizardState]) || 'another stage';
+
 /**
- * A step's form: sent only while the machine is at that step. A form left open in another tab
- * after the lifecycle moved on changes nothing and lands on the current step's page.
+ * A step's form: sent only while the machine is at the step it was rendered for. A form left open
+ * in another tab after the lifecycle moved on (or came back to the step by another way) is refused
+ * with a message and changes nothing.
  */
 export function stepAction(wizardStates: readonly string[], handle: Handler): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const inspection = inspectionOf(res);
-    if (!atStep(req, inspection, wizardStates)) return res.redirect(303, homeFor(req, inspection));
+    const posted = field(req, FORM_STEP_FIELD);
+    const now = titleOf(inspection.wizardState);
+    if (!atStep(req, inspection, wizardStates)) {
+      const was = titleOf(posted.split('@')[0] || wizardStates[0]);
+      return next(new WebError(409, 'This step is over', `This form was for “${was}”, but the set-up has moved on to “${now}” (perhaps in another tab or browser). Nothing was changed: continue on the current step.`));
+    }
+    // Same step, but reached again since the form was shown: it may not show what would be done now.
+    if (posted !== '' && posted !== formStepOf(inspection)) {
+      return next(new WebError(409, 'This form is out of date', `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`));
+    }
     try {
       await handle(req, res, inspection);
     } catch (error) {

@@ -10,7 +10,8 @@ import { engines, freshDatabase, TestDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';
 import { newSecret, registerSecretSource } from '../support/secrets';
 import { completeSoftHsmWizard, SOFTHSM_SETUP, wizardSecrets, withStore } from '../support/wizard';
-import type { Store } from '../../db/store';
+import { openDatabase } from '../../db/database';
+import { WebSessionRepository, type Store } from '../../db/store';
 
 /**
  * Backup and restore (design §4, seed 003): a populated SoftHSM install is backed up while its
@@ -102,6 +103,10 @@ describe('backup and restore', () => {
       const credentialId = await store.credentials.create({ name: 'issuing', privateKeyPem: key });
       await store.cas.create({ name: 'db-ca', keyLocation: 'db', credentialId });
       await store.cas.create({ name: 'hsm-ca', keyLocation: 'token', tokenKeyLabel: 'ca-key' });
+      // The source host's administrator is logged in: the archive carries that session.
+      const admin = (await store.admins.findByUsername('admin'))!;
+      const created = new Date();
+      await new WebSessionRepository(store.db).create({ idHash: 'a'.repeat(64), setupAuthorized: false, adminUserId: admin.id, createdAt: created.toISOString(), expiresAt: new Date(created.getTime() + 3_600_000).toISOString() });
       expected = await allSecrets(store);
     });
     expect(Object.keys(expected).length).toBeGreaterThan(50);
@@ -173,6 +178,8 @@ describe('backup and restore', () => {
       expect(recover.status).toBe(0);
       expect(target.inspect().state).toBe('operational');
       const restored = await withStore(target, allSecrets);
+      // The source host's admin cookie is worth nothing here.
+      expect(await withStore(target, (store) => store.db('web_sessions').select('id_hash'))).toEqual([]);
       // The CA whose key lived in the lost token is deactivated; every secret is byte-equal.
       expect(restored).toEqual({ ...expected, 'ca:hsm-ca': 'token:false' });
       expect(target.run(['audit', 'verify']).status).toBe(0);
@@ -264,7 +271,7 @@ describe('backup and restore', () => {
     });
   });
 
-  it('restores from the wizard\'s set-up mode with the same code, keeping the replaced store in quarantine', () => {
+  it('restores from the wizard\'s set-up mode with the same code, keeping the replaced store in quarantine', async () => {
     const fresh = new CliHome('wizard-restore');
     expect(fresh.run(['boot']).status).toBe(0);
     expect(fresh.send('SELECT_STORAGE', { storageType: 'software' }).status).toBe(0);
@@ -276,6 +283,12 @@ describe('backup and restore', () => {
     const run = fresh.send('RESTORE_BACKUP', { path: archive }, { passphrase });
     expect(run.status).toBe(0);
     expect(fresh.inspect()).toMatchObject({ wizardState: 'WIZARD_SETUP_HSM_AUTORESTORE' });
+    const db = openDatabase({ client: 'sqlite', filename: join(fresh.home, 'keyward.sqlite') });
+    try {
+      expect(await db('web_sessions').select('id_hash')).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
     const quarantine = readdirSync(join(fresh.home, 'quarantine'));
     expect(quarantine).toHaveLength(1);
     expect(existsSync(join(fresh.home, 'quarantine', quarantine[0]!, 'keyward.sqlite'))).toBe(true);

@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { DekKeyring, GCM_ENCRYPTION_LIMIT, generateDek } from '../../hsm/dek-keyring';
 import { KeyCustodyError } from '../../hsm/errors';
 import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec } from '../../hsm/field-codec';
+import { decryptPerDocs } from '../support/field-format';
 
 const EST = { table: 'devices', column: 'est_password' };
 const CMP = { table: 'devices', column: 'cmp_shared_secret' };
@@ -11,20 +12,6 @@ function codecWithDek() {
   const dek = generateDek();
   keyring.install(dek);
   return { keyring, dek, codec: new EncryptedFieldCodec(keyring) };
-}
-
-/** docs/formats.md §4, implemented with Node's crypto alone — not with keyward's code. */
-function decryptPerDocs(raw: Buffer, dek: Buffer, table: string, column: string): { keyId: string; value: string; padding: number } {
-  expect(raw[0]).toBe(1);
-  const keyId = raw.subarray(1, 9).toString('hex');
-  const nonce = raw.subarray(9, 21);
-  const tag = raw.subarray(raw.length - 16);
-  const decipher = createDecipheriv('aes-256-gcm', dek, nonce);
-  decipher.setAAD(Buffer.concat([raw.subarray(0, 9), Buffer.from(`${table}.${column}`, 'utf8')]));
-  decipher.setAuthTag(tag);
-  const body = Buffer.concat([decipher.update(raw.subarray(21, raw.length - 16)), decipher.final()]);
-  const length = body.readUInt32BE(0);
-  return { keyId, value: body.subarray(4, 4 + length).toString('utf8'), padding: body.length - 4 - length };
 }
 
 /** Trustpoint's writer (util/encrypted_fields.py), again with Node's crypto alone. */
@@ -54,6 +41,7 @@ describe('secret field values', () => {
     for (const value of ['est-secret', '', 'ü-ñ-✓ multi-byte', 'x'.repeat(5000)]) {
       const stored = codec.seal(value, EST);
       const read = decryptPerDocs(stored, dek.key, 'devices', 'est_password');
+      expect(read.version).toBe(1);
       expect(read.keyId).toBe(dek.keyId);
       expect(read.value).toBe(value);
       expect(read.padding).toBeGreaterThanOrEqual(0);

@@ -9,6 +9,7 @@ import type { WebDeps } from '../web-deps';
 import { PATHS } from '../wizard-paths';
 
 const LOGIN_FAILED = 'The user name or the password is wrong.';
+const lockedMessage = (lockedUntil: string) => `Too many failed logins for this account: it is locked until ${lockedUntil.slice(11, 16)} UTC. Try again then.`;
 
 /**
  * The administrator's login (Argon2id hashes made by the wizard's createAdminUser effect). An unknown
@@ -27,6 +28,11 @@ export function authRoutes(deps: WebDeps): Router {
   const render = (req: Request, res: Response, form: FormState = {}, status = 200) =>
     renderPage(deps, req, res, 'login', { title: 'Log in', next: localPath(req.query.next) ?? localPath(field(req, 'next')) ?? '', ...form }, status);
 
+  const renderLocked = (req: Request, res: Response, values: Record<string, string>, lockedUntil: string) => {
+    res.setHeader('Retry-After', String(Math.max(1, Math.ceil((Date.parse(lockedUntil) - Date.now()) / 1000))));
+    render(req, res, { values, errors: { password: lockedMessage(lockedUntil) } }, 429);
+  };
+
   router.get(PATHS.login, readLifecycle(deps), (req, res) => {
     const inspection = inspectionOf(res);
     if (!loginOpen(inspection) || isAdmin(req)) return res.redirect(302, homeFor(req, inspection));
@@ -41,12 +47,17 @@ export function authRoutes(deps: WebDeps): Router {
       const password = field(req, 'password');
       const values = { username };
       if (username === '' || password === '') return render(req, res, { values, errors: { username: 'Enter your user name and password.' } }, 400);
-      const admin = username.length <= 150 ? await deps.runtime.store.admins.findByUsername(username) : null;
+      const admins = deps.runtime.store.admins;
+      const admin = username.length <= 150 ? await admins.findByUsername(username) : null;
+      // The per-account limit (kept in the database): while locked, not even the right password.
+      if (admin?.lockedUntil && Date.parse(admin.lockedUntil) > Date.now()) return renderLocked(req, res, values, admin.lockedUntil);
       const verified = await argon2.verify(admin?.passwordHash ?? (await decoyHash()), password);
       if (!admin || !verified) {
         // The name is not logged: people type passwords into the wrong field.
         deps.logger.warn('login failed');
-        return render(req, res, { values, errors: { password: LOGIN_FAILED } }, 401);
+        const lockedUntil = admin ? (await admins.recordFailedLogin(admin.id)).lockedUntil : null;
+        if (lockedUntil) deps.logger.warn({ lockedUntil }, 'an administrator account is locked after repeated failed logins');
+        return render(req, res, { values, errors: { password: lockedUntil ? `${LOGIN_FAILED} ${lockedMessage(lockedUntil)}` : LOGIN_FAILED } }, 401);
       }
       await deps.sessions.grant(req, res, { admin: { id: admin.id, username: admin.username } });
       await deps.runtime.store.admins.recordLogin(admin.id);

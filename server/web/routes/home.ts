@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { homeFor, inspectionOf, readLifecycle } from '../access';
+import { homeFor, inspectionOf, isAdmin, readLifecycle } from '../access';
 import { phaseOf } from '../lifecycle-phase';
 import { renderPage } from '../render';
 import type { WebDeps } from '../web-deps';
@@ -21,7 +21,8 @@ export function homeRoutes(deps: WebDeps): Router {
   router.get(PATHS.lifecycle, readLifecycle(deps), (req, res) => {
     const inspection = inspectionOf(res);
     if (phaseOf(inspection.state) !== 'unavailable') return res.redirect(302, homeFor(req, inspection));
-    renderPage(deps, req, res, 'lifecycle', { title: 'keyward is not available', inspection });
+    // The scenario and the reason (which can name the token and its error) are for an administrator.
+    renderPage(deps, req, res, 'lifecycle', { title: 'keyward is not available', inspection, details: isAdmin(req) });
   });
 
   return router;

@@ -30,7 +30,8 @@ export function probeRoutes(deps: WebDeps): Router {
   router.get('/status.json', async (_req, res, next) => {
     try {
       const i = await deps.runtime.engine.inspect({ historyLimit: 0 });
-      res.json({ state: i.state, wizardState: i.wizardState, scenario: i.scenario, accepts: i.accepts, revision: i.revision, tls: i.context.tls, reason: i.context.reason });
+      // Public: where the lifecycle is, nothing about why (a reason can name tokens and their errors).
+      res.json({ state: i.state, wizardState: i.wizardState, accepts: i.accepts, revision: i.revision, tls: i.context.tls });
     } catch (error) {
       next(error);
     }
