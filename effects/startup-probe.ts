@@ -46,7 +46,7 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
 
   const token = await custody.token();
   if (!token) return withLogAudit(custody, { ...context, tokenPresent: null, kekPresent: null, dekAvailable: false }, deployment);
-  const probe = token.probe();
+  const probe = await token.probe();
   const kekPresent = probe.kek !== null && (record?.wrapped ? record.wrapped.kek.id === '' || record.wrapped.kek.id === probe.kek.id : true);
   let dekAvailable = false;
   let tokenProblem = probe.problem ?? null;
@@ -60,7 +60,9 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
       if (isKeyCustodyError(error) && !['WRAPPED_BLOB_CORRUPT', 'KEK_REPLACED', 'KEK_MISSING', 'DEK_KEY_ID_MISMATCH'].includes(error.code)) tokenProblem = error.code;
     }
   }
-  return withLogAudit(custody, { ...context, tokenPresent: probe.tokenPresent, kekPresent: probe.tokenPresent ? kekPresent : false, dekAvailable, tokenProblem }, deployment);
+  // A token that could not be read says nothing about its KEK either.
+  const kekKnown = probe.tokenPresent === null ? null : probe.tokenPresent && kekPresent;
+  return withLogAudit(custody, { ...context, tokenPresent: probe.tokenPresent, kekPresent: kekKnown, dekAvailable, tokenProblem }, deployment);
 }
 
 /** The transition log's chain, verified with whatever DEK the probe could unwrap. */

@@ -48,34 +48,44 @@ export class Pkcs11Module {
     initialize(this.api);
   }
 
-  /** The slot holding the token with this label, or null. Slot ids are not stable; labels are. */
-  findSlot(label: string): pkcs11js.Handle | null {
+  /**
+   * One scan of the slots for the token with this label. A slot whose token information cannot be
+   * read may be that token (a file being rewritten by another process, a device that hiccuped): the
+   * answer is then "unknown", never "absent".
+   */
+  scanForToken(label: string): TokenScan {
     const matches: pkcs11js.Handle[] = [];
+    let unreadable: string | null = null;
     for (const slot of this.api.C_GetSlotList(true)) {
       try {
         if (this.api.C_GetTokenInfo(slot).label.trim() === label) matches.push(slot);
-      } catch {
-        // A slot whose token vanished since the last scan: not a match.
+      } catch (error) {
+        unreadable = describe(error);
       }
     }
     if (matches.length > 1) {
       throw new KeyCustodyError('PKCS11_ERROR', `more than one token is labelled "${label}"; labels must be unique`);
     }
-    return matches[0] ?? null;
+    if (matches[0] !== undefined) return { found: true, slot: matches[0] };
+    return unreadable === null ? { found: false, unknown: null } : { found: false, unknown: unreadable };
   }
 
-  tokenLabels(): string[] {
-    const labels: string[] = [];
-    for (const slot of this.api.C_GetSlotList(true)) {
-      try {
-        labels.push(this.api.C_GetTokenInfo(slot).label.trim());
-      } catch {
-        // vanished token
-      }
+  /**
+   * The slot holding the token with this label, or null when every slot was read and none holds it.
+   * Slot ids are not stable; labels are. A slot that could not be read throws TOKEN_UNREACHABLE.
+   */
+  findSlot(label: string): pkcs11js.Handle | null {
+    const scan = this.scanForToken(label);
+    if (scan.found) return scan.slot;
+    if (scan.unknown !== null) {
+      throw new KeyCustodyError('TOKEN_UNREACHABLE', `the token labelled "${label}" could not be looked for: a slot did not answer (${scan.unknown})`);
     }
-    return labels;
+    return null;
   }
 }
+
+/** One slot scan: the token's slot, or not found and whether some slot could not be read (why). */
+export type TokenScan = { found: true; slot: pkcs11js.Handle } | { found: false; unknown: string | null };
 
 const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 

@@ -3,7 +3,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KeyCustodyError, isKeyCustodyError } from './errors';
 import type { WrappingKeyId } from './key-wrapper';
 import { PinSource, readPin } from './pin-source';
-import { Pkcs11Module, pkcs11Code } from './pkcs11-module';
+import { Pkcs11Module, TokenScan, pkcs11Code } from './pkcs11-module';
 import { explainPkcs11Error } from './pkcs11-return-codes';
 
 export interface TokenConfig {
@@ -15,11 +15,30 @@ export interface TokenConfig {
 
 export interface TokenProbe {
   moduleLoaded: boolean;
-  tokenPresent: boolean;
+  /** false only when every scan of the window found no such token; null when a scan could not tell. */
+  tokenPresent: boolean | null;
   kek: WrappingKeyId | null;
   /** Why the probe could not see further, when it could not: its error code. */
   problem?: string;
 }
+
+/**
+ * How long an absence must last before a probe reports it: a module rescanned while other processes
+ * log in to the same token (SoftHSM2 rewrites its token file then) may miss the token, or its KEK,
+ * for one scan. Every scan of the window must agree.
+ */
+export interface AbsenceWindow {
+  scans: number;
+  intervalMs: number;
+}
+
+export const ABSENCE_WINDOW: AbsenceWindow = { scans: 5, intervalMs: 150 };
+
+/** Problems a rescan may clear; the others (a rejected PIN above all: each try costs an attempt) are final. */
+const TRANSIENT_PROBLEMS = new Set(['TOKEN_MISSING', 'TOKEN_UNREACHABLE', 'PKCS11_ERROR']);
+
+/** What one scan saw. */
+type ScanVerdict = { kind: 'kek'; kek: WrappingKeyId } | { kind: 'tokenAbsent' } | { kind: 'kekAbsent' } | { kind: 'unknown'; tokenSeen: boolean; problem: string } | { kind: 'final'; probe: TokenProbe };
 
 const CKR = {
   SLOT_ID_INVALID: 0x03,
@@ -51,34 +70,70 @@ export class Pkcs11Token {
     return Pkcs11Module.open(this.config.modulePath);
   }
 
-  /** What the token holds right now, read fresh from the module; never throws for absence. */
-  probe(): TokenProbe {
+  /**
+   * What the token holds right now, read fresh from the module; never throws for absence. An absent
+   * token or KEK is reported only when every rescan of the window agrees; a slot that could not be
+   * read makes the answer unknown (tokenPresent null, problem TOKEN_UNREACHABLE), never "absent".
+   */
+  async probe(window: AbsenceWindow = ABSENCE_WINDOW): Promise<TokenProbe> {
     let module: Pkcs11Module;
     try {
       module = this.module();
-      module.refresh();
     } catch (error) {
-      return { moduleLoaded: false, tokenPresent: false, kek: null, problem: codeOf(error) };
+      return { moduleLoaded: false, tokenPresent: null, kek: null, problem: codeOf(error) };
     }
-    if (module.findSlot(this.config.tokenLabel) === null) return { moduleLoaded: true, tokenPresent: false, kek: null };
+    const verdicts: ScanVerdict[] = [];
+    for (let scan = 1; ; scan++) {
+      const verdict = this.scanOnce(module);
+      if (verdict.kind === 'kek') return { moduleLoaded: true, tokenPresent: true, kek: verdict.kek };
+      if (verdict.kind === 'final') return verdict.probe;
+      verdicts.push(verdict);
+      if (scan >= Math.max(1, window.scans)) break;
+      await new Promise((resolve) => setTimeout(resolve, window.intervalMs));
+    }
+    if (verdicts.every((v) => v.kind === 'tokenAbsent')) return { moduleLoaded: true, tokenPresent: false, kek: null };
+    if (verdicts.every((v) => v.kind === 'kekAbsent')) return { moduleLoaded: true, tokenPresent: true, kek: null };
+    // The scans disagree, or could not tell: neither the token nor its KEK is known to be gone.
+    const unknown = verdicts.filter((v): v is Extract<ScanVerdict, { kind: 'unknown' }> => v.kind === 'unknown');
+    const tokenSeen = verdicts.some((v) => v.kind === 'kekAbsent' || (v.kind === 'unknown' && v.tokenSeen));
+    return { moduleLoaded: true, tokenPresent: tokenSeen ? true : null, kek: null, problem: unknown.at(-1)?.problem ?? 'TOKEN_UNREACHABLE' };
+  }
+
+  /** One rescan of the module: the token's KEK, an absence, or why it could not tell. */
+  private scanOnce(module: Pkcs11Module): ScanVerdict {
+    let scan: TokenScan;
     try {
-      return { moduleLoaded: true, tokenPresent: true, kek: this.findKekId() };
+      module.refresh();
+      scan = module.scanForToken(this.config.tokenLabel);
     } catch (error) {
-      return { moduleLoaded: true, tokenPresent: true, kek: null, problem: codeOf(error) };
+      const problem = codeOf(error);
+      return TRANSIENT_PROBLEMS.has(problem) ? { kind: 'unknown', tokenSeen: false, problem } : { kind: 'final', probe: { moduleLoaded: true, tokenPresent: null, kek: null, problem } };
+    }
+    if (!scan.found) return scan.unknown === null ? { kind: 'tokenAbsent' } : { kind: 'unknown', tokenSeen: false, problem: 'TOKEN_UNREACHABLE' };
+    try {
+      const kek = this.findKekId();
+      return kek === null ? { kind: 'kekAbsent' } : { kind: 'kek', kek };
+    } catch (error) {
+      const problem = codeOf(error);
+      return TRANSIENT_PROBLEMS.has(problem) ? { kind: 'unknown', tokenSeen: true, problem } : { kind: 'final', probe: { moduleLoaded: true, tokenPresent: true, kek: null, problem } };
     }
   }
 
-  /** Runs fn in a logged-in read-write session. Retries once after a rescan if the slot went stale. */
+  /** Runs fn in a logged-in read-write session. Rescans once if the slot went stale or did not answer. */
   withSession<T>(fn: (api: pkcs11js.PKCS11, session: pkcs11js.Handle) => T): T {
     const module = this.module();
-    let slot = module.findSlot(this.config.tokenLabel);
-    if (slot === null) {
+    let scan = module.scanForToken(this.config.tokenLabel);
+    if (!scan.found) {
       module.refresh();
-      slot = module.findSlot(this.config.tokenLabel);
+      scan = module.scanForToken(this.config.tokenLabel);
     }
-    if (slot === null) {
+    if (!scan.found) {
+      if (scan.unknown !== null) {
+        throw new KeyCustodyError('TOKEN_UNREACHABLE', `the token labelled "${this.config.tokenLabel}" in ${this.config.modulePath} could not be read: ${scan.unknown}`);
+      }
       throw new KeyCustodyError('TOKEN_MISSING', `no token labelled "${this.config.tokenLabel}" in ${this.config.modulePath}`);
     }
+    const slot = scan.slot;
     const api = module.api;
     let session: pkcs11js.Handle;
     try {

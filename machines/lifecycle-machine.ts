@@ -11,7 +11,7 @@ import { RestoreScenario, restoreScenario, VersionScenario, versionScenario } fr
  * Pure: no I/O, no clock. Effects are named invokes that the lifecycle engine runs and persists
  * around; guards read only the context and the event.
  */
-export const MACHINE_VERSION = 1;
+export const MACHINE_VERSION = 2;
 
 export interface HsmChoice {
   hsmType: HsmType;
@@ -37,6 +37,8 @@ export interface LifecycleContext {
   reason: string | null;
   /** The broken log revision an operator has acknowledged, after which BOOT may go on. */
   acknowledgedLogBreak: number | null;
+  /** The operator set a new token up in place of a lost one (confirming the loss); its CAs are not deactivated yet. */
+  lostTokenCasPending: boolean;
 }
 
 export const INITIAL_CONTEXT: LifecycleContext = {
@@ -53,6 +55,7 @@ export const INITIAL_CONTEXT: LifecycleContext = {
   lastError: null,
   reason: null,
   acknowledgedLogBreak: null,
+  lostTokenCasPending: false,
 };
 
 /** Internal events: effect outcomes, as the engine feeds them back, stamped with `at`. */
@@ -75,6 +78,7 @@ export function lockoutDelayMs(failures: number): number {
 
 const OUTAGE_PROBLEMS = new Set(['MODULE_MISSING', 'MODULE_LOAD_FAILED', 'TOKEN_UNREACHABLE', 'TOKEN_MISSING', 'PKCS11_ERROR']);
 const MISCONFIGURATION_PROBLEMS = new Set(['WRONG_PIN', 'PIN_MISSING', 'PIN_LOCKED', 'MODULE_MISSING', 'MODULE_LOAD_FAILED', 'PKCS11_ERROR']);
+const UNREADABLE_PROBLEMS = new Set(['TOKEN_UNREACHABLE', 'TOKEN_MISSING']);
 
 const errorOf = (event: MachineEvent): EffectError => ('error' in event ? event.error : { code: 'UNKNOWN', message: 'unknown failure' });
 
@@ -84,6 +88,22 @@ const toFailed = { target: '#lifecycle.failed', actions: 'recordFailure' } as co
 /** The scenario table's "effects" column, as invokes: each names the state it leads to. */
 const tlsFromDatabase = (next: string) => ({ invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: next, actions: 'recordTls' }, onError: toFailed } }) as const;
 const newTls = (save: boolean, next: string) => ({ invoke: { src: 'issueTlsCredential', input: { save }, onDone: { target: next, actions: 'recordTls' }, onError: toFailed } }) as const;
+/**
+ * The keys of CAs that lived in a lost token are gone with it, whatever the password. Run only once
+ * the operator has confirmed the loss by setting a new token up; a failure leaves the flag for the
+ * password step to try again.
+ */
+const deactivateLostCas = (next: string) =>
+  ({
+    invoke: {
+      src: 'deactivateTokenCas',
+      input: ({ context }: { context: LifecycleContext }) => ({
+        reason: context.storageType === 'physical_hsm' ? 'their keys were in the HSM token, which an operator declared lost' : 'their keys were in the HSM token, which was lost',
+      }),
+      onDone: { target: next, actions: 'clearLostTokenCas' },
+      onError: { target: 'waiting', actions: 'recordError' },
+    },
+  }) as const;
 /** "This scenario holds: go to its state", the rows of the two classifying lists. */
 const whenVersion = (name: VersionScenario) => ({ guard: { type: 'versionScenarioIs', params: { scenario: name } }, target: name }) as const;
 const whenRestore = (name: RestoreScenario) => ({ guard: { type: 'restoreScenarioIs', params: { scenario: name } }, target: name }) as const;
@@ -131,8 +151,11 @@ export const lifecycleMachine = setup({
     hsmTypeMatchesStorage: ({ context, event }) =>
       event.type === 'SETUP_HSM' && ((context.storageType === 'softhsm' && event.hsmType === 'softhsm') || (context.storageType === 'physical_hsm' && event.hsmType === 'physical')),
     tokenGone: ({ context }) => context.startup?.tokenPresent === false,
+    lostTokenCasPending: ({ context }) => context.lostTokenCasPending,
     tokenUnreachable: ({ context }) => context.startup !== null && (context.startup.tokenPresent === false || OUTAGE_PROBLEMS.has(context.startup.tokenProblem ?? '')),
     tokenMisconfigured: ({ context }) => MISCONFIGURATION_PROBLEMS.has(context.startup?.tokenProblem ?? ''),
+    // The probe could not read the token (it is not known to be gone): nothing to recover from yet.
+    tokenUnreadable: ({ context }) => UNREADABLE_PROBLEMS.has(context.startup?.tokenProblem ?? ''),
     noBackupCopy: ({ context }) => context.startup?.backupCopyPresent !== true,
     lockedOut: ({ context, event }) => context.lockedUntil !== null && 'at' in event && event.at < context.lockedUntil,
     wrongPassword: ({ event }) => errorOf(event).code === 'WRONG_BACKUP_PASSWORD',
@@ -181,6 +204,8 @@ export const lifecycleMachine = setup({
     }),
     resetPasswordFailures: assign({ passwordFailures: 0, lockedUntil: null }),
     markWizardCompleted: assign({ wizardCompleted: true, pendingTlsCredentialId: null }),
+    markLostTokenCas: assign({ lostTokenCasPending: true }),
+    clearLostTokenCas: assign({ lostTokenCasPending: false }),
   },
 }).createMachine({
   id: 'lifecycle',
@@ -254,21 +279,14 @@ export const lifecycleMachine = setup({
               ...tlsFromDatabase('#wizard'),
             },
             // The KEK is gone and the backup copy can bring the DEK back. The encrypted TLS key in the
-            // database cannot be read yet: serve a temporary one until the password is given.
+            // database cannot be read yet: serve a temporary one until the password is given. A token
+            // gone (confirmed by the probe) deactivates nothing yet: the operator confirms the loss by
+            // setting a new token up.
             RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED: {
               entry: scenario('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED'),
               initial: 'classifying',
               states: {
-                classifying: { always: [{ guard: 'tokenGone', target: 'deactivatingLostCas' }, { target: 'issuingTemporaryTls' }] },
-                // The keys of CAs that lived in the lost token are gone with it, whatever the password.
-                deactivatingLostCas: {
-                  invoke: {
-                    src: 'deactivateTokenCas',
-                    input: { reason: 'their keys were in the HSM token, which was lost' },
-                    onDone: 'issuingTemporaryTlsForHsmSetup',
-                    onError: toFailed,
-                  },
-                },
+                classifying: { always: [{ guard: 'tokenGone', target: 'issuingTemporaryTlsForHsmSetup' }, { target: 'issuingTemporaryTls' }] },
                 issuingTemporaryTlsForHsmSetup: newTls(false, '#autoRestore.hsmSetup'),
                 issuingTemporaryTls: newTls(false, '#autoRestore.password'),
               },
@@ -285,6 +303,7 @@ export const lifecycleMachine = setup({
                 classifying: {
                   always: [
                     { guard: 'tokenMisconfigured', target: '#lifecycle.failed', actions: 'recordTokenReason' },
+                    { guard: 'tokenUnreadable', target: '#lifecycle.failed', actions: 'recordTokenReason' },
                     { guard: 'noBackupCopy', target: '#lifecycle.unrecoverable' },
                     { target: 'issuingTemporaryTls' },
                   ],
@@ -496,7 +515,8 @@ export const lifecycleMachine = setup({
 
     operational: {
       meta: { wizardState: 'WIZARD_COMPLETED' },
-      entry: ['markWizardCompleted', 'resetPasswordFailures'],
+      // Operational again: a token loss still flagged was not one (the old token came back).
+      entry: ['markWizardCompleted', 'resetPasswordFailures', 'clearLostTokenCas'],
     },
 
     // After a lost KEK or token: set a token up again if it is gone, then the backup password.
@@ -508,15 +528,18 @@ export const lifecycleMachine = setup({
           meta: { wizardState: 'WIZARD_SETUP_HSM_AUTORESTORE' },
           initial: 'waiting',
           states: {
-            waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice'] } } },
+            // A new token in place of the old one confirms the loss (flagged before the set-up runs, so
+            // that a crash inside it cannot skip the deactivation).
+            waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice', 'markLostTokenCas'] } } },
             settingUpToken: {
               invoke: {
                 src: 'setUpToken',
                 input: ({ context }) => ({ ...context.hsm!, purpose: 'auto_restore' as const }),
-                onDone: '#autoRestore.password',
-                onError: { target: 'waiting', actions: 'recordError' },
+                onDone: 'deactivatingLostCas',
+                onError: { target: 'waiting', actions: ['recordError', 'clearLostTokenCas'] },
               },
             },
+            deactivatingLostCas: deactivateLostCas('#autoRestore.password'),
           },
         },
         password: {
@@ -536,13 +559,15 @@ export const lifecycleMachine = setup({
               invoke: {
                 src: 'recoverDek',
                 input: {},
-                onDone: 'loadingTls',
+                onDone: [{ guard: 'lostTokenCasPending', target: 'deactivatingLostCas' }, { target: 'loadingTls' }],
                 onError: [
                   { guard: 'wrongPassword', target: 'waiting', actions: 'countPasswordFailure' },
                   { target: 'waiting', actions: 'recordError' },
                 ],
               },
             },
+            // Only when a crash or a failure cut the deactivation after the token set-up short.
+            deactivatingLostCas: deactivateLostCas('loadingTls'),
             loadingTls: {
               invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: 'waiting', actions: 'recordError' } },
             },
@@ -551,19 +576,12 @@ export const lifecycleMachine = setup({
       },
     },
 
-    // A physical HSM out of reach: wait, start-up retries; an operator may declare the token lost.
+    // A physical HSM out of reach: wait, start-up retries; an operator may declare the token lost,
+    // and its CAs are deactivated once a new token is set up (autoRestore.hsmSetup).
     outage: {
       initial: 'waiting',
       states: {
-        waiting: { on: { DECLARE_TOKEN_LOST: { guard: 'physicalHsm', target: 'deactivatingLostCas' } } },
-        deactivatingLostCas: {
-          invoke: {
-            src: 'deactivateTokenCas',
-            input: { reason: 'their keys were in the HSM token, which an operator declared lost' },
-            onDone: 'issuingTemporaryTls',
-            onError: { target: 'waiting', actions: 'recordError' },
-          },
-        },
+        waiting: { on: { DECLARE_TOKEN_LOST: { guard: 'physicalHsm', target: 'issuingTemporaryTls' } } },
         issuingTemporaryTls: {
           invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.hsmSetup', actions: 'recordTls' }, onError: { target: 'waiting', actions: 'recordError' } },
         },

@@ -5,7 +5,20 @@
  */
 export type SnapshotMigration = (snapshot: unknown) => unknown;
 
-export const SNAPSHOT_MIGRATIONS: Record<number, SnapshotMigration> = {};
+export const SNAPSHOT_MIGRATIONS: Record<number, SnapshotMigration> = {
+  // Version 2 deactivates a lost token's CAs after the new token is set up, no longer at BOOT or at
+  // DECLARE_TOKEN_LOST: a deactivation interrupted there moves on to the temporary TLS credential
+  // that followed it, and the CAs wait for the new token.
+  1: (snapshot) => {
+    const persisted = snapshot as { value: unknown };
+    const value = JSON.stringify(persisted.value);
+    if (value === JSON.stringify({ startup: { restoring: { RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED: 'deactivatingLostCas' } } })) {
+      return { ...persisted, value: { startup: { restoring: { RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED: 'issuingTemporaryTlsForHsmSetup' } } } };
+    }
+    if (value === JSON.stringify({ outage: 'deactivatingLostCas' })) return { ...persisted, value: { outage: 'issuingTemporaryTls' } };
+    return snapshot;
+  },
+};
 
 export function migrateSnapshot(fromVersion: number, snapshot: unknown, toVersion: number, migrations = SNAPSHOT_MIGRATIONS): unknown {
   let current = snapshot;

@@ -58,3 +58,11 @@ export function restoreScenario(ctx: StartupContext): RestoreScenario {
 export function isNewKek(ctx: StartupContext): boolean {
   return ctx.storageType !== null && ctx.storageType !== 'software' && ctx.kekPresent === false && !ctx.dekAvailable && ctx.backupCopyPresent && ctx.tokenProblem === null;
 }
+
+/** The restore scenarios that lead back to operation: what a healthy operational install probes. */
+const OPERATING_SCENARIOS: ReadonlySet<RestoreScenario> = new Set(['RESTORE_SOFTWARE_WIZARD_COMPLETED', 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED', 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED']);
+
+/** Whether a BOOT with this context keeps an operational install in operation. */
+export function keepsOperation(ctx: StartupContext): boolean {
+  return OPERATING_SCENARIOS.has(restoreScenario(ctx));
+}

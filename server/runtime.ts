@@ -9,9 +9,13 @@ import { KeyCustody } from '../effects/key-custody';
 import { LifecycleEffects } from '../effects/lifecycle-effects';
 import { probeStartup } from '../effects/startup-probe';
 import { EventPayloadError, parseExternalEvent, requiredSecrets } from '../machines/events';
+import { keepsOperation } from '../machines/startup-scenario';
 import type { KeywardConfig } from './config';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
 import { SecretBox } from './secret-box';
+
+/** How often, and how far apart, BOOT probes again before it takes an operational install out of operation. */
+export const REPROBE = { times: 2, intervalMs: 300 };
 
 export interface RuntimeOptions {
   onCheckpoint?: (name: string) => Promise<void>;
@@ -69,10 +73,21 @@ export class KeywardRuntime {
     return this.cachedChainKey;
   }
 
-  /** Probes the real situation and sends BOOT, from whatever state was persisted. */
+  /**
+   * Probes the real situation and sends BOOT, from whatever state was persisted. An operational
+   * install whose probe says otherwise is probed again before that BOOT may take it out of
+   * operation: one probe racing other processes on the same token must not end a healthy service.
+   */
   async boot(source = 'startup'): Promise<SendResult> {
     const { snapshot } = await this.engine.load();
-    const startup = await probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);
+    const probe = () => probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);
+    let startup = await probe();
+    if (snapshot.matches('operational')) {
+      for (let again = 0; again < REPROBE.times && !keepsOperation(startup); again++) {
+        await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
+        startup = await probe();
+      }
+    }
     return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
   }
 

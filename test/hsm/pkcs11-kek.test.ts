@@ -129,13 +129,13 @@ describe('the KEK in a real SoftHSM2 token', () => {
   });
 
   it('sees a token deleted under it only as missing, after a probe', async () => {
-    const probe = pkcs11.probe();
+    const probe = await pkcs11.probe();
     expect(probe).toMatchObject({ moduleLoaded: true, tokenPresent: true });
     expect(probe.kek?.label).toBe('trustpoint-kek');
     hsm.deleteAllTokens();
-    expect(pkcs11.probe()).toEqual({ moduleLoaded: true, tokenPresent: false, kek: null });
+    expect(await pkcs11.probe()).toEqual({ moduleLoaded: true, tokenPresent: false, kek: null });
     await expectCode(new Pkcs11KeyWrapper(pkcs11).keyId(), 'TOKEN_MISSING');
-    expect(new Pkcs11Token({ ...token.config, modulePath: '/nonexistent.so' }).probe()).toMatchObject({ moduleLoaded: false, problem: 'MODULE_MISSING' });
+    expect(await new Pkcs11Token({ ...token.config, modulePath: '/nonexistent.so' }).probe()).toMatchObject({ moduleLoaded: false, tokenPresent: null, problem: 'MODULE_MISSING' });
   });
 });
 

@@ -112,8 +112,17 @@ describe('crashes during auto-restore', () => {
     ok(template, ['send', 'SELECT_STORAGE', '--payload', '{"storageType":"softhsm"}']);
     ok(template, hsmArgs(template));
     finishWizard(template);
-    await withStore(template, (store) => store.devices.create({ name: 'field-device', estPassword }));
+    await withStore(template, async (store) => {
+      await store.devices.create({ name: 'field-device', estPassword });
+      await store.cas.create({ name: 'token-ca', keyLocation: 'token', tokenKeyLabel: 'ca-key' });
+    });
   });
+
+  /** The CA whose key was in the lost token ends deactivated, however the crash cut the recovery. */
+  async function expectLostCaDeactivated(cli: CliHome): Promise<void> {
+    const cas = await withStore(cli, (store) => store.cas.list());
+    expect(cas.map((ca) => ({ name: ca.name, active: ca.active }))).toEqual([{ name: 'token-ca', active: false }]);
+  }
 
   /** A copy of the completed install whose token directory is gone (a new container over the same data). */
   function lostToken(name: string): CliHome {
@@ -127,8 +136,9 @@ describe('crashes during auto-restore', () => {
     return cli;
   }
 
-  const BOOT_CHECKPOINTS = ['deactivateTokenCas:start', 'deactivateTokenCas:finished', 'issueTlsCredential:start', 'issueTlsCredential:finished'];
-  const HSM_CHECKPOINTS = ['setUpToken:start', 'setUpToken:before-script', 'setUpToken:token-ready', 'setUpToken:finished'];
+  const BOOT_CHECKPOINTS = ['issueTlsCredential:start', 'issueTlsCredential:finished'];
+  // The lost token's CAs are deactivated once the new token is set up, no longer at BOOT.
+  const HSM_CHECKPOINTS = ['setUpToken:start', 'setUpToken:before-script', 'setUpToken:token-ready', 'setUpToken:finished', 'deactivateTokenCas:start', 'deactivateTokenCas:finished'];
   const RECOVERY_CHECKPOINTS = [
     'recoverDek:start',
     'recoverDek:before-open',
@@ -145,6 +155,7 @@ describe('crashes during auto-restore', () => {
     await cli.killAt(checkpoint, ['boot']);
     driveOn(cli, 'operational');
     await expectIntact(cli);
+    await expectLostCaDeactivated(cli);
   });
 
   it.each(HSM_CHECKPOINTS)('at %s, while the new token is set up', async (checkpoint) => {
@@ -154,6 +165,7 @@ describe('crashes during auto-restore', () => {
     await cli.killAt(checkpoint, hsmArgs(cli));
     driveOn(cli, 'operational');
     await expectIntact(cli);
+    await expectLostCaDeactivated(cli);
   });
 
   it.each(RECOVERY_CHECKPOINTS)('at %s, while the DEK is recovered and re-wrapped', async (checkpoint) => {
@@ -165,5 +177,6 @@ describe('crashes during auto-restore', () => {
     await cli.killAt(checkpoint, ['send', 'SUBMIT_BACKUP_PASSWORD', '--secret', `password=file:${passwordFile}`]);
     driveOn(cli, 'operational');
     await expectIntact(cli);
+    await expectLostCaDeactivated(cli);
   });
 });

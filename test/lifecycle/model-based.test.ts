@@ -167,7 +167,7 @@ describe('model-based: shortest paths to every state, replayed through the CLI',
       'autoRestore.hsmSetup.settingUpToken',
       'autoRestore.password.recovering',
       'autoRestore.password.loadingTls',
-      'startup.restoring.RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED.deactivatingLostCas',
+      'autoRestore.hsmSetup.deactivatingLostCas',
     ]) {
       expect(reached).toContain(state);
     }

@@ -2,6 +2,7 @@ import { readTlsFiles } from '../../effects/tls';
 import { pendingMigrations } from '../../db/database';
 import { migrationSource } from '../../db/migrations';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
+import { Pkcs11Token } from '../../hsm/pkcs11-token';
 import { RESTORE_SCENARIOS, VERSION_SCENARIOS } from '../../machines/startup-scenario';
 import packageJson from '../../package.json';
 import { Install, TOKEN_LABEL } from '../support/install';
@@ -186,7 +187,7 @@ describe('SoftHSM storage', () => {
     expect((await i.runtime.store.devices.findByName('device'))!.estPassword).toBe('est-secret-for-matrix');
   });
 
-  it('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED, token gone: token CAs deactivated, temporary TLS (not saved), HSM set-up', async () => {
+  it('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED, token gone: temporary TLS (not saved), HSM set-up; token CAs deactivated only once a new token is set up', async () => {
     const i = await completedSoftHsm('softhsm-token-gone');
     await i.restart();
     execFileSync('rm', ['-rf', i.tokenDir]);
@@ -196,10 +197,47 @@ describe('SoftHSM storage', () => {
     expect(inspection.scenario).toBe('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED');
     expect(result.wizardState).toBe('WIZARD_SETUP_HSM_AUTORESTORE');
     expect(inspection.context.startup).toMatchObject({ tokenPresent: false, kekPresent: false, dekAvailable: false, backupCopyPresent: true });
-    expect(changedTables(before, await i.dumpData())).toEqual(['cas']);
-    expect((await i.runtime.store.cas.list())[0]).toMatchObject({ active: false, deactivationReason: expect.stringMatching(/lost/) });
+    // BOOT alone deactivates nothing: a token that was not seen is not yet a token the operator gave up.
+    expect(changedTables(before, await i.dumpData())).toEqual([]);
+    expect((await i.runtime.store.cas.list())[0]).toMatchObject({ active: true, deactivationReason: null });
     expect(await servedFingerprint(i)).not.toBe(await activeDbFingerprint(i));
     expect(inspection.context.tls?.origin).toBe('temporary');
+    // The operator sets a new token up: that confirms the loss, and the old token's CAs go.
+    expect((await i.send('SETUP_HSM', i.hsmSetupPayload(), i.hsmSecrets())).wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
+    expect((await i.runtime.store.cas.list())[0]).toMatchObject({ active: false, deactivationReason: 'their keys were in the HSM token, which was lost' });
+  });
+
+  it('a token that is missing from one probe but back for the re-probe keeps an operational install operational', async () => {
+    const i = await completedSoftHsm('softhsm-token-blip');
+    await i.restart();
+    const away = `${i.tokenDir}.away`;
+    const realProbe = Pkcs11Token.prototype.probe;
+    let probes = 0;
+    // The token is away for the whole of the first probe (its absence confirmed), back after it.
+    const spy = jest.spyOn(Pkcs11Token.prototype, 'probe').mockImplementation(async function (this: Pkcs11Token, window) {
+      probes += 1;
+      if (probes > 1) return realProbe.call(this, window);
+      execFileSync('mv', [i.tokenDir, away]);
+      execFileSync('mkdir', ['-p', i.tokenDir]);
+      try {
+        return await realProbe.call(this, window);
+      } finally {
+        execFileSync('rm', ['-rf', i.tokenDir]);
+        execFileSync('mv', [away, i.tokenDir]);
+      }
+    });
+    try {
+      const before = await i.dumpData();
+      const tls = await servedFingerprint(i);
+      const { result, inspection } = await bootAndRecord(i);
+      expect(probes).toBe(2);
+      expect(result.state).toBe('operational');
+      expect(inspection.scenario).toBe('RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED');
+      expect(changedTables(before, await i.dumpData())).toEqual([]);
+      expect(await servedFingerprint(i)).toBe(tls);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED, KEK destroyed, token kept: straight to the backup password, CAs untouched', async () => {
@@ -331,14 +369,21 @@ describe('physical HSM storage (SoftHSM2 configured as a persistent module)', ()
     expect((await i.runtime.store.cas.list())[0]!.active).toBe(true);
   });
 
-  it('an operator may declare an unreachable physical token lost: CAs deactivated, then HSM set-up', async () => {
+  it('an operator may declare an unreachable physical token lost: HSM set-up, and the CAs are deactivated once the new token is set up', async () => {
     const { i, hsm } = await physical('physical-declared-lost');
     await i.runtime.store.cas.create({ name: 'hsm-ca', keyLocation: 'token', tokenKeyLabel: 'ca-key' });
     await i.restart();
     hsm.deleteAllTokens();
     expect((await i.boot()).state).toBe('outage.waiting');
     expect((await i.send('DECLARE_TOKEN_LOST')).wizardState).toBe('WIZARD_SETUP_HSM_AUTORESTORE');
-    expect((await i.runtime.store.cas.list())[0]).toMatchObject({ active: false });
+    expect((await i.runtime.store.cas.list())[0]).toMatchObject({ active: true });
+    // The vendor's tools make the replacement token; setting it up confirms the loss.
+    const replacement = hsm.initToken(TOKEN_LABEL);
+    Object.assign(i, { pin: replacement.pin });
+    Pkcs11Module.open(SOFTHSM_MODULE).refresh();
+    expect((await i.send('SETUP_HSM', i.hsmSetupPayload('physical'), i.hsmSecrets('physical'))).wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
+    expect((await i.runtime.store.cas.list())[0]).toMatchObject({ active: false, deactivationReason: 'their keys were in the HSM token, which an operator declared lost' });
+    expect((await i.send('SUBMIT_BACKUP_PASSWORD', {}, { password: i.backupPassword })).state).toBe('operational');
   });
 
   it('RESTORE_PHYSICAL_HSM_WIZARD_INCOMPLETE_DEK_CACHED and _DEK_NOT_CACHED: back to the first step', async () => {
