@@ -1,4 +1,4 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Inspection } from '../lifecycle-engine';
 import { homeFor, inspectionOf } from './access';
 import { hsmTypeOf } from './wizard-paths';
@@ -15,14 +15,10 @@ function atStep(req: Request, inspection: Inspection, wizardStates: readonly str
 
 /** A step's page: shown while the machine is at that step; any other time, the current step's page. */
 export function stepPage(wizardStates: readonly string[], render: Handler): RequestHandler {
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response) => {
     const inspection = inspectionOf(res);
     if (!atStep(req, inspection, wizardStates)) return res.redirect(302, homeFor(req, inspection));
-    try {
-      await render(req, res, inspection);
-    } catch (error) {
-      next(error);
-    }
+    await render(req, res, inspection);
   };
 }
 
@@ -31,14 +27,10 @@ export function stepPage(wizardStates: readonly string[], render: Handler): Requ
  * after the lifecycle moved on changes nothing and lands on the current step's page.
  */
 export function stepAction(wizardStates: readonly string[], handle: Handler): RequestHandler {
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response) => {
     const inspection = inspectionOf(res);
     if (!atStep(req, inspection, wizardStates)) return res.redirect(303, homeFor(req, inspection));
-    try {
-      await handle(req, res, inspection);
-    } catch (error) {
-      next(error);
-    }
+    await handle(req, res, inspection);
   };
 }
 
