@@ -77,14 +77,12 @@ export class Pkcs11Module {
   }
 }
 
-const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
-
 /** An earlier instance in this process (a reloaded module graph) may have left the library initialized. */
 function initialize(api: pkcs11js.PKCS11): void {
   try {
     api.C_Initialize();
   } catch (error) {
-    if (pkcs11Code(error) !== CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error;
+    if (pkcs11Code(error) !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error;
     api.C_Finalize();
     api.C_Initialize();
   }
