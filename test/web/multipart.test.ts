@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { MULTIPART_LIMITS, MultipartError, parseMultipart } from '../../server/web/multipart';
+import { BodyTooLargeError, MULTIPART_LIMITS, MultipartError, parseMultipart } from '../../server/web/multipart';
 import { UploadArea } from '../../server/web/uploads';
 import { testDir } from '../support/run-dir';
 
@@ -63,5 +63,17 @@ describe('web: multipart forms', () => {
       // Not even the part of a file that was read stays behind.
       expect(readdirSync(dir)).toEqual([]);
     }
+  });
+
+  it('takes a file of exactly its limit; refuses a body past its limit as 413, keeping nothing', async () => {
+    const exact = await parse(body([{ name: 'f', filename: 'exact', content: Buffer.alloc(1024 * 1024, 7) }]), TYPE);
+    expect(readFileSync(exact.files.f!.path)).toHaveLength(1024 * 1024);
+    await area.discard([exact.files.f!.path]);
+
+    const large = body([{ name: 'a', filename: 'a', content: Buffer.alloc(1024 * 1024) }, { name: 'b', filename: 'b', content: Buffer.alloc(1024 * 1024) }, { name: 'c', filename: 'c', content: Buffer.alloc(1024 * 1024) }]);
+    const refused = parse(large, TYPE);
+    await expect(refused).rejects.toThrow(BodyTooLargeError);
+    await expect(refused).rejects.toMatchObject({ status: 413 });
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -20,6 +20,7 @@ const MiB = 1024 * 1024;
 describe('web: a large restore upload', () => {
   const server = new KeywardServer('restore-stream');
   const passphrase = `Pp-${newSecret('stream-passphrase')}`;
+  let client: WebClient;
 
   afterAll(async () => {
     await server.stop();
@@ -27,7 +28,7 @@ describe('web: a large restore upload', () => {
 
   it('is streamed to disk: the server stays within 30 MB of idle while 60 MiB arrive', async () => {
     await server.start();
-    const client = new WebClient(server.url);
+    client = new WebClient(server.url);
     await unlock(client, await server.setupCode());
     expect(await step(client, '/setup-wizard/crypto-storage-setup/', { storageType: 'software' })).toBe('/setup-wizard/setup_mode/');
     const before = await lifecycleOf(client);
@@ -58,5 +59,19 @@ describe('web: a large restore upload', () => {
 
     expect((await lifecycleOf(client)).state).toBe(before.state);
     expect(readdirSync(join(server.home, 'uploads'))).toEqual([]);
+  });
+
+  it('removes what it stored when the form is refused after its body was read (no CSRF token)', async () => {
+    // The set-up session of the test above: its body is read, then the CSRF check refuses it.
+    const form = new FormData();
+    form.set('passphrase', passphrase);
+    form.set('archive', new Blob([randomBytes(256 * 1024)]), 'forged.kwbak');
+    const encoded = new Request('https://localhost/', { method: 'POST', body: form });
+    const forged = await client.send('POST', '/setup-wizard/restore/', Buffer.from(await encoded.arrayBuffer()), { 'content-type': encoded.headers.get('content-type')! });
+    expect(forged.status).toBe(403);
+    // Removed when the response ends, which the client may see first: wait a little for it.
+    const uploads = join(server.home, 'uploads');
+    for (const deadline = Date.now() + 2000; readdirSync(uploads).length > 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(readdirSync(uploads)).toEqual([]);
   });
 });
