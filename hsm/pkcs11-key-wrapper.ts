@@ -158,7 +158,7 @@ export class Pkcs11KeyWrapper implements KeyWrapper {
       const rv = pkcs11Code(error);
       if (isKeyCustodyError(error, 'WRAPPED_BLOB_CORRUPT')) throw failed(error.message.replace(/^the wrapped DEK failed its integrity check: /, ''), error);
       // CBC-PAD's only check is its padding: a module says so with one of these codes.
-      if (rv !== undefined && (INTEGRITY_FAILURES.has(rv) || rv === 0x62)) throw failed(`CKM_AES_CBC_PAD unwrap failed its padding check (${returnValueName(rv)})`, error);
+      if (rv !== undefined && (INTEGRITY_FAILURES.has(rv) || rv === pkcs11js.CKR_KEY_SIZE_RANGE)) throw failed(`CKM_AES_CBC_PAD unwrap failed its padding check (${returnValueName(rv)})`, error);
       throw mapPkcs11Error(error, 'unwrapping the DEK with CKM_AES_CBC_PAD');
     }
     if (!dekCheckVerifies(dek, nonce, iv, wrapped, tag)) {

@@ -87,14 +87,12 @@ export class Pkcs11Module {
 /** One slot scan: the token's slot, or not found and whether some slot could not be read (why). */
 export type TokenScan = { found: true; slot: pkcs11js.Handle } | { found: false; unknown: string | null };
 
-const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
-
 /** An earlier instance in this process (a reloaded module graph) may have left the library initialized. */
 function initialize(api: pkcs11js.PKCS11): void {
   try {
     api.C_Initialize();
   } catch (error) {
-    if (pkcs11Code(error) !== CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error;
+    if (pkcs11Code(error) !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error;
     api.C_Finalize();
     api.C_Initialize();
   }

@@ -40,25 +40,6 @@ const TRANSIENT_PROBLEMS = new Set(['TOKEN_MISSING', 'TOKEN_UNREACHABLE', 'PKCS1
 /** What one scan saw. */
 type ScanVerdict = { kind: 'kek'; kek: WrappingKeyId } | { kind: 'tokenAbsent' } | { kind: 'kekAbsent' } | { kind: 'unknown'; tokenSeen: boolean; problem: string } | { kind: 'final'; probe: TokenProbe };
 
-const CKR = {
-  SLOT_ID_INVALID: 0x03,
-  DEVICE_ERROR: 0x30,
-  DEVICE_MEMORY: 0x31,
-  DEVICE_REMOVED: 0x32,
-  MECHANISM_INVALID: 0x70,
-  MECHANISM_PARAM_INVALID: 0x71,
-  PIN_INCORRECT: 0xa0,
-  PIN_LEN_RANGE: 0xa2,
-  PIN_LOCKED: 0xa4,
-  SESSION_HANDLE_INVALID: 0xb3,
-  TOKEN_NOT_PRESENT: 0xe0,
-  TOKEN_NOT_RECOGNIZED: 0xe1,
-  USER_ALREADY_LOGGED_IN: 0x100,
-  USER_PIN_NOT_INITIALIZED: 0x102,
-  KEY_TYPE_INCONSISTENT: 0x63,
-  FUNCTION_NOT_SUPPORTED: 0x54,
-} as const;
-
 /**
  * A PKCS#11 token found by its label, holding the KEK. Sessions are opened per operation and
  * closed after it, so that a token that disappears or reappears is seen at the next call.
@@ -146,7 +127,7 @@ export class Pkcs11Token {
       try {
         api.C_Login(session, pkcs11js.CKU_USER, pin);
       } catch (error) {
-        if (pkcs11Code(error) !== CKR.USER_ALREADY_LOGGED_IN) {
+        if (pkcs11Code(error) !== pkcs11js.CKR_USER_ALREADY_LOGGED_IN) {
           throw mapPkcs11Error(error, `logging in to token "${this.config.tokenLabel}"`);
         }
       }
@@ -256,26 +237,26 @@ export function mapPkcs11Error(error: unknown, doing: string): KeyCustodyError {
   const code = pkcs11Code(error);
   const detail = `${doing} failed: ${explainPkcs11Error(error)}`;
   switch (code) {
-    case CKR.PIN_INCORRECT:
-    case CKR.PIN_LEN_RANGE:
+    case pkcs11js.CKR_PIN_INCORRECT:
+    case pkcs11js.CKR_PIN_LEN_RANGE:
       return new KeyCustodyError('WRONG_PIN', `${doing} failed: the PIN was rejected`);
-    case CKR.PIN_LOCKED:
+    case pkcs11js.CKR_PIN_LOCKED:
       return new KeyCustodyError('PIN_LOCKED', `${doing} failed: the user PIN is locked on the token`);
-    case CKR.USER_PIN_NOT_INITIALIZED:
+    case pkcs11js.CKR_USER_PIN_NOT_INITIALIZED:
       return new KeyCustodyError('WRONG_PIN', `${doing} failed: the token has no user PIN set`);
-    case CKR.MECHANISM_INVALID:
-    case CKR.MECHANISM_PARAM_INVALID:
-    case CKR.FUNCTION_NOT_SUPPORTED:
-    case CKR.KEY_TYPE_INCONSISTENT:
+    case pkcs11js.CKR_MECHANISM_INVALID:
+    case pkcs11js.CKR_MECHANISM_PARAM_INVALID:
+    case pkcs11js.CKR_FUNCTION_NOT_SUPPORTED:
+    case pkcs11js.CKR_KEY_TYPE_INCONSISTENT:
       return new KeyCustodyError('MECHANISM_UNSUPPORTED', `${doing} failed: the token does not support the mechanism (${explainPkcs11Error(error)})`);
-    case CKR.TOKEN_NOT_PRESENT:
-    case CKR.TOKEN_NOT_RECOGNIZED:
-    case CKR.DEVICE_REMOVED:
-    case CKR.SLOT_ID_INVALID:
-    case CKR.SESSION_HANDLE_INVALID:
+    case pkcs11js.CKR_TOKEN_NOT_PRESENT:
+    case pkcs11js.CKR_TOKEN_NOT_RECOGNIZED:
+    case pkcs11js.CKR_DEVICE_REMOVED:
+    case pkcs11js.CKR_SLOT_ID_INVALID:
+    case pkcs11js.CKR_SESSION_HANDLE_INVALID:
       return new KeyCustodyError('TOKEN_MISSING', detail, { cause: error });
-    case CKR.DEVICE_ERROR:
-    case CKR.DEVICE_MEMORY:
+    case pkcs11js.CKR_DEVICE_ERROR:
+    case pkcs11js.CKR_DEVICE_MEMORY:
       return new KeyCustodyError('TOKEN_UNREACHABLE', detail, { cause: error });
     default:
       return new KeyCustodyError('PKCS11_ERROR', detail, { cause: error });

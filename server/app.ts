@@ -1,8 +1,8 @@
 import cookieParser from 'cookie-parser';
 import express, { Express } from 'express';
 import { wizardGate } from './web/wizard-gate';
-import { MULTIPART_LIMITS, multipartFields } from './web/multipart';
-import { restoreUpload } from './web/restore-upload';
+import { MULTIPART_LIMITS, multipartForms } from './web/multipart';
+import { restoreUploadGate } from './web/restore-upload';
 import { PATHS } from './web/wizard-paths';
 import { requestLog } from './web/request-log';
 import { authRoutes } from './web/routes/auth';
@@ -46,11 +46,9 @@ export function createApp(deps: WebDeps): Express {
   app.use(cookieParser());
   app.use(deps.sessions.middleware());
   app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
-  // The backup upload first: once a body is read, the general parser below leaves it alone.
-  app.use(PATHS.restore, ...restoreUpload(deps.config.restoreUploadBytes));
-  app.use(express.raw({ type: 'multipart/form-data', limit: '3mb' }));
-  const restoreLimits = { ...MULTIPART_LIMITS, maxFileBytes: deps.config.restoreUploadBytes };
-  app.use(multipartFields((req) => (req.path.replace(/\/?$/, '/') === PATHS.restore ? restoreLimits : MULTIPART_LIMITS)));
+  app.use(PATHS.restore, restoreUploadGate);
+  const restoreLimits = { ...MULTIPART_LIMITS, maxFileBytes: deps.config.restoreUploadBytes, maxBodyBytes: deps.config.restoreUploadBytes };
+  app.use(multipartForms(deps.uploads, (req) => (req.path.replace(/\/?$/, '/') === PATHS.restore ? restoreLimits : MULTIPART_LIMITS)));
   app.use(deps.csrf.protect);
   app.use(noStore);
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './young-generation';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { machineGraph, toDot, toMermaid } from '../machines/graph';
 import { safeErrorMessage } from '../db/driver-errors';

@@ -1,7 +1,9 @@
 import { X509Certificate, createHash } from 'node:crypto';
-import { readCertificateFields } from './certificate-der';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Certificate, id_ce_subjectAltName, SubjectAlternativeName } from '@peculiar/asn1-x509';
 import { TlsInputError } from './errors';
 import { pemBlocks, toPem } from './pem';
+import { formatIp, ipToBytes } from './subject-alt-names';
 
 /** SHA-256 of DER bytes as uppercase hex pairs joined by colons, as openssl and Node print it. */
 export function fingerprintOf(der: Uint8Array): string {
@@ -40,6 +42,25 @@ export interface CertificateFields {
   subjectAltNames: string[];
   notBefore: string;
   notAfter: string;
+}
+
+/**
+ * notBefore, notAfter and the DNS and IP subject alternative names, read with @peculiar/asn1-x509:
+ * Node's X509Certificate (which has parsed and validated the certificate) gives neither in a
+ * structured form on Node 20, and @peculiar/x509's parser throws on SANs it cannot print (an
+ * otherName it does not know), which imported certificates do carry.
+ */
+function readCertificateFields(der: Uint8Array): { notBefore: Date; notAfter: Date; subjectAltNames: string[] } {
+  const { validity, extensions } = AsnConvert.parse(der, Certificate).tbsCertificate;
+  const extension = extensions?.find((candidate) => candidate.extnID === id_ce_subjectAltName);
+  const names: string[] = [];
+  for (const name of extension ? AsnConvert.parse(extension.extnValue, SubjectAlternativeName) : []) {
+    if (name.dNSName !== undefined) names.push(`DNS:${name.dNSName.toLowerCase()}`);
+    // Only a 4- or 16-byte value is a host: 8 or 32 bytes are an address with a mask (a name constraint).
+    const address = name.iPAddress === undefined ? null : ipToBytes(name.iPAddress);
+    if (address) names.push(`IP:${formatIp(address)}`);
+  }
+  return { notBefore: validity.notBefore.getTime(), notAfter: validity.notAfter.getTime(), subjectAltNames: [...new Set(names)] };
 }
 
 export function describeCertificate(certificate: X509Certificate, field: string): CertificateFields {

@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { TlsInputError, quote } from './errors';
 
 /** More names than this is a pasted list gone wrong, not a server's identity. */
@@ -8,39 +9,16 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** The 4 or 16 bytes of an IPv4 or IPv6 address, or null. Zone ids (`fe80::1%eth0`) are not addresses. */
 export function ipToBytes(text: string): Buffer | null {
-  if (isIPv4(text)) return Buffer.from(text.split('.').map(Number));
+  if (isIPv4(text)) return Buffer.from(ipaddr.IPv4.parse(text).toByteArray());
   if (!isIPv6(text) || text.includes('%')) return null;
-  let groups = text;
-  // An embedded IPv4 tail (::ffff:192.0.2.1) becomes two hex groups.
-  const tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(groups);
-  if (tail) {
-    const [a, b, c, d] = tail[1]!.split('.').map(Number) as [number, number, number, number];
-    groups = `${groups.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, rest] = groups.split('::') as [string, string | undefined];
-  const left = head ? head.split(':') : [];
-  const right = rest ? rest.split(':') : [];
-  const words = rest === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  const bytes = Buffer.alloc(16);
-  words.forEach((word, i) => bytes.writeUInt16BE(parseInt(word, 16), i * 2));
-  return bytes;
+  // ipaddr.js reads the deprecated IPv4-compatible "::a.b.c.d" as IPv4-mapped (::ffff:a.b.c.d): spell its zeros out.
+  return Buffer.from(ipaddr.IPv6.parse(text.replace(/^::(?=\d+\.)/, '0:0:0:0:0:0:')).toByteArray());
 }
 
 /** RFC 5952 text of an address: lowercase, the longest run of two or more zero groups as `::`. */
 export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
-  if (bytes.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
-  const words = Array.from({ length: 8 }, (_, i) => (bytes[i * 2]! << 8) | bytes[i * 2 + 1]!);
-  let best = { start: -1, length: 1 };
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && words[j] === 0) j += 1;
-    if (j - i > best.length) best = { start: i, length: j - i };
-    i = j === i ? i + 1 : j;
-  }
-  const hex = words.map((word) => word.toString(16));
-  if (best.start < 0) return hex.join(':');
-  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.length).join(':')}`;
+  if (bytes.length !== 4 && bytes.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
+  return ipaddr.fromByteArray(Array.from(bytes)).toString();
 }
 
 function dnsName(raw: string): string {

@@ -40,12 +40,8 @@ export function inspectionOf(res: Response): Inspection {
 /** Reads the lifecycle fresh for this request (another process may have moved it). */
 export function readLifecycle(deps: WebDeps): RequestHandler {
   return async (_req: Request, res: Response, next: NextFunction) => {
-    try {
-      res.locals.inspection = await deps.runtime.engine.inspect({ historyLimit: 0 });
-      next();
-    } catch (error) {
-      next(error);
-    }
+    res.locals.inspection = await deps.runtime.engine.inspect({ historyLimit: 0 });
+    next();
   };
 }
 
@@ -56,13 +52,9 @@ export function readLifecycle(deps: WebDeps): RequestHandler {
  */
 export function recentLifecycle(deps: WebDeps): RequestHandler {
   return async (_req: Request, res: Response, next: NextFunction) => {
-    try {
-      const recent = deps.watcher.healthy ? deps.watcher.current : null;
-      res.locals.inspection = recent ?? (await deps.runtime.engine.inspect({ historyLimit: 0 }));
-      next();
-    } catch (error) {
-      next(error);
-    }
+    const recent = deps.watcher.healthy ? deps.watcher.current : null;
+    res.locals.inspection = recent ?? (await deps.runtime.engine.inspect({ historyLimit: 0 }));
+    next();
   };
 }
 

@@ -1,4 +1,10 @@
+import { Transform } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MIMEType } from 'node:util';
+import busboy from 'busboy';
 import type { NextFunction, Request, Response } from 'express';
+import type { UploadArea } from './uploads';
 
 export class MultipartError extends Error {
   constructor(message: string) {
@@ -7,91 +13,176 @@ export class MultipartError extends Error {
   }
 }
 
+/** A body past its limit: status 413, as the body parsers report it. */
+export class BodyTooLargeError extends Error {
+  readonly status = 413;
+  constructor() {
+    super('the request body is larger than keyward accepts');
+    this.name = 'BodyTooLargeError';
+  }
+}
+
 export interface UploadedFile {
   field: string;
   /** As the browser named it: shown in messages, never used as a path. */
   filename: string;
-  data: Buffer;
+  /** The private file in the upload area that holds its content. */
+  path: string;
 }
 
 export interface MultipartLimits {
   maxParts: number;
   maxFieldBytes: number;
   maxFileBytes: number;
+  maxBodyBytes: number;
 }
 
-export const MULTIPART_LIMITS: MultipartLimits = { maxParts: 16, maxFieldBytes: 64 * 1024, maxFileBytes: 1024 * 1024 };
+export const MULTIPART_LIMITS: MultipartLimits = { maxParts: 16, maxFieldBytes: 64 * 1024, maxFileBytes: 1024 * 1024, maxBodyBytes: 3 * 1024 * 1024 };
 
-const CRLF = Buffer.from('\r\n');
-const HEADER_END = Buffer.from('\r\n\r\n');
+export interface MultipartForm {
+  fields: Record<string, string>;
+  files: Record<string, UploadedFile>;
+}
+
 const FIELD_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-function boundaryOf(contentType: string): string {
-  const match = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(contentType);
-  const boundary = match?.[1] ?? match?.[2];
-  if (!boundary) throw new MultipartError('the upload has no multipart boundary');
-  return boundary;
+/**
+ * Counts the body against its limit and notes whether the multipart delimiter ever appears (busboy
+ * reports a body without one and a body cut short alike).
+ */
+class BodyMeter extends Transform {
+  bytes = 0;
+  sawDelimiter = false;
+  private tail = Buffer.alloc(0);
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly delimiter: Buffer,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) return done(new BodyTooLargeError());
+    if (!this.sawDelimiter) {
+      const window = Buffer.concat([this.tail, chunk]);
+      this.sawDelimiter = window.includes(this.delimiter);
+      this.tail = window.subarray(Math.max(0, window.length - this.delimiter.length + 1));
+    }
+    done(null, chunk);
+  }
 }
 
-function dispositionOf(headers: string): { name: string; filename: string | null } {
-  const line = headers.split('\r\n').find((h) => /^content-disposition:/i.test(h));
-  if (!line || !/^content-disposition:\s*form-data/i.test(line)) throw new MultipartError('an upload part is not form data');
-  const name = /;\s*name="([^"]*)"/i.exec(line)?.[1];
-  if (name === undefined || !FIELD_NAME.test(name)) throw new MultipartError('an upload part has no usable field name');
-  const filename = /;\s*filename="([^"]*)"/i.exec(line)?.[1] ?? null;
-  return { name, filename };
+function boundaryOf(contentType: string): string | null {
+  try {
+    return new MIMEType(contentType).params.get('boundary') || null;
+  } catch {
+    return null;
+  }
+}
+
+const ours = (error: unknown) => error instanceof MultipartError || error instanceof BodyTooLargeError;
+
+/** busboy's and the socket's words for a broken body, in keyward's. */
+function explain(errors: unknown[], meter: BodyMeter): unknown {
+  const error = errors.find(ours) ?? errors.find((e) => e) ?? new MultipartError('the upload is malformed');
+  if (ours(error)) return error;
+  if ((error as { code?: unknown }).code === 'ECONNRESET') return Object.assign(new Error('the request was aborted'), { status: 400 });
+  const message = error instanceof Error ? error.message : '';
+  if (/^Unexpected end of (form|file)$/.test(message)) return new MultipartError(meter.sawDelimiter ? 'the upload ends too early' : 'the upload is not a multipart form');
+  if (message === 'Malformed part header') return new MultipartError('the upload is malformed');
+  return error;
 }
 
 /**
- * A multipart/form-data body that is already in memory (its size bounded by the body parser), parsed
- * with limits: a few parts, small fields, files no larger than a TLS credential file can be.
+ * Streams a multipart/form-data body with limits (a few parts, small fields, files no larger than
+ * the form allows): fields are kept as text, each file goes straight to a private file in the upload
+ * area, so no file is ever held in memory. On failure every file written is removed.
  */
-export function parseMultipart(body: Buffer, contentType: string, limits: MultipartLimits = MULTIPART_LIMITS): { fields: Record<string, string>; files: Record<string, UploadedFile> } {
-  const delimiter = Buffer.from(`--${boundaryOf(contentType)}`);
-  const fields: Record<string, string> = Object.create(null);
-  const files: Record<string, UploadedFile> = Object.create(null);
-  let position = body.indexOf(delimiter);
-  if (position < 0) throw new MultipartError('the upload is not a multipart form');
+export async function parseMultipart(body: Readable, contentType: string, limits: MultipartLimits, area: UploadArea): Promise<MultipartForm> {
+  const boundary = boundaryOf(contentType);
+  if (!boundary) throw new MultipartError('the upload has no multipart boundary');
+  const parser = busboy({
+    headers: { 'content-type': contentType },
+    // busboy flags a part that reaches its limit: one byte more lets a part of exactly the limit through.
+    limits: { fieldSize: limits.maxFieldBytes + 1, fileSize: limits.maxFileBytes + 1 },
+    preservePath: true,
+    defParamCharset: 'utf8',
+  });
+  const meter = new BodyMeter(limits.maxBodyBytes, Buffer.from(`--${boundary}`));
+  const form: MultipartForm = { fields: Object.create(null), files: Object.create(null) };
+  const written: string[] = [];
+  const receiving: Array<Promise<void>> = [];
   let parts = 0;
-  for (;;) {
-    position += delimiter.length;
-    if (body.subarray(position, position + 2).toString('latin1') === '--') break; // the closing delimiter
-    if (!body.subarray(position, position + 2).equals(CRLF)) throw new MultipartError('the upload is malformed');
-    position += 2;
-    const headerEnd = body.indexOf(HEADER_END, position);
-    if (headerEnd < 0 || headerEnd - position > 4096) throw new MultipartError('the upload is malformed');
-    const { name, filename } = dispositionOf(body.subarray(position, headerEnd).toString('utf8'));
-    const contentStart = headerEnd + HEADER_END.length;
-    const next = body.indexOf(Buffer.concat([CRLF, delimiter]), contentStart);
-    if (next < 0) throw new MultipartError('the upload ends too early');
-    const content = body.subarray(contentStart, next);
+
+  const accept = (name: string | undefined): string => {
+    if (name === undefined || !FIELD_NAME.test(name)) throw new MultipartError('an upload part has no usable field name');
     if (++parts > limits.maxParts) throw new MultipartError('the upload has too many parts');
-    if (name in fields || name in files) throw new MultipartError(`the upload has the field "${name}" twice`);
-    if (filename !== null) {
-      if (content.length > limits.maxFileBytes) throw new MultipartError(`the file for "${name}" is larger than ${limits.maxFileBytes / 1024} KiB`);
-      // A file input left empty is sent as a part with an empty name and no content.
-      if (filename !== '' || content.length > 0) files[name] = { field: name, filename: filename.replace(/[^\x20-\x7e]/g, '?').slice(0, 100), data: Buffer.from(content) };
-    } else {
-      if (content.length > limits.maxFieldBytes) throw new MultipartError(`the field "${name}" is too long`);
-      fields[name] = content.toString('utf8');
+    if (name in form.fields || name in form.files) throw new MultipartError(`the upload has the field "${name}" twice`);
+    return name;
+  };
+
+  parser.on('field', (rawName, value, info) => {
+    try {
+      const name = accept(rawName);
+      if (info.valueTruncated) throw new MultipartError(`the field "${name}" is too long`);
+      form.fields[name] = value;
+    } catch (error) {
+      parser.destroy(error as Error);
     }
-    position = next + CRLF.length;
+  });
+
+  parser.on('file', (rawName, content, info) => {
+    let name: string;
+    try {
+      name = accept(rawName);
+    } catch (error) {
+      content.resume();
+      parser.destroy(error as Error);
+      return;
+    }
+    content.once('limit', () => content.destroy(new MultipartError(`the file for "${name}" is larger than ${limits.maxFileBytes / 1024} KiB`)));
+    receiving.push(
+      area.receive(content).then(
+        async ({ path, size }) => {
+          // A file input left empty is sent as a part with an empty name and no content.
+          if (info.filename === undefined && size === 0) return area.discard([path]);
+          written.push(path);
+          form.files[name] = { field: name, filename: (info.filename ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 100), path };
+        },
+        (error: unknown) => {
+          parser.destroy(error as Error);
+        },
+      ),
+    );
+  });
+
+  try {
+    await pipeline(body, meter, parser);
+    await Promise.all(receiving);
+    // A failed file destroys the parser after the body may already have been read to its end.
+    if (parser.errored) throw parser.errored;
+    return form;
+  } catch (error) {
+    await Promise.allSettled(receiving);
+    await area.discard(written);
+    throw explain([error, parser.errored], meter);
   }
-  return { fields, files };
 }
 
-/** After express.raw: turns a multipart body into req.body (fields) and req.uploads (files). */
-export function multipartFields(limitsFor: (req: Request) => MultipartLimits = () => MULTIPART_LIMITS) {
-  return (req: Request, _res: Response, next: NextFunction): void => {
+/** Turns a multipart body into req.body (fields) and req.uploads (files, removed once the response is done). */
+export function multipartForms(area: UploadArea, limitsFor: (req: Request) => MultipartLimits) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     if (!req.is('multipart/form-data')) return next();
-    try {
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const { fields, files } = parseMultipart(body, req.headers['content-type'] ?? '', limitsFor(req));
-      req.body = fields;
-      req.uploads = files;
-      next();
-    } catch (error) {
-      next(error);
-    }
+    const limits = limitsFor(req);
+    const encoding = req.headers['content-encoding'];
+    if (encoding && encoding !== 'identity') throw Object.assign(new Error('an upload is sent without content encoding'), { status: 415 });
+    if (Number(req.headers['content-length'] ?? 0) > limits.maxBodyBytes) throw new BodyTooLargeError();
+    const { fields, files } = await parseMultipart(req, req.headers['content-type'] ?? '', limits, area);
+    res.once('close', () => void area.discard(Object.values(files).map((file) => file.path)));
+    req.body = fields;
+    req.uploads = files;
+    next();
   };
 }

@@ -13,7 +13,7 @@ declare global {
   namespace Express {
     interface Request {
       keyward?: RequestContext;
-      /** Files of a multipart form, in memory, by field name. */
+      /** Files of a multipart form, in the upload area, by field name. */
       uploads?: Record<string, UploadedFile>;
     }
   }

@@ -44,17 +44,13 @@ export class SessionService {
 
   middleware(): RequestHandler {
     return async (req: Request, res: Response, next: NextFunction) => {
-      try {
-        let id = req.cookies?.[SESSION_COOKIE] as unknown;
-        if (typeof id !== 'string' || !SESSION_ID.test(id)) {
-          id = newId();
-          res.cookie(SESSION_COOKIE, id, COOKIE_OPTIONS);
-        }
-        req.keyward = { sessionId: id as string, session: await this.load(id as string) };
-        next();
-      } catch (error) {
-        next(error);
+      let id = req.cookies?.[SESSION_COOKIE] as unknown;
+      if (typeof id !== 'string' || !SESSION_ID.test(id)) {
+        id = newId();
+        res.cookie(SESSION_COOKIE, id, COOKIE_OPTIONS);
       }
+      req.keyward = { sessionId: id as string, session: await this.load(id as string) };
+      next();
     };
   }
 

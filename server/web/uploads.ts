@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { UploadedFile } from './multipart';
 
 /**
- * The TLS import effects read files by path (as the CLI gives them), so an upload is written to a
- * private file (0600 in a 0700 directory under the keyward home) for as long as the event takes,
- * then deleted. Messages that name the private path are rewritten to name the uploaded file.
+ * The TLS import and restore effects read files by path (as the CLI gives them), so an upload is
+ * streamed to a private file (0600 in a 0700 directory under the keyward home) as it arrives, kept
+ * for as long as its request takes, then deleted. Messages that name the private path are rewritten
+ * to name the uploaded file.
  */
 export class UploadArea {
   constructor(private readonly dir: string) {}
@@ -18,22 +21,35 @@ export class UploadArea {
     for (const entry of await readdir(this.dir)) await rm(join(this.dir, entry), { force: true, recursive: true });
   }
 
-  async with<T>(files: UploadedFile[], use: (paths: string[], describe: (message: string) => string) => Promise<T>): Promise<T> {
+  /** Writes one uploaded file's content, as it arrives, to a new private file; removed again if the content fails. */
+  async receive(content: Readable): Promise<{ path: string; size: number }> {
     await this.ensureOwnDirectory();
-    const written: Array<{ path: string; file: UploadedFile }> = [];
+    const path = join(this.dir, `upload-${randomBytes(12).toString('hex')}`);
+    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const sink = handle.createWriteStream();
     try {
-      for (const file of files) {
-        const path = join(this.dir, `upload-${randomBytes(12).toString('hex')}`);
-        await writeFile(path, file.data, { mode: 0o600, flag: 'wx' });
-        written.push({ path, file });
-      }
-      const describe = (message: string) => written.reduce((text, { path, file }) => text.split(path).join(`"${file.filename || file.field}"`), message);
+      await pipeline(content, sink);
+    } catch (error) {
+      await this.discard([path]);
+      throw error;
+    }
+    return { path, size: sink.bytesWritten };
+  }
+
+  async discard(paths: string[]): Promise<void> {
+    for (const path of paths) await rm(path, { force: true });
+  }
+
+  /** Runs `use` on the uploaded files' paths, with `describe` to name them in messages; deletes them after. */
+  async with<T>(files: UploadedFile[], use: (paths: string[], describe: (message: string) => string) => Promise<T>): Promise<T> {
+    try {
+      const describe = (message: string) => files.reduce((text, file) => text.split(file.path).join(`"${file.filename || file.field}"`), message);
       return await use(
-        written.map((w) => w.path),
+        files.map((file) => file.path),
         describe,
       );
     } finally {
-      for (const { path } of written) await rm(path, { force: true });
+      await this.discard(files.map((file) => file.path));
     }
   }
 

@@ -1,4 +1,4 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Inspection } from '../lifecycle-engine';
 import { homeFor, inspectionOf } from './access';
 import { field, FORM_STEP_FIELD, formStepOf } from './render';
@@ -17,14 +17,10 @@ function atStep(req: Request, inspection: Inspection, wizardStates: readonly str
 
 /** A step's page: shown while the machine is at that step; any other time, the current step's page. */
 export function stepPage(wizardStates: readonly string[], render: Handler): RequestHandler {
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response) => {
     const inspection = inspectionOf(res);
     if (!atStep(req, inspection, wizardStates)) return res.redirect(302, homeFor(req, inspection));
-    try {
-      await render(req, res, inspection);
-    } catch (error) {
-      next(error);
-    }
+    await render(req, res, inspection);
   };
 }
 
@@ -49,23 +45,19 @@ const titleOf = (wizardState: string | null | undefined) => (wizardState && STEP
  * with a message and changes nothing.
  */
 export function stepAction(wizardStates: readonly string[], handle: Handler): RequestHandler {
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response) => {
     const inspection = inspectionOf(res);
     const posted = field(req, FORM_STEP_FIELD);
     const now = titleOf(inspection.wizardState);
     if (!atStep(req, inspection, wizardStates)) {
       const was = titleOf(posted.split('@')[0] || wizardStates[0]);
-      return next(new WebError(409, 'This step is over', `This form was for “${was}”, but the set-up has moved on to “${now}” (perhaps in another tab or browser). Nothing was changed: continue on the current step.`));
+      throw new WebError(409, 'This step is over', `This form was for “${was}”, but the set-up has moved on to “${now}” (perhaps in another tab or browser). Nothing was changed: continue on the current step.`);
     }
     // Same step, but reached again since the form was shown: it may not show what would be done now.
     if (posted !== '' && posted !== formStepOf(inspection)) {
-      return next(new WebError(409, 'This form is out of date', `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`));
+      throw new WebError(409, 'This form is out of date', `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`);
     }
-    try {
-      await handle(req, res, inspection);
-    } catch (error) {
-      next(error);
-    }
+    await handle(req, res, inspection);
   };
 }
 

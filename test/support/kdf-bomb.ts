@@ -85,9 +85,19 @@ export function runMeasured(command: string, args: string[], options: { env: Nod
   });
 }
 
-/** Peak resident memory of a running process, from /proc/<pid>/status. */
-export function peakRssKiB(pid: number): number {
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error(`no VmHWM for process ${pid}`);
+/** A memory figure of a running process, from /proc/<pid>/status. */
+function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no ${field} for process ${pid}`);
   return Number(match[1]);
+}
+
+/** Peak resident memory (VmHWM). */
+export function peakRssKiB(pid: number): number {
+  return statusKiB(pid, 'VmHWM');
+}
+
+/** Resident memory now (VmRSS). */
+export function residentKiB(pid: number): number {
+  return statusKiB(pid, 'VmRSS');
 }

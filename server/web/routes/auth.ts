@@ -39,42 +39,34 @@ export function authRoutes(deps: WebDeps): Router {
     render(req, res);
   });
 
-  router.post(PATHS.login, deps.rateLimits.login, readLifecycle(deps), async (req, res, next) => {
-    try {
-      const inspection = inspectionOf(res);
-      if (!loginOpen(inspection)) return res.redirect(303, homeFor(req, inspection));
-      const username = field(req, 'username').trim();
-      const password = field(req, 'password');
-      const values = { username };
-      if (username === '' || password === '') return render(req, res, { values, errors: { username: 'Enter your user name and password.' } }, 400);
-      const admins = deps.runtime.store.admins;
-      const admin = username.length <= 150 ? await admins.findByUsername(username) : null;
-      // The per-account limit (kept in the database): while locked, not even the right password.
-      if (admin?.lockedUntil && Date.parse(admin.lockedUntil) > Date.now()) return renderLocked(req, res, values, admin.lockedUntil);
-      const verified = await argon2.verify(admin?.passwordHash ?? (await decoyHash()), password);
-      if (!admin || !verified) {
-        // The name is not logged: people type passwords into the wrong field.
-        deps.logger.warn('login failed');
-        const lockedUntil = admin ? (await admins.recordFailedLogin(admin.id)).lockedUntil : null;
-        if (lockedUntil) deps.logger.warn({ lockedUntil }, 'an administrator account is locked after repeated failed logins');
-        return render(req, res, { values, errors: { password: lockedUntil ? `${LOGIN_FAILED} ${lockedMessage(lockedUntil)}` : LOGIN_FAILED } }, 401);
-      }
-      await deps.sessions.grant(req, res, { admin: { id: admin.id, username: admin.username } });
-      await deps.runtime.store.admins.recordLogin(admin.id);
-      deps.logger.info({ username: admin.username }, 'administrator logged in');
-      res.redirect(303, localPath(field(req, 'next')) ?? homeFor(req, inspection));
-    } catch (error) {
-      next(error);
+  router.post(PATHS.login, deps.rateLimits.login, readLifecycle(deps), async (req, res) => {
+    const inspection = inspectionOf(res);
+    if (!loginOpen(inspection)) return res.redirect(303, homeFor(req, inspection));
+    const username = field(req, 'username').trim();
+    const password = field(req, 'password');
+    const values = { username };
+    if (username === '' || password === '') return render(req, res, { values, errors: { username: 'Enter your user name and password.' } }, 400);
+    const admins = deps.runtime.store.admins;
+    const admin = username.length <= 150 ? await admins.findByUsername(username) : null;
+    // The per-account limit (kept in the database): while locked, not even the right password.
+    if (admin?.lockedUntil && Date.parse(admin.lockedUntil) > Date.now()) return renderLocked(req, res, values, admin.lockedUntil);
+    const verified = await argon2.verify(admin?.passwordHash ?? (await decoyHash()), password);
+    if (!admin || !verified) {
+      // The name is not logged: people type passwords into the wrong field.
+      deps.logger.warn('login failed');
+      const lockedUntil = admin ? (await admins.recordFailedLogin(admin.id)).lockedUntil : null;
+      if (lockedUntil) deps.logger.warn({ lockedUntil }, 'an administrator account is locked after repeated failed logins');
+      return render(req, res, { values, errors: { password: lockedUntil ? `${LOGIN_FAILED} ${lockedMessage(lockedUntil)}` : LOGIN_FAILED } }, 401);
     }
+    await deps.sessions.grant(req, res, { admin: { id: admin.id, username: admin.username } });
+    await deps.runtime.store.admins.recordLogin(admin.id);
+    deps.logger.info({ username: admin.username }, 'administrator logged in');
+    res.redirect(303, localPath(field(req, 'next')) ?? homeFor(req, inspection));
   });
 
-  router.post(PATHS.logout, async (req, res, next) => {
-    try {
-      await deps.sessions.end(req, res);
-      res.redirect(303, PATHS.login);
-    } catch (error) {
-      next(error);
-    }
+  router.post(PATHS.logout, async (req, res) => {
+    await deps.sessions.end(req, res);
+    res.redirect(303, PATHS.login);
   });
 
   return router;

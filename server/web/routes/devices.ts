@@ -27,16 +27,12 @@ export function deviceRoutes(deps: WebDeps): Router {
     renderPage(deps, req, res, 'devices', { title: 'Devices', devices, plaintext: !isHsmStorage(storageType), secretNames: SECRET_NAMES, revealed: null, created: null, ...extra }, status);
   };
 
-  router.get(PATHS.devices, ...requireAdmin(deps), async (req, res, next) => {
-    try {
-      const created = typeof req.query.created === 'string' && /^[^\u0000-\u001f]{1,255}$/.test(req.query.created) ? req.query.created : null;
-      await render(req, res, { created });
-    } catch (error) {
-      next(error);
-    }
+  router.get(PATHS.devices, ...requireAdmin(deps), async (req, res) => {
+    const created = typeof req.query.created === 'string' && /^[^\u0000-\u001f]{1,255}$/.test(req.query.created) ? req.query.created : null;
+    await render(req, res, { created });
   });
 
-  router.post(PATHS.devices, ...requireAdmin(deps), async (req, res, next) => {
+  router.post(PATHS.devices, ...requireAdmin(deps), async (req, res) => {
     const name = field(req, 'name').trim();
     const values = { name };
     try {
@@ -50,25 +46,21 @@ export function deviceRoutes(deps: WebDeps): Router {
     } catch (error) {
       if (error instanceof ValidationError) {
         const known = ['name', 'estPassword', 'cmpSharedSecret'].includes(error.field) ? error.field : 'name';
-        return render(req, res, { values, errors: { [known]: error.message } }, 400).catch(next);
+        return await render(req, res, { values, errors: { [known]: error.message } }, 400);
       }
-      next(error);
+      throw error;
     }
   });
 
-  router.post(`${PATHS.devices}/:id/reveal`, ...requireAdmin(deps), async (req, res, next) => {
-    try {
-      const id = Number(req.params.id);
-      const which = field(req, 'which') as SecretName;
-      if (!Number.isSafeInteger(id) || id <= 0 || !(which in SECRET_NAMES)) throw new NotFoundError('There is no such device secret.');
-      await custody.ensureDek();
-      const device = await store.devices.get(id);
-      if (!device) throw new NotFoundError('There is no such device.');
-      deps.logger.info({ deviceId: id, which, by: req.keyward?.session?.adminUsername }, 'device secret revealed');
-      await render(req, res, { revealed: { id, name: device.name, label: SECRET_NAMES[which], value: device[which] } });
-    } catch (error) {
-      next(error);
-    }
+  router.post(`${PATHS.devices}/:id/reveal`, ...requireAdmin(deps), async (req, res) => {
+    const id = Number(req.params.id);
+    const which = field(req, 'which') as SecretName;
+    if (!Number.isSafeInteger(id) || id <= 0 || !(which in SECRET_NAMES)) throw new NotFoundError('There is no such device secret.');
+    await custody.ensureDek();
+    const device = await store.devices.get(id);
+    if (!device) throw new NotFoundError('There is no such device.');
+    deps.logger.info({ deviceId: id, which, by: req.keyward?.session?.adminUsername }, 'device secret revealed');
+    await render(req, res, { revealed: { id, name: device.name, label: SECRET_NAMES[which], value: device[which] } });
   });
 
   return router;

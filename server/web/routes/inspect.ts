@@ -49,30 +49,18 @@ export function inspectRoutes(deps: WebDeps): Router {
     };
   };
 
-  router.get(PATHS.inspect, ...guard, async (req, res, next) => {
-    try {
-      const data = await summary(inspectionOf(res));
-      const svg = await deps.graph.svg(data.current);
-      renderPage(deps, req, res, 'inspect', { title: 'Lifecycle', wide: true, data, svg, home: homeFor(req, inspectionOf(res)) });
-    } catch (error) {
-      next(error);
-    }
+  router.get(PATHS.inspect, ...guard, async (req, res) => {
+    const data = await summary(inspectionOf(res));
+    const svg = await deps.graph.svg(data.current);
+    renderPage(deps, req, res, 'inspect', { title: 'Lifecycle', wide: true, data, svg, home: homeFor(req, inspectionOf(res)) });
   });
 
-  router.get(`${PATHS.inspect}/state.json`, ...guard, async (_req, res, next) => {
-    try {
-      res.json(await summary(inspectionOf(res)));
-    } catch (error) {
-      next(error);
-    }
+  router.get(`${PATHS.inspect}/state.json`, ...guard, async (_req, res) => {
+    res.json(await summary(inspectionOf(res)));
   });
 
-  router.get(`${PATHS.inspect}/graph.svg`, ...guard, async (_req, res, next) => {
-    try {
-      res.type('image/svg+xml').send(await deps.graph.svg(await currentIds()));
-    } catch (error) {
-      next(error);
-    }
+  router.get(`${PATHS.inspect}/graph.svg`, ...guard, async (_req, res) => {
+    res.type('image/svg+xml').send(await deps.graph.svg(await currentIds()));
   });
 
   return router;

@@ -10,21 +10,13 @@ export function inventoryRoutes(deps: WebDeps): Router {
   const router = Router();
   const { store } = deps.runtime;
 
-  router.get(PATHS.credentials, ...requireAdmin(deps), async (req, res, next) => {
-    try {
-      const credentials = (await store.credentials.list()).map((credential) => ({ ...credential, certificate: describe(credential.certificatePem) }));
-      renderPage(deps, req, res, 'credentials', { title: 'Credentials', credentials });
-    } catch (error) {
-      next(error);
-    }
+  router.get(PATHS.credentials, ...requireAdmin(deps), async (req, res) => {
+    const credentials = (await store.credentials.list()).map((credential) => ({ ...credential, certificate: describe(credential.certificatePem) }));
+    renderPage(deps, req, res, 'credentials', { title: 'Credentials', credentials });
   });
 
-  router.get(PATHS.cas, ...requireAdmin(deps), async (req, res, next) => {
-    try {
-      renderPage(deps, req, res, 'cas', { title: 'Certificate authorities', cas: await store.cas.list() });
-    } catch (error) {
-      next(error);
-    }
+  router.get(PATHS.cas, ...requireAdmin(deps), async (req, res) => {
+    renderPage(deps, req, res, 'cas', { title: 'Certificate authorities', cas: await store.cas.list() });
   });
 
   return router;

@@ -27,25 +27,17 @@ export function probeRoutes(deps: WebDeps): Router {
     res.status(ready ? 200 : 503).type('text/plain').send(`${ready ? 'ready' : 'not ready'}: ${reason}\n`);
   });
 
-  router.get('/status.json', async (_req, res, next) => {
-    try {
-      const i = await deps.runtime.engine.inspect({ historyLimit: 0 });
-      // Public: where the lifecycle is, nothing about why (a reason can name tokens and their errors).
-      res.json({ state: i.state, wizardState: i.wizardState, accepts: i.accepts, revision: i.revision, tls: i.context.tls });
-    } catch (error) {
-      next(error);
-    }
+  router.get('/status.json', async (_req, res) => {
+    const i = await deps.runtime.engine.inspect({ historyLimit: 0 });
+    // Public: where the lifecycle is, nothing about why (a reason can name tokens and their errors).
+    res.json({ state: i.state, wizardState: i.wizardState, accepts: i.accepts, revision: i.revision, tls: i.context.tls });
   });
 
-  router.get('/metrics', async (_req, res, next) => {
-    try {
-      const inspection = deps.watcher.current;
-      deps.metrics.ready.set(deps.booted() && inspection !== null && isReady(inspection.state) && deps.watcher.healthy ? 1 : 0);
-      deps.metrics.tlsNotAfter.set(Date.parse(deps.tls.notAfter) / 1000);
-      res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-    } catch (error) {
-      next(error);
-    }
+  router.get('/metrics', async (_req, res) => {
+    const inspection = deps.watcher.current;
+    deps.metrics.ready.set(deps.booted() && inspection !== null && isReady(inspection.state) && deps.watcher.healthy ? 1 : 0);
+    deps.metrics.tlsNotAfter.set(Date.parse(deps.tls.notAfter) / 1000);
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
   return router;

@@ -10,42 +10,38 @@ import { PATHS } from '../wizard-paths';
 export function statusRoutes(deps: WebDeps): Router {
   const router = Router();
 
-  router.get(PATHS.status, ...requireAdmin(deps), async (req, res, next) => {
-    try {
-      const { store, custody, keyring } = deps.runtime;
-      const inspection = inspectionOf(res);
-      const storageType = await store.storage.storageType();
-      const token = await store.storage.token();
-      const material = await store.keyMaterial.current();
-      let dekLoaded: string | null = null;
-      if (isHsmStorage(storageType)) {
-        try {
-          await custody.ensureDek();
-          dekLoaded = keyring.current !== null ? 'yes' : 'no';
-        } catch (error) {
-          dekLoaded = `no: ${(error as { code?: string }).code ?? (error as Error).name}`;
-        }
+  router.get(PATHS.status, ...requireAdmin(deps), async (req, res) => {
+    const { store, custody, keyring } = deps.runtime;
+    const inspection = inspectionOf(res);
+    const storageType = await store.storage.storageType();
+    const token = await store.storage.token();
+    const material = await store.keyMaterial.current();
+    let dekLoaded: string | null = null;
+    if (isHsmStorage(storageType)) {
+      try {
+        await custody.ensureDek();
+        dekLoaded = keyring.current !== null ? 'yes' : 'no';
+      } catch (error) {
+        dekLoaded = `no: ${(error as { code?: string }).code ?? (error as Error).name}`;
       }
-      renderPage(deps, req, res, 'status', {
-        title: 'Status',
-        inspection,
-        storageType,
-        hsm: isHsmStorage(storageType),
-        token,
-        kekLabel: material?.wrapped?.kek.label ?? token?.kekLabel ?? null,
-        kekId: material?.wrapped?.kek.id || null,
-        dekKeyId: material?.dekKeyId ?? null,
-        dekLoaded,
-        gcmEncryptions: material?.gcmEncryptions ?? 0,
-        gcmEncryptionsInProcess: material ? keyring.encryptions(material.dekKeyId) : 0,
-        gcmLimit: GCM_ENCRYPTION_LIMIT,
-        backupPasswordSet: material?.backupCopy != null,
-        served: { fingerprintSha256: deps.tls.fingerprintSha256, notAfter: deps.tls.notAfter },
-        recorded: inspection.context.tls,
-      });
-    } catch (error) {
-      next(error);
     }
+    renderPage(deps, req, res, 'status', {
+      title: 'Status',
+      inspection,
+      storageType,
+      hsm: isHsmStorage(storageType),
+      token,
+      kekLabel: material?.wrapped?.kek.label ?? token?.kekLabel ?? null,
+      kekId: material?.wrapped?.kek.id || null,
+      dekKeyId: material?.dekKeyId ?? null,
+      dekLoaded,
+      gcmEncryptions: material?.gcmEncryptions ?? 0,
+      gcmEncryptionsInProcess: material ? keyring.encryptions(material.dekKeyId) : 0,
+      gcmLimit: GCM_ENCRYPTION_LIMIT,
+      backupPasswordSet: material?.backupCopy != null,
+      served: { fingerprintSha256: deps.tls.fingerprintSha256, notAfter: deps.tls.notAfter },
+      recorded: inspection.context.tls,
+    });
   });
 
   return router;

@@ -19,22 +19,18 @@ export function unlockRoutes(deps: WebDeps): Router {
     renderPage(deps, req, res, 'setup-wizard/unlock', { title: 'Unlock the set-up', inspection, used: deps.setupCode.used });
   });
 
-  router.post(PATHS.unlock, deps.rateLimits.setupCode, async (req, res, next) => {
+  router.post(PATHS.unlock, deps.rateLimits.setupCode, async (req, res) => {
     const inspection = inspectionOf(res);
     try {
       deps.setupCode.redeem(field(req, 'code'));
     } catch (error) {
-      if (!(error instanceof SetupCodeError)) return next(error);
+      if (!(error instanceof SetupCodeError)) throw error;
       deps.logger.warn({ reason: error.reason }, 'set-up code refused');
       return renderPage(deps, req, res, 'setup-wizard/unlock', { title: 'Unlock the set-up', inspection, used: deps.setupCode.used, errors: { code: error.message } }, error.reason === 'used' ? 403 : 400);
     }
-    try {
-      await deps.sessions.grant(req, res, { setup: true });
-      deps.logger.info('set-up code accepted: the wizard is unlocked for one browser session');
-      res.redirect(303, homeFor(req, inspection));
-    } catch (error) {
-      next(error);
-    }
+    await deps.sessions.grant(req, res, { setup: true });
+    deps.logger.info('set-up code accepted: the wizard is unlocked for one browser session');
+    res.redirect(303, homeFor(req, inspection));
   });
 
   return router;

@@ -56,6 +56,10 @@ describe('parseSubjectAltNames', () => {
     expect(canonical('::')).toBe('::');
     expect(canonical('1::')).toBe('1::');
     expect(canonical('10.1.2.3')).toBe('10.1.2.3');
+    // IPv4-compatible (deprecated) and IPv4-mapped are different addresses.
+    expect(canonical('::1.2.3.4')).toBe('::102:304');
+    expect(canonical('::ffff:1.2.3.4')).toBe('::ffff:102:304');
+    expect(canonical('64:ff9b::192.0.2.1')).toBe('64:ff9b::c000:201');
   });
 
   it('accepts labels of 63 characters, names of 253, digits and inner hyphens, xn-- labels', () => {
