@@ -212,7 +212,9 @@ async function main(argv: string[]): Promise<number> {
   const boots = parsed.command === 'start' || parsed.command === 'boot';
   const freshStart = boots && parsed.flags.has('fresh-start');
   // Before the store is opened (opening creates an empty SQLite file): recover, clean up, refuse a vanished store.
-  const guard = await guardHome(config, { hold: parsed.command === 'start' ? 'server' : parsed.command === 'restore' ? 'restore' : null, boots, freshStart });
+  // The wizard's RESTORE_BACKUP swaps the store as `restore` does: neither runs beside a server.
+  const restores = parsed.command === 'restore' || (parsed.command === 'send' && parsed.positional[0] === 'RESTORE_BACKUP');
+  const guard = await guardHome(config, { hold: parsed.command === 'start' ? 'server' : restores ? 'restore' : null, boots, freshStart });
   for (const note of guard.notes) process.stderr.write(`keyward: ${note}\n`);
   let runtime: KeywardRuntime;
   try {
