@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../db/database';
 import { ArchiveManifest, compareArchiveVersions, extractArchive, importDatabase, migrateToSchemaVersion, verifyArchive } from './backup';
 import { importPemFiles, writeTlsFiles } from './tls';
-import { completeJournal, RestoreJournal, swapSqliteFiles, swapTlsDirectory, writeJournal } from './restore-journal';
+import { completeJournal, journalPath, RestoreJournal, swapSqliteFiles, swapTlsDirectory, writeJournal } from './restore-journal';
 import type { Mark } from '../db/high-water-mark';
 
 export class RestoreError extends Error {
@@ -95,6 +95,9 @@ export async function restoreArchive(target: RestoreTarget, archive: string, pas
     completeJournal(target.home, journal);
     swapping = false;
     return { manifest, quarantine, quarantinedDatabase, restoredFrom: fromFile ? 'sqlite-file' : 'logical-export' };
+  } catch (error) {
+    if (!swapping) throw error;
+    throw new RestoreError('RESTORE_FAILED', `the swap of the store stopped half-way (${(error as Error).message}); the next keyward command on ${target.home} finishes or undoes it from ${journalPath(target.home)}`);
   } finally {
     // A swap that failed half-way keeps its staging directory: the next start finishes it from there.
     if (!swapping) await rm(staging, { recursive: true, force: true });

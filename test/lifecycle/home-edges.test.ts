@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import knex from 'knex';
 import { EXIT } from '../../server/exit-codes';
 import { CliHome } from '../support/cli';
+import { engines, freshDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
 import { completeSoftHsmWizard, wizardSecrets, withStore } from '../support/wizard';
@@ -137,6 +138,45 @@ describe('a restore killed at each step of its swap is finished or undone by the
     }
     expect(cli.run(['audit', 'verify']).status).toBe(0);
   });
+});
+
+(engines().includes('postgres') ? it : it.skip)('PostgreSQL: a restore killed after its journal is undone, one killed after the schema swap is finished', async () => {
+  const database = await freshDatabase('postgres', 'edges-restore');
+  try {
+    const cli = new CliHome('edges-restore-pg', { DATABASE_URL: (database.config as { connectionString: string }).connectionString });
+    // The source's token and PIN file: the restored store's DEK unwraps here, as on the same host.
+    for (const dir of ['tokens', 'secrets']) cpSync(join(source.home, dir), join(cli.home, dir), { recursive: true });
+    const restore = cli.run(['restore', '--input', archive, '--passphrase-file', cli.secretFile(passphrase)]);
+    expect(restore.status).toBe(0);
+    await withStore(cli, (store) => store.devices.create({ name: 'only-here', estPassword: newSecret('est') }));
+    const names = () => withStore(cli, async (store) => (await store.devices.list()).map((device) => device.name).sort());
+    const restoreSchemas = async () => {
+      const db = knex({ client: 'pg', connection: (database.config as { connectionString: string }).connectionString });
+      try {
+        return ((await db.raw("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'keyward_restore_%'")).rows as unknown[]).length;
+      } finally {
+        await db.destroy();
+      }
+    };
+
+    await cli.killAt('restore:journalled', ['restore', '--input', archive, '--passphrase-file', cli.secretFile(passphrase)]);
+    expect(await restoreSchemas()).toBe(1);
+    const undone = cli.run(['boot']);
+    expect(undone.status).toBe(0);
+    expect(undone.stderr).toMatch(/was undone/);
+    expect(await names()).toEqual(['in-archive', 'only-here']);
+    expect(await restoreSchemas()).toBe(0);
+
+    await cli.killAt('restore:database-swapped', ['restore', '--input', archive, '--passphrase-file', cli.secretFile(passphrase)]);
+    const finished = cli.run(['boot']);
+    expect(finished.status).toBe(0);
+    expect(finished.stderr).toMatch(/was finished: the restored store is in place/);
+    expect(await names()).toEqual(RESTORED);
+    expect(cli.inspect().state).toBe('operational');
+    expect(leftovers(cli)).toEqual([]);
+  } finally {
+    await database.drop();
+  }
 });
 
 it('a missing or empty database beside a token, PIN file and TLS directory is refused; --fresh-start is the explicit way on', async () => {
