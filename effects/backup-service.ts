@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { DatabaseConfig } from '../db/database';
 import { describeDatabase } from '../db/database';
 import type { Store } from '../db/store';
@@ -9,6 +8,7 @@ import { ArchiveEntry, ArchiveProgress, BackupArchiveError, createArchive, Creat
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength } from './password-policy';
 import { readTlsFiles } from './tls';
+import { backupWorkPrefix, removeStaleTemporaries } from './backup/stale-temporaries';
 import { auditTransitionLog } from './transition-log-audit';
 
 export interface BackupSource {
@@ -33,7 +33,12 @@ export interface BackupResult extends CreatedArchive {
  * with the log's chain head. The token is not in it (its KEK never leaves it) and neither are PINs:
  * a restore on another host goes through auto-restore with the backup password.
  */
-export async function createBackup(source: BackupSource, output: string, passphrase: string, options: { kdf?: KdfParams; onProgress?: (progress: ArchiveProgress) => void } = {}): Promise<BackupResult> {
+export async function createBackup(
+  source: BackupSource,
+  output: string,
+  passphrase: string,
+  options: { kdf?: KdfParams; onProgress?: (progress: ArchiveProgress) => void; onCheckpoint?: (name: string) => Promise<void> } = {},
+): Promise<BackupResult> {
   // Refused before anything at all is touched, the canary included. The passphrase guards a copy
   // of every secret in the store, so it meets the backup password's rules.
   checkPasswordStrength(passphrase, 'backup passphrase');
@@ -50,11 +55,19 @@ export async function createBackup(source: BackupSource, output: string, passphr
   const verdict = await auditTransitionLog(source.store, source.custody.keyring, source.deployment);
   const log = await source.store.lifecycle.chain(source.deployment);
   const tls = await readTlsFiles(source.tlsDir);
-  const workDir = await mkdtemp(join(source.home, '.backup-'));
+  // What a killed backup left (its own database copies) goes before this one adds another.
+  await removeStaleTemporaries(source.home, { restoreStaging: false });
+  const workDir = await mkdtemp(backupWorkPrefix(source.home));
   const database = new DatabaseBackup(source.database, { workDir });
   try {
     async function* entries(): AsyncGenerator<ArchiveEntry> {
-      yield* database;
+      let first = true;
+      for await (const entry of database) {
+        yield entry;
+        // Crash tests stop here: the database copy in the work directory, the archive half written.
+        if (first) await options.onCheckpoint?.('backup:database-archived');
+        first = false;
+      }
       yield { name: 'config.json', data: Buffer.from(`${JSON.stringify({ ...source.publicConfig, database: describeDatabase(source.database) }, null, 2)}\n`) };
       if (tls) {
         yield { name: 'tls/server.crt', data: Buffer.from(tls.certificatePem) };

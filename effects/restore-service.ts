@@ -1,11 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import type { KdfParams } from '../hsm/backup-copy';
 import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../db/database';
 import { ArchiveManifest, compareArchiveVersions, extractArchive, importDatabase, migrateToSchemaVersion, verifyArchive } from './backup';
 import { importPemFiles, writeTlsFiles } from './tls';
+import { completeJournal, journalPath, RestoreJournal, swapSqliteFiles, swapTlsDirectory, writeJournal } from './restore-journal';
+import type { Mark } from '../db/high-water-mark';
 
 export class RestoreError extends Error {
   constructor(
@@ -45,7 +47,7 @@ export async function restoreArchive(
   target: RestoreTarget,
   archive: string,
   passphrase: string,
-  options: { onProgress?: (message: string) => void; kdfCeiling?: KdfParams } = {},
+  options: { onProgress?: (message: string) => void; onCheckpoint?: (name: string) => Promise<void>; kdfCeiling?: KdfParams } = {},
 ): Promise<RestoreReport> {
   const say = options.onProgress ?? (() => {});
   say('verifying the archive');
@@ -60,6 +62,8 @@ export async function restoreArchive(
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const staging = join(target.home, `.restore-${stamp}`);
   const quarantine = join(target.home, 'quarantine', stamp);
+  const checkpoint = options.onCheckpoint ?? (async () => {});
+  let swapping = false;
   try {
     say('extracting');
     await extractArchive(archive, passphrase, staging, { kdfCeiling: options.kdfCeiling });
@@ -68,23 +72,41 @@ export async function restoreArchive(
     const prepared = target.database.client === 'sqlite' ? await prepareSqlite(staging, manifest, fromFile) : await preparePostgres(target.database, staging, manifest, stamp);
 
     const tls = await archivedTls(staging);
+    const tlsReady = tls ? join(staging, 'tls-ready') : null;
+    if (tls) await writeTlsFiles(tlsReady!, tls);
 
+    await checkpoint('restore:prepared');
+    // From here on the swap is journalled: a crash is finished or undone by the next start.
+    const journal: RestoreJournal = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      archive,
+      staging,
+      quarantine,
+      database: target.database.client === 'sqlite' ? { client: 'sqlite', filename: target.database.filename, restored: prepared.location } : { client: 'pg', restoredSchema: prepared.location },
+      tlsDir: target.tlsDir,
+      tlsReady,
+      marks: prepared.marks,
+    };
+    writeJournal(target.home, journal);
+    swapping = true;
+    await checkpoint('restore:journalled');
     say('moving the current store to quarantine');
     await mkdir(quarantine, { recursive: true, mode: 0o700 });
     const quarantinedDatabase =
-      target.database.client === 'sqlite' ? await swapSqlite(target.database.filename, prepared, quarantine, target.liveDb) : await swapPostgres(target.database, prepared, stamp);
-    if (existsSync(target.tlsDir)) await rename(target.tlsDir, join(quarantine, 'tls'));
-    if (tls) await writeTlsFiles(target.tlsDir, tls);
-    await writeFile(
-      join(quarantine, 'README.txt'),
-      `keyward moved the store it replaced here on ${new Date().toISOString()}, restoring ${archive}.\n` +
-        `database: ${quarantinedDatabase ?? '(none)'}\ntls: ${existsSync(join(quarantine, 'tls')) ? 'tls/' : '(none)'}\n` +
-        'Delete it only after the restored store is confirmed good.\n',
-      { mode: 0o600 },
-    );
+      target.database.client === 'sqlite' ? await swapSqlite(journal, target.liveDb, checkpoint) : await swapPostgres(target.database, prepared.location, stamp);
+    await checkpoint('restore:database-swapped');
+    await swapTlsDirectory(journal, () => checkpoint('restore:tls-quarantined'));
+    await checkpoint('restore:tls-swapped');
+    completeJournal(target.home, journal);
+    swapping = false;
     return { manifest, quarantine, quarantinedDatabase, restoredFrom: fromFile ? 'sqlite-file' : 'logical-export' };
+  } catch (error) {
+    if (!swapping) throw error;
+    throw new RestoreError('RESTORE_FAILED', `the swap of the store stopped half-way (${(error as Error).message}); the next keyward command on ${target.home} finishes or undoes it from ${journalPath(target.home)}`);
   } finally {
-    await rm(staging, { recursive: true, force: true });
+    // A swap that failed half-way keeps its staging directory: the next start finishes it from there.
+    if (!swapping) await rm(staging, { recursive: true, force: true });
   }
 }
 
@@ -97,24 +119,39 @@ async function archivedTls(staging: string) {
 }
 
 /** The archive's database as an SQLite file, migrated to this keyward's schema. */
-async function prepareSqlite(staging: string, manifest: ArchiveManifest, fromFile: boolean): Promise<string> {
+async function prepareSqlite(staging: string, manifest: ArchiveManifest, fromFile: boolean): Promise<Prepared> {
   const file = join(staging, 'restored.sqlite');
   if (fromFile) await copyFile(join(staging, 'database', 'keyward.sqlite'), file);
   const db = openDatabase({ client: 'sqlite', filename: file });
+  let marks: Record<string, Mark>;
   try {
     if (!fromFile) await importInto(db, staging, manifest);
     await migrateToLatest(db);
+    marks = await lifecycleMarks(db);
     // One file, no WAL beside it, before it is moved into place.
     await db.raw('PRAGMA wal_checkpoint(TRUNCATE)');
     await db.raw('PRAGMA journal_mode = DELETE');
   } finally {
     await db.destroy();
   }
-  return file;
+  return { location: file, marks };
+}
+
+interface Prepared {
+  /** The restored SQLite file, or the PostgreSQL schema that holds the restored store. */
+  location: string;
+  marks: Record<string, Mark>;
+}
+
+/** Each deployment's lifecycle revision and log head in the restored store. */
+async function lifecycleMarks(db: Knex): Promise<Record<string, Mark>> {
+  if (!(await db.schema.hasTable('lifecycle'))) return {};
+  const rows = (await db('lifecycle').select('deployment', 'revision', 'chain_head')) as Array<{ deployment: string; revision: number | string; chain_head: string | null }>;
+  return Object.fromEntries(rows.map((row) => [row.deployment, { revision: Number(row.revision), chainHead: row.chain_head ?? null }]));
 }
 
 /** The archive's database imported into a new schema of the same PostgreSQL database. */
-async function preparePostgres(config: DatabaseConfig, staging: string, manifest: ArchiveManifest, stamp: string): Promise<string> {
+async function preparePostgres(config: DatabaseConfig, staging: string, manifest: ArchiveManifest, stamp: string): Promise<Prepared> {
   const schema = `keyward_restore_${stamp.replace(/[^0-9A-Za-z]/g, '_').toLowerCase()}`;
   const admin = openDatabase(config);
   try {
@@ -123,9 +160,11 @@ async function preparePostgres(config: DatabaseConfig, staging: string, manifest
     await admin.destroy();
   }
   const db = openDatabase(config, { searchPath: schema });
+  let marks: Record<string, Mark>;
   try {
     await importInto(db, staging, manifest);
     await migrateToLatest(db);
+    marks = await lifecycleMarks(db);
   } catch (error) {
     const cleanup = openDatabase(config);
     await cleanup.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]).finally(() => cleanup.destroy());
@@ -133,7 +172,7 @@ async function preparePostgres(config: DatabaseConfig, staging: string, manifest
   } finally {
     await db.destroy();
   }
-  return schema;
+  return { location: schema, marks };
 }
 
 async function importInto(db: Knex, staging: string, manifest: ArchiveManifest): Promise<void> {
@@ -142,17 +181,14 @@ async function importInto(db: Knex, staging: string, manifest: ArchiveManifest):
   await importDatabase(db, join(staging, 'database'));
 }
 
-async function swapSqlite(current: string, restored: string, quarantine: string, liveDb: Knex | undefined): Promise<string | null> {
+async function swapSqlite(journal: RestoreJournal, liveDb: Knex | undefined, checkpoint: (name: string) => Promise<void>): Promise<string | null> {
   await liveDb?.destroy();
   try {
-    let moved: string | null = null;
-    for (const suffix of ['', '-wal', '-shm']) {
-      if (!existsSync(current + suffix)) continue;
-      await rename(current + suffix, join(quarantine, `keyward.sqlite${suffix}`));
-      if (suffix === '') moved = join(quarantine, 'keyward.sqlite');
-    }
-    await rename(restored, current);
-    return moved;
+    const { filename } = journal.database as { filename: string };
+    const had = existsSync(filename);
+    // Between the renames: the current store in quarantine, the restored one not yet in place.
+    await swapSqliteFiles(journal, () => checkpoint('restore:database-quarantined'));
+    return had ? join(journal.quarantine, 'keyward.sqlite') : null;
   } finally {
     liveDb?.initialize();
   }

@@ -4,7 +4,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { machineGraph, toDot, toMermaid } from '../machines/graph';
 import { safeErrorMessage } from '../db/driver-errors';
 import { loadConfig } from './config';
-import { runningServer } from './pid-file';
+import { acceptStore, StoreBehindError, writeMark } from '../db/high-water-mark';
+import { guardHome, StoreMissingError } from './home-guard';
+import { HomeInUseError } from './home-lock';
 import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
 import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
 import { KeywardRuntime } from './runtime';
@@ -24,8 +26,13 @@ const lazy = {
  */
 const USAGE = `usage: keyward <command> [options]
 
-  start                      boot, then serve HTTPS (KEYWARD_HOST:KEYWARD_PORT)
-  boot [--json]              probe the real situation and send BOOT
+  start [--fresh-start] [--accept-older-store]
+                             boot, then serve HTTPS (KEYWARD_HOST:KEYWARD_PORT); one server per home
+  boot [--json] [--fresh-start] [--accept-older-store]
+                             probe the real situation and send BOOT
+                             --fresh-start: begin anew although the database is missing or empty
+                             beside an install's token, PIN file or TLS directory
+                             --accept-older-store: accept a database behind the home's high-water mark
   inspect [--json] [--history N]
                              the state, the wizard state, the scenario, the events accepted now
   send EVENT [--payload JSON] [--secret NAME=stdin|file:PATH|env:VAR]... [--json]
@@ -69,7 +76,7 @@ function parseArgs(argv: string[]): Parsed {
       continue;
     }
     const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    const boolean = ['json'].includes(name);
+    const boolean = ['json', 'fresh-start', 'accept-older-store'].includes(name);
     const value = boolean ? 'true' : (inline ?? rest[++i]);
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
     flags.set(name, [...(flags.get(name) ?? []), value]);
@@ -204,8 +211,24 @@ async function main(argv: string[]): Promise<number> {
     return report.ok && report.scratchDestroyed ? EXIT.OK : EXIT.DRILL_FAILED;
   }
 
-  const runtime = new KeywardRuntime(loadConfig(), { onCheckpoint: checkpointHook() });
+  const config = loadConfig();
+  const boots = parsed.command === 'start' || parsed.command === 'boot';
+  const freshStart = boots && parsed.flags.has('fresh-start');
+  // Before the store is opened (opening creates an empty SQLite file): recover, clean up, refuse a vanished store.
+  // The wizard's RESTORE_BACKUP swaps the store as `restore` does: neither runs beside a server.
+  const restores = parsed.command === 'restore' || (parsed.command === 'send' && parsed.positional[0] === 'RESTORE_BACKUP');
+  const guard = await guardHome(config, { hold: parsed.command === 'start' ? 'server' : restores ? 'restore' : null, boots, freshStart });
+  for (const note of guard.notes) process.stderr.write(`keyward: ${note}\n`);
+  let runtime: KeywardRuntime;
   try {
+    runtime = new KeywardRuntime(config, { onCheckpoint: checkpointHook() });
+  } catch (error) {
+    guard.lock?.release();
+    throw error;
+  }
+  let serving = false;
+  try {
+    if (boots) await storeAcceptance(runtime, { freshStart, acceptOlder: parsed.flags.has('accept-older-store') });
     switch (parsed.command) {
       case 'backup': {
         if (parsed.positional[0] === 'verify') {
@@ -241,9 +264,7 @@ async function main(argv: string[]): Promise<number> {
       case 'restore': {
         const input = flag(parsed, 'input');
         if (!input) throw new UsageError('restore needs --input FILE');
-        // The database file is moved aside: a server using it must be stopped first (seed 003).
-        const server = runningServer(runtime.config.home);
-        if (server !== null) throw new UsageError(`a keyward server (pid ${server}) is running on ${runtime.config.home}: stop it before restoring`);
+        // The database file is moved aside: a server using it holds the home lock, and the guard refused (seed 003).
         const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
         const { report, boot } = await runtime.restore(input, passphrase!, (message) => process.stderr.write(`keyward: ${message}\n`));
         process.stdout.write(`restored ${input} (made ${report.manifest.createdAt} on ${report.manifest.host.hostname}); the replaced store is in ${report.quarantine}\n`);
@@ -263,7 +284,9 @@ async function main(argv: string[]): Promise<number> {
         return print(result, json);
       }
       case 'start': {
-        return await lazy.serve()(runtime);
+        const code = await lazy.serve()(runtime);
+        serving = true; // serve closed the runtime itself, or keeps it until a signal
+        return code;
       }
       case 'inspect': {
         const history = Number(flag(parsed, 'history') ?? 10);
@@ -326,7 +349,24 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command ${parsed.command}`);
     }
   } finally {
-    if (parsed.command !== 'start') await runtime.close();
+    // A start that failed before serving must close its database too, or its pool keeps the process alive.
+    if (!serving) await runtime.close().catch(() => {});
+    if (parsed.command !== 'start') guard.lock?.release();
+  }
+}
+
+/** `--fresh-start` and `--accept-older-store`: the operator's explicit word, applied before BOOT. */
+async function storeAcceptance(runtime: KeywardRuntime, options: { freshStart: boolean; acceptOlder: boolean }): Promise<void> {
+  const { home, deployment } = runtime.config;
+  const lifecycle = runtime.store.lifecycle;
+  if (options.freshStart) {
+    const stored = (await lifecycle.tablesExist()) ? await lifecycle.load(deployment) : null;
+    if (stored) throw new UsageError(`--fresh-start begins an empty store anew, but this one is at lifecycle revision ${stored.revision}; nothing was changed`);
+    writeMark(home, deployment, null);
+  }
+  if (options.acceptOlder) {
+    const { from, to } = await acceptStore(home, deployment, lifecycle);
+    process.stderr.write(`keyward: --accept-older-store: the high-water mark moved from revision ${from?.revision ?? 'none'} to ${to?.revision ?? 'none'} (this store)\n`);
   }
 }
 
@@ -344,6 +384,18 @@ main(process.argv.slice(2)).then(
     } else if (archiveExit(error) !== null) {
       process.stderr.write(`keyward: ${(error as { code: string }).code}: ${(error as Error).message}\n`);
       process.exitCode = archiveExit(error)!;
+    } else if (error instanceof HomeInUseError) {
+      process.stderr.write(`keyward: ${error.message}\n`);
+      process.exitCode = EXIT.HOME_IN_USE;
+    } else if (error instanceof StoreBehindError) {
+      process.stderr.write(`keyward: start-up refused: ${error.message}\n`);
+      process.exitCode = EXIT.STORE_BEHIND;
+    } else if (error instanceof StoreMissingError) {
+      process.stderr.write(`keyward: ${error.message}\n`);
+      process.exitCode = EXIT.STORE_MISSING;
+    } else if (['SQLITE_CORRUPT', 'SQLITE_NOTADB'].includes(String((error as { code?: unknown }).code))) {
+      process.stderr.write(`keyward: the database is damaged: ${safeErrorMessage(error)}. Start-up failed; nothing was changed. Restore a backup with \`keyward restore\`.\n`);
+      process.exitCode = EXIT.STARTUP_FAILED;
     } else if (error instanceof LifecycleStateError) {
       process.stderr.write(`keyward: ${error.message}\n`);
       process.exitCode = EXIT.ERROR;

@@ -20,6 +20,9 @@ export const EXIT = {
   NOT_AN_ARCHIVE: 15,
   OUTPUT_EXISTS: 16,
   DRILL_FAILED: 17,
+  HOME_IN_USE: 18,
+  STORE_BEHIND: 19,
+  STORE_MISSING: 20,
 } as const;
 
 export const EXIT_MEANINGS: Record<number, string> = {
@@ -41,6 +44,9 @@ export const EXIT_MEANINGS: Record<number, string> = {
   15: 'not a keyward archive (or one with unacceptable parameters)',
   16: 'the backup output file exists already; it was not touched',
   17: 'the restore drill failed (the report says at which step)',
+  18: 'another keyward process holds this home (a server, a restore): stop it first; nothing changed',
+  19: 'start-up refused: the database is behind the high-water mark kept in the home (the store went back in time); nothing changed; --accept-older-store accepts it',
+  20: 'start-up refused: the database is missing or empty beside the token, PIN file or TLS directory of an install; nothing changed; --fresh-start begins anew',
 };
 
 export function exitCodeFor(outcome: SendOutcome, state: string): number {

@@ -4,6 +4,7 @@ import type { BackupResult } from '../effects/backup-service';
 import type { RestoreReport } from '../effects/restore-service';
 import { auditTransitionLog } from '../effects/transition-log-audit';
 import { Store, WebSessionRepository } from '../db/store';
+import { markFollower, refuseStoreBehindMark } from '../db/high-water-mark';
 import { DekKeyring } from '../hsm/dek-keyring';
 import { KeyCustody } from '../effects/key-custody';
 import { LifecycleEffects } from '../effects/lifecycle-effects';
@@ -36,11 +37,12 @@ export class KeywardRuntime {
 
   constructor(
     readonly config: KeywardConfig,
-    options: RuntimeOptions = {},
+    private readonly options: RuntimeOptions = {},
   ) {
     // SoftHSM2 reads its configuration at C_Initialize; point it at ours before any module loads.
     process.env.SOFTHSM2_CONF = config.softhsmConf;
     this.store = Store.open(config.database, this.keyring);
+    this.store.lifecycle.onCommit = markFollower(config.home);
     this.custody = new KeyCustody(this.store, this.keyring, { secretsDir: config.secretsDir, kekLabel: config.kekLabel, kdf: config.kdf, kdfCeiling: config.kdfCeiling });
     const effects = new LifecycleEffects(this.custody, config);
     this.engine = new LifecycleEngine({
@@ -79,6 +81,7 @@ export class KeywardRuntime {
    * operation: one probe racing other processes on the same token must not end a healthy service.
    */
   async boot(source = 'startup'): Promise<SendResult> {
+    await refuseStoreBehindMark(this.config.home, this.config.deployment, this.store.lifecycle);
     const { snapshot } = await this.engine.load();
     const probe = () => probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);
     let startup = await probe();
@@ -136,7 +139,7 @@ export class KeywardRuntime {
       },
       output,
       passphrase,
-      { onProgress },
+      { onProgress, onCheckpoint: this.options.onCheckpoint },
     );
   }
 
@@ -144,7 +147,7 @@ export class KeywardRuntime {
   async restore(archive: string, passphrase: string, onProgress?: (message: string) => void): Promise<{ report: RestoreReport; boot: SendResult }> {
     const { restoreArchive } = require('../effects/restore-service') as typeof import('../effects/restore-service');
     const report = await this.engine.exclusive(() =>
-      restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress, kdfCeiling: this.config.kdfCeiling }),
+      restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress, onCheckpoint: this.options.onCheckpoint, kdfCeiling: this.config.kdfCeiling }),
     );
     this.keyring.clear();
     await this.endRestoredSessions();

@@ -36,6 +36,9 @@ export class LifecycleConflictError extends Error {
 
 /** The persisted machine (one row per deployment) and its transition log, written together. */
 export class LifecycleRepository {
+  /** Told of every commit once it is durable (the home's high-water mark listens). */
+  onCommit: ((deployment: string, revision: number, chainHead: string) => void) | null = null;
+
   constructor(private readonly db: Knex) {}
 
   async tablesExist(): Promise<boolean> {
@@ -109,7 +112,13 @@ export class LifecycleRepository {
       if (/UNIQUE|unique|duplicate key/.test(String((error as Error).message))) throw new LifecycleConflictError(expectedRevision);
       throw error;
     }
+    this.onCommit?.(deployment, revision, head);
     return { revision, chainHead: head };
+  }
+
+  /** The hash of one log row, or null when there is no such row. */
+  async hashAt(deployment: string, revision: number): Promise<string | null> {
+    return (await this.db('transition_log').where({ deployment, revision }).first('hash'))?.hash ?? null;
   }
 
   /** Every row of a deployment's log, in revision order, for chain verification and export. */

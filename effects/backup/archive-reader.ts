@@ -1,8 +1,9 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { mkdir, open, rename, rm, rmdir, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { KdfParams } from '../../hsm/backup-copy';
 import { MANIFEST_NAME, type WrittenEntry, parseEntries } from './archive-entries';
+import { partialPath } from './stale-temporaries';
 import { BackupArchiveError } from './archive-errors';
 import { type ArchiveHeader, PREAMBLE_LENGTH, parseHeader, readPreamble } from './archive-format';
 import { checkPassphrase, deriveArchiveKeys } from './archive-keys';
@@ -64,7 +65,7 @@ export async function extractArchive(path: string, passphrase: string, destDir: 
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new BackupArchiveError('OUTPUT_EXISTS', `${destDir} already exists; an archive is only extracted into a new directory`);
     throw error;
   }
-  const staging = join(dirname(destDir), `.${basename(destDir)}.${randomBytes(6).toString('hex')}.partial`);
+  const staging = partialPath(destDir);
   let current: FileHandle | null = null;
   try {
     await mkdir(staging, { mode: 0o700 });

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { copyFile, link, lstat, open, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { DEFAULT_KDF, type KdfParams } from '../../hsm/backup-copy';
 import { EntryFramer, EntryNames, MANIFEST_NAME, type ArchiveEntry, type WrittenEntry } from './archive-entries';
 import { BackupArchiveError } from './archive-errors';
+import { partialPath } from './stale-temporaries';
 import { DEFAULT_SEGMENT_SIZE, NONCE_PREFIX_LENGTH, SALT_LENGTH, TRAILER_LENGTH, checkKdfForWriting, encodeTrailer, headerPrefix, parseHeader, sealHeader } from './archive-format';
 import { checkPassphrase, deriveArchiveKeys } from './archive-keys';
 import { type ArchiveManifest, type ManifestInput, buildManifest } from './archive-manifest';
@@ -71,7 +72,7 @@ export async function writeArchive(
   const keys = await deriveArchiveKeys(passphrase, salt, kdf);
   const header = parseHeader(sealHeader(prefix, keys.verifier), kdf);
 
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`);
+  const temporary = partialPath(path);
   const file = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   let fileOpen = true;
   try {

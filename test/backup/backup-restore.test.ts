@@ -134,8 +134,8 @@ describe('backup and restore', () => {
       expect(failed).toBe(0);
       // A restore would move the database from under the running server: refused, nothing touched.
       const refused = source.run(['restore', '--input', archive, '--passphrase-file', passphraseFile(source)]);
-      expect(refused.status).toBe(2);
-      expect(refused.stderr).toMatch(/a keyward server \(pid \d+\) is running.*stop it before restoring/);
+      expect(refused.status).toBe(18);
+      expect(refused.stderr).toMatch(/another keyward process holds .* \(pid \d+, server, since .*\): stop it first; nothing was changed/);
     } finally {
       child.kill('SIGTERM');
     }
