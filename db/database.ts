@@ -27,26 +27,57 @@ export function openDatabase(config: DatabaseConfig, options: { searchPath?: str
     mkdirSync(dirname(config.filename), { recursive: true });
     // The file holds key material and, under software storage, secrets in plaintext: owner only.
     if (!existsSync(config.filename)) closeSync(openSync(config.filename, 'a', 0o600));
-    return knex({
-      client: 'sqlite3',
-      connection: { filename: config.filename },
-      useNullAsDefault: true,
-      // One connection: SQLite serializes writers anyway, and transactions must not interleave.
-      pool: {
-        min: 1,
-        max: 1,
-        afterCreate(connection: { run(sql: string, cb: (error: Error | null) => void): void }, done: (error: Error | null, connection: unknown) => void) {
-          const pragmas = ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL'];
-          const next = (index: number): void => {
-            if (index === pragmas.length) return done(null, connection);
-            connection.run(pragmas[index]!, (error) => (error ? done(error, connection) : next(index + 1)));
-          };
-          next(0);
-        },
-      },
-    });
+    // One connection: SQLite serializes writers anyway, and transactions must not interleave.
+    return sqliteKnex(config.filename, 1, ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL']);
   }
   return knex({ client: 'pg', connection: config.connectionString, pool: { min: 0, max: 10 }, ...(options.searchPath ? { searchPath: [options.searchPath] } : {}) });
+}
+
+/** Read connections beside one writer: SQLite reads need not queue behind the single writer connection. */
+export const SQLITE_READERS = 3;
+
+/**
+ * Connections for reads outside transactions. SQLite: read-only connections of their own in WAL mode,
+ * where each statement reads the last committed state (never a writer's half-done transaction) and
+ * readers and the writer do not block each other; they open and close with `writer` (a restore swaps
+ * the file under both). PostgreSQL: the writer's pool, which already has many connections.
+ */
+export function openReader(config: DatabaseConfig, writer: Knex): Knex {
+  if (config.client !== 'sqlite') return writer;
+  const reader = sqliteKnex(config.filename, SQLITE_READERS, ['PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA query_only = ON'], 0);
+  // knex's own methods cannot be replaced; its client's (which they call) can, on this instance.
+  const client = writer.client as { destroy(...args: unknown[]): Promise<unknown>; initializePool(...args: unknown[]): unknown };
+  const destroy = client.destroy.bind(client);
+  const initializePool = client.initializePool.bind(client);
+  client.destroy = async (...args: unknown[]) => {
+    await reader.destroy();
+    return destroy(...args);
+  };
+  client.initializePool = (...args: unknown[]) => {
+    const result = initializePool(...args);
+    reader.initialize();
+    return result;
+  };
+  return reader;
+}
+
+function sqliteKnex(filename: string, max: number, pragmas: string[], min = max): Knex {
+  return knex({
+    client: 'sqlite3',
+    connection: { filename },
+    useNullAsDefault: true,
+    pool: {
+      min,
+      max,
+      afterCreate(connection: { run(sql: string, cb: (error: Error | null) => void): void }, done: (error: Error | null, connection: unknown) => void) {
+        const next = (index: number): void => {
+          if (index === pragmas.length) return done(null, connection);
+          connection.run(pragmas[index]!, (error) => (error ? done(error, connection) : next(index + 1)));
+        };
+        next(0);
+      },
+    },
+  });
 }
 
 /** Whether the schema exists at all (DB_NOT_INITIALIZED when not). */

@@ -46,6 +46,7 @@ export class KeywardRuntime {
       onCheckpoint: options.onCheckpoint,
       busyWaitMs: options.busyWaitMs,
       chainKey: () => this.chainKey(),
+      onVersion: (version) => this.store.cache.observe(version),
     });
   }
 
@@ -71,6 +72,8 @@ export class KeywardRuntime {
 
   /** Probes the real situation and sends BOOT, from whatever state was persisted. */
   async boot(source = 'startup'): Promise<SendResult> {
+    // The probe reads what is really there now (a restore may have replaced the store): nothing kept.
+    this.store.cache.invalidate();
     const { snapshot } = await this.engine.load();
     const startup = await probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);
     return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });

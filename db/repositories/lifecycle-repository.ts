@@ -36,7 +36,11 @@ export class LifecycleConflictError extends Error {
 
 /** The persisted machine (one row per deployment) and its transition log, written together. */
 export class LifecycleRepository {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    /** For reads outside transactions; a commit's own reads go through its transaction. */
+    private readonly reader: Knex = db,
+  ) {}
 
   async tablesExist(): Promise<boolean> {
     return (await this.db.schema.hasTable('lifecycle')) && (await this.db.schema.hasTable('transition_log'));
@@ -48,7 +52,7 @@ export class LifecycleRepository {
   }
 
   async load(deployment: string): Promise<StoredLifecycle | null> {
-    const row = await this.db('lifecycle').where({ deployment }).first();
+    const row = await this.reader('lifecycle').where({ deployment }).first();
     if (!row) return null;
     return { revision: Number(row.revision), chainHead: row.chain_head ?? null, machineVersion: Number(row.machine_version), snapshot: JSON.parse(row.snapshot), state: row.state };
   }
@@ -119,7 +123,7 @@ export class LifecycleRepository {
   }
 
   async history(deployment: string, options: { limit?: number; afterRevision?: number } = {}): Promise<TransitionRow[]> {
-    let query = this.db('transition_log').where({ deployment }).orderBy('revision', 'desc').limit(options.limit ?? 50);
+    let query = this.reader('transition_log').where({ deployment }).orderBy('revision', 'desc').limit(options.limit ?? 50);
     if (options.afterRevision !== undefined) query = query.andWhere('revision', '>', options.afterRevision);
     const rows = await query;
     return rows.reverse().map((row: Record<string, unknown>) => ({
