@@ -5,6 +5,7 @@ import * as webSessions from './003_web_sessions';
 import * as transitionLogChain from './004_transition_log_chain';
 import * as custodyCanary from './005_custody_canary';
 import * as lifecycleChainHead from './006_lifecycle_chain_head';
+import * as transitionLogCheckpoint from './009_transition_log_checkpoint';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   '004_transition_log_chain': transitionLogChain,
   '005_custody_canary': custodyCanary,
   '006_lifecycle_chain_head': lifecycleChainHead,
+  '009_transition_log_checkpoint': transitionLogCheckpoint,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
+import { ChainCheckpoint, ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
 import { now } from '../clock';
 import { pendingMigrations } from '../database';
 
@@ -120,6 +120,30 @@ export class LifecycleRepository {
   async chain(deployment: string): Promise<ChainedRow[]> {
     const rows = await this.db('transition_log').where({ deployment }).orderBy('revision');
     return rows.map(rowFromDatabase);
+  }
+
+  /** The rows after `revision`, in revision order (BOOT's check from a checkpoint). */
+  async chainAfter(deployment: string, revision: number): Promise<ChainedRow[]> {
+    const rows = await this.reader('transition_log').where({ deployment }).andWhere('revision', '>', revision).orderBy('revision');
+    return rows.map(rowFromDatabase);
+  }
+
+  async chainRow(deployment: string, revision: number): Promise<ChainedRow | null> {
+    const row = await this.reader('transition_log').where({ deployment, revision }).first();
+    return row ? rowFromDatabase(row) : null;
+  }
+
+  /** The deployment's checkpoint, or null (none yet, or a schema from before migration 009). */
+  async checkpoint(deployment: string): Promise<ChainCheckpoint | null> {
+    if (!(await this.db.schema.hasTable('transition_log_checkpoint'))) return null;
+    const row = await this.reader('transition_log_checkpoint').where({ deployment }).first();
+    return row ? { deployment, revision: Number(row.revision), hash: String(row.hash), chainKey: String(row.chain_key), mac: String(row.mac) } : null;
+  }
+
+  async saveCheckpoint(checkpoint: ChainCheckpoint): Promise<void> {
+    if (!(await this.db.schema.hasTable('transition_log_checkpoint'))) return;
+    const { deployment, revision, hash, chainKey, mac } = checkpoint;
+    await this.db('transition_log_checkpoint').insert({ deployment, revision, hash, chain_key: chainKey, mac, updated_at: now() }).onConflict('deployment').merge();
   }
 
   async history(deployment: string, options: { limit?: number; afterRevision?: number } = {}): Promise<TransitionRow[]> {
