@@ -1,7 +1,6 @@
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import knex, { Knex } from 'knex';
-import { migrationSource } from './migrations';
+import type { Knex } from 'knex';
 
 export type DatabaseConfig = { client: 'sqlite'; filename: string } | { client: 'pg'; connectionString: string };
 
@@ -61,6 +60,11 @@ export function openReader(config: DatabaseConfig, writer: Knex): Knex {
   return reader;
 }
 
+/** knex is loaded when a database is opened: commands that need none start without it. */
+function knex(config: Knex.Config): Knex {
+  return (require('knex') as typeof import('knex')).knex(config);
+}
+
 function sqliteKnex(filename: string, max: number, pragmas: string[], min = max): Knex {
   return knex({
     client: 'sqlite3',
@@ -85,17 +89,22 @@ export async function isSchemaPresent(db: Knex): Promise<boolean> {
   return db.schema.hasTable('app_version');
 }
 
+/** The migrations (and the knex types they need) load with the first use. */
+function migrations(): Knex.MigrationSource<string> {
+  return (require('./migrations') as typeof import('./migrations')).migrationSource;
+}
+
 export async function migrateToLatest(db: Knex): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  const [, applied] = (await db.migrate.latest({ migrationSource: migrations() })) as [number, string[]];
   return applied;
 }
 
 export async function latestSchemaVersion(): Promise<string> {
-  const all = await migrationSource.getMigrations([]);
+  const all = await migrations().getMigrations([]);
   return all[all.length - 1]!;
 }
 
 export async function pendingMigrations(db: Knex): Promise<string[]> {
-  const [, pending] = (await db.migrate.list({ migrationSource })) as [unknown, Array<{ file: string } | string>];
+  const [, pending] = (await db.migrate.list({ migrationSource: migrations() })) as [unknown, Array<{ file: string } | string>];
   return pending.map((entry) => (typeof entry === 'string' ? entry : entry.file));
 }

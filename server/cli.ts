@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 import { readFileSync, writeFileSync } from 'node:fs';
-import { machineGraph, toDot, toMermaid } from '../machines/graph';
 import { safeErrorMessage } from '../db/driver-errors';
 import { loadConfig } from './config';
 import { runningServer } from './pid-file';
 import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
-import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
-import { KeywardRuntime } from './runtime';
+import type { SendResult } from './lifecycle-engine';
 
-/** Loaded only by the commands that need them: `boot` and `send` start faster without the web stack. */
+/**
+ * Loaded only by the commands that need them: `boot` and `send` start faster without the web stack,
+ * and `help` and `exit-codes` without the runtime (knex, the machine, the token).
+ */
 const lazy = {
+  runtime: () => (require('./runtime') as typeof import('./runtime')).KeywardRuntime,
+  engine: () => require('./lifecycle-engine') as typeof import('./lifecycle-engine'),
+  graph: () => require('../machines/graph') as typeof import('../machines/graph'),
   serve: () => (require('./serve') as typeof import('./serve')).serve,
   drill: () => require('./drill') as typeof import('./drill'),
   drillReport: () => (require('../effects/restore-drill') as typeof import('../effects/restore-drill')).formatDrillReport,
@@ -201,6 +205,7 @@ async function main(argv: string[]): Promise<number> {
     return report.ok && report.scratchDestroyed ? EXIT.OK : EXIT.DRILL_FAILED;
   }
 
+  const KeywardRuntime = lazy.runtime();
   const runtime = new KeywardRuntime(loadConfig(), { onCheckpoint: checkpointHook() });
   try {
     switch (parsed.command) {
@@ -304,6 +309,7 @@ async function main(argv: string[]): Promise<number> {
       case 'graph': {
         const inspection = await runtime.engine.inspect({ historyLimit: 0 });
         const { snapshot } = await runtime.engine.load();
+        const { machineGraph, toDot, toMermaid } = lazy.graph();
         const graph = machineGraph([...snapshot._nodes].map((node) => node.id));
         const format = flag(parsed, 'format') ?? 'dot';
         const text = format === 'dot' ? toDot(graph) : format === 'mermaid' ? toMermaid(graph) : format === 'json' ? `${JSON.stringify({ state: inspection.state, ...graph })}\n` : null;
@@ -329,13 +335,13 @@ main(process.argv.slice(2)).then(
     if (error instanceof UsageError) {
       process.stderr.write(`keyward: ${error.message}\n\n${USAGE}`);
       process.exitCode = EXIT.USAGE;
-    } else if (error instanceof LifecycleBusyError) {
+    } else if (error instanceof lazy.engine().LifecycleBusyError) {
       process.stderr.write(`keyward: busy: ${error.message}\n`);
       process.exitCode = EXIT.REFUSED;
     } else if (archiveExit(error) !== null) {
       process.stderr.write(`keyward: ${(error as { code: string }).code}: ${(error as Error).message}\n`);
       process.exitCode = archiveExit(error)!;
-    } else if (error instanceof LifecycleStateError) {
+    } else if (error instanceof lazy.engine().LifecycleStateError) {
       process.stderr.write(`keyward: ${error.message}\n`);
       process.exitCode = EXIT.ERROR;
     } else {
