@@ -3,6 +3,9 @@ import { ChainCheckpoint, chainKeyFromDek, checkpointMac, ChainVerdict, rowHash,
 import type { Store } from '../db/store';
 import type { DekKeyring } from '../hsm/dek-keyring';
 
+/** Rows a checkpoint may fall behind before BOOT moves it: verifying them costs less than a write. */
+export const CHECKPOINT_EVERY = 64;
+
 const EMPTY: ChainVerdict = { ok: true, rows: 0, unverifiedRows: 0, firstBroken: null, head: null };
 
 /**
@@ -18,7 +21,8 @@ export async function auditTransitionLog(store: Store, keyring: DekKeyring, depl
  * BOOT's check, flat in the log's length: the rows after the last checkpoint, when a DEK this process
  * holds vouches for that checkpoint (and the checkpointed row still has the hash it vouches for);
  * otherwise — no checkpoint, its DEK not at hand, or a checkpoint that does not authenticate — the
- * whole chain. A chain found whole moves the checkpoint to its head, keyed with the current DEK; with
+ * whole chain. A chain found whole moves the checkpoint to its head, keyed with the current DEK, once
+ * it is CHECKPOINT_EVERY rows behind (or under another key, or there is none); with
  * no DEK (software storage, a locked hierarchy) there is no secret to vouch with, and every BOOT
  * checks the whole chain. The full check of every row stays with `keyward audit verify`.
  */
@@ -28,7 +32,8 @@ export async function auditTransitionLogForBoot(store: Store, keyring: DekKeyrin
   const checkpoint = await store.lifecycle.checkpoint(deployment);
   const verdict = (checkpoint && (await fromCheckpoint(store, keyFor, checkpoint))) ?? verifyChain(await store.lifecycle.chain(deployment), keyFor);
   const keyId = keyring.current;
-  if (verdict.ok && verdict.head && keyId !== null && (checkpoint?.revision !== verdict.head.revision || checkpoint.chainKey !== `dek:${keyId}`)) {
+  const behind = verdict.head ? verdict.head.revision - (checkpoint?.revision ?? 0) : 0;
+  if (verdict.ok && verdict.head && keyId !== null && (checkpoint?.chainKey !== `dek:${keyId}` || behind >= CHECKPOINT_EVERY)) {
     const unsigned = { deployment, revision: verdict.head.revision, hash: verdict.head.hash, chainKey: `dek:${keyId}` };
     await store.lifecycle.saveCheckpoint({ ...unsigned, mac: checkpointMac(chainKeyFromDek(keyId, keyring.key(keyId)).key, unsigned) });
   }
