@@ -102,7 +102,9 @@ export class LifecycleRepository {
         if (expectedRevision === null) {
           await trx('lifecycle').insert({ deployment, ...columns });
         } else {
-          const changed = await trx('lifecycle').where({ deployment, revision: expectedRevision }).update(columns);
+          // The chain head as well as the revision: a store restored in the meantime may be at the same revision.
+          const expected = typeof expectedHead === 'string' ? { deployment, revision: expectedRevision, chain_head: expectedHead } : { deployment, revision: expectedRevision };
+          const changed = await trx('lifecycle').where(expected).update(columns);
           if (changed !== 1) throw new LifecycleConflictError(expectedRevision);
         }
         await trx('transition_log').insert(rows);

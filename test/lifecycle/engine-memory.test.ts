@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { LifecycleConflictError } from '../../db/repositories/lifecycle-repository';
 import { loadConfig } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
 import { engines, freshDatabase, TestDatabase } from '../support/databases';
@@ -68,5 +69,13 @@ describe.each(engines())('the engine\'s remembered snapshot on %s', (engine) => 
     expect(history.filter((h) => h.source === 'test').slice(-4).map((h) => h.eventType)).toEqual(['GENERATE_TLS', 'CANCEL_TLS', 'GENERATE_TLS', 'CANCEL_TLS']);
     expect((await a.engine.inspect()).revision).toBe(again.revision);
     expect((await a.engine.load()).revision).toBe(again.revision);
+  });
+
+  it('takes the chain head into the compare-and-swap: a store restored meanwhile may be at the same revision', async () => {
+    const current = (await a.store.lifecycle.load('default'))!;
+    const entry = { eventType: 'X', source: 'test', fromState: current.state, toState: current.state, payload: {}, at: new Date().toISOString() };
+    const next = { machineVersion: current.machineVersion, snapshot: current.snapshot, state: current.state };
+    await expect(a.store.lifecycle.commit('default', current.revision, next, [entry], undefined, 'f'.repeat(64))).rejects.toBeInstanceOf(LifecycleConflictError);
+    expect((await a.store.lifecycle.load('default'))!).toEqual(current);
   });
 });
