@@ -69,9 +69,10 @@ export interface ChainVerdict {
  * Walks the chain in revision order. `keyFor` returns the key for a row's chain key id, or null if
  * that key is not available now (the row is then checked for its link only).
  */
-export function verifyChain(rows: ChainedRow[], keyFor: (chainKey: string) => Buffer | null): ChainVerdict {
-  let previous = GENESIS;
-  let expectedRevision = 1;
+export function verifyChain(rows: ChainedRow[], keyFor: (chainKey: string) => Buffer | null, from: { revision: number; hash: string } | null = null): ChainVerdict {
+  // `from`: a verified row the given rows continue (a checkpoint); by default the chain's start.
+  let previous = from?.hash ?? GENESIS;
+  let expectedRevision = (from?.revision ?? 0) + 1;
   let unverified = 0;
   for (const row of rows) {
     if (row.revision !== expectedRevision) {
@@ -92,7 +93,22 @@ export function verifyChain(rows: ChainedRow[], keyFor: (chainKey: string) => Bu
     expectedRevision += 1;
   }
   const last = rows.at(-1);
-  return { ok: true, rows: rows.length, unverifiedRows: unverified, firstBroken: null, head: last ? { revision: last.revision, hash: last.hash } : null };
+  const head = last ? { revision: last.revision, hash: last.hash } : from ? { revision: from.revision, hash: from.hash } : null;
+  return { ok: true, rows: rows.length, unverifiedRows: unverified, firstBroken: null, head };
+}
+
+/** Where a verification ended, vouched for by a chain key: the next one may start there. */
+export interface ChainCheckpoint {
+  deployment: string;
+  revision: number;
+  hash: string;
+  /** "dek:<key id>": only a secret key can vouch; the unkeyed chain's key is public. */
+  chainKey: string;
+  mac: string;
+}
+
+export function checkpointMac(key: Buffer, checkpoint: Omit<ChainCheckpoint, 'mac'>): string {
+  return createHmac('sha256', key).update(`keyward-log-checkpoint-v1|${canonicalJson([checkpoint.deployment, checkpoint.revision, checkpoint.hash, checkpoint.chainKey])}`).digest('hex');
 }
 
 export function rowFromDatabase(row: Record<string, unknown>): ChainedRow {

@@ -1,7 +1,6 @@
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import knex, { Knex } from 'knex';
-import { migrationSource } from './migrations';
+import type { Knex } from 'knex';
 
 export type DatabaseConfig = { client: 'sqlite'; filename: string } | { client: 'pg'; connectionString: string };
 
@@ -27,27 +26,63 @@ export function openDatabase(config: DatabaseConfig, options: { searchPath?: str
     mkdirSync(dirname(config.filename), { recursive: true });
     // The file holds key material and, under software storage, secrets in plaintext: owner only.
     if (!existsSync(config.filename)) closeSync(openSync(config.filename, 'a', 0o600));
-    return knex({
-      client: 'sqlite3',
-      connection: { filename: config.filename },
-      useNullAsDefault: true,
-      // One connection: SQLite serializes writers anyway, and transactions must not interleave.
-      pool: {
-        min: 1,
-        max: 1,
-        afterCreate(connection: { run(sql: string, cb: (error: Error | null) => void): void }, done: (error: Error | null, connection: unknown) => void) {
-          // secure_delete: a deleted secret (a dead plaintext credential) is overwritten, not left in a free page.
-          const pragmas = ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL', 'PRAGMA secure_delete = ON'];
-          const next = (index: number): void => {
-            if (index === pragmas.length) return done(null, connection);
-            connection.run(pragmas[index]!, (error) => (error ? done(error, connection) : next(index + 1)));
-          };
-          next(0);
-        },
-      },
-    });
+    // One connection: SQLite serializes writers anyway, and transactions must not interleave.
+    // secure_delete: a deleted secret (a dead plaintext credential) is overwritten, not left in a free page.
+    return sqliteKnex(config.filename, 1, ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL', 'PRAGMA secure_delete = ON']);
   }
   return knex({ client: 'pg', connection: config.connectionString, pool: { min: 0, max: 10 }, ...(options.searchPath ? { searchPath: [options.searchPath] } : {}) });
+}
+
+/** Read connections beside one writer: SQLite reads need not queue behind the single writer connection. */
+export const SQLITE_READERS = 3;
+
+/**
+ * Connections for reads outside transactions. SQLite: read-only connections of their own in WAL mode,
+ * where each statement reads the last committed state (never a writer's half-done transaction) and
+ * readers and the writer do not block each other; they open and close with `writer` (a restore swaps
+ * the file under both). PostgreSQL: the writer's pool, which already has many connections.
+ */
+export function openReader(config: DatabaseConfig, writer: Knex): Knex {
+  if (config.client !== 'sqlite') return writer;
+  const reader = sqliteKnex(config.filename, SQLITE_READERS, ['PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA query_only = ON'], 0);
+  // knex's own methods cannot be replaced; its client's (which they call) can, on this instance.
+  const client = writer.client as { destroy(...args: unknown[]): Promise<unknown>; initializePool(...args: unknown[]): unknown };
+  const destroy = client.destroy.bind(client);
+  const initializePool = client.initializePool.bind(client);
+  client.destroy = async (...args: unknown[]) => {
+    await reader.destroy();
+    return destroy(...args);
+  };
+  client.initializePool = (...args: unknown[]) => {
+    const result = initializePool(...args);
+    reader.initialize();
+    return result;
+  };
+  return reader;
+}
+
+/** knex is loaded when a database is opened: commands that need none start without it. */
+function knex(config: Knex.Config): Knex {
+  return (require('knex') as typeof import('knex')).knex(config);
+}
+
+function sqliteKnex(filename: string, max: number, pragmas: string[], min = max): Knex {
+  return knex({
+    client: 'sqlite3',
+    connection: { filename },
+    useNullAsDefault: true,
+    pool: {
+      min,
+      max,
+      afterCreate(connection: { run(sql: string, cb: (error: Error | null) => void): void }, done: (error: Error | null, connection: unknown) => void) {
+        const next = (index: number): void => {
+          if (index === pragmas.length) return done(null, connection);
+          connection.run(pragmas[index]!, (error) => (error ? done(error, connection) : next(index + 1)));
+        };
+        next(0);
+      },
+    },
+  });
 }
 
 /** Whether the schema exists at all (DB_NOT_INITIALIZED when not). */
@@ -55,17 +90,22 @@ export async function isSchemaPresent(db: Knex): Promise<boolean> {
   return db.schema.hasTable('app_version');
 }
 
+/** The migrations (and the knex types they need) load with the first use. */
+function migrations(): Knex.MigrationSource<string> {
+  return (require('./migrations') as typeof import('./migrations')).migrationSource;
+}
+
 export async function migrateToLatest(db: Knex): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  const [, applied] = (await db.migrate.latest({ migrationSource: migrations() })) as [number, string[]];
   return applied;
 }
 
 export async function latestSchemaVersion(): Promise<string> {
-  const all = await migrationSource.getMigrations([]);
+  const all = await migrations().getMigrations([]);
   return all[all.length - 1]!;
 }
 
 export async function pendingMigrations(db: Knex): Promise<string[]> {
-  const [, pending] = (await db.migrate.list({ migrationSource })) as [unknown, Array<{ file: string } | string>];
+  const [, pending] = (await db.migrate.list({ migrationSource: migrations() })) as [unknown, Array<{ file: string } | string>];
   return pending.map((entry) => (typeof entry === 'string' ? entry : entry.file));
 }

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { DekKeyring } from '../hsm/dek-keyring';
-import { DatabaseConfig, openDatabase } from './database';
+import { ConfigCache } from './config-cache';
+import { DatabaseConfig, openDatabase, openReader } from './database';
 import { AdminUserRepository } from './repositories/admin-user-repository';
 import { AppVersionRepository } from './repositories/app-version-repository';
 import { CaRepository } from './repositories/ca-repository';
@@ -15,7 +16,10 @@ import { SecretFields } from './secret-fields';
 
 export { WebSessionRepository } from './repositories/web-session-repository';
 
-/** Every repository over one database connection; the one thing callers need from db/. */
+/**
+ * Every repository over one database (a writer, and readers for reads outside transactions); the
+ * one thing callers need from db/.
+ */
 export class Store {
   readonly appVersion: AppVersionRepository;
   readonly storage: StorageConfigRepository;
@@ -28,26 +32,30 @@ export class Store {
   readonly admins: AdminUserRepository;
   readonly lifecycle: LifecycleRepository;
   readonly canary: CanaryRepository;
+  /** Storage type, token configuration and key material between lifecycle versions (off until enabled). */
+  readonly cache = new ConfigCache();
 
   constructor(
     readonly db: Knex,
     keyring: DekKeyring,
+    readonly reader: Knex = db,
   ) {
     this.appVersion = new AppVersionRepository(db);
-    this.storage = new StorageConfigRepository(db);
-    this.keyMaterial = new KeyMaterialRepository(db);
+    this.storage = new StorageConfigRepository(db, reader, this.cache);
+    this.keyMaterial = new KeyMaterialRepository(db, reader, this.cache);
     this.secrets = new SecretFields(this.storage, this.keyMaterial, keyring);
     this.devices = new DeviceRepository(db, this.secrets);
     this.credentials = new CredentialRepository(db, this.secrets);
     this.cas = new CaRepository(db);
     this.tls = new TlsCredentialRepository(db, this.secrets);
     this.admins = new AdminUserRepository(db);
-    this.lifecycle = new LifecycleRepository(db);
+    this.lifecycle = new LifecycleRepository(db, reader);
     this.canary = new CanaryRepository(db, this.secrets);
   }
 
   static open(config: DatabaseConfig, keyring: DekKeyring): Store {
-    return new Store(openDatabase(config), keyring);
+    const db = openDatabase(config);
+    return new Store(db, keyring, openReader(config, db));
   }
 
   async close(): Promise<void> {

@@ -11,10 +11,19 @@ import { readCapabilities, requireUsableToken } from '../hsm/token-capabilities'
 import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput, EffectRunner, TlsSummary } from '../machines/effect-signatures';
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength, WeakPasswordError } from './password-policy';
-import { RestoreError, restoreArchive } from './restore-service';
-import { isBackupArchiveError } from './backup';
+import { isBackupArchiveError } from './backup/archive-errors';
 import { TokenSetupError, setUpToken } from './token-setup';
-import { generateTlsCredential, importPemFiles, importPkcs12, parseSubjectAltNames, TlsFilesError, TlsInputError, TlsMaterial, writeTlsFiles } from './tls';
+import { TlsFilesError, TlsInputError } from './tls/errors';
+import { parseSubjectAltNames } from './tls/subject-alt-names';
+import type { TlsMaterial } from './tls/tls-material';
+import { writeTlsFiles } from './tls/tls-files';
+
+/** Loaded by the effects that use them: a restart that runs neither starts faster without them. */
+const lazy = {
+  tls: () => require('./tls') as typeof import('./tls'),
+  restore: () => require('./restore-service') as typeof import('./restore-service'),
+};
+const generateTlsCredential: typeof import('./tls').generateTlsCredential = (options) => lazy.tls().generateTlsCredential(options);
 
 export interface EffectsConfig {
   home: string;
@@ -136,9 +145,9 @@ export class LifecycleEffects implements EffectRunner {
 
       generateTlsCredential: async ({ subjectAltNames }) => this.keepPending(await generateTlsCredential({ subjectAltNames: parseSubjectAltNames(subjectAltNames) }), 'generated'),
 
-      importTlsPkcs12: async ({ path }, { secrets }) => this.keepPending(await importPkcs12(path, secrets.get('password')), 'pkcs12'),
+      importTlsPkcs12: async ({ path }, { secrets }) => this.keepPending(await lazy.tls().importPkcs12(path, secrets.get('password')), 'pkcs12'),
 
-      importTlsFiles: async (files) => this.keepPending(await importPemFiles(files), 'pem'),
+      importTlsFiles: async (files) => this.keepPending(await lazy.tls().importPemFiles(files), 'pem'),
 
       applyTlsCredential: async ({ credentialId }) => {
         await this.custody.ensureDek();
@@ -201,7 +210,7 @@ export class LifecycleEffects implements EffectRunner {
       },
 
       restoreBackup: async ({ path }, { secrets }) => {
-        const report = await restoreArchive(
+        const report = await lazy.restore().restoreArchive(
           { home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db },
           path,
           secrets.get('passphrase'),
@@ -230,7 +239,7 @@ export class LifecycleEffects implements EffectRunner {
     if (error instanceof TlsInputError) return { code: 'INVALID_TLS_INPUT', message: error.message, field: error.field };
     if (error instanceof TlsFilesError) return { code: 'TLS_FILES', message: error.message };
     if (error instanceof ValidationError) return { code: 'INVALID_INPUT', message: error.message, field: error.field };
-    if (isBackupArchiveError(error) || error instanceof RestoreError) return { code: error.code, message: error.message, field: 'archive' };
+    if (isBackupArchiveError(error) || (error instanceof Error && error.name === 'RestoreError' && error instanceof lazy.restore().RestoreError)) return { code: error.code, message: error.message, field: 'archive' };
     if (error instanceof Error && 'code' in error && error.code === 'SECRET_MISSING') return { code: 'SECRET_MISSING', message: error.message };
     return { code: 'EFFECT_FAILED', message: safeErrorMessage(error) };
   }

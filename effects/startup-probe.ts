@@ -3,7 +3,7 @@ import { isKeyCustodyError } from '../hsm/errors';
 import { isHsmStorage } from '../hsm/storage-type';
 import type { StartupContext } from '../machines/startup-context';
 import type { KeyCustody } from './key-custody';
-import { auditTransitionLog } from './transition-log-audit';
+import { auditTransitionLogForBoot } from './transition-log-audit';
 
 /**
  * Builds the StartupContext from what is really there: the schema, the version row, the storage
@@ -65,8 +65,8 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
   return withLogAudit(custody, { ...context, tokenPresent: probe.tokenPresent, kekPresent: kekKnown, dekAvailable, tokenProblem }, deployment);
 }
 
-/** The transition log's chain, verified with whatever DEK the probe could unwrap. */
+/** The transition log's chain, verified with whatever DEK the probe could unwrap (from its checkpoint when one is vouched for). */
 async function withLogAudit(custody: KeyCustody, context: StartupContext, deployment: string): Promise<StartupContext> {
-  const verdict = await auditTransitionLog(custody.store, custody.keyring, deployment);
+  const verdict = await auditTransitionLogForBoot(custody.store, custody.keyring, deployment);
   return { ...context, logBrokenAt: verdict.firstBroken?.revision ?? null, logProblem: verdict.firstBroken?.message ?? null };
 }

@@ -1,22 +1,27 @@
 #!/usr/bin/env node
 import './young-generation';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { machineGraph, toDot, toMermaid } from '../machines/graph';
 import { safeErrorMessage } from '../db/driver-errors';
 import { loadConfig } from './config';
 import { acceptStore, StoreBehindError, writeMark } from '../db/high-water-mark';
 import { guardHome, StoreMissingError } from './home-guard';
 import { HomeInUseError } from './home-lock';
 import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
-import { LifecycleBusyError, LifecycleStateError, SendResult } from './lifecycle-engine';
-import { KeywardRuntime } from './runtime';
-import { capabilityLines, reportCapabilities } from '../hsm/token-capabilities';
+import type { SendResult } from './lifecycle-engine';
+import type { KeywardRuntime } from './runtime';
 
-/** Loaded only by the commands that need them: `boot` and `send` start faster without the web stack. */
+/**
+ * Loaded only by the commands that need them: `boot` and `send` start faster without the web stack,
+ * and `help` and `exit-codes` without the runtime (knex, the machine, the token).
+ */
 const lazy = {
+  runtime: () => (require('./runtime') as typeof import('./runtime')).KeywardRuntime,
+  engine: () => require('./lifecycle-engine') as typeof import('./lifecycle-engine'),
+  graph: () => require('../machines/graph') as typeof import('../machines/graph'),
   serve: () => (require('./serve') as typeof import('./serve')).serve,
   drill: () => require('./drill') as typeof import('./drill'),
   drillReport: () => (require('../effects/restore-drill') as typeof import('../effects/restore-drill')).formatDrillReport,
+  capabilities: () => require('../hsm/token-capabilities') as typeof import('../hsm/token-capabilities'),
   verifyArchive: () => (require('../effects/backup') as typeof import('../effects/backup')).verifyArchive,
 };
 
@@ -220,6 +225,7 @@ async function main(argv: string[]): Promise<number> {
   const guard = await guardHome(config, { hold: parsed.command === 'start' ? 'server' : restores ? 'restore' : null, boots, freshStart });
   for (const note of guard.notes) process.stderr.write(`keyward: ${note}\n`);
   let runtime: KeywardRuntime;
+  const KeywardRuntime = lazy.runtime();
   try {
     runtime = new KeywardRuntime(config, { onCheckpoint: checkpointHook() });
   } catch (error) {
@@ -296,7 +302,7 @@ async function main(argv: string[]): Promise<number> {
         // Before the first BOOT there is no schema, so no token either.
         const configured = await runtime.store.storage.token().catch(() => null);
         const token = configured ? { modulePath: configured.modulePath, label: configured.tokenLabel } : inspection.context.hsm;
-        const tokenCapabilities = token ? reportCapabilities(token.modulePath, token.label, true) : null;
+        const tokenCapabilities = token ? lazy.capabilities().reportCapabilities(token.modulePath, token.label, true) : null;
         if (json) {
           process.stdout.write(`${JSON.stringify({ ...inspection, tokenCapabilities })}\n`);
         } else {
@@ -309,7 +315,7 @@ async function main(argv: string[]): Promise<number> {
           ];
           if (inspection.context.reason) lines.push(`reason:       ${inspection.context.reason}`);
           if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.code}: ${inspection.context.lastError.message}`);
-          if (tokenCapabilities) lines.push(...capabilityLines(tokenCapabilities));
+          if (tokenCapabilities) lines.push(...lazy.capabilities().capabilityLines(tokenCapabilities));
           if (inspection.pendingEffect) lines.push(`in flight:    ${inspection.pendingEffect.src} (pid ${inspection.pendingEffect.owner.pid} on ${inspection.pendingEffect.owner.host})`);
           lines.push('history:');
           for (const row of inspection.history) lines.push(`  ${row.revision}\t${row.at}\t${row.source}\t${row.eventType}\t${row.fromState} -> ${row.toState}`);
@@ -336,6 +342,7 @@ async function main(argv: string[]): Promise<number> {
       case 'graph': {
         const inspection = await runtime.engine.inspect({ historyLimit: 0 });
         const { snapshot } = await runtime.engine.load();
+        const { machineGraph, toDot, toMermaid } = lazy.graph();
         const graph = machineGraph([...snapshot._nodes].map((node) => node.id));
         const format = flag(parsed, 'format') ?? 'dot';
         const text = format === 'dot' ? toDot(graph) : format === 'mermaid' ? toMermaid(graph) : format === 'json' ? `${JSON.stringify({ state: inspection.state, ...graph })}\n` : null;
@@ -378,7 +385,7 @@ main(process.argv.slice(2)).then(
     if (error instanceof UsageError) {
       process.stderr.write(`keyward: ${error.message}\n\n${USAGE}`);
       process.exitCode = EXIT.USAGE;
-    } else if (error instanceof LifecycleBusyError) {
+    } else if (error instanceof lazy.engine().LifecycleBusyError) {
       process.stderr.write(`keyward: busy: ${error.message}\n`);
       process.exitCode = EXIT.REFUSED;
     } else if (archiveExit(error) !== null) {
@@ -396,7 +403,7 @@ main(process.argv.slice(2)).then(
     } else if (['SQLITE_CORRUPT', 'SQLITE_NOTADB'].includes(String((error as { code?: unknown }).code))) {
       process.stderr.write(`keyward: the database is damaged: ${safeErrorMessage(error)}. Start-up failed; nothing was changed. Restore a backup with \`keyward restore\`.\n`);
       process.exitCode = EXIT.STARTUP_FAILED;
-    } else if (error instanceof LifecycleStateError) {
+    } else if (error instanceof lazy.engine().LifecycleStateError) {
       process.stderr.write(`keyward: ${error.message}\n`);
       process.exitCode = EXIT.ERROR;
     } else {

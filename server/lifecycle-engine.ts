@@ -95,6 +95,8 @@ export interface EngineOptions {
   busyWaitMs?: number;
   /** The key the transition log is chained under now (derived from the DEK where there is one). */
   chainKey?: () => Promise<ChainKey>;
+  /** Told each lifecycle version ("revision:chain head", null before the first) read or committed. */
+  onVersion?: (version: string | null) => void;
 }
 
 const CONFLICT_RETRIES = 5;
@@ -111,6 +113,12 @@ export class LifecycleEngine {
   private readonly owner: EffectOwner;
   private queue: Promise<void> = Promise.resolve();
   private tablesSeen = false;
+  /**
+   * The snapshot as this process last read or committed it: an event starts from it instead of
+   * reading the row back. Another writer is caught by the revision compare-and-swap at commit; a
+   * refusal from it is checked against a fresh read.
+   */
+  private last: Loaded | null = null;
 
   constructor(private readonly options: EngineOptions) {
     this.deployment = options.deployment ?? 'default';
@@ -150,17 +158,22 @@ export class LifecycleEngine {
   }
 
   private async sendOnce(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
-    let loaded = await this.load();
+    const remembered = this.last;
+    let loaded = remembered ?? (await this.load());
     if (loaded.pendingEffect) loaded = await this.settlePending(loaded, event);
     const before = loaded.snapshot;
     if (!before.can(event as never)) {
+      if (loaded === remembered) return this.sendFresh(event, options);
       return this.result('refused', before, loaded.revision, describeRefusal(before, event), null);
     }
     const startError = before.context.lastError;
     let [current, actions] = transition(lifecycleMachine, before, event as never);
     if (isNotPersisted(current)) {
+      if (loaded === remembered) return this.sendFresh(event, options);
       return this.result('startup_refused', current, loaded.revision, current.context.reason, null);
     }
+    // Until this event's last commit, the remembered snapshot is not the persisted one.
+    this.last = null;
 
     let revision = loaded.revision;
     let chainHead = loaded.chainHead;
@@ -192,6 +205,7 @@ export class LifecycleEngine {
           if (first && error instanceof LifecycleConflictError) throw new FirstCommitConflict(error.message);
           throw error;
         }
+        this.options.onVersion?.(`${revision}:${chainHead}`);
         buffered.length = 0;
       }
       first = false;
@@ -219,6 +233,7 @@ export class LifecycleEngine {
       if (!tablesExist) tablesExist = this.tablesSeen = await this.options.repository.schemaCurrent();
     }
 
+    if (tablesExist && buffered.length === 0) this.last = { revision, chainHead, snapshot: current, pendingEffect: null, tablesExist };
     const error = current.context.lastError && current.context.lastError !== startError ? current.context.lastError : null;
     return this.result(error ? 'rejected' : 'applied', current, revision, error?.message ?? null, error);
   }
@@ -241,8 +256,23 @@ export class LifecycleEngine {
     };
   }
 
-  /** The persisted snapshot, resolved against this machine; a state that no longer exists fails loudly. */
+  /** A refusal decided on the remembered snapshot stands only if the persisted one says the same. */
+  private async sendFresh(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+    this.last = null;
+    return this.sendOnce(event, options);
+  }
+
+  /** The persisted snapshot (read now), resolved against this machine; a state that no longer exists fails loudly. */
   async load(): Promise<Loaded> {
+    this.last = null;
+    const loaded = await this.read();
+    // Only the newest reading may be remembered: an event of this process may have committed meanwhile.
+    if (loaded.tablesExist && loaded.revision !== null) this.last ??= loaded;
+    this.options.onVersion?.(loaded.revision === null ? null : `${loaded.revision}:${loaded.chainHead}`);
+    return loaded;
+  }
+
+  private async read(): Promise<Loaded> {
     const repository = this.options.repository;
     // Once the schema exists it stays: asking again on every event would cost two queries each.
     const tablesExist = this.tablesSeen || (this.tablesSeen = await repository.tablesExist());

@@ -52,6 +52,7 @@ export class KeywardRuntime {
       onCheckpoint: options.onCheckpoint,
       busyWaitMs: options.busyWaitMs,
       chainKey: () => this.chainKey(),
+      onVersion: (version) => this.store.cache.observe(version),
     });
   }
 
@@ -81,6 +82,8 @@ export class KeywardRuntime {
    * operation: one probe racing other processes on the same token must not end a healthy service.
    */
   async boot(source = 'startup'): Promise<SendResult> {
+    // The probe reads what is really there now (a restore may have replaced the store): nothing kept.
+    this.store.cache.invalidate();
     await refuseStoreBehindMark(this.config.home, this.config.deployment, this.store.lifecycle);
     const { snapshot } = await this.engine.load();
     const probe = () => probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);

@@ -7,6 +7,7 @@ import * as custodyCanary from './005_custody_canary';
 import * as lifecycleChainHead from './006_lifecycle_chain_head';
 import * as sealPlaintextSecrets from './007_seal_plaintext_secrets';
 import * as adminLoginLimit from './008_admin_login_limit';
+import * as transitionLogCheckpoint from './009_transition_log_checkpoint';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   '006_lifecycle_chain_head': lifecycleChainHead,
   '007_seal_plaintext_secrets': sealPlaintextSecrets,
   '008_admin_login_limit': adminLoginLimit,
+  '009_transition_log_checkpoint': transitionLogCheckpoint,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

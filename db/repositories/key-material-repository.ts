@@ -2,29 +2,29 @@ import type { Knex } from 'knex';
 import type { KeyMaterialRecord, KeyMaterialStore } from '../../hsm/key-hierarchy';
 import type { WrappedKey } from '../../hsm/key-wrapper';
 import { now } from '../clock';
+import { ConfigCache } from '../config-cache';
 
 /** The wrapped DEK and its backup copy (design §1); never the DEK. */
 export class KeyMaterialRepository implements KeyMaterialStore {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly reader: Knex = db,
+    private readonly cache: ConfigCache = new ConfigCache(),
+  ) {}
 
   async current(): Promise<KeyMaterialRecord | null> {
-    const row = await this.db('key_material').orderBy('id', 'desc').first();
-    if (!row) return null;
-    const wrapped: WrappedKey | null =
-      row.wrapped_dek === null
-        ? null
-        : { mechanism: row.wrap_mechanism, kek: { label: row.kek_label, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
-    return {
-      dekKeyId: row.dek_key_id,
-      wrapped,
-      backupCopy: row.backup_copy === null ? null : Buffer.from(row.backup_copy),
-      gcmEncryptions: Number(row.gcm_encryptions),
-    };
+    const record = await this.cache.get('keyMaterial', async () => recordOf(await this.reader('key_material').orderBy('id', 'desc').first()));
+    // Callers get their own buffers: the kept record stays as read.
+    return record && { ...record, wrapped: record.wrapped && { ...record.wrapped, kek: { ...record.wrapped.kek }, blob: Buffer.from(record.wrapped.blob) }, backupCopy: record.backupCopy && Buffer.from(record.backupCopy) };
   }
 
   async create(dekKeyId: string, wrapped: WrappedKey): Promise<void> {
     const at = now();
-    await this.db('key_material').insert({ dek_key_id: dekKeyId, ...wrappedColumns(wrapped), gcm_encryptions: 0, created_at: at, updated_at: at });
+    try {
+      await this.db('key_material').insert({ dek_key_id: dekKeyId, ...wrappedColumns(wrapped), gcm_encryptions: 0, created_at: at, updated_at: at });
+    } finally {
+      this.cache.invalidate();
+    }
   }
 
   async replaceWrapped(dekKeyId: string, wrapped: WrappedKey): Promise<void> {
@@ -35,15 +35,39 @@ export class KeyMaterialRepository implements KeyMaterialStore {
     await this.update(dekKeyId, { backup_copy: copy });
   }
 
+  /** Inside `trx` (a row's write): the kept record is dropped again when that transaction ends. */
   async addEncryptions(dekKeyId: string, count: number, trx: Knex = this.db): Promise<void> {
     if (count === 0) return;
-    await trx('key_material').where({ dek_key_id: dekKeyId }).increment('gcm_encryptions', count);
+    try {
+      await trx('key_material').where({ dek_key_id: dekKeyId }).increment('gcm_encryptions', count);
+    } finally {
+      this.cache.invalidateAfter(trx === this.db ? undefined : trx);
+    }
   }
 
   private async update(dekKeyId: string, columns: Record<string, unknown>): Promise<void> {
-    const changed = await this.db('key_material').where({ dek_key_id: dekKeyId }).update({ ...columns, updated_at: now() });
+    let changed: number;
+    try {
+      changed = await this.db('key_material').where({ dek_key_id: dekKeyId }).update({ ...columns, updated_at: now() });
+    } finally {
+      this.cache.invalidate();
+    }
     if (changed !== 1) throw new Error(`no key material with DEK key id ${dekKeyId}`);
   }
+}
+
+function recordOf(row: Record<string, any> | undefined): KeyMaterialRecord | null {
+  if (!row) return null;
+  const wrapped: WrappedKey | null =
+    row.wrapped_dek === null
+      ? null
+      : { mechanism: row.wrap_mechanism, kek: { label: row.kek_label, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
+  return {
+    dekKeyId: row.dek_key_id,
+    wrapped,
+    backupCopy: row.backup_copy === null ? null : Buffer.from(row.backup_copy),
+    gcmEncryptions: Number(row.gcm_encryptions),
+  };
 }
 
 function wrappedColumns(wrapped: WrappedKey): Record<string, unknown> {

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
+import { ChainCheckpoint, ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
 import { now } from '../clock';
 import { pendingMigrations } from '../database';
 
@@ -39,7 +39,11 @@ export class LifecycleRepository {
   /** Told of every commit once it is durable (the home's high-water mark listens). */
   onCommit: ((deployment: string, revision: number, chainHead: string) => void) | null = null;
 
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    /** For reads outside transactions; a commit's own reads go through its transaction. */
+    private readonly reader: Knex = db,
+  ) {}
 
   async tablesExist(): Promise<boolean> {
     return (await this.db.schema.hasTable('lifecycle')) && (await this.db.schema.hasTable('transition_log'));
@@ -51,7 +55,7 @@ export class LifecycleRepository {
   }
 
   async load(deployment: string): Promise<StoredLifecycle | null> {
-    const row = await this.db('lifecycle').where({ deployment }).first();
+    const row = await this.reader('lifecycle').where({ deployment }).first();
     if (!row) return null;
     return { revision: Number(row.revision), chainHead: row.chain_head ?? null, machineVersion: Number(row.machine_version), snapshot: JSON.parse(row.snapshot), state: row.state };
   }
@@ -101,7 +105,9 @@ export class LifecycleRepository {
         if (expectedRevision === null) {
           await trx('lifecycle').insert({ deployment, ...columns });
         } else {
-          const changed = await trx('lifecycle').where({ deployment, revision: expectedRevision }).update(columns);
+          // The chain head as well as the revision: a store restored in the meantime may be at the same revision.
+          const expected = typeof expectedHead === 'string' ? { deployment, revision: expectedRevision, chain_head: expectedHead } : { deployment, revision: expectedRevision };
+          const changed = await trx('lifecycle').where(expected).update(columns);
           if (changed !== 1) throw new LifecycleConflictError(expectedRevision);
         }
         await trx('transition_log').insert(rows);
@@ -127,8 +133,32 @@ export class LifecycleRepository {
     return rows.map(rowFromDatabase);
   }
 
+  /** The rows after `revision`, in revision order (BOOT's check from a checkpoint). */
+  async chainAfter(deployment: string, revision: number): Promise<ChainedRow[]> {
+    const rows = await this.reader('transition_log').where({ deployment }).andWhere('revision', '>', revision).orderBy('revision');
+    return rows.map(rowFromDatabase);
+  }
+
+  async chainRow(deployment: string, revision: number): Promise<ChainedRow | null> {
+    const row = await this.reader('transition_log').where({ deployment, revision }).first();
+    return row ? rowFromDatabase(row) : null;
+  }
+
+  /** The deployment's checkpoint, or null (none yet, or a schema from before migration 009). */
+  async checkpoint(deployment: string): Promise<ChainCheckpoint | null> {
+    if (!(await this.db.schema.hasTable('transition_log_checkpoint'))) return null;
+    const row = await this.reader('transition_log_checkpoint').where({ deployment }).first();
+    return row ? { deployment, revision: Number(row.revision), hash: String(row.hash), chainKey: String(row.chain_key), mac: String(row.mac) } : null;
+  }
+
+  async saveCheckpoint(checkpoint: ChainCheckpoint): Promise<void> {
+    if (!(await this.db.schema.hasTable('transition_log_checkpoint'))) return;
+    const { deployment, revision, hash, chainKey, mac } = checkpoint;
+    await this.db('transition_log_checkpoint').insert({ deployment, revision, hash, chain_key: chainKey, mac, updated_at: now() }).onConflict('deployment').merge();
+  }
+
   async history(deployment: string, options: { limit?: number; afterRevision?: number } = {}): Promise<TransitionRow[]> {
-    let query = this.db('transition_log').where({ deployment }).orderBy('revision', 'desc').limit(options.limit ?? 50);
+    let query = this.reader('transition_log').where({ deployment }).orderBy('revision', 'desc').limit(options.limit ?? 50);
     if (options.afterRevision !== undefined) query = query.andWhere('revision', '>', options.afterRevision);
     const rows = await query;
     return rows.reverse().map((row: Record<string, unknown>) => ({

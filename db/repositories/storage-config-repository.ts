@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { isStorageType, StorageType } from '../../hsm/storage-type';
 import { now } from '../clock';
+import { ConfigCache } from '../config-cache';
 
 export type HsmType = 'softhsm' | 'physical';
 
@@ -16,46 +17,69 @@ export interface TokenConfigRecord {
 
 /** The chosen crypto storage and the PKCS#11 token it uses. */
 export class StorageConfigRepository {
-  constructor(readonly db: Knex) {}
+  constructor(
+    readonly db: Knex,
+    private readonly reader: Knex = db,
+    private readonly cache: ConfigCache = new ConfigCache(),
+  ) {}
 
-  /** `trx`: inside a transaction, read through it (SQLite has one connection). */
-  async storageType(trx: Knex = this.db): Promise<StorageType | null> {
-    const row = await trx('key_storage_config').where({ id: 1 }).first('storage_type');
+  /** `trx`: inside a transaction, read through it (SQLite has one writer connection), never from the cache. */
+  async storageType(trx?: Knex): Promise<StorageType | null> {
+    if (trx) return this.readStorageType(trx);
+    return this.cache.get('storageType', () => this.readStorageType(this.reader));
+  }
+
+  private async readStorageType(db: Knex): Promise<StorageType | null> {
+    const row = await db('key_storage_config').where({ id: 1 }).first('storage_type');
     if (!row) return null;
     if (!isStorageType(row.storage_type)) throw new Error(`key_storage_config holds an unknown storage type "${row.storage_type}"`);
     return row.storage_type;
   }
 
   async setStorageType(type: StorageType, trx: Knex = this.db): Promise<void> {
-    await trx('key_storage_config').insert({ id: 1, storage_type: type, updated_at: now() }).onConflict('id').merge();
+    try {
+      await trx('key_storage_config').insert({ id: 1, storage_type: type, updated_at: now() }).onConflict('id').merge();
+    } finally {
+      this.cache.invalidate();
+    }
   }
 
   async token(): Promise<TokenConfigRecord | null> {
-    const row = await this.db('pkcs11_token_config').where({ id: 1 }).first();
-    if (!row) return null;
-    return {
-      hsmType: row.hsm_type,
-      modulePath: row.module_path,
-      tokenLabel: row.token_label,
-      kekLabel: row.kek_label,
-      slot: row.slot === null ? null : Number(row.slot),
-      pinSource: row.pin_source,
-    };
+    const record = await this.cache.get('token', async () => {
+      const row = await this.reader('pkcs11_token_config').where({ id: 1 }).first();
+      return row ? tokenRecord(row) : null;
+    });
+    return record && { ...record };
   }
 
   async setToken(config: TokenConfigRecord): Promise<void> {
-    await this.db('pkcs11_token_config')
-      .insert({
-        id: 1,
-        hsm_type: config.hsmType,
-        module_path: config.modulePath,
-        token_label: config.tokenLabel,
-        kek_label: config.kekLabel,
-        slot: config.slot,
-        pin_source: config.pinSource,
-        updated_at: now(),
-      })
-      .onConflict('id')
-      .merge();
+    try {
+      await this.db('pkcs11_token_config')
+        .insert({
+          id: 1,
+          hsm_type: config.hsmType,
+          module_path: config.modulePath,
+          token_label: config.tokenLabel,
+          kek_label: config.kekLabel,
+          slot: config.slot,
+          pin_source: config.pinSource,
+          updated_at: now(),
+        })
+        .onConflict('id')
+        .merge();
+    } finally {
+      this.cache.invalidate();
+    }
   }
+}
+
+function tokenRecord(row: Record<string, any>): TokenConfigRecord {
+  return {
+    hsmType: row.hsm_type,
+    modulePath: row.module_path,
+    tokenLabel: row.token_label,
+    kekLabel: row.kek_label,
+    slot: row.slot === null ? null : Number(row.slot),
+    pinSource: row.pin_source,
+  };
 }

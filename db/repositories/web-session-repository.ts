@@ -24,7 +24,10 @@ const ID_HASH = /^[0-9a-f]{64}$/;
 
 /** Server-side web sessions (web_sessions). Times are ISO-8601 UTC strings, compared as text. */
 export class WebSessionRepository {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly reader: Knex = db,
+  ) {}
 
   async tableExists(): Promise<boolean> {
     return this.db.schema.hasTable('web_sessions');
@@ -44,7 +47,7 @@ export class WebSessionRepository {
 
   async find(idHash: string): Promise<WebSessionRecord | null> {
     if (!ID_HASH.test(idHash)) return null;
-    const row = await this.db('web_sessions')
+    const row = await this.reader('web_sessions')
       .leftJoin('admin_users', 'admin_users.id', 'web_sessions.admin_user_id')
       .where('web_sessions.id_hash', idHash)
       .first('web_sessions.*', 'admin_users.username as admin_username');

@@ -48,6 +48,9 @@ export class LifecycleWatcher {
 
   start(): void {
     this.stopped = false;
+    // From now on the lifecycle's version is read every interval (and after each event): what only
+    // events change may be kept in memory between versions.
+    this.runtime.store.cache.enable(this.intervalMs * 3 + 1000);
     this.timer ??= setInterval(() => void this.poll(), this.intervalMs);
     this.timer.unref();
   }
@@ -55,6 +58,7 @@ export class LifecycleWatcher {
   /** No more readings; resolves when the one in progress (if any) has finished with the database. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.runtime.store.cache.disable();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.polling;

@@ -2,7 +2,9 @@ import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
-import { CURRENT_LINK, readTlsFiles, TlsMaterial } from '../../effects/tls';
+// Not the effects/tls index: that loads the certificate generator (@peculiar/x509), which serving never needs.
+import { CURRENT_LINK, readTlsFiles } from '../../effects/tls/tls-files';
+import type { TlsMaterial } from '../../effects/tls/tls-material';
 
 export class NoTlsCredentialError extends Error {
   constructor(dir: string) {

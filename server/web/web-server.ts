@@ -52,7 +52,7 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
   });
   metrics.tlsNotAfter.set(Date.parse(tls.notAfter) / 1000);
 
-  const repository = new WebSessionRepository(runtime.store.db);
+  const repository = new WebSessionRepository(runtime.store.db, runtime.store.reader);
   let store: SessionStore;
   if (await repository.tableExists()) {
     store = new DatabaseSessionStore(repository);

@@ -10,6 +10,7 @@ const BENCHES: Record<string, () => Promise<BenchReport>> = {
   http: async () => (await import('./http.js')).run(),
   events: async () => (await import('./events.js')).run(),
   startup: async () => (await import('./startup.js')).run(),
+  boot: async () => (await import('./boot.js')).run(),
 };
 
 async function main(): Promise<void> {

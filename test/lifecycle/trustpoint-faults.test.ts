@@ -176,11 +176,14 @@ describe("Trustpoint's faults, absent from keyward", () => {
     const snapshot = JSON.parse(row.snapshot);
     snapshot.context.lockedUntil = new Date(Date.now() - 1000).toISOString();
     await i.runtime.store.db('lifecycle').update({ snapshot: JSON.stringify(snapshot) });
+    // Written behind the engine's back under the same revision: it starts from its own last commit until it reads again.
+    await i.runtime.engine.load();
     await i.send('SUBMIT_BACKUP_PASSWORD', {}, { password: newSecret('guess') });
     const longer = (await i.runtime.engine.inspect()).context;
     expect(Date.parse(longer.lockedUntil!) - Date.now()).toBeGreaterThan(50_000);
     snapshot.context = { ...longer, lockedUntil: new Date(Date.now() - 1000).toISOString() };
     await i.runtime.store.db('lifecycle').update({ snapshot: JSON.stringify(snapshot) });
+    await i.runtime.engine.load();
     expect((await i.send('SUBMIT_BACKUP_PASSWORD', {}, { password: i.backupPassword })).state).toBe('operational');
     expect((await i.runtime.engine.inspect()).context).toMatchObject({ passwordFailures: 0, lockedUntil: null });
   });

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../server/config';
+import { CliHome } from '../support/cli';
+import { testDir } from '../support/run-dir';
+
+/**
+ * A command loads what it uses: `exit-codes` and `help` neither knex, the machine nor the runtime; a
+ * restart's `boot` neither the certificate generator nor the backup and restore code.
+ */
+jest.setTimeout(120_000);
+
+const RECORDER = join(PROJECT_ROOT, 'dist', 'test', 'support', 'record-loaded.js');
+
+function loadedBy(cli: CliHome, args: string[]): string[] {
+  const out = join(testDir('loaded'), 'loaded.json');
+  const run = cli.run(args, { env: { NODE_OPTIONS: `--require ${RECORDER}`, KEYWARD_TEST_LOADED_OUT: out } });
+  expect(run.status).toBe(0);
+  return JSON.parse(readFileSync(out, 'utf8')) as string[];
+}
+
+const matching = (files: string[], pattern: RegExp) => files.filter((file) => pattern.test(file));
+
+describe('lazy loading', () => {
+  const cli = new CliHome('lazy-loading');
+
+  it('answers exit-codes and help without the database, the machine or the runtime', () => {
+    for (const command of [['exit-codes'], ['help']]) {
+      const loaded = loadedBy(cli, command);
+      expect({ command, heavy: matching(loaded, /node_modules\/(knex|xstate|@peculiar|pkcs11js|sqlite3|pg)\/|dist\/server\/runtime\.js|dist\/machines\//) }).toEqual({ command, heavy: [] });
+    }
+  });
+
+  it('restarts without the certificate generator or the backup and restore code', () => {
+    expect(cli.run(['boot']).status).toBe(0);
+    expect(cli.send('SELECT_STORAGE', { storageType: 'software' }).status).toBe(0);
+    const loaded = loadedBy(cli, ['boot']);
+    // Only the archive's error classes, which an effect's error is told apart by.
+    expect(matching(loaded, /node_modules\/knex\//).length).toBeGreaterThan(0);
+    expect(matching(loaded, /node_modules\/@peculiar\/|dist\/effects\/(restore-service|backup-service|tls\/generate)\.js|dist\/effects\/backup\/(?!archive-errors\.js)/)).toEqual([]);
+  });
+});
