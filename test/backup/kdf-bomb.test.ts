@@ -20,7 +20,8 @@ function fingerprintHome(home: string): string {
   const hash = createHash('sha256');
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
-      if (name === 'cli.log' || name === 'given' || name.endsWith('-wal') || name.endsWith('-shm')) continue;
+      // keyward.lock is the home's lock, taken by a restore before it reads the archive: not the store.
+      if (name === 'cli.log' || name === 'given' || name === 'keyward.lock' || name.endsWith('-wal') || name.endsWith('-shm')) continue;
       const path = join(dir, name);
       hash.update(path);
       if (statSync(path).isDirectory()) walk(path);

@@ -15,13 +15,14 @@ export interface LargeCopy {
 }
 
 /**
- * A copy of an SQLite install's store (same token, KEK and DEK, same home) whose transition log is
- * then grown to `rows` rows (growLog).
+ * A copy of an SQLite install's store (same token, KEK and DEK, same secrets and TLS directories)
+ * whose transition log is then grown to `rows` rows (growLog). It has a home of its own: a home's
+ * high-water mark follows one store.
  */
 export async function largeCopy(original: { config: KeywardConfig; runtime: KeywardRuntime }, rows: number, directory = testDir('large-log'), deployment = 'default'): Promise<LargeCopy> {
   if (original.config.database.client !== 'sqlite') throw new Error('a large copy is made of an SQLite store');
   const filename = join(directory, 'keyward.sqlite');
-  const config: KeywardConfig = { ...original.config, database: { client: 'sqlite', filename } };
+  const config: KeywardConfig = { ...original.config, home: directory, database: { client: 'sqlite', filename } };
   await original.runtime.store.db.raw('VACUUM INTO ?', [filename]);
   let runtime = new KeywardRuntime(config, { busyWaitMs: 1000 });
   await growLog(runtime, rows, deployment);
