@@ -1,12 +1,10 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import type { DrillReport } from '../../effects/restore-drill';
 import { CliHome } from '../support/cli';
-import { Install, TOKEN_LABEL } from '../support/install';
+import { Install, usePhysicalToken } from '../support/install';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
-import { SOFTHSM_MODULE, SoftHsm } from '../support/softhsm';
 
 /**
  * A drill of a physical-HSM archive: keyward cannot make a physical token, so the drill makes a
@@ -17,13 +15,7 @@ jest.setTimeout(300_000);
 
 it('drills a physical-HSM archive on a stand-in token, with no PIN in any child process', async () => {
   const i = await Install.create('drill-physical');
-  const hsm = new SoftHsm('drill-physical');
-  i.config.softhsmConf = hsm.conf;
-  await i.restart();
-  const token = hsm.initToken(TOKEN_LABEL);
-  Object.assign(i, { pin: token.pin });
-  Pkcs11Module.open(SOFTHSM_MODULE).refresh();
-  await i.boot();
+  await usePhysicalToken(i, 'drill-physical');
   await i.walkWizard('physical_hsm');
   await i.runtime.store.devices.create({ name: 'd1', estPassword: newSecret('est') });
   const passphrase = `Pp-${newSecret('passphrase')}`;

@@ -7,7 +7,7 @@ import { KeywardRuntime } from '../../server/runtime';
 import { growLog, largeCopy } from '../support/large-log';
 import { SOFTHSM_MODULE } from '../support/softhsm';
 import { softHsmInstallInProcess } from './installs';
-import { BenchReport, interleave, printTable, scaled, toJson } from './measure';
+import { BenchReport, interleave, scaled, printBench } from './measure';
 
 const RUNS = scaled(21, 5);
 const SMALL_ROWS = 100;
@@ -75,15 +75,4 @@ export async function run(): Promise<BenchReport> {
   }
 }
 
-if (require.main === module) {
-  run().then(
-    (report) => {
-      printTable(report);
-      process.stdout.write(`${toJson(report)}\n`);
-    },
-    (error: Error) => {
-      process.stderr.write(`bench boot: ${error.message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) void printBench('boot', run);

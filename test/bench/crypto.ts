@@ -9,7 +9,7 @@ import { FIELD_FORMAT_VERSION } from '../../hsm/field-aead';
 import type { WrappedKey } from '../../hsm/key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { softHsmInstallInProcess } from './installs';
-import { BenchReport, compareAsyncRates, compareRates, printTable, scaled, toJson } from './measure';
+import { BenchReport, compareAsyncRates, compareRates, scaled, printBench } from './measure';
 
 const FIELD: FieldRef = { table: 'devices', column: 'est_password' };
 /** Many short alternating rounds: on a busy two-core machine the median of a few long ones swings. */
@@ -237,9 +237,4 @@ function rawUnwrapper(modulePath: string, tokenLabel: string, kekLabel: string, 
   };
 }
 
-if (require.main === module) {
-  void run().then((report) => {
-    printTable(report);
-    process.stdout.write(`${toJson(report)}\n`);
-  });
-}
+if (require.main === module) void printBench('crypto', run);

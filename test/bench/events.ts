@@ -10,7 +10,7 @@ import { loadConfig, PROJECT_ROOT } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
 import { SecretBox } from '../../server/secret-box';
 import { writeSoftHsmConf } from './installs';
-import { BenchReport, BenchResult, compareAsyncRates, printTable, scaled, toJson } from './measure';
+import { BenchReport, BenchResult, compareAsyncRates, scaled, printBench } from './measure';
 
 /** Many short alternating rounds: fsync latency drifts (WAL checkpoints, other processes' I/O). */
 const ROUNDS = scaled(41, 5);
@@ -180,9 +180,4 @@ async function withScratchPostgres<T>(url: string, fn: (config: DatabaseConfig, 
   }
 }
 
-if (require.main === module) {
-  void run().then((report) => {
-    printTable(report);
-    process.stdout.write(`${toJson(report)}\n`);
-  });
-}
+if (require.main === module) void printBench('events', run);

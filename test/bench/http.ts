@@ -9,7 +9,7 @@ import { KeywardRuntime } from '../../server/runtime';
 import { WebClient } from '../web/support/web-client';
 import type { LoadResult } from './load';
 import { medianOfRounds } from './load';
-import { BenchReport, BenchResult, printTable, scaled, toJson } from './measure';
+import { BenchReport, BenchResult, scaled, printBench } from './measure';
 import { templateOf } from './page-template';
 
 /**
@@ -205,15 +205,4 @@ async function assertSameResponses(keyward: URL, cookie: string, bare: URL, stat
 }
 
 // Also runnable on its own: node dist/test/bench/http.js (the table, then the JSON line).
-if (require.main === module) {
-  run().then(
-    (report) => {
-      printTable(report);
-      process.stdout.write(`${toJson(report)}\n`);
-    },
-    (error: Error) => {
-      process.stderr.write(`bench http: ${error.message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) void printBench('http', run);

@@ -153,3 +153,15 @@ function format(value: number): string {
   if (value >= 100) return Math.round(value).toLocaleString('en-US');
   return value.toPrecision(3);
 }
+
+/** Runs a bench and prints it: the table, then the JSON line (design §6); a failure sets exit code 1. */
+export async function printBench(name: string, run: () => Promise<BenchReport>): Promise<void> {
+  try {
+    const report = await run();
+    printTable(report);
+    process.stdout.write(`${toJson(report)}\n`);
+  } catch (error) {
+    process.stderr.write(`bench ${name} failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  }
+}

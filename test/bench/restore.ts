@@ -7,7 +7,7 @@ import { loadConfig } from '../../server/config';
 import { drill } from '../../server/drill';
 import { KeywardRuntime } from '../../server/runtime';
 import { softHsmInstallInProcess } from './installs';
-import { BenchReport, BenchResult, fitLine, median, printTable, scaled, toJson } from './measure';
+import { BenchReport, BenchResult, fitLine, median, scaled, printBench } from './measure';
 import { rawBackup, rawRecover, rawRestore, sealDek } from './raw-archive';
 
 /** Row counts of the line fits: per-row cost is the slope, fixed cost the intercept. */
@@ -166,9 +166,4 @@ async function insertDevices(runtime: KeywardRuntime, count: number): Promise<vo
   });
 }
 
-if (require.main === module) {
-  void run().then((report) => {
-    printTable(report);
-    process.stdout.write(`${toJson(report)}\n`);
-  });
-}
+if (require.main === module) void printBench('restore', run);

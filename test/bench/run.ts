@@ -1,4 +1,4 @@
-import { BenchReport, printTable, toJson } from './measure';
+import { BenchReport, printBench } from './measure';
 
 /**
  * `npm run bench -- NAME`: a readable table, then, as the last line, one JSON object
@@ -13,19 +13,10 @@ const BENCHES: Record<string, () => Promise<BenchReport>> = {
   boot: async () => (await import('./boot.js')).run(),
 };
 
-async function main(): Promise<void> {
-  const name = process.argv[2];
-  if (!name || !BENCHES[name]) {
-    process.stderr.write(`usage: npm run bench -- ${Object.keys(BENCHES).join('|')}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  const report = await BENCHES[name]!();
-  printTable(report);
-  process.stdout.write(`${toJson(report)}\n`);
+const name = process.argv[2];
+if (!name || !BENCHES[name]) {
+  process.stderr.write(`usage: npm run bench -- ${Object.keys(BENCHES).join('|')}\n`);
+  process.exitCode = 2;
+} else {
+  void printBench(name, BENCHES[name]);
 }
-
-void main().catch((error: Error) => {
-  process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
-  process.exitCode = 1;
-});

@@ -4,7 +4,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, cli, softHsmInstallByCli } from './installs';
-import { BenchReport, interleave, printTable, scaled, toJson } from './measure';
+import { BenchReport, interleave, scaled, printBench } from './measure';
 
 const RUNS = scaled(9, 3);
 const READY_BODY = 'ready: operational\n';
@@ -119,15 +119,4 @@ function get(url: URL): Promise<{ status: number; body: string }> {
   });
 }
 
-if (require.main === module) {
-  run().then(
-    (report) => {
-      printTable(report);
-      process.stdout.write(`${toJson(report)}\n`);
-    },
-    (error: Error) => {
-      process.stderr.write(`bench startup: ${error.message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) void printBench('startup', run);

@@ -7,7 +7,7 @@ import { CliHome } from '../support/cli';
 import { decryptPerDocs, SECRET_COLUMNS } from '../support/field-format';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
-import { SOFTHSM_SETUP, wizardSecrets, withStore } from '../support/wizard';
+import { completeSoftHsmWizard, wizardSecrets, withStore } from '../support/wizard';
 
 /**
  * Secrets at rest follow the storage type (docs/formats.md §4) for every row: the TLS credential
@@ -17,24 +17,6 @@ import { SOFTHSM_SETUP, wizardSecrets, withStore } from '../support/wizard';
 jest.setTimeout(240_000);
 
 const PEM_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
-
-function wizardWithDemoData(cli: CliHome): void {
-  const secrets = wizardSecrets();
-  const steps: Array<[string, Record<string, unknown> | undefined, Record<string, string>]> = [
-    ['SELECT_STORAGE', { storageType: 'softhsm' }, {}],
-    ['SETUP_HSM', SOFTHSM_SETUP, { pin: secrets.pin, soPin: secrets.soPin }],
-    ['CHOOSE_FRESH', undefined, {}],
-    ['GENERATE_TLS', { subjectAltNames: ['localhost', '127.0.0.1'] }, {}],
-    ['APPLY_TLS', undefined, {}],
-    ['SET_BACKUP_PASSWORD', undefined, { password: secrets.backup }],
-    ['ADD_DEMO_DATA', undefined, {}],
-    ['CREATE_ADMIN', { username: 'admin' }, { password: secrets.admin }],
-  ];
-  for (const [event, payload, given] of steps) {
-    const run = cli.send(event, payload, given);
-    if (run.status !== 0) throw new Error(`${event} exited ${run.status}: ${run.stderr}`);
-  }
-}
 
 /** Every non-null value of every secret column, as stored. */
 async function storedSecrets(cli: CliHome): Promise<{ dek: Buffer; keyId: string; values: Array<{ table: string; column: string; id: number; raw: Buffer }> }> {
@@ -55,7 +37,7 @@ describe('secrets at rest after a SoftHSM wizard', () => {
   beforeAll(() => {
     cli = new CliHome('at-rest');
     expect(cli.run(['boot']).status).toBe(0);
-    wizardWithDemoData(cli);
+    completeSoftHsmWizard(cli, wizardSecrets(), { demoData: true });
     expect(cli.inspect().state).toBe('operational');
   });
 
@@ -95,7 +77,7 @@ describe('secrets at rest after a SoftHSM wizard', () => {
   it('migration 007 mends an install that kept a plaintext TLS key under SoftHSM storage', async () => {
     const mended = new CliHome('at-rest-mend');
     expect(mended.run(['boot']).status).toBe(0);
-    wizardWithDemoData(mended);
+    completeSoftHsmWizard(mended, wizardSecrets(), { demoData: true });
     const db = openDatabase({ client: 'sqlite', filename: join(mended.home, 'keyward.sqlite') });
     try {
       // What an earlier keyward left: the first BOOT's credential, a plaintext PEM, inactive.

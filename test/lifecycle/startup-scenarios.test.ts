@@ -5,7 +5,7 @@ import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { Pkcs11Token } from '../../hsm/pkcs11-token';
 import { RESTORE_SCENARIOS, VERSION_SCENARIOS } from '../../machines/startup-scenario';
 import packageJson from '../../package.json';
-import { Install, TOKEN_LABEL } from '../support/install';
+import { Install, TOKEN_LABEL, usePhysicalToken } from '../support/install';
 import { destroyKek, SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 import { execFileSync } from 'node:child_process';
 
@@ -320,13 +320,7 @@ describe('physical HSM storage (SoftHSM2 configured as a persistent module)', ()
   /** A physical HSM's token is created with the vendor's tools, never by keyward. */
   async function physical(name: string, stopBefore?: 'tlsCredential'): Promise<{ i: Install; hsm: SoftHsm }> {
     const i = await install(name);
-    const hsm = new SoftHsm(name);
-    i.config.softhsmConf = hsm.conf;
-    await i.restart();
-    const token = hsm.initToken(TOKEN_LABEL);
-    Object.assign(i, { pin: token.pin });
-    Pkcs11Module.open(SOFTHSM_MODULE).refresh();
-    await i.boot();
+    const hsm = await usePhysicalToken(i, name);
     await i.walkWizard('physical_hsm', stopBefore);
     return { i, hsm };
   }

@@ -11,7 +11,7 @@ import packageJson from '../../package.json';
 import { freshDatabase, Engine, TestDatabase } from './databases';
 import { testDir } from './run-dir';
 import { newSecret, registerSecretSource } from './secrets';
-import { setNativeEnv, SOFTHSM_MODULE } from './softhsm';
+import { setNativeEnv, SOFTHSM_MODULE, SoftHsm } from './softhsm';
 
 export const TOKEN_LABEL = 'Trustpoint-SoftHSM';
 
@@ -150,4 +150,19 @@ export class Install {
     }
     return dump;
   }
+}
+
+/**
+ * Points an install at a physical HSM's token, made beforehand with the vendor's tools (SoftHSM2
+ * configured as a persistent module stands in), never by keyward; then boots it.
+ */
+export async function usePhysicalToken(i: Install, name: string): Promise<SoftHsm> {
+  const hsm = new SoftHsm(name);
+  i.config.softhsmConf = hsm.conf;
+  await i.restart();
+  const token = hsm.initToken(TOKEN_LABEL);
+  Object.assign(i, { pin: token.pin });
+  Pkcs11Module.open(SOFTHSM_MODULE).refresh();
+  await i.boot();
+  return hsm;
 }

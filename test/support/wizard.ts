@@ -21,8 +21,8 @@ export function wizardSecrets(): WizardSecrets {
   return { pin: newSecret('pin'), soPin: newSecret('sopin'), backup: `Bk-${newSecret('backup')}`, admin: `Ad-${newSecret('admin')}` };
 }
 
-/** The whole SoftHSM wizard through the real CLI, every step checked. */
-export function completeSoftHsmWizard(cli: CliHome, secrets: WizardSecrets): void {
+/** The whole SoftHSM wizard through the real CLI, every step checked; demo data added or skipped. */
+export function completeSoftHsmWizard(cli: CliHome, secrets: WizardSecrets, options: { demoData?: boolean } = {}): void {
   const steps: Array<[string, Record<string, unknown> | undefined, Record<string, string>]> = [
     ['SELECT_STORAGE', { storageType: 'softhsm' }, {}],
     ['SETUP_HSM', SOFTHSM_SETUP, { pin: secrets.pin, soPin: secrets.soPin }],
@@ -30,7 +30,7 @@ export function completeSoftHsmWizard(cli: CliHome, secrets: WizardSecrets): voi
     ['GENERATE_TLS', { subjectAltNames: ['localhost', '127.0.0.1'] }, {}],
     ['APPLY_TLS', undefined, {}],
     ['SET_BACKUP_PASSWORD', undefined, { password: secrets.backup }],
-    ['SKIP_DEMO_DATA', undefined, {}],
+    [options.demoData ? 'ADD_DEMO_DATA' : 'SKIP_DEMO_DATA', undefined, {}],
     ['CREATE_ADMIN', { username: 'admin' }, { password: secrets.admin }],
   ];
   for (const [event, payload, given] of steps) {
