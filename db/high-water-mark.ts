@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from './durable-file';
 import { join } from 'node:path';
 
 /**
@@ -59,15 +60,7 @@ export function replaceMarks(home: string, marks: Record<string, Mark>): void {
 
 function save(home: string, file: MarkFile): void {
   mkdirSync(home, { recursive: true });
-  const temporary = `${markPath(home)}.${process.pid}.tmp`;
-  const fd = openSync(temporary, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(file, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, markPath(home));
+  writeFileDurably(markPath(home), `${JSON.stringify(file, null, 2)}\n`);
 }
 
 export class StoreBehindError extends Error {

@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { syncDirectory, writeFileDurably } from '../db/durable-file';
 import { join } from 'node:path';
 import { DatabaseConfig, openDatabase } from '../db/database';
 import { Mark, replaceMarks } from '../db/high-water-mark';
@@ -32,16 +33,7 @@ export function journalPath(home: string): string {
 }
 
 export function writeJournal(home: string, journal: RestoreJournal): void {
-  const temporary = `${journalPath(home)}.tmp`;
-  const fd = openSync(temporary, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(journal, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, journalPath(home));
-  syncDir(home);
+  writeFileDurably(journalPath(home), `${JSON.stringify(journal, null, 2)}\n`);
 }
 
 export function readJournal(home: string): RestoreJournal | null {
@@ -60,7 +52,7 @@ export async function swapSqliteFiles(journal: RestoreJournal, between: () => Pr
   }
   await between();
   renameSync(restored, filename);
-  syncDir(journal.quarantine);
+  syncDirectory(journal.quarantine);
 }
 
 export async function swapTlsDirectory(journal: RestoreJournal, between: () => Promise<void> = async () => {}): Promise<void> {
@@ -86,7 +78,7 @@ export function completeJournal(home: string, journal: RestoreJournal): void {
     );
   }
   rmSync(journalPath(home), { force: true });
-  syncDir(home);
+  syncDirectory(home);
   rmSync(journal.staging, { recursive: true, force: true });
 }
 
@@ -159,11 +151,3 @@ function freeName(path: string): string {
   for (let n = 2; ; n++) if (!existsSync(`${path}.${n}`)) return `${path}.${n}`;
 }
 
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
