@@ -4,7 +4,7 @@ import { ChainKey, UNKEYED_CHAIN } from '../db/audit-chain';
 import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
 import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
 import { EVENT_TYPES, LifecycleEvent, loggablePayload } from '../machines/events';
-import { INITIAL_CONTEXT, LifecycleContext, lifecycleMachine, MACHINE_VERSION } from '../machines/lifecycle-machine';
+import { EffectOutcomeEvent, INITIAL_CONTEXT, LifecycleContext, lifecycleMachine, MACHINE_VERSION } from '../machines/lifecycle-machine';
 import { migrateSnapshot } from '../machines/snapshot-migrations';
 import { describeRefusal, stateString, wizardStateOf } from '../machines/state-names';
 import { redact } from './redact';
@@ -162,12 +162,12 @@ export class LifecycleEngine {
     let loaded = remembered ?? (await this.load());
     if (loaded.pendingEffect) loaded = await this.settlePending(loaded, event);
     const before = loaded.snapshot;
-    if (!before.can(event as never)) {
+    if (!before.can(event)) {
       if (loaded === remembered) return this.sendFresh(event, options);
       return this.result('refused', before, loaded.revision, describeRefusal(before, event), null);
     }
     const startError = before.context.lastError;
-    let [current, actions] = transition(lifecycleMachine, before, event as never);
+    let [current, actions] = transition(lifecycleMachine, before, event);
     if (isNotPersisted(current)) {
       if (loaded === remembered) return this.sendFresh(event, options);
       return this.result('startup_refused', current, loaded.revision, current.context.reason, null);
@@ -211,7 +211,7 @@ export class LifecycleEngine {
       first = false;
       if (!pending) break;
 
-      let outcome: LifecycleEvent | { type: string; output?: unknown; error?: EffectError; at: string };
+      let outcome: EffectOutcomeEvent;
       const checkpoint = async (name: string) => this.options.onCheckpoint?.(`${pending.src}:${name}`);
       try {
         await checkpoint('start');
@@ -222,12 +222,12 @@ export class LifecycleEngine {
       } catch (error) {
         outcome = { type: `xstate.error.actor.${pending.id}`, error: this.options.effects.describeError(error), at: this.clock().toISOString() };
       }
-      // A restored store has its own lifecycle and log: nothing more of this event goes into it.
-      if ('output' in outcome && (outcome.output as { storeReplaced?: boolean } | undefined)?.storeReplaced) {
-        return { ...this.result('applied', current, null, 'the store was replaced from a backup: BOOT decides what follows', null), state: 'restored', bootRequired: true };
-      }
       const previous = current;
-      [current, actions] = transition(lifecycleMachine, current, outcome as never);
+      [current, actions] = transition(lifecycleMachine, current, outcome);
+      // A restored store has its own lifecycle and log: nothing more of this event goes into it.
+      if (current.hasTag('bootRequired')) {
+        return { ...this.result('applied', current, null, 'the store was replaced from a backup: BOOT decides what follows', null), bootRequired: true };
+      }
       const result = 'error' in outcome ? { error: outcome.error } : { output: redact(outcome.output) };
       entry = this.entry(`${pending.src}:${'error' in outcome ? 'error' : 'done'}`, 'effect', previous, current, result as Record<string, unknown>);
       if (!tablesExist) tablesExist = this.tablesSeen = await this.options.repository.schemaCurrent();
