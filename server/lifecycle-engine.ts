@@ -42,6 +42,8 @@ export interface SendResult {
   bootRequired?: boolean;
   state: string;
   wizardState: string | null;
+  /** The start-up scenario the machine classified (a refused start-up's too, which is not persisted). */
+  scenario?: string | null;
   revision: number | null;
   /** For refused and conflict: why; for rejected: the effect's error. */
   message: string | null;
@@ -328,6 +330,7 @@ export class LifecycleEngine {
       outcome,
       state: snapshot ? stateString(snapshot) : 'unknown',
       wizardState: snapshot ? wizardStateOf(snapshot) : null,
+      scenario: snapshot ? (snapshot.context.restoreScenario ?? snapshot.context.versionScenario) : null,
       revision,
       message,
       error,
