@@ -10,5 +10,7 @@ module.exports = {
   testMatch: base.testMatch,
   transform: base.transform,
   testTimeout: 10_000,
+  // Loading any of these fails the test: the tier stays runnable without SoftHSM, a database or a browser.
+  moduleNameMapper: { '^(pkcs11js|knex|sqlite3|pg|argon2|playwright-core)$': '<rootDir>/test/unit/support/not-in-the-fast-tier.js' },
   maxWorkers: base.maxWorkers,
 };
