@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { getNextTransitions, transition } from 'xstate';
+import { getNextTransitions, StateValue, transition } from 'xstate';
 import { ChainKey, UNKEYED_CHAIN } from '../db/audit-chain';
 import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
 import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
@@ -183,7 +183,7 @@ export class LifecycleEngine {
     // transitions wait in memory, as they do before the schema exists at all.
     let tablesExist = loaded.tablesExist && !(event.type === 'BOOT' && event.startup.schemaPending);
     const buffered: TransitionEntry[] = [];
-    let entry = this.entry(event.type, options.source, before, current, loggablePayload(event as never));
+    let entry = this.entry(event.type, options.source, before, current, loggablePayload(event));
     let first = true;
 
     for (;;) {
@@ -293,7 +293,7 @@ export class LifecycleEngine {
     }
     let snapshot: Snapshot;
     try {
-      snapshot = lifecycleMachine.resolveState({ value: data.value as never, context: { ...INITIAL_CONTEXT, ...data.context } });
+      snapshot = lifecycleMachine.resolveState({ value: data.value as StateValue, context: { ...INITIAL_CONTEXT, ...data.context } });
     } catch (error) {
       throw new LifecycleStateError(
         `the persisted lifecycle state ${JSON.stringify(data.value)} (machine version ${stored.machineVersion}) does not exist in this machine: ${(error as Error).message}. Add a snapshot migration (machines/snapshot-migrations.ts)`,
