@@ -1,4 +1,4 @@
-import { transition } from 'xstate';
+import { StateValue, transition } from 'xstate';
 import { INITIAL_CONTEXT, isTokenProblem, lifecycleMachine } from '../../machines/lifecycle-machine';
 import { bootRetryDelayOf, stateString, tagsOfState } from '../../machines/state-names';
 import { exitCodeFor, EXIT } from '../../server/exit-codes';
@@ -6,7 +6,7 @@ import { isReady, phaseOf } from '../../server/web/lifecycle-phase';
 
 /** What the machine's states declare (tags, the delayed BOOT, the end of a restore), read without a name prefix anywhere. */
 const AT = '2026-01-01T00:00:00.000Z';
-const at = (value: unknown) => lifecycleMachine.resolveState({ value: value as never, context: INITIAL_CONTEXT });
+const at = (value: StateValue) => lifecycleMachine.resolveState({ value, context: INITIAL_CONTEXT });
 
 describe('phases and exit codes come from the machine\'s tags', () => {
   it.each([
@@ -61,7 +61,7 @@ describe('a restore replaces the store: the machine says BOOT is next', () => {
 });
 
 describe('every wizard and auto-restore step goes back to waiting with the error when its effect fails', () => {
-  const steps: [unknown, string, Record<string, unknown>][] = [
+  const steps: [StateValue, string, Record<string, unknown>][] = [
     [{ wizard: { cryptoStorage: 'waiting' } }, 'SELECT_STORAGE', { storageType: 'software' }],
     [{ wizard: { tlsCredential: 'waiting' } }, 'GENERATE_TLS', { subjectAltNames: ['localhost'] }],
     [{ wizard: { tlsCredential: 'waiting' } }, 'IMPORT_TLS_PKCS12', { path: '/tmp/c.p12' }],
@@ -73,7 +73,7 @@ describe('every wizard and auto-restore step goes back to waiting with the error
     [{ autoRestore: { password: 'waiting' } }, 'SUBMIT_BACKUP_PASSWORD', {}],
   ];
   it.each(steps.map(([value, type, payload]) => [type, value, payload] as const))('%s', (type, value, payload) => {
-    const start = lifecycleMachine.resolveState({ value: value as never, context: { ...INITIAL_CONTEXT, pendingTlsCredentialId: 1, storageType: 'software' } });
+    const start = lifecycleMachine.resolveState({ value, context: { ...INITIAL_CONTEXT, pendingTlsCredentialId: 1, storageType: 'software' } });
     const [running] = transition(lifecycleMachine, start, { type, ...payload, at: AT } as never);
     const [id] = Object.keys(running.children);
     expect(id).toBeDefined();

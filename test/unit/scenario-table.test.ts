@@ -1,5 +1,5 @@
 import { transition } from 'xstate';
-import { lifecycleMachine } from '../../machines/lifecycle-machine';
+import { INITIAL_CONTEXT, lifecycleMachine } from '../../machines/lifecycle-machine';
 import type { StartupContext } from '../../machines/startup-context';
 import { RESTORE_SCENARIOS, StartupScenario, VERSION_SCENARIOS } from '../../machines/startup-scenario';
 import { stateString } from '../../machines/state-names';
@@ -35,14 +35,14 @@ const physical: Partial<StartupContext> = { ...softhsm, storageType: 'physical_h
 const dekLost: Partial<StartupContext> = { kekPresent: true, dekAvailable: false };
 
 /** Sends BOOT from `from` and answers every invoke as done; returns where it rests and which effects ran. */
-function boot(startup: StartupContext, from: Snapshot = lifecycleMachine.resolveState({ value: 'unbooted', context: lifecycleMachine.config.context as never })) {
+function boot(startup: StartupContext, from: Snapshot = lifecycleMachine.resolveState({ value: 'unbooted', context: INITIAL_CONTEXT })) {
   let [snapshot] = transition(lifecycleMachine, from, { type: 'BOOT', startup, at: AT });
   const effects: string[] = [];
   for (let guard = 0; Object.keys(snapshot.children).length > 0; guard++) {
     if (guard > 20) throw new Error('the machine does not come to rest');
     const [id] = Object.keys(snapshot.children);
     effects.push((snapshot.children[id!] as { src?: unknown }).src as string);
-    [snapshot] = transition(lifecycleMachine, snapshot, { type: `xstate.done.actor.${id}`, output: TLS, at: AT } as never);
+    [snapshot] = transition(lifecycleMachine, snapshot, { type: `xstate.done.actor.${id}`, output: TLS, at: AT });
   }
   return { snapshot, state: stateString(snapshot), effects, scenarios: [snapshot.context.versionScenario, snapshot.context.restoreScenario] };
 }
@@ -107,7 +107,7 @@ describe('the start-up scenario table, through the machine alone', () => {
 
   it('holds start-up in auditHold while a broken log is not acknowledged, whatever the scenario', () => {
     expect(boot({ ...base, ...softhsm, logBrokenAt: 7, logProblem: 'row 7 altered' }).state).toBe('auditHold');
-    const acknowledged = lifecycleMachine.resolveState({ value: 'operational', context: { ...(lifecycleMachine.config.context as object), acknowledgedLogBreak: 7 } as never });
+    const acknowledged = lifecycleMachine.resolveState({ value: 'operational', context: { ...INITIAL_CONTEXT, acknowledgedLogBreak: 7 } });
     expect(boot({ ...base, ...softhsm, logBrokenAt: 7, logProblem: 'row 7 altered' }, acknowledged).state).toBe('operational');
   });
 });
