@@ -109,8 +109,7 @@ const errorOf = (event: MachineEvent): EffectError => ('error' in event ? event.
  * A step of the wizard or of auto-restore: run the effect, go on to `onDone`; a failure goes back to
  * the step's `waiting` state with the error recorded for the form.
  */
-const stepEffect = <const S extends EffectName, const I, const D, const A extends readonly 'clearLostTokenCas'[] = readonly []>(src: S, input: I, onDone: D, alsoOnError?: A) =>
-  ({ invoke: { src, input, onDone, onError: { target: 'waiting', actions: ['recordError', ...(alsoOnError ?? ([] as unknown as A))] } } }) as const;
+const stepEffect = <const S extends EffectName, const I, const D>(src: S, input: I, onDone: D) => ({ invoke: { src, input, onDone, onError: { target: 'waiting', actions: 'recordError' } } }) as const;
 
 /** A start-up effect that fails sends the machine to `failed`, with the reason. */
 const toFailed = { target: '#lifecycle.failed', actions: 'recordFailure' } as const;
@@ -545,7 +544,13 @@ export const lifecycleMachine = setup({
             // A new token in place of the old one confirms the loss (flagged before the set-up runs, so
             // that a crash inside it cannot skip the deactivation).
             waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice', 'markLostTokenCas'] } } },
-            settingUpToken: stepEffect('setUpToken', ({ context }: { context: LifecycleContext }) => ({ ...context.hsm!, purpose: 'auto_restore' as const }), 'deactivatingLostCas', ['clearLostTokenCas']),
+            settingUpToken: {
+              invoke: {
+                ...stepEffect('setUpToken', ({ context }: { context: LifecycleContext }) => ({ ...context.hsm!, purpose: 'auto_restore' as const }), 'deactivatingLostCas').invoke,
+                // The loss is not confirmed by a set-up that failed.
+                onError: { target: 'waiting', actions: ['recordError', 'clearLostTokenCas'] },
+              },
+            },
             deactivatingLostCas: deactivateLostCas('#autoRestore.password'),
           },
         },

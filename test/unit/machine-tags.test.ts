@@ -83,6 +83,18 @@ describe('every wizard and auto-restore step goes back to waiting with the error
   });
 });
 
+describe('a failed token set-up in auto-restore does not confirm the loss', () => {
+  it('goes back to waiting with the error, and the lost token\'s CAs are no longer flagged', () => {
+    const start = lifecycleMachine.resolveState({ value: { autoRestore: { hsmSetup: 'waiting' } }, context: { ...INITIAL_CONTEXT, storageType: 'softhsm' } });
+    const [running] = transition(lifecycleMachine, start, { type: 'SETUP_HSM', hsmType: 'softhsm', modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'T', slot: null, at: AT });
+    expect(running.context.lostTokenCasPending).toBe(true);
+    const [id] = Object.keys(running.children);
+    const [back] = transition(lifecycleMachine, running, { type: `xstate.error.actor.${id}`, error: { code: 'SCRIPT_FAILED', message: 'it failed' }, at: AT });
+    expect(stateString(back)).toBe('autoRestore.hsmSetup.waiting');
+    expect(back.context).toMatchObject({ lostTokenCasPending: false, lastError: { code: 'SCRIPT_FAILED' } });
+  });
+});
+
 describe('the probe\'s rule: which token errors mean "no DEK"', () => {
   it('a corrupt or foreign wrapped DEK, or a KEK gone or replaced, is the DEK not available; anything else is a token problem', () => {
     for (const code of ['WRAPPED_BLOB_CORRUPT', 'KEK_REPLACED', 'KEK_MISSING', 'DEK_KEY_ID_MISMATCH']) expect([code, isTokenProblem(code)]).toEqual([code, false]);
