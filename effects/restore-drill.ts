@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import { Pkcs11Module } from '../hsm/pkcs11-module';
 import { initializeToken } from '../hsm/token-init';
+import { tagsOfState } from '../machines/state-names';
 
 /**
  * The restore drill (seed 003: "an untested backup is a hypothesis, not a backup"): the archive is
@@ -119,7 +120,7 @@ async function autoRestore(harness: DrillHarness, scratch: ScratchStore, backupP
   for (let i = 0; i < 4; i++) {
     const { state, wizardState, reason } = await harness.state();
     if (state === 'operational') return done.length ? done.join(', ') : 'no recovery needed (software storage, or the KEK was reachable)';
-    if (state.startsWith('outage')) {
+    if (tagsOfState(state).has('outage')) {
       // A physical HSM's archive on the scratch host: its token is not here by design, so it is lost.
       const declared = await harness.send('DECLARE_TOKEN_LOST', {}, {});
       if (declared.outcome !== 'applied') throw new Error(`declaring the physical token lost: ${declared.message}`);

@@ -1,6 +1,7 @@
 import { isSchemaPresent, pendingMigrations } from '../db/database';
 import { isKeyCustodyError } from '../hsm/errors';
 import { isHsmStorage } from '../hsm/storage-type';
+import { isTokenProblem } from '../machines/lifecycle-machine';
 import type { StartupContext } from '../machines/startup-context';
 import type { KeyCustody } from './key-custody';
 import { auditTransitionLogForBoot } from './transition-log-audit';
@@ -57,7 +58,7 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
       dekAvailable = true;
     } catch (error) {
       // A corrupt wrapped blob is "DEK not available"; a PIN or module problem is a problem of its own.
-      if (isKeyCustodyError(error) && !['WRAPPED_BLOB_CORRUPT', 'KEK_REPLACED', 'KEK_MISSING', 'DEK_KEY_ID_MISMATCH'].includes(error.code)) tokenProblem = error.code;
+      if (isKeyCustodyError(error) && isTokenProblem(error.code)) tokenProblem = error.code;
     }
   }
   // A token that could not be read says nothing about its KEK either.

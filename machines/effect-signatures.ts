@@ -30,7 +30,7 @@ export interface EffectSignatures {
   addDemoData: { input: Record<string, never>; output: { devices: number } };
   createAdminUser: { input: { username: string }; output: { username: string } };
   recoverDek: { input: Record<string, never>; output: { dekKeyId: string; kekId: string } };
-  /** Replaces the whole store with an archive's: the engine ends the event there and BOOT decides. */
+  /** Replaces the whole store with an archive's: the machine goes to `restored` (BOOT is next), where the engine ends the event. */
   restoreBackup: { input: { path: string }; output: { storeReplaced: true; quarantine: string } };
 }
 

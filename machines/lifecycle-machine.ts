@@ -1,4 +1,4 @@
-import { assign, fromPromise, setup } from 'xstate';
+import { assertEvent, assign, fromPromise, setup } from 'xstate';
 import { isHsmStorage, StorageType } from '../hsm/storage-type';
 import type { EffectError, EffectInput, EffectName, EffectOutput, TlsSummary } from './effect-signatures';
 import type { HsmType, LifecycleEvent } from './events';
@@ -61,7 +61,8 @@ export const INITIAL_CONTEXT: LifecycleContext = {
 /** Internal events: effect outcomes, as the engine feeds them back, stamped with `at`. */
 type EffectDoneEvent = { type: `xstate.done.actor.${string}`; output: unknown; at: string };
 type EffectErrorEvent = { type: `xstate.error.actor.${string}`; error: EffectError; at: string };
-type MachineEvent = LifecycleEvent | EffectDoneEvent | EffectErrorEvent;
+export type EffectOutcomeEvent = EffectDoneEvent | EffectErrorEvent;
+type MachineEvent = LifecycleEvent | EffectOutcomeEvent;
 
 /** Declares an effect's types for XState; the engine, not XState, runs it (with secrets beside the event). */
 function effect<N extends EffectName>(name: N) {
@@ -76,11 +77,39 @@ export function lockoutDelayMs(failures: number): number {
   return Math.min(30_000 * 2 ** (failures - 3), 3_600_000);
 }
 
+/**
+ * What the machine's states say about where the lifecycle is; read through `snapshot.hasTag` or
+ * `tagsOfState` instead of state-name prefixes. The first three are the web's phases.
+ */
+export type LifecycleTag = 'wizard' | 'autoRestore' | 'operational' | 'outage' | 'failed' | 'auditHold' | 'bootRequired';
+
+/**
+ * The token errors that, while unwrapping the stored DEK at start-up, mean "the DEK is not
+ * available" (RESTORE_*_DEK_NOT_CACHED); any other is a token problem of its own (a PIN, the module),
+ * which the guards below read from `tokenProblem`.
+ */
+const DEK_UNAVAILABLE_ERRORS: ReadonlySet<string> = new Set(['WRAPPED_BLOB_CORRUPT', 'KEK_REPLACED', 'KEK_MISSING', 'DEK_KEY_ID_MISMATCH']);
+export function isTokenProblem(errorCode: string): boolean {
+  return !DEK_UNAVAILABLE_ERRORS.has(errorCode);
+}
+
 const OUTAGE_PROBLEMS = new Set(['MODULE_MISSING', 'MODULE_LOAD_FAILED', 'TOKEN_UNREACHABLE', 'TOKEN_MISSING', 'PKCS11_ERROR']);
 const MISCONFIGURATION_PROBLEMS = new Set(['WRONG_PIN', 'PIN_MISSING', 'PIN_LOCKED', 'MODULE_MISSING', 'MODULE_LOAD_FAILED', 'PKCS11_ERROR']);
 const UNREADABLE_PROBLEMS = new Set(['TOKEN_UNREACHABLE', 'TOKEN_MISSING']);
 
+/** An effect's output, from its done event (the invoke that sent it names its type). */
+function outputOf<T>(event: MachineEvent): T {
+  if (!('output' in event)) throw new Error(`${event.type} is not an effect's outcome`);
+  return event.output as T;
+}
+
 const errorOf = (event: MachineEvent): EffectError => ('error' in event ? event.error : { code: 'UNKNOWN', message: 'unknown failure' });
+
+/**
+ * A step of the wizard or of auto-restore: run the effect, go on to `onDone`; a failure goes back to
+ * the step's `waiting` state with the error recorded for the form.
+ */
+const stepEffect = <const S extends EffectName, const I, const D>(src: S, input: I, onDone: D) => ({ invoke: { src, input, onDone, onError: { target: 'waiting', actions: 'recordError' } } }) as const;
 
 /** A start-up effect that fails sends the machine to `failed`, with the reason. */
 const toFailed = { target: '#lifecycle.failed', actions: 'recordFailure' } as const;
@@ -94,16 +123,13 @@ const newTls = (save: boolean, next: string) => ({ invoke: { src: 'issueTlsCrede
  * password step to try again.
  */
 const deactivateLostCas = (next: string) =>
-  ({
-    invoke: {
-      src: 'deactivateTokenCas',
-      input: ({ context }: { context: LifecycleContext }) => ({
-        reason: context.storageType === 'physical_hsm' ? 'their keys were in the HSM token, which an operator declared lost' : 'their keys were in the HSM token, which was lost',
-      }),
-      onDone: { target: next, actions: 'clearLostTokenCas' },
-      onError: { target: 'waiting', actions: 'recordError' },
-    },
-  }) as const;
+  stepEffect(
+    'deactivateTokenCas',
+    ({ context }: { context: LifecycleContext }) => ({
+      reason: context.storageType === 'physical_hsm' ? 'their keys were in the HSM token, which an operator declared lost' : 'their keys were in the HSM token, which was lost',
+    }),
+    { target: next, actions: 'clearLostTokenCas' },
+  );
 /** "This scenario holds: go to its state", the rows of the two classifying lists. */
 const whenVersion = (name: VersionScenario) => ({ guard: { type: 'versionScenarioIs', params: { scenario: name } }, target: name }) as const;
 const whenRestore = (name: RestoreScenario) => ({ guard: { type: 'restoreScenarioIs', params: { scenario: name } }, target: name }) as const;
@@ -124,6 +150,7 @@ export const lifecycleMachine = setup({
   types: {
     context: {} as LifecycleContext,
     events: {} as MachineEvent,
+    tags: {} as LifecycleTag,
   },
   actors: {
     migrateDatabase: effect('migrateDatabase'),
@@ -186,8 +213,8 @@ export const lifecycleMachine = setup({
       if (event.type !== 'SETUP_HSM') return {};
       return { hsm: { hsmType: event.hsmType, modulePath: event.modulePath, label: event.label, slot: event.slot } };
     }),
-    recordTls: assign(({ event }) => ({ tls: (event as EffectDoneEvent).output as TlsSummary })),
-    recordPendingTls: assign(({ event }) => ({ pendingTlsCredentialId: ((event as EffectDoneEvent).output as { credentialId: number }).credentialId })),
+    recordTls: assign(({ event }) => ({ tls: outputOf<TlsSummary>(event) })),
+    recordPendingTls: assign(({ event }) => ({ pendingTlsCredentialId: outputOf<{ credentialId: number }>(event).credentialId })),
     clearPendingTls: assign({ pendingTlsCredentialId: null }),
     recordLockedOut: assign(({ context, event }) => ({
       lastError: { code: 'LOCKED_OUT', message: `too many wrong backup passwords: try again after ${context.lockedUntil}`, at: 'at' in event ? event.at : '' },
@@ -355,6 +382,7 @@ export const lifecycleMachine = setup({
     // The first set-up, in Trustpoint's order.
     wizard: {
       id: 'wizard',
+      tags: 'wizard',
       initial: 'cryptoStorage',
       states: {
         cryptoStorage: {
@@ -362,14 +390,14 @@ export const lifecycleMachine = setup({
           initial: 'waiting',
           states: {
             waiting: { on: { SELECT_STORAGE: { target: 'recording', actions: ['clearError', 'recordStorageChoice'] } } },
-            recording: {
-              invoke: {
-                src: 'recordStorageType',
-                input: ({ event }) => ({ storageType: (event as Extract<LifecycleEvent, { type: 'SELECT_STORAGE' }>).storageType }),
-                onDone: [{ guard: 'storageIsHsm', target: '#wizard.hsmSetup' }, { target: '#wizard.setupMode' }],
-                onError: { target: 'waiting', actions: 'recordError' },
+            recording: stepEffect(
+              'recordStorageType',
+              ({ event }: { event: MachineEvent }) => {
+                assertEvent(event, 'SELECT_STORAGE');
+                return { storageType: event.storageType };
               },
-            },
+              [{ guard: 'storageIsHsm', target: '#wizard.hsmSetup' }, { target: '#wizard.setupMode' }],
+            ),
           },
         },
         hsmSetup: {
@@ -377,16 +405,9 @@ export const lifecycleMachine = setup({
           initial: 'waiting',
           states: {
             waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice'] } } },
-            settingUpToken: {
-              invoke: {
-                src: 'setUpToken',
-                input: ({ context }) => ({ ...context.hsm!, purpose: 'wizard' as const }),
-                onDone: 'creatingKek',
-                onError: { target: 'waiting', actions: 'recordError' },
-              },
-            },
-            creatingKek: { invoke: { src: 'createKek', input: {}, onDone: 'creatingDek', onError: { target: 'waiting', actions: 'recordError' } } },
-            creatingDek: { invoke: { src: 'createDek', input: {}, onDone: '#wizard.setupMode', onError: { target: 'waiting', actions: 'recordError' } } },
+            settingUpToken: stepEffect('setUpToken', ({ context }: { context: LifecycleContext }) => ({ ...context.hsm!, purpose: 'wizard' as const }), 'creatingKek'),
+            creatingKek: stepEffect('createKek', {}, 'creatingDek'),
+            creatingDek: stepEffect('createDek', {}, '#wizard.setupMode'),
           },
         },
         setupMode: {
@@ -400,14 +421,14 @@ export const lifecycleMachine = setup({
               },
             },
             // The archive's store replaces this one (which goes to quarantine); its BOOT decides next.
-            restoringBackup: {
-              invoke: {
-                src: 'restoreBackup',
-                input: ({ event }) => ({ path: (event as Extract<LifecycleEvent, { type: 'RESTORE_BACKUP' }>).path }),
-                onDone: '#lifecycle.unbooted',
-                onError: { target: 'waiting', actions: 'recordError' },
+            restoringBackup: stepEffect(
+              'restoreBackup',
+              ({ event }: { event: MachineEvent }) => {
+                assertEvent(event, 'RESTORE_BACKUP');
+                return { path: event.path };
               },
-            },
+              '#lifecycle.restored',
+            ),
           },
         },
         tlsCredential: {
@@ -421,33 +442,30 @@ export const lifecycleMachine = setup({
                 IMPORT_TLS_FILES: { target: 'importingFiles', actions: 'clearError' },
               },
             },
-            generating: {
-              invoke: {
-                src: 'generateTlsCredential',
-                input: ({ event }) => ({ subjectAltNames: (event as Extract<LifecycleEvent, { type: 'GENERATE_TLS' }>).subjectAltNames }),
-                onDone: { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
-                onError: { target: 'waiting', actions: 'recordError' },
+            generating: stepEffect(
+              'generateTlsCredential',
+              ({ event }: { event: MachineEvent }) => {
+                assertEvent(event, 'GENERATE_TLS');
+                return { subjectAltNames: event.subjectAltNames };
               },
-            },
-            importingPkcs12: {
-              invoke: {
-                src: 'importTlsPkcs12',
-                input: ({ event }) => ({ path: (event as Extract<LifecycleEvent, { type: 'IMPORT_TLS_PKCS12' }>).path }),
-                onDone: { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
-                onError: { target: 'waiting', actions: 'recordError' },
+              { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
+            ),
+            importingPkcs12: stepEffect(
+              'importTlsPkcs12',
+              ({ event }: { event: MachineEvent }) => {
+                assertEvent(event, 'IMPORT_TLS_PKCS12');
+                return { path: event.path };
               },
-            },
-            importingFiles: {
-              invoke: {
-                src: 'importTlsFiles',
-                input: ({ event }) => {
-                  const e = event as Extract<LifecycleEvent, { type: 'IMPORT_TLS_FILES' }>;
-                  return { keyFile: e.keyFile, certificateFile: e.certificateFile, chainFile: e.chainFile };
-                },
-                onDone: { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
-                onError: { target: 'waiting', actions: 'recordError' },
+              { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
+            ),
+            importingFiles: stepEffect(
+              'importTlsFiles',
+              ({ event }: { event: MachineEvent }) => {
+                assertEvent(event, 'IMPORT_TLS_FILES');
+                return { keyFile: event.keyFile, certificateFile: event.certificateFile, chainFile: event.chainFile };
               },
-            },
+              { target: '#wizard.tlsApply', actions: 'recordPendingTls' },
+            ),
           },
         },
         tlsApply: {
@@ -461,17 +479,10 @@ export const lifecycleMachine = setup({
                 CANCEL_TLS: { target: '#wizard.tlsCredential', actions: ['clearError', 'clearPendingTls'] },
               },
             },
-            applying: {
-              invoke: {
-                src: 'applyTlsCredential',
-                input: ({ context }) => ({ credentialId: context.pendingTlsCredentialId! }),
-                onDone: [
-                  { guard: 'storageIsHsm', target: '#wizard.backupPassword', actions: ['recordTls', 'clearPendingTls'] },
-                  { target: '#wizard.demoData', actions: ['recordTls', 'clearPendingTls'] },
-                ],
-                onError: { target: 'waiting', actions: 'recordError' },
-              },
-            },
+            applying: stepEffect('applyTlsCredential', ({ context }: { context: LifecycleContext }) => ({ credentialId: context.pendingTlsCredentialId! }), [
+              { guard: 'storageIsHsm', target: '#wizard.backupPassword', actions: ['recordTls', 'clearPendingTls'] },
+              { target: '#wizard.demoData', actions: ['recordTls', 'clearPendingTls'] },
+            ]),
           },
         },
         backupPassword: {
@@ -479,7 +490,7 @@ export const lifecycleMachine = setup({
           initial: 'waiting',
           states: {
             waiting: { on: { SET_BACKUP_PASSWORD: { target: 'setting', actions: 'clearError' } } },
-            setting: { invoke: { src: 'setBackupPassword', input: {}, onDone: '#wizard.demoData', onError: { target: 'waiting', actions: 'recordError' } } },
+            setting: stepEffect('setBackupPassword', {}, '#wizard.demoData'),
           },
         },
         demoData: {
@@ -492,7 +503,7 @@ export const lifecycleMachine = setup({
                 SKIP_DEMO_DATA: { target: '#wizard.createAdmin', actions: 'clearError' },
               },
             },
-            adding: { invoke: { src: 'addDemoData', input: {}, onDone: '#wizard.createAdmin', onError: { target: 'waiting', actions: 'recordError' } } },
+            adding: stepEffect('addDemoData', {}, '#wizard.createAdmin'),
           },
         },
         createAdmin: {
@@ -500,20 +511,21 @@ export const lifecycleMachine = setup({
           initial: 'waiting',
           states: {
             waiting: { on: { CREATE_ADMIN: { target: 'creating', actions: 'clearError' } } },
-            creating: {
-              invoke: {
-                src: 'createAdminUser',
-                input: ({ event }) => ({ username: (event as Extract<LifecycleEvent, { type: 'CREATE_ADMIN' }>).username }),
-                onDone: '#lifecycle.operational',
-                onError: { target: 'waiting', actions: 'recordError' },
+            creating: stepEffect(
+              'createAdminUser',
+              ({ event }: { event: MachineEvent }) => {
+                assertEvent(event, 'CREATE_ADMIN');
+                return { username: event.username };
               },
-            },
+              '#lifecycle.operational',
+            ),
           },
         },
       },
     },
 
     operational: {
+      tags: 'operational',
       meta: { wizardState: 'WIZARD_COMPLETED' },
       // Operational again: a token loss still flagged was not one (the old token came back).
       entry: ['markWizardCompleted', 'resetPasswordFailures', 'clearLostTokenCas'],
@@ -522,6 +534,7 @@ export const lifecycleMachine = setup({
     // After a lost KEK or token: set a token up again if it is gone, then the backup password.
     autoRestore: {
       id: 'autoRestore',
+      tags: 'autoRestore',
       initial: 'password',
       states: {
         hsmSetup: {
@@ -533,9 +546,8 @@ export const lifecycleMachine = setup({
             waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice', 'markLostTokenCas'] } } },
             settingUpToken: {
               invoke: {
-                src: 'setUpToken',
-                input: ({ context }) => ({ ...context.hsm!, purpose: 'auto_restore' as const }),
-                onDone: 'deactivatingLostCas',
+                ...stepEffect('setUpToken', ({ context }: { context: LifecycleContext }) => ({ ...context.hsm!, purpose: 'auto_restore' as const }), 'deactivatingLostCas').invoke,
+                // The loss is not confirmed by a set-up that failed.
                 onError: { target: 'waiting', actions: ['recordError', 'clearLostTokenCas'] },
               },
             },
@@ -568,28 +580,28 @@ export const lifecycleMachine = setup({
             },
             // Only when a crash or a failure cut the deactivation after the token set-up short.
             deactivatingLostCas: deactivateLostCas('loadingTls'),
-            loadingTls: {
-              invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: '#lifecycle.operational', actions: 'recordTls' }, onError: { target: 'waiting', actions: 'recordError' } },
-            },
+            loadingTls: stepEffect('loadTlsFromDatabase', {}, { target: '#lifecycle.operational', actions: 'recordTls' }),
           },
         },
       },
     },
 
-    // A physical HSM out of reach: wait, start-up retries; an operator may declare the token lost,
-    // and its CAs are deactivated once a new token is set up (autoRestore.hsmSetup).
+    // A physical HSM out of reach: wait, BOOT again after the `outageRetry` delay (the server arms
+    // it from `bootAfter`, also after a restart); an operator may declare the token lost, and its CAs
+    // are deactivated once a new token is set up (autoRestore.hsmSetup).
     outage: {
+      tags: 'outage',
+      meta: { bootAfter: 'outageRetry' },
       initial: 'waiting',
       states: {
         waiting: { on: { DECLARE_TOKEN_LOST: { guard: 'physicalHsm', target: 'issuingTemporaryTls' } } },
-        issuingTemporaryTls: {
-          invoke: { src: 'issueTlsCredential', input: { save: false }, onDone: { target: '#autoRestore.hsmSetup', actions: 'recordTls' }, onError: { target: 'waiting', actions: 'recordError' } },
-        },
+        issuingTemporaryTls: stepEffect('issueTlsCredential', { save: false }, { target: '#autoRestore.hsmSetup', actions: 'recordTls' }),
       },
     },
 
     // The DEK is not available and there is no backup copy: say so and change nothing.
     unrecoverable: {
+      tags: 'failed',
       entry: {
         type: 'recordReason',
         params: { reason: 'the DEK cannot be unwrapped and no backup copy of it exists: encrypted data cannot be recovered; nothing was changed (restore the token or a backup)' },
@@ -598,6 +610,7 @@ export const lifecycleMachine = setup({
 
     // The transition log's chain is broken: nothing goes on until an operator acknowledges that row.
     auditHold: {
+      tags: 'auditHold',
       entry: assign(({ context }) => ({
         reason: `the transition log is broken at revision ${context.startup?.logBrokenAt}: ${context.startup?.logProblem ?? ''}; run \`keyward audit verify\`, then acknowledge with ACKNOWLEDGE_LOG_BREAK {"revision": ${context.startup?.logBrokenAt}}`,
       })),
@@ -612,7 +625,10 @@ export const lifecycleMachine = setup({
 
     refused: { meta: { persist: false } },
 
-    failed: {},
+    // The archive's store replaced this one: the rest of the event belongs to no store; BOOT is next.
+    restored: { tags: 'bootRequired', meta: { persist: false } },
+
+    failed: { tags: 'failed' },
   },
 });
 

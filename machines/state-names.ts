@@ -1,5 +1,5 @@
 import { getNextTransitions } from 'xstate';
-import type { lifecycleMachine } from './lifecycle-machine';
+import { LifecycleTag, lifecycleMachine } from './lifecycle-machine';
 
 type Snapshot = ReturnType<typeof lifecycleMachine.resolveState>;
 
@@ -11,6 +11,37 @@ export function stateString(snapshot: { value: unknown }): string {
     return entries.map(([key, child]) => `${key}.${walk(child)}`).join(',');
   };
   return walk(snapshot.value);
+}
+
+type StateNode = (typeof lifecycleMachine)['root'];
+
+/** The state nodes along a dotted path, the root first; empty for a name that is no state ("restored" after a restore is one). */
+function nodesOf(state: string): StateNode[] {
+  const nodes: StateNode[] = [lifecycleMachine.root];
+  for (const key of state.split('.')) {
+    const child = nodes[nodes.length - 1]!.states[key];
+    if (!child) return [];
+    nodes.push(child as StateNode);
+  }
+  return nodes;
+}
+
+/** The tags of a state, given as its dotted path: what the web, the CLI and the server read instead of name prefixes. */
+export function tagsOfState(state: string): ReadonlySet<LifecycleTag> {
+  return new Set(nodesOf(state).flatMap((node) => [...node.tags] as LifecycleTag[]));
+}
+
+/**
+ * The delay after which the machine, resting in this state, asks for a BOOT again (a physical-HSM
+ * outage: `bootAfter` in the state's meta), by its name; null when it does not. The server arms it,
+ * so it holds after a restart too (XState does not restore `after` timers from a persisted snapshot).
+ */
+export function bootRetryDelayOf(state: string): string | null {
+  for (const node of nodesOf(state)) {
+    const delay = (node.meta as { bootAfter?: string } | undefined)?.bootAfter;
+    if (delay) return delay;
+  }
+  return null;
 }
 
 /** Trustpoint's wizard state name for where the machine is (design §6), or null outside the wizard. */

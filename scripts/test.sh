@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole suite: starts a private PostgreSQL cluster on loopback for the database tests
-# (they run on SQLite and on PostgreSQL), runs jest, stops the cluster.
+# Runs the whole suite: the fast tier first (test/unit/, pure), then starts a private PostgreSQL
+# cluster on loopback for the database tests (they run on SQLite and on PostgreSQL), runs the rest,
+# stops the cluster. With arguments, runs jest with them (any test file, test/unit/ included).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+rest=()
+if [ $# -eq 0 ]; then
+  node node_modules/jest/bin/jest.js -c jest.unit.config.js
+  rest=(--testPathIgnorePatterns '/test/unit/')
+fi
 
 pgdir=$(mktemp -d /tmp/keyward-pg.XXXXXX)
 cleanup() { scripts/pg-cluster.sh stop "$pgdir" || true; rm -rf "$pgdir"; }
@@ -13,4 +20,4 @@ if [ "${KEYWARD_TEST_SKIP_PG:-}" != 1 ]; then
   export KEYWARD_TEST_PG_URL
   export KEYWARD_TEST_PG_DIR=$pgdir  # its server log is part of the secret scan
 fi
-node node_modules/jest/bin/jest.js "$@"
+node node_modules/jest/bin/jest.js "${rest[@]}" "$@"

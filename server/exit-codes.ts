@@ -51,11 +51,14 @@ export const EXIT_MEANINGS: Record<number, string> = {
 
 export function exitCodeFor(outcome: SendOutcome, state: string): number {
   switch (outcome) {
-    case 'applied':
-      if (state.startsWith('failed') || state.startsWith('unrecoverable')) return EXIT.STARTUP_FAILED;
-      if (state.startsWith('outage')) return EXIT.OUTAGE;
-      if (state.startsWith('auditHold')) return EXIT.AUDIT_BROKEN;
+    case 'applied': {
+      // Loaded here, not above: `keyward exit-codes` and `help` do without the machine.
+      const tags = (require('../machines/state-names') as typeof import('../machines/state-names')).tagsOfState(state);
+      if (tags.has('failed')) return EXIT.STARTUP_FAILED;
+      if (tags.has('outage')) return EXIT.OUTAGE;
+      if (tags.has('auditHold')) return EXIT.AUDIT_BROKEN;
       return EXIT.OK;
+    }
     case 'rejected':
       return EXIT.REJECTED;
     case 'refused':

@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
-import { getNextTransitions, transition } from 'xstate';
+import { getNextTransitions, StateValue, transition } from 'xstate';
 import { ChainKey, UNKEYED_CHAIN } from '../db/audit-chain';
 import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
 import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
 import { EVENT_TYPES, LifecycleEvent, loggablePayload } from '../machines/events';
-import { INITIAL_CONTEXT, LifecycleContext, lifecycleMachine, MACHINE_VERSION } from '../machines/lifecycle-machine';
+import { EffectOutcomeEvent, INITIAL_CONTEXT, LifecycleContext, lifecycleMachine, MACHINE_VERSION } from '../machines/lifecycle-machine';
 import { migrateSnapshot } from '../machines/snapshot-migrations';
 import { describeRefusal, stateString, wizardStateOf } from '../machines/state-names';
 import { redact } from './redact';
@@ -42,6 +42,8 @@ export interface SendResult {
   bootRequired?: boolean;
   state: string;
   wizardState: string | null;
+  /** The start-up scenario the machine classified (a refused start-up's too, which is not persisted). */
+  scenario?: string | null;
   revision: number | null;
   /** For refused and conflict: why; for rejected: the effect's error. */
   message: string | null;
@@ -162,12 +164,12 @@ export class LifecycleEngine {
     let loaded = remembered ?? (await this.load());
     if (loaded.pendingEffect) loaded = await this.settlePending(loaded, event);
     const before = loaded.snapshot;
-    if (!before.can(event as never)) {
+    if (!before.can(event)) {
       if (loaded === remembered) return this.sendFresh(event, options);
       return this.result('refused', before, loaded.revision, describeRefusal(before, event), null);
     }
     const startError = before.context.lastError;
-    let [current, actions] = transition(lifecycleMachine, before, event as never);
+    let [current, actions] = transition(lifecycleMachine, before, event);
     if (isNotPersisted(current)) {
       if (loaded === remembered) return this.sendFresh(event, options);
       return this.result('startup_refused', current, loaded.revision, current.context.reason, null);
@@ -181,7 +183,7 @@ export class LifecycleEngine {
     // transitions wait in memory, as they do before the schema exists at all.
     let tablesExist = loaded.tablesExist && !(event.type === 'BOOT' && event.startup.schemaPending);
     const buffered: TransitionEntry[] = [];
-    let entry = this.entry(event.type, options.source, before, current, loggablePayload(event as never));
+    let entry = this.entry(event.type, options.source, before, current, loggablePayload(event));
     let first = true;
 
     for (;;) {
@@ -211,7 +213,7 @@ export class LifecycleEngine {
       first = false;
       if (!pending) break;
 
-      let outcome: LifecycleEvent | { type: string; output?: unknown; error?: EffectError; at: string };
+      let outcome: EffectOutcomeEvent;
       const checkpoint = async (name: string) => this.options.onCheckpoint?.(`${pending.src}:${name}`);
       try {
         await checkpoint('start');
@@ -222,12 +224,12 @@ export class LifecycleEngine {
       } catch (error) {
         outcome = { type: `xstate.error.actor.${pending.id}`, error: this.options.effects.describeError(error), at: this.clock().toISOString() };
       }
-      // A restored store has its own lifecycle and log: nothing more of this event goes into it.
-      if ('output' in outcome && (outcome.output as { storeReplaced?: boolean } | undefined)?.storeReplaced) {
-        return { ...this.result('applied', current, null, 'the store was replaced from a backup: BOOT decides what follows', null), state: 'restored', bootRequired: true };
-      }
       const previous = current;
-      [current, actions] = transition(lifecycleMachine, current, outcome as never);
+      [current, actions] = transition(lifecycleMachine, current, outcome);
+      // A restored store has its own lifecycle and log: nothing more of this event goes into it.
+      if (current.hasTag('bootRequired')) {
+        return { ...this.result('applied', current, null, 'the store was replaced from a backup: BOOT decides what follows', null), bootRequired: true };
+      }
       const result = 'error' in outcome ? { error: outcome.error } : { output: redact(outcome.output) };
       entry = this.entry(`${pending.src}:${'error' in outcome ? 'error' : 'done'}`, 'effect', previous, current, result as Record<string, unknown>);
       if (!tablesExist) tablesExist = this.tablesSeen = await this.options.repository.schemaCurrent();
@@ -291,7 +293,7 @@ export class LifecycleEngine {
     }
     let snapshot: Snapshot;
     try {
-      snapshot = lifecycleMachine.resolveState({ value: data.value as never, context: { ...INITIAL_CONTEXT, ...data.context } });
+      snapshot = lifecycleMachine.resolveState({ value: data.value as StateValue, context: { ...INITIAL_CONTEXT, ...data.context } });
     } catch (error) {
       throw new LifecycleStateError(
         `the persisted lifecycle state ${JSON.stringify(data.value)} (machine version ${stored.machineVersion}) does not exist in this machine: ${(error as Error).message}. Add a snapshot migration (machines/snapshot-migrations.ts)`,
@@ -328,6 +330,7 @@ export class LifecycleEngine {
       outcome,
       state: snapshot ? stateString(snapshot) : 'unknown',
       wizardState: snapshot ? wizardStateOf(snapshot) : null,
+      scenario: snapshot ? (snapshot.context.restoreScenario ?? snapshot.context.versionScenario) : null,
       revision,
       message,
       error,

@@ -88,7 +88,7 @@ export class KeywardRuntime {
     const { snapshot } = await this.engine.load();
     const probe = () => probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);
     let startup = await probe();
-    if (snapshot.matches('operational')) {
+    if (snapshot.hasTag('operational')) {
       for (let again = 0; again < REPROBE.times && !keepsOperation(startup); again++) {
         await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
         startup = await probe();

@@ -2,6 +2,7 @@ import { createServer, Server } from 'node:https';
 import { EXIT } from './exit-codes';
 import { removePidFile, writePidFile } from './pid-file';
 import type { KeywardRuntime } from './runtime';
+import { bootRetryDelayOf } from '../machines/state-names';
 import { isSetupPhase, phaseOf } from './web/lifecycle-phase';
 import { NoTlsCredentialError } from './web/live-tls';
 import { PATHS } from './web/wizard-paths';
@@ -13,7 +14,8 @@ const SESSION_PURGE_MS = 10 * 60_000;
 /**
  * `keyward start`: BOOT, then HTTPS with the credential the machine chose (generated, stored or
  * temporary), swapped live whenever the machine puts another one in place. A refused start-up
- * (VERSION_DOWNGRADE) serves nothing and exits non-zero; a physical-HSM outage is retried.
+ * (VERSION_DOWNGRADE) serves nothing and exits non-zero; a state that asks for a BOOT again after a
+ * delay (a physical-HSM outage) gets it.
  * SIGTERM/SIGINT: stop accepting, finish the requests in flight, close the runtime.
  */
 export async function serve(runtime: KeywardRuntime): Promise<number> {
@@ -54,8 +56,35 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   operator.serving(url, deps.tls.fingerprintSha256);
   writePidFile(runtime.config.home);
 
+  // The delays the machine names (`bootAfter` in a state's meta), from the configuration.
+  const delays: Record<string, number> = { outageRetry: runtime.config.outageRetrySeconds * 1000 };
+  let retry: NodeJS.Timeout | null = null;
+  let stopped = false;
+  // Armed from whatever state the watcher reads, the one persisted before this process started included.
+  const armRetry = (state: string) => {
+    const delay = bootRetryDelayOf(state);
+    if (delay === null || retry !== null || stopped) return;
+    const ms = delays[delay];
+    if (ms === undefined) throw new Error(`the machine names a delay ${delay} that the server does not know`);
+    retry = setTimeout(() => {
+      void deps.work.track(
+        (async () => {
+          const { state: now } = await runtime.engine.inspect({ historyLimit: 0 }).catch(() => ({ state }));
+          if (bootRetryDelayOf(now) !== null) {
+            await runtime.boot('outage-retry').catch((error: Error) => deps.logger.error({ error: loggableError(error) }, 'outage retry failed'));
+          }
+          retry = null;
+          const latest = await deps.watcher.poll();
+          armRetry(latest?.state ?? now);
+        })(),
+      );
+    }, ms);
+    retry.unref();
+  };
+
   let announced = false;
   deps.watcher.onChange(async (current, previous) => {
+    armRetry(current.state);
     await deps.tls.refresh(current.context.tls?.fingerprintSha256);
     const phase = phaseOf(current.state);
     if (phase === 'operational' && (previous === null || phaseOf(previous.state) !== 'operational')) {
@@ -70,18 +99,6 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   await deps.watcher.poll();
   deps.watcher.start();
 
-  // A physical-HSM outage: BOOT again until the token answers.
-  const retry = setInterval(() => {
-    void deps.work.track(
-      (async () => {
-        const { state } = await runtime.engine.inspect({ historyLimit: 0 }).catch(() => ({ state: '' }));
-        if (!state.startsWith('outage')) return;
-        await runtime.boot('outage-retry').catch((error: Error) => deps.logger.error({ error: loggableError(error) }, 'outage retry failed'));
-        await deps.watcher.poll();
-      })(),
-    );
-  }, runtime.config.outageRetrySeconds * 1000);
-  retry.unref();
   const purge = setInterval(() => void deps.work.track(deps.sessions.purgeExpired().catch(() => 0)), SESSION_PURGE_MS);
   purge.unref();
 
@@ -91,7 +108,8 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       if (stopping) return;
       stopping = true;
       operator.say(`${signal}: shutting down (finishing the requests in flight)`);
-      clearInterval(retry);
+      stopped = true;
+      if (retry) clearTimeout(retry);
       clearInterval(purge);
       // Stop accepting; idle keep-alive connections close now, busy ones after their response.
       const closed = new Promise<void>((done) => server.close(() => done()));

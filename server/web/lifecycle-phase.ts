@@ -1,13 +1,17 @@
+import { tagsOfState } from '../../machines/state-names';
+
 /**
  * Where the lifecycle is, as the web sees it: running the first set-up, recovering after a lost
  * token or KEK, serving, or none of these (booting, an outage, failed, unrecoverable, refused).
  */
 export type Phase = 'wizard' | 'autoRestore' | 'operational' | 'unavailable';
 
+/** The phase is a tag of the machine's state (machines/lifecycle-machine.ts), not read from its name. */
 export function phaseOf(state: string): Phase {
-  if (state.startsWith('wizard.')) return 'wizard';
-  if (state.startsWith('autoRestore.')) return 'autoRestore';
-  if (state === 'operational') return 'operational';
+  const tags = tagsOfState(state);
+  if (tags.has('wizard')) return 'wizard';
+  if (tags.has('autoRestore')) return 'autoRestore';
+  if (tags.has('operational')) return 'operational';
   return 'unavailable';
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import knex, { Knex } from 'knex';
 import type { DatabaseConfig } from '../../db/database';
 import type { LifecycleEvent } from '../../machines/events';
+import { tagsOfState } from '../../machines/state-names';
 import { loadConfig, PROJECT_ROOT } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
 import { SecretBox } from '../../server/secret-box';
@@ -95,7 +96,7 @@ async function eventRates(engineName: string, root: string, database: DatabaseCo
     };
     const engineEvent = async () => {
       const result = await runtime.engine.send(outageBoot(), { source: 'bench', secrets: new SecretBox() });
-      if (result.outcome !== 'applied' || !result.state.startsWith('outage')) throw new Error(`the bench event went to ${result.outcome} ${result.state}: ${result.message ?? ''}`);
+      if (result.outcome !== 'applied' || !tagsOfState(result.state).has('outage')) throw new Error(`the bench event went to ${result.outcome} ${result.state}: ${result.message ?? ''}`);
       return 1;
     };
     await engineEvent();

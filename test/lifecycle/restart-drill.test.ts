@@ -6,27 +6,30 @@ import { completeSoftHsmWizard, SOFTHSM_SETUP, wizardSecrets, withStore } from '
 
 /**
  * The restart drill of the lifecycle issue, in real processes through the CLI: a completed SoftHSM
- * install with a device, the token directory deleted (then, again, only the KEK destroyed), BOOT,
- * token set-up, a wrong password refused, the right one, and the EST password read back unchanged.
+ * install with a device, the token directory deleted (or only the KEK destroyed), BOOT, token set-up,
+ * a wrong password refused, the right one, and the EST password read back unchanged. Each test makes
+ * its own install, so any one runs alone.
  */
 jest.setTimeout(180_000);
 
 const HSM = SOFTHSM_SETUP;
 
-describe('restart drill through the CLI', () => {
+type Secrets = ReturnType<typeof wizardSecrets>;
+
+/** A completed SoftHSM install with one device. */
+async function completedInstall(name: string): Promise<{ cli: CliHome; secrets: Secrets; estPassword: string }> {
   const secrets = wizardSecrets();
   const estPassword = newSecret('est');
-  let cli: CliHome;
+  const cli = new CliHome(`restart-drill-${name}`);
+  expect(cli.run(['boot']).status).toBe(0);
+  completeSoftHsmWizard(cli, secrets);
+  expect(cli.inspect().wizardState).toBe('WIZARD_COMPLETED');
+  await withStore(cli, (store) => store.devices.create({ name: 'field-device', estPassword }));
+  return { cli, secrets, estPassword };
+}
 
-  beforeAll(async () => {
-    cli = new CliHome('restart-drill');
-    expect(cli.run(['boot']).status).toBe(0);
-    completeSoftHsmWizard(cli, secrets);
-    expect(cli.inspect().wizardState).toBe('WIZARD_COMPLETED');
-    await withStore(cli, (store) => store.devices.create({ name: 'field-device', estPassword }));
-  });
-
-  function wrongThenRight(): void {
+describe('restart drill through the CLI', () => {
+  function wrongThenRight(cli: CliHome, secrets: Secrets): void {
     const before = cli.inspect();
     const wrong = cli.run(['send', 'SUBMIT_BACKUP_PASSWORD', '--secret', 'password=stdin'], { stdin: `${newSecret('wrong')}\n` });
     expect(wrong.status).toBe(5);
@@ -40,34 +43,51 @@ describe('restart drill through the CLI', () => {
     expect(cli.inspect()).toMatchObject({ state: 'operational', wizardState: 'WIZARD_COMPLETED' });
   }
 
-  it('recovers after the whole token directory is deleted', async () => {
+  /** The whole token directory deleted: a new token with new PINs (returned; `secrets.pin` becomes the new one), then the password. */
+  function recoverFromTokenLoss(cli: CliHome, secrets: Secrets): { pin: string; soPin: string } {
     rmSync(cli.tokenDir, { recursive: true, force: true });
     mkdirSync(cli.tokenDir);
     const boot = cli.run(['boot']);
     expect(boot.status).toBe(0);
     expect(cli.inspect()).toMatchObject({ wizardState: 'WIZARD_SETUP_HSM_AUTORESTORE', scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' });
-    // A new token with new PINs.
     const newPins = { pin: newSecret('pin'), soPin: newSecret('sopin') };
     expect(cli.send('SETUP_HSM', HSM, newPins).status).toBe(0);
     expect(cli.inspect().wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
-    wrongThenRight();
-    expect(await withStore(cli, async (store) => (await store.devices.findByName('field-device'))!.estPassword)).toBe(estPassword);
+    wrongThenRight(cli, secrets);
     secrets.pin = newPins.pin;
+    return newPins;
+  }
+
+  it('recovers after the whole token directory is deleted', async () => {
+    const { cli, secrets, estPassword } = await completedInstall('token-deleted');
+    recoverFromTokenLoss(cli, secrets);
+    expect(await withStore(cli, async (store) => (await store.devices.findByName('field-device'))!.estPassword)).toBe(estPassword);
     // And it stays recovered across another restart.
     expect(cli.run(['boot']).status).toBe(0);
     expect(cli.inspect().state).toBe('operational');
   });
 
-  it('recovers again when only the KEK is destroyed and the token is kept', async () => {
+  /** Only the KEK destroyed, the token kept: straight to the backup password. */
+  function recoverFromKekLoss(cli: CliHome, secrets: Secrets): void {
     destroyKek(cli.env.SOFTHSM2_CONF!, secrets.pin);
     expect(cli.run(['boot']).status).toBe(0);
     expect(cli.inspect()).toMatchObject({ wizardState: 'WIZARD_AUTO_RESTORE_PASSWORD', scenario: 'RESTORE_SOFTHSM_NEW_KEK_WIZARD_COMPLETED' });
-    wrongThenRight();
+    wrongThenRight(cli, secrets);
+  }
+
+  it('recovers when only the KEK is destroyed and the token is kept', async () => {
+    const { cli, secrets, estPassword } = await completedInstall('kek-destroyed');
+    recoverFromKekLoss(cli, secrets);
     expect(await withStore(cli, async (store) => (await store.devices.findByName('field-device'))!.estPassword)).toBe(estPassword);
   });
 
   it('keeps every secret it was given out of the snapshot, the context, the transition log and the CLI log', async () => {
-    const all = [...Object.values(secrets), estPassword];
+    const { cli, secrets, estPassword } = await completedInstall('secrets');
+    const first = { ...secrets };
+    // Both recoveries too: new PINs, and wrong and right backup passwords, went through the CLI.
+    const newPins = recoverFromTokenLoss(cli, secrets);
+    recoverFromKekLoss(cli, secrets);
+    const all = [...new Set([...Object.values(first), ...Object.values(newPins), ...Object.values(secrets), estPassword])];
     const rows = await withStore(cli, async (store) => ({
       lifecycle: JSON.stringify(await store.db('lifecycle').select()),
       log: JSON.stringify(await store.db('transition_log').select()),
@@ -83,7 +103,8 @@ describe('restart drill through the CLI', () => {
     }
   });
 
-  it('refused events, bad payloads and secrets as arguments change nothing and say why', () => {
+  it('refused events, bad payloads and secrets as arguments change nothing and say why', async () => {
+    const { cli } = await completedInstall('refusals');
     const before = cli.inspect();
     const notNow = cli.send('APPLY_TLS');
     expect(notNow.status).toBe(3);

@@ -12,11 +12,13 @@ jest.setTimeout(120_000);
  */
 describe('web: the auto-restore password lockout', () => {
   const server = new KeywardServer('lockout');
+  const codeServer = new KeywardServer('lockout-code');
   const secrets = { pin: newSecret('pin'), soPin: newSecret('sopin'), backupPassword: `Bk-${newSecret('backup')}`, adminPassword: `Ad-${newSecret('admin')}` };
   const wrong = `Wr-${newSecret('wrong')}`;
 
   afterAll(async () => {
     await server.stop();
+    await codeServer.stop();
   });
 
   const submit = (client: WebClient, password: string) =>
@@ -76,15 +78,15 @@ describe('web: the auto-restore password lockout', () => {
   });
 
   it('rate-limits the set-up code form', async () => {
-    // A fresh process: its limiter has counted nothing yet.
-    await server.restart();
-    const guesser = new WebClient(server.url);
+    // A fresh install and process of its own: its limiter has counted nothing yet.
+    await codeServer.start();
+    const guesser = new WebClient(codeServer.url);
     const token = csrfToken((await guesser.get('/setup-wizard/unlock/')).body)!;
     const statuses: number[] = [];
     for (let i = 0; i < 11; i++) statuses.push((await guesser.post('/setup-wizard/unlock/', { _csrf: token, code: `AAAA-BBBB-CCCC-DDDD-EEEE-${String(i).padStart(4, '0')}` })).status);
     expect(statuses.slice(0, 10)).toEqual(Array(10).fill(400));
     expect(statuses[10]).toBe(429);
     // Now even the right code waits.
-    expect((await guesser.post('/setup-wizard/unlock/', { _csrf: token, code: await server.setupCode() })).status).toBe(429);
+    expect((await guesser.post('/setup-wizard/unlock/', { _csrf: token, code: await codeServer.setupCode() })).status).toBe(429);
   });
 });

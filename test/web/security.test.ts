@@ -32,36 +32,43 @@ const PLAUSIBLE: Record<string, string> = { storageType: 'software', mode: 'fres
 /**
  * What surrounds the wizard: the set-up code, CSRF on every form, the wizard closed after completion,
  * the login in front of every operations page, probes and metrics. Routes come from the
- * application's own router, so a route added later is covered without editing this file.
+ * application's own router, so a route added later is covered without editing this file. Each
+ * describe has a server of its own, set up in its beforeAll, so that any one test runs alone.
  */
-describe('web: security around the pages', () => {
-  const server = new KeywardServer('security');
-  const adminPassword = `Ad-${newSecret('admin')}`;
-  let routes: RouteEntry[];
-  let readyz: { before: number; after: number };
-  let posts: RouteEntry[];
-
-  beforeAll(async () => {
-    await server.start();
-    const application = await inspectApplication(server.home);
-    routes = application.routes;
-    readyz = { before: application.readyzBeforeBoot, after: application.readyzAfterBoot };
-    posts = routes.filter((route) => !['GET', 'HEAD', 'OPTIONS'].includes(route.method));
-    wizard = new WebClient(server.url);
-  });
-
+function serverFor(name: string) {
+  const server = new KeywardServer(name);
+  const anonymous = () => new WebClient(server.url);
+  const under = {
+    server,
+    anonymous,
+    revision: async () => (await lifecycleOf(anonymous())).revision,
+    routes: [] as RouteEntry[],
+    posts: [] as RouteEntry[],
+    readyz: { before: 0, after: 0 },
+    async start() {
+      await server.start();
+      const application = await inspectApplication(server.home);
+      under.routes = application.routes;
+      under.readyz = { before: application.readyzBeforeBoot, after: application.readyzAfterBoot };
+      under.posts = under.routes.filter((route) => !['GET', 'HEAD', 'OPTIONS'].includes(route.method));
+    },
+  };
   afterAll(async () => {
     await server.stop();
   });
+  return under;
+}
 
-  const anonymous = () => new WebClient(server.url);
-  /** The session that presents the set-up code and walks the wizard. */
-  let wizard: WebClient;
-  /** The administrator's session after the wizard. */
-  let admin: WebClient;
-  const revision = async () => (await lifecycleOf(anonymous())).revision;
+describe('web: security around the pages, during the wizard', () => {
+  const under = serverFor('security-wizard');
+  const { server, anonymous, revision } = under;
+
+  beforeAll(async () => {
+    await under.start();
+  });
 
   it('serves every Trustpoint wizard path, and /readyz is 503 until BOOT has settled', async () => {
+    const { routes, posts, readyz } = under;
     const paths = new Set(routes.map((route) => route.path));
     for (const path of TRUSTPOINT_PATHS) expect(paths).toContain(path);
     expect(posts.length).toBeGreaterThanOrEqual(15);
@@ -71,6 +78,7 @@ describe('web: security around the pages', () => {
   });
 
   it('keeps the wizard locked without the set-up code, and changes nothing', async () => {
+    const { routes, posts } = under;
     const client = anonymous();
     const start = await revision();
     for (const route of routes.filter((r) => r.method === 'GET' && r.path.startsWith('/setup-wizard/') && r.path !== '/setup-wizard/unlock/')) {
@@ -86,6 +94,8 @@ describe('web: security around the pages', () => {
   });
 
   it('answers 403 to every POST without a valid CSRF token during the wizard, and changes nothing', async () => {
+    const { posts } = under;
+    const wizard = anonymous();
     expect(await unlock(wizard, await server.setupCode())).toBe('/setup-wizard/crypto-storage-setup/');
     // The code works once: a second browser cannot use it.
     await expect(unlock(anonymous(), await server.setupCode())).rejects.toThrow(/HTTP 403/);
@@ -105,13 +115,42 @@ describe('web: security around the pages', () => {
     expect(await revision()).toBe(start);
   });
 
+  it('prints the set-up code once, on the console only', async () => {
+    const code = await server.setupCode();
+    expect(server.output.split(code)).toHaveLength(2);
+    for (const file of readdirSync(server.home).filter((name) => name.startsWith('keyward.sqlite'))) {
+      expect(readFileSync(join(server.home, file)).includes(Buffer.from(code))).toBe(false);
+    }
+  });
+});
+
+/** A server whose wizard is walked (software storage) by a set-up session, before any test. */
+function completedServer(name: string) {
+  const under = serverFor(name);
+  const adminPassword = `Ad-${newSecret('admin')}`;
+  /** The session that presented the set-up code and walked the wizard. */
+  const wizard = () => session;
+  let session: WebClient;
+  beforeAll(async () => {
+    await under.start();
+    session = under.anonymous();
+    await unlock(session, await under.server.setupCode());
+    await walkWizard(session, 'software', { pin: '', soPin: '', backupPassword: '', adminPassword });
+  });
+  return { under, server: under.server, anonymous: under.anonymous, revision: under.revision, adminPassword, wizard };
+}
+
+describe('web: security around the pages, after the wizard', () => {
+  const { under, anonymous, revision, adminPassword, wizard: setupSession } = completedServer('security-completed');
+
   it('closes every wizard URL after completion, keeps CSRF on every POST, and sends visitors without a login to it', async () => {
-    await walkWizard(wizard, 'software', { pin: '', soPin: '', backupPassword: '', adminPassword });
+    const { routes, posts } = under;
+    const wizard = setupSession();
     expect((await lifecycleOf(anonymous())).state).toBe('operational');
     // The set-up session ended with the wizard.
     expect((await wizard.get('/inspect')).location).toMatch(/\/login\?next=/);
 
-    admin = anonymous();
+    const admin = anonymous();
     await logIn(admin, 'admin', adminPassword);
     const adminToken = csrfToken((await admin.get('/devices')).body)!;
     const start = await revision();
@@ -160,14 +199,10 @@ describe('web: security around the pages', () => {
     expect(metrics).toMatch(/keyward_effect_duration_seconds_count\{effect="generateTlsCredential",result="done"\} 1/);
     expect((await anonymous().get('/readyz')).status).toBe(200);
   });
+});
 
-  it('prints the set-up code once, on the console only', async () => {
-    const code = await server.setupCode();
-    expect(server.output.split(code)).toHaveLength(2);
-    for (const file of readdirSync(server.home).filter((name) => name.startsWith('keyward.sqlite'))) {
-      expect(readFileSync(join(server.home, file)).includes(Buffer.from(code))).toBe(false);
-    }
-  });
+describe('web: shutdown and login limits', () => {
+  const { server, anonymous, adminPassword } = completedServer('security-shutdown');
 
   it('shuts down gracefully: a request in flight is answered, then the process exits 0', async () => {
     // A login spends ~100 ms in Argon2 on the thread pool: it is in flight when SIGTERM arrives.
@@ -183,10 +218,12 @@ describe('web: security around the pages', () => {
     expect(shutdown).toBeGreaterThan(0);
     expect(output.indexOf('"route":"/login"', shutdown)).toBeGreaterThan(shutdown);
     expect(output).toMatch(/keyward: stopped\s*$/);
+    await server.start();
   });
 
   it('rate-limits failed logins', async () => {
-    await server.start();
+    // A process of its own: its limiter has counted nothing yet.
+    await server.restart();
     const client = anonymous();
     const statuses: number[] = [];
     for (let i = 0; i < 11; i++) statuses.push((await client.postForm('/login', '/login', { username: 'admin', password: `wrong-${i}` })).status);
