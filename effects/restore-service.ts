@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Knex } from 'knex';
 import type { KdfParams } from '../hsm/backup-copy';
 import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../db/database';
-import { ArchiveManifest, compareArchiveVersions, extractArchive, importDatabase, migrateToSchemaVersion } from './backup';
+import { ArchiveManifest, compareArchiveVersions, exportSqliteFile, extractArchive, importDatabase, migrateToSchemaVersion } from './backup';
 import { importPemFiles, writeTlsFiles } from './tls';
 import { completeJournal, journalPath, RestoreJournal, swapSqliteFiles, swapTlsDirectory, writeJournal } from './restore-journal';
 import type { Mark } from '../db/high-water-mark';
@@ -66,7 +66,7 @@ export async function restoreArchive(
       throw new RestoreError('ARCHIVE_TOO_NEW', `the archive was made by keyward ${manifest.keywardVersion} (schema ${manifest.schemaVersion}), newer than this keyward ${target.appVersion} (schema ${latest}): restore it with that version or a newer one; nothing was changed`);
     }
     const fromFile = target.database.client === 'sqlite' && existsSync(join(staging, 'database', 'keyward.sqlite'));
-    say(fromFile ? 'preparing the restored database file' : 'importing the database export');
+    say(fromFile ? 'preparing the restored database file' : 'importing the database');
     const prepared = target.database.client === 'sqlite' ? await prepareSqlite(staging, manifest, fromFile) : await preparePostgres(target.database, staging, manifest, stamp);
 
     const tls = await archivedTls(staging);
@@ -176,8 +176,15 @@ async function preparePostgres(config: DatabaseConfig, staging: string, manifest
 
 async function importInto(db: Knex, staging: string, manifest: ArchiveManifest): Promise<void> {
   if (!manifest.schemaVersion) throw new RestoreError('RESTORE_FAILED', 'the archive does not name its schema version');
+  let exported = join(staging, 'database');
+  if (!existsSync(join(exported, 'export.json'))) {
+    // An SQLite archive holds the file alone (manifest version 2): its export is made here, to disk.
+    if (!existsSync(join(exported, 'keyward.sqlite'))) throw new RestoreError('RESTORE_FAILED', 'the archive holds neither a database export nor an SQLite database');
+    exported = join(staging, 'database-export');
+    await exportSqliteFile(join(staging, 'database', 'keyward.sqlite'), exported);
+  }
   await migrateToSchemaVersion(db, manifest.schemaVersion);
-  await importDatabase(db, join(staging, 'database'));
+  await importDatabase(db, exported);
 }
 
 async function swapSqlite(journal: RestoreJournal, liveDb: Knex | undefined, checkpoint: (name: string) => Promise<void>): Promise<string | null> {
