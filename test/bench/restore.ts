@@ -145,7 +145,7 @@ function seconds(started: bigint): number {
 }
 
 /** Devices with two encrypted secrets each, sealed as the repository does, inserted in batches. */
-async function insertDevices(runtime: KeywardRuntime, count: number): Promise<void> {
+export async function insertDevices(runtime: KeywardRuntime, count: number): Promise<void> {
   const codec = await runtime.store.secrets.codec();
   const db = runtime.store.db;
   const now = new Date().toISOString();
