@@ -80,8 +80,9 @@ export async function createBackup(
       kdf: options.kdf,
       onProgress: options.onProgress,
       manifestExtras: () => ({
-        schemaVersion: database.descriptor?.schemaVersion ?? null,
-        databaseEngine: database.descriptor?.engine ?? (source.database.client === 'pg' ? 'postgresql' : 'sqlite'),
+        schemaVersion: database.schemaVersion,
+        databaseEngine: database.engine,
+        databaseForm: database.form,
         logChainHead: verdict.head?.hash ?? null,
         extras: {
           deployment: source.deployment,

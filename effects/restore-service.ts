@@ -1,10 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import type { KdfParams } from '../hsm/backup-copy';
 import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../db/database';
-import { ArchiveManifest, compareArchiveVersions, extractArchive, importDatabase, migrateToSchemaVersion, verifyArchive } from './backup';
+import { ArchiveManifest, compareArchiveVersions, exportSqliteFile, extractArchive, importDatabase, migrateToSchemaVersion } from './backup';
 import { importPemFiles, writeTlsFiles } from './tls';
 import { completeJournal, journalPath, RestoreJournal, swapSqliteFiles, swapTlsDirectory, writeJournal } from './restore-journal';
 import type { Mark } from '../db/high-water-mark';
@@ -50,25 +50,23 @@ export async function restoreArchive(
   options: { onProgress?: (message: string) => void; onCheckpoint?: (name: string) => Promise<void>; kdfCeiling?: KdfParams } = {},
 ): Promise<RestoreReport> {
   const say = options.onProgress ?? (() => {});
-  say('verifying the archive');
-  const verified = await verifyArchive(archive, passphrase, { kdfCeiling: options.kdfCeiling });
-  const manifest = verified.manifest;
-  const latest = await latestSchemaVersion();
-  const order = compareArchiveVersions(manifest, { keywardVersion: target.appVersion, schemaVersion: latest });
-  if (order.overall === 'newer') {
-    throw new RestoreError('ARCHIVE_TOO_NEW', `the archive was made by keyward ${manifest.keywardVersion} (schema ${manifest.schemaVersion}), newer than this keyward ${target.appVersion} (schema ${latest}): restore it with that version or a newer one; nothing was changed`);
-  }
-
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const staging = join(target.home, `.restore-${stamp}`);
   const quarantine = join(target.home, 'quarantine', stamp);
   const checkpoint = options.onCheckpoint ?? (async () => {});
   let swapping = false;
   try {
-    say('extracting');
-    await extractArchive(archive, passphrase, staging, { kdfCeiling: options.kdfCeiling });
+    // One pass, one Argon2id run: extraction verifies every segment and the manifest as it writes,
+    // and nothing outside the staging directory is touched before it has.
+    say('verifying and extracting the archive');
+    const { manifest } = await extractArchive(archive, passphrase, staging, { kdfCeiling: options.kdfCeiling });
+    const latest = await latestSchemaVersion();
+    const order = compareArchiveVersions(manifest, { keywardVersion: target.appVersion, schemaVersion: latest });
+    if (order.overall === 'newer') {
+      throw new RestoreError('ARCHIVE_TOO_NEW', `the archive was made by keyward ${manifest.keywardVersion} (schema ${manifest.schemaVersion}), newer than this keyward ${target.appVersion} (schema ${latest}): restore it with that version or a newer one; nothing was changed`);
+    }
     const fromFile = target.database.client === 'sqlite' && existsSync(join(staging, 'database', 'keyward.sqlite'));
-    say(fromFile ? 'preparing the restored database file' : 'importing the database export');
+    say(fromFile ? 'preparing the restored database file' : 'importing the database');
     const prepared = target.database.client === 'sqlite' ? await prepareSqlite(staging, manifest, fromFile) : await preparePostgres(target.database, staging, manifest, stamp);
 
     const tls = await archivedTls(staging);
@@ -121,7 +119,8 @@ async function archivedTls(staging: string) {
 /** The archive's database as an SQLite file, migrated to this keyward's schema. */
 async function prepareSqlite(staging: string, manifest: ArchiveManifest, fromFile: boolean): Promise<Prepared> {
   const file = join(staging, 'restored.sqlite');
-  if (fromFile) await copyFile(join(staging, 'database', 'keyward.sqlite'), file);
+  // The extracted copy is moved, not copied: the staging directory is private and removed afterwards.
+  if (fromFile) await rename(join(staging, 'database', 'keyward.sqlite'), file);
   const db = openDatabase({ client: 'sqlite', filename: file });
   let marks: Record<string, Mark>;
   try {
@@ -177,8 +176,15 @@ async function preparePostgres(config: DatabaseConfig, staging: string, manifest
 
 async function importInto(db: Knex, staging: string, manifest: ArchiveManifest): Promise<void> {
   if (!manifest.schemaVersion) throw new RestoreError('RESTORE_FAILED', 'the archive does not name its schema version');
+  let exported = join(staging, 'database');
+  if (!existsSync(join(exported, 'export.json'))) {
+    // An SQLite archive holds the file alone (manifest version 2): its export is made here, to disk.
+    if (!existsSync(join(exported, 'keyward.sqlite'))) throw new RestoreError('RESTORE_FAILED', 'the archive holds neither a database export nor an SQLite database');
+    exported = join(staging, 'database-export');
+    await exportSqliteFile(join(staging, 'database', 'keyward.sqlite'), exported);
+  }
   await migrateToSchemaVersion(db, manifest.schemaVersion);
-  await importDatabase(db, join(staging, 'database'));
+  await importDatabase(db, exported);
 }
 
 async function swapSqlite(journal: RestoreJournal, liveDb: Knex | undefined, checkpoint: (name: string) => Promise<void>): Promise<string | null> {

@@ -29,6 +29,9 @@ export class Pkcs11Module {
     return module;
   }
 
+  /** The logged-in session kept per token label (Pkcs11Token.withSession); every one ends at refresh(). */
+  readonly sessions = new Map<string, KeptSession>();
+
   private constructor(
     readonly path: string,
     readonly api: pkcs11js.PKCS11,
@@ -40,6 +43,7 @@ export class Pkcs11Module {
    * Every session of this module is closed by it.
    */
   refresh(): void {
+    this.sessions.clear();
     try {
       this.api.C_Finalize();
     } catch {
@@ -82,6 +86,14 @@ export class Pkcs11Module {
     }
     return null;
   }
+}
+
+/** A session left open and logged in, and with which PIN: a source's description and a keyed hash of the PIN. */
+export interface KeptSession {
+  slot: pkcs11js.Handle;
+  session: pkcs11js.Handle;
+  pinSource: string;
+  pinTag: Buffer;
 }
 
 /** One slot scan: the token's slot, or not found and whether some slot could not be read (why). */

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KeyCustodyError, isKeyCustodyError } from './errors';
 import type { WrappingKeyId } from './key-wrapper';
-import { PinSource, readPin } from './pin-source';
-import { Pkcs11Module, TokenScan, pkcs11Code } from './pkcs11-module';
+import { describePinSource, PinSource, readPin } from './pin-source';
+import { KeptSession, Pkcs11Module, TokenScan, pkcs11Code } from './pkcs11-module';
 import { explainPkcs11Error } from './pkcs11-return-codes';
 
 export interface TokenConfig {
@@ -40,9 +40,56 @@ const TRANSIENT_PROBLEMS = new Set(['TOKEN_MISSING', 'TOKEN_UNREACHABLE', 'PKCS1
 /** What one scan saw. */
 type ScanVerdict = { kind: 'kek'; kek: WrappingKeyId } | { kind: 'tokenAbsent' } | { kind: 'kekAbsent' } | { kind: 'unknown'; tokenSeen: boolean; problem: string } | { kind: 'final'; probe: TokenProbe };
 
+/** What a token answers when a kept session is no longer usable: it is dropped and a fresh one opened. */
+const SESSION_GONE = new Set([
+  pkcs11js.CKR_SESSION_HANDLE_INVALID,
+  pkcs11js.CKR_SESSION_CLOSED,
+  pkcs11js.CKR_USER_NOT_LOGGED_IN,
+  pkcs11js.CKR_TOKEN_NOT_PRESENT,
+  pkcs11js.CKR_TOKEN_NOT_RECOGNIZED,
+  pkcs11js.CKR_DEVICE_REMOVED,
+  pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
+]);
+
+/** CKS_RW_USER_FUNCTIONS: a read-write session of the logged-in user (PKCS#11 2.40 §5.6). */
+const CKS_RW_USER_FUNCTIONS = 3;
+
+/** Keys the PIN hash kept beside a session: random per process, so the hash is no stored PIN check. */
+const PIN_TAG_KEY = randomBytes(32);
+
+function pinTag(pin: string): Buffer {
+  return createHmac('sha256', PIN_TAG_KEY).update(pin, 'utf8').digest();
+}
+
+/** Whether the token still holds this session open and logged in; a logged-out session would see no private object. */
+function loggedIn(api: pkcs11js.PKCS11, session: pkcs11js.Handle): boolean {
+  try {
+    return api.C_GetSessionInfo(session).state === CKS_RW_USER_FUNCTIONS;
+  } catch {
+    return false;
+  }
+}
+
+function dropSession(module: Pkcs11Module, label: string, kept: KeptSession, logout: boolean): void {
+  if (module.sessions.get(label) === kept) module.sessions.delete(label);
+  if (logout) {
+    try {
+      module.api.C_Logout(kept.session);
+    } catch {
+      // Already logged out, or the session is gone.
+    }
+  }
+  try {
+    module.api.C_CloseSession(kept.session);
+  } catch {
+    // The token went away under the session; nothing left to close.
+  }
+}
+
 /**
- * A PKCS#11 token found by its label, holding the KEK. Sessions are opened per operation and
- * closed after it, so that a token that disappears or reappears is seen at the next call.
+ * A PKCS#11 token found by its label, holding the KEK. One logged-in session per token is kept for
+ * the process (withSession); a module refresh() ends it, so a token that disappears or reappears is
+ * seen at the next probe as before.
  */
 export class Pkcs11Token {
   constructor(readonly config: TokenConfig) {}
@@ -100,9 +147,35 @@ export class Pkcs11Token {
     }
   }
 
-  /** Runs fn in a logged-in read-write session. Rescans once if the slot went stale or did not answer. */
+  /**
+   * Runs fn in a logged-in read-write session. One session per token is kept open and logged in
+   * for the process (C_Login is most of an unwrap's cost); it is used again only while the token
+   * says it is still open and logged in, and only with the same PIN source and the same PIN (read
+   * again each time). A session the token closed or logged out under fn is dropped and the call
+   * made once more on a fresh one; any other failure closes it too. Rescans once if the slot went
+   * stale or did not answer.
+   */
   withSession<T>(fn: (api: pkcs11js.PKCS11, session: pkcs11js.Handle) => T): T {
     const module = this.module();
+    const kept = module.sessions.get(this.config.tokenLabel);
+    if (kept) {
+      const pin = readPin(this.config.pin);
+      if (kept.pinSource === describePinSource(this.config.pin) && timingSafeEqual(kept.pinTag, pinTag(pin)) && loggedIn(module.api, kept.session)) {
+        try {
+          return fn(module.api, kept.session);
+        } catch (error) {
+          dropSession(module, this.config.tokenLabel, kept, false);
+          if (!SESSION_GONE.has(pkcs11Code(error) ?? pkcs11Code((error as Error | undefined)?.cause) ?? 0)) throw error;
+        }
+      } else {
+        // Another PIN (or none that works any more): log out, so the next C_Login checks the PIN given.
+        dropSession(module, this.config.tokenLabel, kept, true);
+      }
+    }
+    return this.freshSession(module, fn);
+  }
+
+  private freshSession<T>(module: Pkcs11Module, fn: (api: pkcs11js.PKCS11, session: pkcs11js.Handle) => T): T {
     let scan = module.scanForToken(this.config.tokenLabel);
     if (!scan.found) {
       module.refresh();
@@ -122,6 +195,7 @@ export class Pkcs11Token {
     } catch (error) {
       throw mapPkcs11Error(error, `opening a session on token "${this.config.tokenLabel}"`);
     }
+    let keep = false;
     try {
       const pin = readPin(this.config.pin);
       try {
@@ -131,12 +205,17 @@ export class Pkcs11Token {
           throw mapPkcs11Error(error, `logging in to token "${this.config.tokenLabel}"`);
         }
       }
-      return fn(api, session);
+      const result = fn(api, session);
+      module.sessions.set(this.config.tokenLabel, { slot, session, pinSource: describePinSource(this.config.pin), pinTag: pinTag(pin) });
+      keep = true;
+      return result;
     } finally {
-      try {
-        api.C_CloseSession(session);
-      } catch {
-        // The token went away under the session; nothing left to close.
+      if (!keep) {
+        try {
+          api.C_CloseSession(session);
+        } catch {
+          // The token went away under the session; nothing left to close.
+        }
       }
     }
   }

@@ -10,6 +10,12 @@ export { compareVersions };
 
 export type DatabaseEngine = 'sqlite' | 'postgresql';
 
+/** How the archive holds the database: the SQLite file alone, or the engine-neutral export. */
+export type DatabaseForm = 'sqlite-file' | 'export';
+
+/** The version this keyward writes; it reads 1 (no databaseForm) as well. */
+export const MANIFEST_VERSION = 2;
+
 export interface HostIdentity {
   hostname: string;
   /**
@@ -23,13 +29,15 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 
 export interface ArchiveManifest {
   format: 'keyward-backup-manifest';
-  manifestVersion: 1;
+  manifestVersion: 1 | 2;
   keywardVersion: string;
   /** The newest applied knex migration, e.g. "001_initial". */
   schemaVersion: string | null;
   host: HostIdentity;
   createdAt: string;
   databaseEngine: DatabaseEngine | null;
+  /** Version 2 on; absent in version 1, where an SQLite archive holds the file and the export. */
+  databaseForm?: DatabaseForm | null;
   /** Head of the transition log's hash chain when the backup was taken. */
   logChainHead: string | null;
   /** Every other entry, in archive order; manifest.json itself is not listed. */
@@ -41,6 +49,7 @@ export interface ArchiveManifest {
 export interface ManifestInput {
   schemaVersion: string | null;
   databaseEngine: DatabaseEngine | null;
+  databaseForm?: DatabaseForm | null;
   logChainHead: string | null;
   keywardVersion?: string;
   host?: HostIdentity;
@@ -51,12 +60,13 @@ export interface ManifestInput {
 export function buildManifest(input: ManifestInput, entries: WrittenEntry[]): ArchiveManifest {
   return {
     format: 'keyward-backup-manifest',
-    manifestVersion: 1,
+    manifestVersion: MANIFEST_VERSION,
     keywardVersion: input.keywardVersion ?? KEYWARD_VERSION,
     schemaVersion: input.schemaVersion,
     host: input.host ?? hostIdentity(),
     createdAt: (input.createdAt ?? new Date()).toISOString(),
     databaseEngine: input.databaseEngine,
+    databaseForm: input.databaseForm ?? null,
     logChainHead: input.logChainHead,
     entries,
     extras: input.extras ?? {},
@@ -94,14 +104,16 @@ export function parseManifest(bytes: Buffer): ArchiveManifest {
   if (!isObject(value)) throw invalid('it is not an object');
   if (value.format !== 'keyward-backup-manifest') throw invalid('its format is not keyward-backup-manifest');
   if (typeof value.manifestVersion !== 'number') throw invalid('manifestVersion is missing');
-  if (value.manifestVersion !== 1) {
-    throw new BackupArchiveError('ARCHIVE_VERSION_UNSUPPORTED', `the manifest has version ${value.manifestVersion}; this keyward reads version 1`);
+  if (value.manifestVersion !== 1 && value.manifestVersion !== MANIFEST_VERSION) {
+    throw new BackupArchiveError('ARCHIVE_VERSION_UNSUPPORTED', `the manifest has version ${value.manifestVersion}; this keyward reads versions 1 and ${MANIFEST_VERSION}`);
   }
   if (typeof value.keywardVersion !== 'string' || parseVersion(value.keywardVersion) === null) throw invalid('keywardVersion is not a version number');
   if (value.schemaVersion !== null && typeof value.schemaVersion !== 'string') throw invalid('schemaVersion is not a string or null');
   if (!isObject(value.host) || typeof value.host.hostname !== 'string' || (value.host.machineId !== null && typeof value.host.machineId !== 'string')) throw invalid('host is malformed');
   if (typeof value.createdAt !== 'string' || Number.isNaN(Date.parse(value.createdAt))) throw invalid('createdAt is not a time');
   if (value.databaseEngine !== null && value.databaseEngine !== 'sqlite' && value.databaseEngine !== 'postgresql') throw invalid('databaseEngine is neither sqlite, postgresql nor null');
+  if (value.manifestVersion === 1) delete value.databaseForm;
+  else if (value.databaseForm !== null && value.databaseForm !== 'sqlite-file' && value.databaseForm !== 'export') throw invalid('databaseForm is neither sqlite-file, export nor null');
   if (value.logChainHead !== null && typeof value.logChainHead !== 'string') throw invalid('logChainHead is not a string or null');
   if (!isObject(value.extras)) throw invalid('extras is not an object');
   if (!Array.isArray(value.entries)) throw invalid('entries is not a list');

@@ -17,9 +17,9 @@ const ROUNDS = scaled(3, 1);
 const DEFINITIONS = [
   'backup: Argon2id of the passphrase (keyward\'s parameters, m=64 MiB t=3) + SQLite online backup of the same database through node sqlite3\'s ' +
     'Database#backup (the sqlite3_backup API behind the CLI\'s .backup) + PRAGMA integrity_check of the copy + SHA-256 and AES-256-GCM (node:crypto) ' +
-    'of the copy streamed to one file + fsync. keyward\'s archive also holds a logical export of every table, the TLS files, the configuration and the log.',
+    'of the copy streamed to one file + fsync. keyward\'s archive also holds the TLS files, the configuration and the log (an SQLite archive holds the database file alone).',
   'restore: Argon2id + AES-256-GCM decrypt of that file + SHA-256 check + the database file written and fsynced + PRAGMA integrity_check. ' +
-    'keyward\'s restore step: the drill\'s "restore onto a scratch store" (verify, extract, migrate, swap in).',
+    'keyward\'s restore step: the drill\'s "restore onto a scratch store" (extract while verifying, migrate, swap in, and the BOOT after it).',
   'restore + auto-restore: the raw restore, then the DEK recovered raw: Argon2id of the backup password + AES-256-GCM open of the DEK, a fresh SoftHSM ' +
     'token by pkcs11-tool (init-token, init-pin), a KEK generated with keyward\'s template, the DEK wrapped (C_WrapKey), one field value opened as canary. ' +
     'keyward: the drill\'s RTO (restore, boot, auto-restore with the backup password, canary, log chain audit).',
@@ -145,7 +145,7 @@ function seconds(started: bigint): number {
 }
 
 /** Devices with two encrypted secrets each, sealed as the repository does, inserted in batches. */
-async function insertDevices(runtime: KeywardRuntime, count: number): Promise<void> {
+export async function insertDevices(runtime: KeywardRuntime, count: number): Promise<void> {
   const codec = await runtime.store.secrets.codec();
   const db = runtime.store.db;
   const now = new Date().toISOString();

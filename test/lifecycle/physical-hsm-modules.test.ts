@@ -200,6 +200,9 @@ describe('a module that offers no usable wrap mechanism (SoftHSM2 restricted by 
 
     // The operator chooses another module in the same process: the set-up goes on from here.
     if (ock.available) {
+      // The earlier installs of this process keep their logged-in session on the openCryptoki token,
+      // and openCryptoki refuses C_InitToken (in any process) while one is open: they are done with it.
+      Pkcs11Module.open(OCK_MODULE).refresh();
       const ockToken = initOckToken(i.config.kekLabel);
       Object.assign(i, { pin: ockToken.pin });
       i.hsmModule = OCK_MODULE;

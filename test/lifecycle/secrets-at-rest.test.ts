@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { extractArchive } from '../../effects/backup';
+import { exportSqliteFile, extractArchive } from '../../effects/backup';
 import { openDatabase } from '../../db/database';
 import * as mendPlaintextSecrets from '../../db/migrations/007_seal_plaintext_secrets';
 import { CliHome } from '../support/cli';
@@ -55,7 +55,7 @@ describe('secrets at rest after a SoftHSM wizard', () => {
     }
   });
 
-  it('no PEM private key is in the database file or in a backup (its database copy and its export)', async () => {
+  it('no PEM private key is in the database file or in a backup (its database copy, and the export a restore onto PostgreSQL makes of it)', async () => {
     expect(PEM_PRIVATE_KEY.test(readFileSync(join(cli.home, 'keyward.sqlite')).toString('latin1'))).toBe(false);
     const passphrase = `Pp-${newSecret('passphrase')}`;
     const archive = join(testDir('at-rest-archive'), 'a.kwbak');
@@ -64,6 +64,9 @@ describe('secrets at rest after a SoftHSM wizard', () => {
     const dir = join(testDir('at-rest-inside'), 'x');
     await extractArchive(archive, passphrase, dir);
     const files = readdirSync(join(dir, 'database'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(files.map((f) => f.name)).toEqual(['keyward.sqlite']);
+    await exportSqliteFile(join(dir, 'database', 'keyward.sqlite'), join(dir, 'database', 'export'));
+    files.push(...readdirSync(join(dir, 'database', 'export'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()));
     expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(['keyward.sqlite', 'export.json']));
     for (const file of files) {
       const bytes = readFileSync(join(file.parentPath, file.name));

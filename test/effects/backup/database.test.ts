@@ -136,7 +136,7 @@ describe.each(engines())('a backup of a %s database', (engine) => {
     await seed(source.db);
     expected = await dump(source.db);
     const work = testDir(`backup-work-${engine}`);
-    const backup = new DatabaseBackup(source.database.config, { workDir: work, pageSize: 2 });
+    const backup = new DatabaseBackup(source.database.config, { workDir: work, pageSize: 2, includeExport: true });
     const path = join(testDir(`backup-${engine}`), 'backup.kwa');
     await createArchive(path, passphrase, backup, {
       manifestExtras: async () => ({ schemaVersion: backup.descriptor!.schemaVersion, databaseEngine: backup.descriptor!.engine, logChainHead: null }),
