@@ -205,7 +205,7 @@ async function swapPostgres(config: DatabaseConfig, restoredSchema: string, stam
   const quarantineSchema = `keyward_quarantine_${stamp.replace(/[^0-9A-Za-z]/g, '_').toLowerCase()}`;
   const db = openDatabase(config);
   try {
-    const [{ current_schema: current }] = (await db.raw('SELECT current_schema()')).rows as Array<{ current_schema: string }>;
+    const [{ current_schema: current }] = (await db.raw('SELECT current_schema()')).rows as [{ current_schema: string }];
     await db.transaction(async (trx) => {
       await trx.raw('ALTER SCHEMA ?? RENAME TO ??', [current, quarantineSchema]);
       await trx.raw('ALTER SCHEMA ?? RENAME TO ??', [restoredSchema, current]);

@@ -39,7 +39,7 @@ export class AdminUserRepository {
   }
 
   async count(): Promise<number> {
-    const [{ n }] = await this.db('admin_users').count({ n: '*' });
+    const [{ n }] = (await this.db('admin_users').count({ n: '*' })) as [{ n: number | string }];
     return Number(n);
   }
 

@@ -97,7 +97,7 @@ async function checkCompatible(trx: Knex.Transaction, tables: TableInfo[], descr
       if (type !== column.type) throw mismatch(`column ${table.name}.${column.name} is ${column.type} here, ${type} in the export`);
     }
     if (table.name === MIGRATIONS_TABLE) continue;
-    const [{ count }] = (await trx(table.name).count({ count: '*' })) as Array<{ count: number | string }>;
+    const [{ count }] = (await trx(table.name).count({ count: '*' })) as [{ count: number | string }];
     if (Number(count) > 0) throw new DatabaseCopyError('DATABASE_NOT_EMPTY', `table ${table.name} already holds ${count} rows; an export is only imported into an empty database`);
   }
 }
@@ -167,7 +167,7 @@ async function resetSequences(trx: Knex.Transaction, engine: DatabaseEngine, tab
   for (const table of tables) {
     if (table.serial === null) continue;
     const source = exported.get(table.name)!.serial;
-    const [{ max }] = (await trx(table.name).max({ max: table.serial })) as Array<{ max: number | string | null }>;
+    const [{ max }] = (await trx(table.name).max({ max: table.serial })) as [{ max: number | string | null }];
     const next = Math.max(source && source.column === table.serial ? source.next : 1, max === null ? 1 : Number(max) + 1);
     try {
       if (engine === 'postgresql') {

@@ -60,7 +60,7 @@ export async function appliedMigrations(db: Knex): Promise<string[]> {
 /** The next value the table's sequence hands out (never below max + 1), or null without one. */
 export async function nextSerialValue(db: Knex, engine: DatabaseEngine, table: TableInfo): Promise<number | null> {
   if (table.serial === null) return null;
-  const [{ max }] = (await db(table.name).max({ max: table.serial })) as Array<{ max: number | string | null }>;
+  const [{ max }] = (await db(table.name).max({ max: table.serial })) as [{ max: number | string | null }];
   const afterMax = max === null ? 1 : Number(max) + 1;
   let next: number;
   if (engine === 'postgresql') {

@@ -165,7 +165,7 @@ describe('importPkcs12', () => {
 
   it('reports a damaged file as a wrong password or damage', async () => {
     const bytes = readFileSync(modern);
-    bytes[bytes.length - 40] ^= 0xff;
+    bytes[bytes.length - 40]! ^= 0xff;
     const file = join(dir, 'damaged.p12');
     writeFileSync(file, bytes);
     const error = await inputError(importPkcs12(file, password));
