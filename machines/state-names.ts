@@ -21,7 +21,7 @@ function nodesOf(state: string): StateNode[] {
   for (const key of state.split('.')) {
     const child = nodes[nodes.length - 1]!.states[key];
     if (!child) return [];
-    nodes.push(child as StateNode);
+    nodes.push(child);
   }
   return nodes;
 }

@@ -169,7 +169,7 @@ function archiveExit(error: unknown): number | null {
     OUTPUT_EXISTS: EXIT.OUTPUT_EXISTS,
     WEAK_PASSWORD: EXIT.REFUSED,
   };
-  return code && table[code] !== undefined ? table[code]! : null;
+  return code && table[code] !== undefined ? table[code] : null;
 }
 
 function print(result: SendResult, json: boolean): number {

@@ -152,7 +152,7 @@ export class LifecycleEngine {
         if (error instanceof FirstCommitConflict && attempt < CONFLICT_RETRIES) continue;
         if (error instanceof FirstCommitConflict || error instanceof LifecycleConflictError) {
           const loaded = await this.load().catch(() => null);
-          return this.result('conflict', loaded?.snapshot ?? null, loaded?.revision ?? null, (error as Error).message, null);
+          return this.result('conflict', loaded?.snapshot ?? null, loaded?.revision ?? null, error.message, null);
         }
         throw error;
       }
@@ -231,7 +231,7 @@ export class LifecycleEngine {
         return { ...this.result('applied', current, null, 'the store was replaced from a backup: BOOT decides what follows', null), bootRequired: true };
       }
       const result = 'error' in outcome ? { error: outcome.error } : { output: redact(outcome.output) };
-      entry = this.entry(`${pending.src}:${'error' in outcome ? 'error' : 'done'}`, 'effect', previous, current, result as Record<string, unknown>);
+      entry = this.entry(`${pending.src}:${'error' in outcome ? 'error' : 'done'}`, 'effect', previous, current, result);
       if (!tablesExist) tablesExist = this.tablesSeen = await this.options.repository.schemaCurrent();
     }
 

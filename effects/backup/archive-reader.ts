@@ -160,7 +160,7 @@ async function collectEntries(segments: AsyncIterable<Buffer>, sinkFor: EntrySin
       return made === null ? () => {} : (bytes: Buffer) => made.write(bytes);
     },
     end: async (entry) => {
-      await (sink as EntrySink | null)?.close();
+      await sink?.close();
       sink = null;
       if (entry.name === MANIFEST_NAME) manifestDone = true;
       else entries.push(entry);

@@ -240,7 +240,7 @@ function rawUnwrapper(modulePath: string, tokenLabel: string, kekLabel: string, 
     api.C_GetAttributeValue(session, kek!, [{ type: pkcs11js.CKA_ID }]);
     const carrier = api.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP }, kek!, blob, template);
     try {
-      return Buffer.from(api.C_GetAttributeValue(session, carrier, [{ type: pkcs11js.CKA_VALUE }])[0]!.value as Buffer);
+      return Buffer.from(api.C_GetAttributeValue(session, carrier, [{ type: pkcs11js.CKA_VALUE }])[0]!.value);
     } finally {
       api.C_DestroyObject(session, carrier);
     }

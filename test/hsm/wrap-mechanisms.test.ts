@@ -89,7 +89,7 @@ describe('SoftHSM2 as shipped', () => {
       ]);
       const blob = Buffer.from(api.C_WrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP }, kek.handle, carrier, Buffer.alloc(56)));
       api.C_DestroyObject(session, carrier);
-      return { mechanism: 'CKM_AES_KEY_WRAP', kek: kek.id, blob } as WrappedKey;
+      return { mechanism: 'CKM_AES_KEY_WRAP', kek: kek.id, blob } satisfies WrappedKey;
     });
     expect(await new Pkcs11KeyWrapper(pkcs11).unwrap(legacy)).toEqual(DEK);
   });
@@ -199,7 +199,7 @@ describe("openCryptoki's software token (CKM_AES_CBC_PAD only)", () => {
     await expectCode(wrapper.unwrap({ ...wrapped, blob: wrapped.blob.subarray(0, 99) }), 'WRAPPED_BLOB_CORRUPT');
 
     // A wrong KEK: another AES key under the same label and even the same CKA_ID (an operator's import).
-    const sameId = pkcs11.withSession((api, session) => api.C_GetAttributeValue(session, pkcs11.requireKek(api, session).handle, [{ type: pkcs11js.CKA_ID }])[0]!.value as Buffer);
+    const sameId = pkcs11.withSession((api, session) => api.C_GetAttributeValue(session, pkcs11.requireKek(api, session).handle, [{ type: pkcs11js.CKA_ID }])[0]!.value);
     const other = new Pkcs11Token({ ...token.config, kekLabel: 'other-kek' });
     pkcs11.withSession((api, session) =>
       api.C_CreateObject(session, [

@@ -82,11 +82,11 @@ interface Step {
 
 const paths: Step[][] = getShortestPaths(lifecycleMachine, {
   events: modelEvents as never,
-  serializeState: (snapshot) => `${JSON.stringify((snapshot as Snapshot).value)}|${(snapshot as Snapshot).context.storageType}`,
+  serializeState: (snapshot) => `${JSON.stringify(snapshot.value)}|${snapshot.context.storageType}`,
 }).map((path) =>
   path.steps
     .filter((s) => (s.event as { type: string }).type !== 'xstate.init')
-    .map((s) => ({ event: s.event as ModelEvent, state: stateString(s.state as Snapshot), pending: Object.keys((s.state as Snapshot).children).length > 0 })),
+    .map((s) => ({ event: s.event, state: stateString(s.state), pending: Object.keys(s.state.children).length > 0 })),
 );
 
 /** A move: one external event and the effect outcomes that follow it. Paths share their first moves. */

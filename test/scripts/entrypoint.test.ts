@@ -43,8 +43,8 @@ function startEntrypoint(log: string, env: NodeJS.ProcessEnv, args: string[] = [
     output += chunk.toString();
     appendFileSync(log, chunk);
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => {
       appendFileSync(log, `[exit ${code ?? signal}]\n`);

@@ -52,8 +52,8 @@ export class CliHome {
   /** A long-running CLI process (a server, or a command to kill mid-effect); output goes to the log. */
   spawn(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...this.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (chunk: Buffer) => appendFileSync(this.log, chunk));
-    child.stderr!.on('data', (chunk: Buffer) => appendFileSync(this.log, chunk));
+    child.stdout.on('data', (chunk: Buffer) => appendFileSync(this.log, chunk));
+    child.stderr.on('data', (chunk: Buffer) => appendFileSync(this.log, chunk));
     return child;
   }
 

@@ -62,9 +62,9 @@ export function runMeasured(command: string, args: string[], options: { env: Nod
   const child = spawn('/usr/bin/time', ['-f', '%M', '-o', report, command, ...args], { env: options.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  child.stdin!.end(options.stdin ?? '');
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  child.stdin.end(options.stdin ?? '');
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import knex, { type Knex } from 'knex';
-import { type DatabaseConfig, migrateToLatest, openDatabase } from '../../../db/database';
+import { migrateToLatest, openDatabase } from '../../../db/database';
 import { DatabaseBackup, DatabaseExport, type ExportDescriptor, copySqliteDatabase, createArchive, extractArchive, importDatabase, migrateToSchemaVersion, schemaVersionOf, verifyArchive } from '../../../effects/backup';
 import { DatabaseCopyError } from '../../../effects/backup/database-errors';
 import { type Engine, engines, freshDatabase, type TestDatabase } from '../../support/databases';
@@ -259,7 +259,7 @@ async function* exportFiles(dir: string): AsyncGenerator<{ name: string; data: B
   it('reads one snapshot of every table (REPEATABLE READ) and imports identically into PostgreSQL and SQLite', async () => {
     const { database, db } = await migrated('postgres', 'pg-concurrent');
     await seed(db);
-    const writer = openDatabase(database.config as DatabaseConfig);
+    const writer = openDatabase(database.config);
     const intoPg = await migrated('postgres', 'pg-concurrent-dst');
     const intoSqlite = await migrated('sqlite', 'pg-concurrent-dst');
     // Each transaction adds a device and its transition_log row: in any snapshot they come in pairs.
