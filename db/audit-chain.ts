@@ -1,5 +1,6 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import type { Knex } from 'knex';
+import type { TransitionLogRow } from './rows';
 
 /**
  * The transition log as a hash chain. Each row's hash covers the previous row's hash and the row's
@@ -111,28 +112,28 @@ export function checkpointMac(key: Buffer, checkpoint: Omit<ChainCheckpoint, 'ma
   return createHmac('sha256', key).update(`keyward-log-checkpoint-v1|${canonicalJson([checkpoint.deployment, checkpoint.revision, checkpoint.hash, checkpoint.chainKey])}`).digest('hex');
 }
 
-export function rowFromDatabase(row: Record<string, unknown>): ChainedRow {
+export function rowFromDatabase(row: TransitionLogRow): ChainedRow {
   return {
-    deployment: String(row.deployment),
+    deployment: row.deployment,
     revision: Number(row.revision),
-    eventType: String(row.event_type),
-    source: String(row.source),
-    fromState: String(row.from_state),
-    toState: String(row.to_state),
-    payload: JSON.parse(String(row.payload)),
-    at: String(row.created_at),
-    chainKey: String(row.chain_key ?? 'none'),
-    prevHash: String(row.prev_hash ?? ''),
-    hash: String(row.hash ?? ''),
+    eventType: row.event_type,
+    source: row.source,
+    fromState: row.from_state,
+    toState: row.to_state,
+    payload: JSON.parse(row.payload),
+    at: row.created_at,
+    chainKey: row.chain_key ?? 'none',
+    prevHash: row.prev_hash ?? '',
+    hash: row.hash ?? '',
   };
 }
 
 /** Chains rows that have no hash yet (the ones written before the chain existed), unkeyed. */
 export async function chainExistingRows(db: Knex): Promise<void> {
-  const deployments = (await db('transition_log').distinct('deployment')) as Array<{ deployment: string }>;
+  const deployments = await db<TransitionLogRow>('transition_log').distinct('deployment');
   for (const { deployment } of deployments) {
     let previous = GENESIS;
-    const rows = await db('transition_log').where({ deployment }).orderBy('revision');
+    const rows = await db<TransitionLogRow>('transition_log').where({ deployment }).orderBy('revision');
     for (const raw of rows) {
       const row = rowFromDatabase({ ...raw, chain_key: 'none' });
       const hash = rowHash(UNKEYED, previous, row);

@@ -19,6 +19,8 @@ const DISPOSABLE = new Set(['tls_server_credentials', 'custody_canary']);
 
 type Values<K extends string> = Record<K, string | null>;
 type Stored<K extends string> = Record<K, StoredField | null>;
+/** A row's id and its secret columns. */
+type SecretRow = { id: number } & Record<string, StoredField | null>;
 
 /**
  * Seals and opens the secret columns of a row for the repositories, with the codec the storage type
@@ -78,7 +80,7 @@ export class SecretFields {
       if (fromPlain !== toPlain) {
         const hasDek = this.keyring.current !== null;
         for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
-          for (const row of await trx(table).select('id', ...columns)) {
+          for (const row of await trx(table).select<SecretRow[]>('id', ...columns)) {
             const present = columns.filter((column) => row[column] !== null && row[column] !== undefined);
             if (present.length === 0) continue;
             if (!hasDek && DISPOSABLE.has(table)) {
@@ -86,7 +88,7 @@ export class SecretFields {
             } else if (toPlain) {
               if (!hasDek) throw new ValidationError('storageType', `${table} holds values sealed under a DEK this process cannot unwrap: software storage cannot take them; nothing was changed`);
               const update: Record<string, Buffer> = {};
-              for (const column of present.filter((c) => !isPlaintext(row[c]))) update[column] = this.plaintext.seal(this.encrypted.open(row[column], { table, column }));
+              for (const column of present.filter((c) => !isPlaintext(row[c]))) update[column] = this.plaintext.seal(this.encrypted.open(row[column]!, { table, column }));
               if (Object.keys(update).length > 0) await trx(table).where({ id: row.id }).update(update);
             } else if (hasDek) {
               const plaintext = present.filter((c) => isPlaintext(row[c]));
@@ -107,7 +109,7 @@ export class SecretFields {
     let sealed = 0;
     await this.storage.db.transaction(async (trx) => {
       for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
-        for (const row of await trx(table).select('id', ...columns)) {
+        for (const row of await trx(table).select<SecretRow[]>('id', ...columns)) {
           const plaintext = columns.filter((column) => isPlaintext(row[column]) && !this.opens(row[column], { table, column }));
           if (plaintext.length === 0) continue;
           await this.sealRow(trx, table, row, plaintext);
@@ -127,7 +129,7 @@ export class SecretFields {
     }
   }
 
-  private async sealRow(trx: Knex, table: string, row: Record<string, StoredField>, columns: readonly string[]): Promise<void> {
+  private async sealRow(trx: Knex, table: string, row: SecretRow, columns: readonly string[]): Promise<void> {
     const values: Values<string> = {};
     for (const column of columns) values[column] = this.plaintext.open(row[column]!);
     const sealed = await this.seal(trx, table, values);

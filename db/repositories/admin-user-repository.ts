@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { now } from '../clock';
+import { type AdminUserRow, returnedId } from '../rows';
 
 export interface AdminUser {
   id: number;
@@ -29,12 +30,11 @@ export class AdminUserRepository {
   constructor(private readonly db: Knex) {}
 
   async create(username: string, passwordHash: string): Promise<number> {
-    const [row] = await this.db('admin_users').insert({ username, password_hash: passwordHash, created_at: now() }).returning('id');
-    return Number(typeof row === 'object' ? row.id : row);
+    return returnedId(await this.db('admin_users').insert({ username, password_hash: passwordHash, created_at: now() }).returning('id'));
   }
 
   async findByUsername(username: string): Promise<AdminUser | null> {
-    const row = await this.db('admin_users').where({ username }).first();
+    const row = await this.db<AdminUserRow>('admin_users').where({ username }).first();
     return row ? toUser(row) : null;
   }
 
@@ -51,7 +51,7 @@ export class AdminUserRepository {
   async recordFailedLogin(id: number, at: Date = new Date()): Promise<{ failedLogins: number; lockedUntil: string | null }> {
     return this.db.transaction(async (trx) => {
       await trx('admin_users').where({ id }).increment('failed_logins', 1);
-      const row = await trx('admin_users').where({ id }).first('failed_logins');
+      const row = await trx<AdminUserRow>('admin_users').where({ id }).first('failed_logins');
       const failedLogins = Number(row?.failed_logins ?? 0);
       const lockMs = loginLockMs(failedLogins);
       const lockedUntil = lockMs > 0 ? new Date(at.getTime() + lockMs).toISOString() : null;
@@ -61,14 +61,14 @@ export class AdminUserRepository {
   }
 }
 
-function toUser(row: Record<string, unknown>): AdminUser {
+function toUser(row: AdminUserRow): AdminUser {
   return {
     id: Number(row.id),
-    username: String(row.username),
-    passwordHash: String(row.password_hash),
-    createdAt: String(row.created_at),
-    lastLoginAt: (row.last_login_at as string | null) ?? null,
+    username: row.username,
+    passwordHash: row.password_hash,
+    createdAt: row.created_at,
+    lastLoginAt: row.last_login_at ?? null,
     failedLogins: Number(row.failed_logins ?? 0),
-    lockedUntil: (row.locked_until as string | null | undefined) ?? null,
+    lockedUntil: row.locked_until ?? null,
   };
 }

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { now } from '../clock';
 import { requireName, ValidationError } from '../validation';
+import { returnedId } from '../rows';
 
 export type CaKeyLocation = 'token' | 'db';
 
@@ -33,7 +34,8 @@ export class CaRepository {
     if (ca.keyLocation === 'token' && !ca.tokenKeyLabel) throw new ValidationError('tokenKeyLabel', 'a CA whose key is in the token needs the key label');
     return this.db.transaction(async (trx) => {
       if (await trx('cas').where({ name }).first('id')) throw new ValidationError('name', `a CA named "${name}" exists already`);
-      const [row] = await trx('cas')
+      return returnedId(
+        await trx('cas')
         .insert({
           name,
           key_location: ca.keyLocation,
@@ -42,8 +44,8 @@ export class CaRepository {
           active: true,
           created_at: now(),
         })
-        .returning('id');
-      return Number(typeof row === 'object' ? row.id : row);
+        .returning('id'),
+      );
     });
   }
 

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { now } from '../clock';
 import type { SecretFields } from '../secret-fields';
+import type { CustodyCanaryRow } from '../rows';
 
 export interface CanaryCheck {
   ok: boolean;
@@ -32,7 +33,7 @@ export class CanaryRepository {
   }
 
   async check(): Promise<CanaryCheck> {
-    const row = await this.db('custody_canary').orderBy('id').first();
+    const row = await this.db<CustodyCanaryRow>('custody_canary').orderBy('id').first();
     if (!row) return { ok: false, message: 'there is no custody canary in this database' };
     try {
       const opened = await this.secrets.open('custody_canary', row, ['value'] as const);

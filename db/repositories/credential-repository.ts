@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { now } from '../clock';
 import type { SecretFields } from '../secret-fields';
 import { optionalSecret, requireName, ValidationError } from '../validation';
+import { type CredentialRow, returnedId } from '../rows';
 
 export interface NewCredential {
   name: string;
@@ -36,31 +37,28 @@ export class CredentialRepository {
     return this.db.transaction(async (trx) => {
       if (await trx('credentials').where({ name }).first('id')) throw new ValidationError('name', `a credential named "${name}" exists already`);
       const sealed = await this.secrets.seal(trx, 'credentials', { private_key: privateKeyPem });
-      const [row] = await trx('credentials')
-        .insert({ name, private_key: sealed.private_key, certificate_pem: credential.certificatePem ?? null, created_at: now() })
-        .returning('id');
-      return Number(typeof row === 'object' ? row.id : row);
+      return returnedId(await trx('credentials').insert({ name, private_key: sealed.private_key, certificate_pem: credential.certificatePem ?? null, created_at: now() }).returning('id'));
     });
   }
 
   async list(): Promise<CredentialSummary[]> {
-    const rows = await this.db('credentials').orderBy('id').select('id', 'name', 'certificate_pem', 'created_at');
+    const rows = await this.db<CredentialRow>('credentials').orderBy('id').select('id', 'name', 'certificate_pem', 'created_at');
     return rows.map(summary);
   }
 
   async get(id: number): Promise<Credential | null> {
-    const row = await this.db('credentials').where({ id }).first();
+    const row = await this.db<CredentialRow>('credentials').where({ id }).first();
     if (!row) return null;
     const opened = await this.secrets.open('credentials', row, ['private_key'] as const);
     return { ...summary(row), privateKeyPem: opened.private_key! };
   }
 }
 
-function summary(row: Record<string, unknown>): CredentialSummary {
+function summary(row: Pick<CredentialRow, 'id' | 'name' | 'certificate_pem' | 'created_at'>): CredentialSummary {
   return {
     id: Number(row.id),
-    name: String(row.name),
-    certificatePem: (row.certificate_pem as string | null) ?? null,
-    createdAt: String(row.created_at),
+    name: row.name,
+    certificatePem: row.certificate_pem ?? null,
+    createdAt: row.created_at,
   };
 }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { now } from '../clock';
 import type { SecretFields } from '../secret-fields';
 import { optionalSecret, requireName, ValidationError } from '../validation';
+import { type DeviceRow, returnedId } from '../rows';
 
 export interface NewDevice {
   name: string;
@@ -38,30 +39,29 @@ export class DeviceRepository {
     return this.db.transaction(async (trx) => {
       if (await trx('devices').where({ name }).first('id')) throw new ValidationError('name', `a device named "${name}" exists already`);
       const sealed = await this.secrets.seal(trx, 'devices', { est_password: estPassword, cmp_shared_secret: cmpSharedSecret });
-      const [row] = await trx('devices').insert({ name, ...sealed, created_at: now() }).returning('id');
-      return Number(typeof row === 'object' ? row.id : row);
+      return returnedId(await trx('devices').insert({ name, ...sealed, created_at: now() }).returning('id'));
     });
   }
 
   async list(): Promise<DeviceSummary[]> {
-    const rows = await this.db('devices').orderBy('id').select('id', 'name', 'est_password', 'cmp_shared_secret', 'created_at');
+    const rows = await this.db<DeviceRow>('devices').orderBy('id').select('id', 'name', 'est_password', 'cmp_shared_secret', 'created_at');
     return rows.map(summary);
   }
 
   async get(id: number): Promise<Device | null> {
-    const row = await this.db('devices').where({ id }).first();
+    const row = await this.db<DeviceRow>('devices').where({ id }).first();
     if (!row) return null;
     const opened = await this.secrets.open('devices', row, SECRET_COLUMNS);
     return { ...summary(row), estPassword: opened.est_password, cmpSharedSecret: opened.cmp_shared_secret };
   }
 
   async findByName(name: string): Promise<Device | null> {
-    const row = await this.db('devices').where({ name }).first('id');
+    const row = await this.db<DeviceRow>('devices').where({ name }).first('id');
     return row ? this.get(Number(row.id)) : null;
   }
 }
 
-function summary(row: Record<string, unknown>): DeviceSummary {
+function summary(row: DeviceRow): DeviceSummary {
   return {
     id: Number(row.id),
     name: String(row.name),

@@ -1,8 +1,9 @@
 import type { Knex } from 'knex';
 import type { KeyMaterialRecord, KeyMaterialStore } from '../../hsm/key-hierarchy';
-import type { WrappedKey } from '../../hsm/key-wrapper';
+import type { WrapMechanism, WrappedKey } from '../../hsm/key-wrapper';
 import { now } from '../clock';
 import { ConfigCache } from '../config-cache';
+import type { KeyMaterialRow } from '../rows';
 
 /** The wrapped DEK and its backup copy (design §1); never the DEK. */
 export class KeyMaterialRepository implements KeyMaterialStore {
@@ -13,7 +14,7 @@ export class KeyMaterialRepository implements KeyMaterialStore {
   ) {}
 
   async current(): Promise<KeyMaterialRecord | null> {
-    const record = await this.cache.get('keyMaterial', async () => recordOf(await this.reader('key_material').orderBy('id', 'desc').first()));
+    const record = await this.cache.get('keyMaterial', async () => recordOf(await this.reader<KeyMaterialRow>('key_material').orderBy('id', 'desc').first()));
     // Callers get their own buffers: the kept record stays as read.
     return record && { ...record, wrapped: record.wrapped && { ...record.wrapped, kek: { ...record.wrapped.kek }, blob: Buffer.from(record.wrapped.blob) }, backupCopy: record.backupCopy && Buffer.from(record.backupCopy) };
   }
@@ -56,12 +57,13 @@ export class KeyMaterialRepository implements KeyMaterialStore {
   }
 }
 
-function recordOf(row: Record<string, any> | undefined): KeyMaterialRecord | null {
+function recordOf(row: KeyMaterialRow | undefined): KeyMaterialRecord | null {
   if (!row) return null;
+  // wrappedColumns() writes the mechanism and the KEK's label together with the blob.
   const wrapped: WrappedKey | null =
     row.wrapped_dek === null
       ? null
-      : { mechanism: row.wrap_mechanism, kek: { label: row.kek_label, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
+      : { mechanism: row.wrap_mechanism as WrapMechanism, kek: { label: row.kek_label as string, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
   return {
     dekKeyId: row.dek_key_id,
     wrapped,

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { ChainCheckpoint, ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
 import { now } from '../clock';
 import { pendingMigrations } from '../database';
+import type { LifecycleRow, TransitionLogCheckpointRow, TransitionLogRow } from '../rows';
 
 export interface StoredLifecycle {
   revision: number;
@@ -55,7 +56,7 @@ export class LifecycleRepository {
   }
 
   async load(deployment: string): Promise<StoredLifecycle | null> {
-    const row = await this.reader('lifecycle').where({ deployment }).first();
+    const row = await this.reader<LifecycleRow>('lifecycle').where({ deployment }).first();
     if (!row) return null;
     return { revision: Number(row.revision), chainHead: row.chain_head ?? null, machineVersion: Number(row.machine_version), snapshot: JSON.parse(row.snapshot), state: row.state };
   }
@@ -80,7 +81,7 @@ export class LifecycleRepository {
       await this.db.transaction(async (trx) => {
         // The caller read the head with the row it expects; the compare-and-swap below keeps them together.
         let previous: string =
-          expectedRevision === null ? GENESIS : (expectedHead ?? (await trx('transition_log').where({ deployment, revision: expectedRevision }).first('hash'))?.hash ?? GENESIS);
+          expectedRevision === null ? GENESIS : (expectedHead ?? (await trx<TransitionLogRow>('transition_log').where({ deployment, revision: expectedRevision }).first('hash'))?.hash ?? GENESIS);
         const rows = entries.map((entry, index) => {
           const row = { deployment, revision: (expectedRevision ?? 0) + index + 1, ...entry, chainKey: chainKey.id };
           const hash = rowHash(chainKey.key, previous, row);
@@ -124,7 +125,7 @@ export class LifecycleRepository {
 
   /** The hash of one log row, or null when there is no such row. */
   async hashAt(deployment: string, revision: number): Promise<string | null> {
-    return (await this.db('transition_log').where({ deployment, revision }).first('hash'))?.hash ?? null;
+    return (await this.db<TransitionLogRow>('transition_log').where({ deployment, revision }).first('hash'))?.hash ?? null;
   }
 
   /** Every row of a deployment's log, in revision order, for chain verification and export. */
@@ -140,14 +141,14 @@ export class LifecycleRepository {
   }
 
   async chainRow(deployment: string, revision: number): Promise<ChainedRow | null> {
-    const row = await this.reader('transition_log').where({ deployment, revision }).first();
+    const row = await this.reader<TransitionLogRow>('transition_log').where({ deployment, revision }).first();
     return row ? rowFromDatabase(row) : null;
   }
 
   /** The deployment's checkpoint, or null (none yet, or a schema from before migration 009). */
   async checkpoint(deployment: string): Promise<ChainCheckpoint | null> {
     if (!(await this.db.schema.hasTable('transition_log_checkpoint'))) return null;
-    const row = await this.reader('transition_log_checkpoint').where({ deployment }).first();
+    const row = await this.reader<TransitionLogCheckpointRow>('transition_log_checkpoint').where({ deployment }).first();
     return row ? { deployment, revision: Number(row.revision), hash: String(row.hash), chainKey: String(row.chain_key), mac: String(row.mac) } : null;
   }
 

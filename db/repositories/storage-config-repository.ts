@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { isStorageType, StorageType } from '../../hsm/storage-type';
 import { now } from '../clock';
 import { ConfigCache } from '../config-cache';
+import type { StorageConfigRow, TokenConfigRow } from '../rows';
 
 export type HsmType = 'softhsm' | 'physical';
 
@@ -30,7 +31,7 @@ export class StorageConfigRepository {
   }
 
   private async readStorageType(db: Knex): Promise<StorageType | null> {
-    const row = await db('key_storage_config').where({ id: 1 }).first('storage_type');
+    const row = await db<StorageConfigRow>('key_storage_config').where({ id: 1 }).first('storage_type');
     if (!row) return null;
     if (!isStorageType(row.storage_type)) throw new Error(`key_storage_config holds an unknown storage type "${row.storage_type}"`);
     return row.storage_type;
@@ -46,7 +47,7 @@ export class StorageConfigRepository {
 
   async token(): Promise<TokenConfigRecord | null> {
     const record = await this.cache.get('token', async () => {
-      const row = await this.reader('pkcs11_token_config').where({ id: 1 }).first();
+      const row = await this.reader<TokenConfigRow>('pkcs11_token_config').where({ id: 1 }).first();
       return row ? tokenRecord(row) : null;
     });
     return record && { ...record };
@@ -73,9 +74,9 @@ export class StorageConfigRepository {
   }
 }
 
-function tokenRecord(row: Record<string, any>): TokenConfigRecord {
+function tokenRecord(row: TokenConfigRow): TokenConfigRecord {
   return {
-    hsmType: row.hsm_type,
+    hsmType: row.hsm_type as HsmType,
     modulePath: row.module_path,
     tokenLabel: row.token_label,
     kekLabel: row.kek_label,

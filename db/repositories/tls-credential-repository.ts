@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { now } from '../clock';
 import type { SecretFields } from '../secret-fields';
+import { returnedId, type TlsCredentialRow } from '../rows';
 
 export type TlsSource = 'generated' | 'pkcs12' | 'pem';
 
@@ -36,7 +37,8 @@ export class TlsCredentialRepository {
     return this.db.transaction(async (trx) => {
       const sealed = await this.secrets.seal(trx, 'tls_server_credentials', { private_key: credential.privateKeyPem });
       if (options.activate) await trx('tls_server_credentials').update({ active: false });
-      const [row] = await trx('tls_server_credentials')
+      return returnedId(
+        await trx('tls_server_credentials')
         .insert({
           private_key: sealed.private_key,
           certificate_pem: credential.certificatePem,
@@ -48,14 +50,14 @@ export class TlsCredentialRepository {
           active: options.activate,
           created_at: now(),
         })
-        .returning('id');
-      return Number(typeof row === 'object' ? row.id : row);
+        .returning('id'),
+      );
     });
   }
 
   async activate(id: number): Promise<void> {
     await this.db.transaction(async (trx) => {
-      const exists = await trx('tls_server_credentials').where({ id }).first('id');
+      const exists = await trx<TlsCredentialRow>('tls_server_credentials').where({ id }).first('id');
       if (!exists) throw new Error(`no TLS server credential ${id}`);
       await trx('tls_server_credentials').update({ active: false });
       await trx('tls_server_credentials').where({ id }).update({ active: true });
@@ -63,25 +65,25 @@ export class TlsCredentialRepository {
   }
 
   async active(): Promise<TlsCredential | null> {
-    const row = await this.db('tls_server_credentials').where({ active: true }).orderBy('id', 'desc').first();
+    const row = await this.db<TlsCredentialRow>('tls_server_credentials').where({ active: true }).orderBy('id', 'desc').first();
     return row ? this.open(row) : null;
   }
 
   async get(id: number): Promise<TlsCredential | null> {
-    const row = await this.db('tls_server_credentials').where({ id }).first();
+    const row = await this.db<TlsCredentialRow>('tls_server_credentials').where({ id }).first();
     return row ? this.open(row) : null;
   }
 
-  private async open(row: Record<string, unknown>): Promise<TlsCredential> {
-    const opened = await this.secrets.open('tls_server_credentials', row as Record<'private_key', Buffer | null>, ['private_key'] as const);
+  private async open(row: TlsCredentialRow): Promise<TlsCredential> {
+    const opened = await this.secrets.open('tls_server_credentials', row, ['private_key'] as const);
     return {
       id: Number(row.id),
       privateKeyPem: opened.private_key!,
-      certificatePem: String(row.certificate_pem),
-      chainPem: (row.chain_pem as string | null) ?? null,
-      fingerprintSha256: String(row.fingerprint_sha256),
-      subjectAltNames: JSON.parse(String(row.subject_alt_names ?? '[]')) as string[],
-      notAfter: String(row.not_after),
+      certificatePem: row.certificate_pem,
+      chainPem: row.chain_pem ?? null,
+      fingerprintSha256: row.fingerprint_sha256,
+      subjectAltNames: JSON.parse(row.subject_alt_names ?? '[]') as string[],
+      notAfter: row.not_after,
       source: row.source as TlsSource,
       active: Boolean(row.active),
     };

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { WebSessionRow } from '../rows';
 
 export interface WebSessionRecord {
   /** SHA-256 (hex) of the session id; the id itself lives only in the browser's cookie. */
@@ -47,7 +48,7 @@ export class WebSessionRepository {
 
   async find(idHash: string): Promise<WebSessionRecord | null> {
     if (!ID_HASH.test(idHash)) return null;
-    const row = await this.reader('web_sessions')
+    const row: (WebSessionRow & { admin_username: string | null }) | undefined = await this.reader<WebSessionRow>('web_sessions')
       .leftJoin('admin_users', 'admin_users.id', 'web_sessions.admin_user_id')
       .where('web_sessions.id_hash', idHash)
       .first('web_sessions.*', 'admin_users.username as admin_username');
@@ -80,14 +81,14 @@ export class WebSessionRepository {
   }
 }
 
-function toRecord(row: Record<string, unknown>): WebSessionRecord {
+function toRecord(row: WebSessionRow & { admin_username: string | null }): WebSessionRecord {
   return {
-    idHash: String(row.id_hash),
+    idHash: row.id_hash,
     setupAuthorized: Boolean(row.setup_authorized),
     adminUserId: row.admin_user_id === null || row.admin_user_id === undefined ? null : Number(row.admin_user_id),
-    adminUsername: (row.admin_username as string | null | undefined) ?? null,
-    createdAt: String(row.created_at),
-    lastSeenAt: String(row.last_seen_at),
-    expiresAt: String(row.expires_at),
+    adminUsername: row.admin_username ?? null,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    expiresAt: row.expires_at,
   };
 }
