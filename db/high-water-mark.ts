@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { KeywardError } from '../errors/keyward-error';
 
 /**
  * The furthest lifecycle revision (and its log hash) this home has seen committed, kept in a file
@@ -70,10 +71,9 @@ function save(home: string, file: MarkFile): void {
   renameSync(temporary, markPath(home));
 }
 
-export class StoreBehindError extends Error {
-  readonly code = 'STORE_BEHIND';
+export class StoreBehindError extends KeywardError {
   constructor(message: string) {
-    super(message);
+    super('STORE_BEHIND', message);
     this.name = 'StoreBehindError';
   }
 }

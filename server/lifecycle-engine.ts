@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { getNextTransitions, transition } from 'xstate';
 import { ChainKey, UNKEYED_CHAIN } from '../db/audit-chain';
+import { KeywardError } from '../errors/keyward-error';
 import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
 import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
 import { EVENT_TYPES, LifecycleEvent, loggablePayload } from '../machines/events';
@@ -61,16 +62,16 @@ export interface Inspection {
   history: TransitionRow[];
 }
 
-export class LifecycleStateError extends Error {
+export class LifecycleStateError extends KeywardError {
   constructor(message: string) {
-    super(message);
+    super('LIFECYCLE_UNREADABLE', message);
     this.name = 'LifecycleStateError';
   }
 }
 
-export class LifecycleBusyError extends Error {
+export class LifecycleBusyError extends KeywardError {
   constructor(readonly pending: PendingEffect) {
-    super(`effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}`);
+    super('BUSY', `effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}`);
     this.name = 'LifecycleBusyError';
   }
 }
@@ -335,7 +336,11 @@ export class LifecycleEngine {
   }
 }
 
-class FirstCommitConflict extends Error {}
+class FirstCommitConflict extends KeywardError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+  }
+}
 
 function persisted(snapshot: Snapshot, pendingEffect: PendingEffect | null): PersistedLifecycle {
   return { value: snapshot.value, context: snapshot.context, pendingEffect };
