@@ -297,7 +297,7 @@ async function main(argv: string[]): Promise<number> {
             `revision:     ${inspection.revision ?? '-'}`,
           ];
           if (inspection.context.reason) lines.push(`reason:       ${inspection.context.reason}`);
-          if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.code}: ${inspection.context.lastError.message}`);
+          if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.message} (error code ${inspection.context.lastError.code})`);
           if (tokenCapabilities) lines.push(...lazy.capabilities().capabilityLines(tokenCapabilities));
           if (inspection.pendingEffect) lines.push(`in flight:    ${inspection.pendingEffect.src} (pid ${inspection.pendingEffect.owner.pid} on ${inspection.pendingEffect.owner.host})`);
           lines.push('history:');
