@@ -71,7 +71,7 @@ export class LifecycleStateError extends KeywardError {
 
 export class LifecycleBusyError extends KeywardError {
   constructor(readonly pending: PendingEffect) {
-    super('BUSY', `effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}`);
+    super('BUSY', `keyward is busy: effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}; nothing was changed: wait for it and try again`);
     this.name = 'LifecycleBusyError';
   }
 }
