@@ -1,4 +1,5 @@
 import { isStorageType, StorageType } from '../hsm/storage-type';
+import { KeywardError } from '../errors/keyward-error';
 import type { StartupContext } from './startup-context';
 
 /**
@@ -65,12 +66,12 @@ export function requiredSecrets(event: LifecycleEvent): string[] {
   return [...(SECRETS_BY_EVENT[event.type] ?? [])];
 }
 
-export class EventPayloadError extends Error {
+export class EventPayloadError extends KeywardError {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(message);
+    super('INVALID_PAYLOAD', message);
     this.name = 'EventPayloadError';
   }
 }
