@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { safeErrorMessage } from '../db/driver-errors';
 import { loadConfig } from './config';
 import { acceptStore, StoreBehindError, writeMark } from '../db/high-water-mark';
+import { parseCommandLine, ParsedCommandLine, UsageError } from './cli-args';
 import { guardHome, StoreMissingError } from './home-guard';
 import { HomeInUseError } from './home-lock';
 import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
@@ -62,32 +63,7 @@ exit codes: ${Object.entries(EXIT_MEANINGS)
   .join('')}
 `;
 
-class UsageError extends Error {}
-
-interface Parsed {
-  command: string;
-  positional: string[];
-  flags: Map<string, string[]>;
-}
-
-function parseArgs(argv: string[]): Parsed {
-  const [command = 'help', ...rest] = argv;
-  const positional: string[] = [];
-  const flags = new Map<string, string[]>();
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    const boolean = ['json', 'fresh-start', 'accept-older-store'].includes(name);
-    const value = boolean ? 'true' : (inline ?? rest[++i]);
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    flags.set(name, [...(flags.get(name) ?? []), value]);
-  }
-  return { command, positional, flags };
-}
+type Parsed = ParsedCommandLine;
 
 const flag = (parsed: Parsed, name: string): string | undefined => parsed.flags.get(name)?.at(-1);
 
@@ -196,9 +172,9 @@ function checkpointHook(): ((name: string) => Promise<void>) | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv);
+  const parsed = parseCommandLine(argv);
   const json = parsed.flags.has('json');
-  if (parsed.command === 'help' || parsed.command === '--help' || parsed.command === '-h') {
+  if (parsed.command === 'help') {
     process.stdout.write(USAGE);
     return EXIT.OK;
   }
