@@ -193,6 +193,34 @@ export function parseExternalEvent(type: string, payload: Record<string, unknown
   return { type, at, ...parsed.data } as LifecycleEvent;
 }
 
+/**
+ * Refuses secrets that do not fit the event: one it needs is missing or empty, or one it does not
+ * take is given. The names in the messages come from the schema entry.
+ */
+export function checkSecrets(event: LifecycleEvent, secrets: Readonly<Record<string, string>>): void {
+  const required = requiredSecrets(event);
+  const missing = required.filter((name) => !Object.hasOwn(secrets, name) || secrets[name] === '');
+  if (missing.length > 0) throw new EventPayloadError(missing[0]!, `${event.type} needs the secret(s) ${missing.join(', ')} (on stdin or in a file, never as an argument)`);
+  const unknown = Object.keys(secrets).filter((name) => !required.includes(name));
+  if (unknown.length > 0) throw new EventPayloadError(unknown[0]!, `${event.type} takes no secret named ${unknown.join(', ')}`);
+}
+
+/**
+ * A form's fields split the schema's way (the web's parser): the event's payload fields into the
+ * payload, its secrets beside it. `names` gives the form's field name where it differs from the
+ * schema's; a secret left empty is left out, so the refusal names it as missing.
+ */
+export function eventFromForm(
+  type: LifecycleEventType,
+  form: (name: string) => string,
+  names: Readonly<Record<string, string>> = {},
+): { payload: Record<string, string>; secrets: Record<string, string> } {
+  const read = (name: string) => form(names[name] ?? name);
+  const payload = Object.fromEntries(payloadFields(type).map((name) => [name, read(name)]));
+  const secrets = Object.fromEntries(EVENT_SCHEMAS[type].secrets.map((name) => [name, read(name)]).filter(([, value]) => value !== ''));
+  return { payload, secrets };
+}
+
 /** The payload as it may be logged: everything but `type` and `at` (secrets are never in it). */
 export function loggablePayload(event: { type: string } & Record<string, unknown>): Record<string, unknown> {
   const { type: _type, at: _at, ...rest } = event;
