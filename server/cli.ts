@@ -2,7 +2,6 @@
 import './young-generation';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { safeErrorMessage } from '../db/driver-errors';
-import { loadConfig } from './config';
 import { acceptStore, StoreBehindError, writeMark } from '../db/high-water-mark';
 import { parseCommandLine, ParsedCommandLine, UsageError } from './cli-args';
 import { guardHome, StoreMissingError } from './home-guard';
@@ -13,9 +12,10 @@ import type { KeywardRuntime } from './runtime';
 
 /**
  * Loaded only by the commands that need them: `boot` and `send` start faster without the web stack,
- * and `help` and `exit-codes` without the runtime (knex, the machine, the token).
+ * and `help` and `exit-codes` without the runtime (knex, the machine, the token) or the schemas (zod).
  */
 const lazy = {
+  config: () => (require('./config') as typeof import('./config')).loadConfig,
   runtime: () => (require('./runtime') as typeof import('./runtime')).KeywardRuntime,
   engine: () => require('./lifecycle-engine') as typeof import('./lifecycle-engine'),
   graph: () => require('../machines/graph') as typeof import('../machines/graph'),
@@ -192,7 +192,7 @@ async function main(argv: string[]): Promise<number> {
     return report.ok && report.scratchDestroyed ? EXIT.OK : EXIT.DRILL_FAILED;
   }
 
-  const config = loadConfig();
+  const config = lazy.config()();
   const boots = parsed.command === 'start' || parsed.command === 'boot';
   const freshStart = boots && parsed.flags.has('fresh-start');
   // Before the store is opened (opening creates an empty SQLite file): recover, clean up, refuse a vanished store.
