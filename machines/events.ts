@@ -18,6 +18,9 @@ const MAX_PATH = 4096;
 const TOKEN_LABEL = /^[\x20-\x7e]{1,32}$/;
 const USERNAME = /^[A-Za-z0-9._@-]{1,150}$/;
 
+/** Any value, absent included: each field's own check says what is required (zod's message would not). */
+const anyValue = z.unknown().optional();
+
 /** Refuses with the message given: the first issue becomes the EventPayloadError shown to the operator. */
 function fail(ctx: z.RefinementCtx, message: string): never {
   ctx.addIssue({ code: 'custom', message });
@@ -26,7 +29,7 @@ function fail(ctx: z.RefinementCtx, message: string): never {
 
 /** A required line of text (a path, a label, a name): trimmed, bounded, without control characters. */
 const text = (field: string, max = MAX_PATH) =>
-  z.unknown().transform((value, ctx): string => {
+  anyValue.transform((value, ctx): string => {
     if (typeof value !== 'string' || value.trim() === '') return fail(ctx, `${field} is required`);
     if (value.length > max) return fail(ctx, `${field} is longer than ${max} characters`);
     if (/[\u0000-\u001f]/.test(value)) return fail(ctx, `${field} contains control characters`);
@@ -34,19 +37,19 @@ const text = (field: string, max = MAX_PATH) =>
   });
 
 const oneOf = <T extends string>(accepts: (value: unknown) => value is T, message: string) =>
-  z.unknown().transform((value, ctx): T => (accepts(value) ? value : fail(ctx, message)));
+  anyValue.transform((value, ctx): T => (accepts(value) ? value : fail(ctx, message)));
 
 const isHsmType = (value: unknown): value is HsmType => value === 'softhsm' || value === 'physical';
 
 /** `''`, null and absent all mean "no slot": the token is then found by label. */
-const slot = z.unknown().transform((value, ctx): number | null => {
+const slot = anyValue.transform((value, ctx): number | null => {
   if (value === undefined || value === null || value === '') return null;
   const number = Number(value);
   return Number.isSafeInteger(number) && number >= 0 ? number : fail(ctx, 'slot must be a non-negative integer');
 });
 
 /** A list or one string separated by commas or white space (as a form field sends it). */
-const subjectAltNames = z.unknown().transform((raw, ctx): string[] => {
+const subjectAltNames = anyValue.transform((raw, ctx): string[] => {
   const list: unknown[] = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[\s,]+/) : [];
   const names = list.map((s) => String(s).trim()).filter(Boolean);
   if (names.length === 0) return fail(ctx, 'at least one subject alternative name is required');
@@ -98,7 +101,7 @@ export const EVENT_SCHEMAS = {
       keyFile: text('keyFile'),
       certificateFile: text('certificateFile'),
       // Any falsy value (absent, null, '') means no chain file.
-      chainFile: z.unknown().transform((value, ctx): string | null => {
+      chainFile: anyValue.transform((value, ctx): string | null => {
         if (!value) return null;
         const parsed = text('chainFile').safeParse(value);
         return parsed.success ? parsed.data : fail(ctx, parsed.error.issues[0]!.message);
@@ -119,7 +122,7 @@ export const EVENT_SCHEMAS = {
   DECLARE_TOKEN_LOST: { payload: NO_PAYLOAD, secrets: [] },
   ACKNOWLEDGE_LOG_BREAK: {
     payload: z.object({
-      revision: z.unknown().transform((value, ctx): number => {
+      revision: anyValue.transform((value, ctx): number => {
         const revision = Number(value);
         return Number.isSafeInteger(revision) && revision >= 1 ? revision : fail(ctx, 'revision must be the broken row `keyward audit verify` reported');
       }),
