@@ -15,7 +15,7 @@ import { safeErrorMessage } from '../db/driver-errors';
 export const EXIT_CODES = {
   OK: { exit: 0, meaning: 'applied (or, for boot, the machine reached a state that serves)' },
   ERROR: { exit: 1, meaning: 'an unexpected error; nothing is assumed changed' },
-  USAGE: { exit: 2, meaning: 'wrong command-line usage (e.g. a secret given as an argument); nothing changed' },
+  USAGE: { exit: 2, meaning: 'wrong command-line usage (an unknown command or option, a missing value, a secret given as an argument); nothing changed' },
   REFUSED: { exit: 3, meaning: 'refused: the event is not accepted now, or its payload or secrets are missing or invalid; nothing changed' },
   CONFLICT: { exit: 4, meaning: 'conflict: another writer changed the lifecycle first; re-read and retry' },
   REJECTED: { exit: 5, meaning: 'rejected: the event was accepted but its effect failed (wrong password, lockout, failed script); only counters changed' },

@@ -2,19 +2,20 @@
 import './young-generation';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { safeErrorMessage } from '../db/driver-errors';
-import { loadConfig } from './config';
 import { acceptStore, writeMark } from '../db/high-water-mark';
+import { parseCommandLine, ParsedCommandLine, UsageError } from './cli-args';
 import { guardHome } from './home-guard';
 import { EXIT, exitCodeFor } from './exit-codes';
-import { asKeywardError, EXIT_CODES, KeywardError } from '../errors/keyward-error';
+import { asKeywardError, EXIT_CODES } from '../errors/keyward-error';
 import type { SendResult } from './lifecycle-engine';
 import type { KeywardRuntime } from './runtime';
 
 /**
  * Loaded only by the commands that need them: `boot` and `send` start faster without the web stack,
- * and `help` and `exit-codes` without the runtime (knex, the machine, the token).
+ * and `help` and `exit-codes` without the runtime (knex, the machine, the token) or the schemas (zod).
  */
 const lazy = {
+  config: () => (require('./config') as typeof import('./config')).loadConfig,
   runtime: () => (require('./runtime') as typeof import('./runtime')).KeywardRuntime,
   engine: () => require('./lifecycle-engine') as typeof import('./lifecycle-engine'),
   graph: () => require('../machines/graph') as typeof import('../machines/graph'),
@@ -62,36 +63,7 @@ exit codes: ${Object.values(EXIT_CODES)
   .join('')}
 `;
 
-class UsageError extends KeywardError {
-  constructor(message: string) {
-    super('USAGE', message);
-  }
-}
-
-interface Parsed {
-  command: string;
-  positional: string[];
-  flags: Map<string, string[]>;
-}
-
-function parseArgs(argv: string[]): Parsed {
-  const [command = 'help', ...rest] = argv;
-  const positional: string[] = [];
-  const flags = new Map<string, string[]>();
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    const boolean = ['json', 'fresh-start', 'accept-older-store'].includes(name);
-    const value = boolean ? 'true' : (inline ?? rest[++i]);
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    flags.set(name, [...(flags.get(name) ?? []), value]);
-  }
-  return { command, positional, flags };
-}
+type Parsed = ParsedCommandLine;
 
 const flag = (parsed: Parsed, name: string): string | undefined => parsed.flags.get(name)?.at(-1);
 
@@ -179,9 +151,9 @@ function checkpointHook(): ((name: string) => Promise<void>) | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv);
+  const parsed = parseCommandLine(argv);
   const json = parsed.flags.has('json');
-  if (parsed.command === 'help' || parsed.command === '--help' || parsed.command === '-h') {
+  if (parsed.command === 'help') {
     process.stdout.write(USAGE);
     return EXIT.OK;
   }
@@ -199,7 +171,7 @@ async function main(argv: string[]): Promise<number> {
     return report.ok && report.scratchDestroyed ? EXIT.OK : EXIT.DRILL_FAILED;
   }
 
-  const config = loadConfig();
+  const config = lazy.config()();
   const boots = parsed.command === 'start' || parsed.command === 'boot';
   const freshStart = boots && parsed.flags.has('fresh-start');
   // Before the store is opened (opening creates an empty SQLite file): recover, clean up, refuse a vanished store.
