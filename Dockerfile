@@ -31,6 +31,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --loglevel=error \
   && node -e "require('pkcs11js'); require('argon2'); require('sqlite3')"
 COPY tsconfig.json ./
+COPY errors errors
 COPY machines machines
 COPY server server
 COPY hsm hsm

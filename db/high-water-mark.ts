@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { writeFileDurably } from './durable-file';
 import { join } from 'node:path';
+import { KeywardError } from '../errors/keyward-error';
 
 /**
  * The furthest lifecycle revision (and its log hash) this home has seen committed, kept in a file
@@ -63,10 +64,9 @@ function save(home: string, file: MarkFile): void {
   writeFileDurably(markPath(home), `${JSON.stringify(file, null, 2)}\n`);
 }
 
-export class StoreBehindError extends Error {
-  readonly code = 'STORE_BEHIND';
+export class StoreBehindError extends KeywardError {
   constructor(message: string) {
-    super(message);
+    super('STORE_BEHIND', message);
     this.name = 'StoreBehindError';
   }
 }

@@ -1,10 +1,12 @@
+import { KeywardError } from '../errors/keyward-error';
+
 /** Bad input is refused with a message that names the field and never echoes a secret. */
-export class ValidationError extends Error {
+export class ValidationError extends KeywardError {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(message);
+    super('INVALID_INPUT', message);
     this.name = 'ValidationError';
   }
 }

@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import * as argon2 from 'argon2';
 import { DatabaseConfig, migrateToLatest } from '../db/database';
 import { safeErrorMessage } from '../db/driver-errors';
+import { KeywardError } from '../errors/keyward-error';
 import { ValidationError } from '../db/validation';
 import { isKeyCustodyError, KeyCustodyError } from '../hsm/errors';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
@@ -10,10 +11,10 @@ import { mapPkcs11Error } from '../hsm/pkcs11-token';
 import { readCapabilities, requireUsableToken } from '../hsm/token-capabilities';
 import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput, EffectRunner, TlsSummary } from '../machines/effect-signatures';
 import type { KeyCustody } from './key-custody';
-import { checkPasswordStrength, WeakPasswordError } from './password-policy';
+import { checkPasswordStrength } from './password-policy';
 import { isBackupArchiveError } from './backup/archive-errors';
-import { TokenSetupError, setUpToken } from './token-setup';
-import { TlsFilesError, TlsInputError } from './tls/errors';
+import { setUpToken } from './token-setup';
+import { TlsInputError } from './tls/errors';
 import { parseSubjectAltNames } from './tls/subject-alt-names';
 import type { TlsMaterial } from './tls/tls-material';
 import { writeTlsFiles } from './tls/tls-files';
@@ -234,14 +235,11 @@ export class LifecycleEffects implements EffectRunner {
   }
 
   describeError(error: unknown): EffectError {
-    if (isKeyCustodyError(error) || error instanceof TokenSetupError) return { code: error.code, message: error.message };
-    if (error instanceof WeakPasswordError) return { code: error.code, message: error.message };
-    if (error instanceof TlsInputError) return { code: 'INVALID_TLS_INPUT', message: error.message, field: error.field };
-    if (error instanceof TlsFilesError) return { code: 'TLS_FILES', message: error.message };
-    if (error instanceof ValidationError) return { code: 'INVALID_INPUT', message: error.message, field: error.field };
-    if (isBackupArchiveError(error) || (error instanceof Error && error.name === 'RestoreError' && error instanceof lazy.restore().RestoreError)) return { code: error.code, message: error.message, field: 'archive' };
-    if (error instanceof Error && 'code' in error && error.code === 'SECRET_MISSING') return { code: 'SECRET_MISSING', message: error.message };
-    return { code: 'EFFECT_FAILED', message: safeErrorMessage(error) };
+    if (!(error instanceof KeywardError)) return { code: 'EFFECT_FAILED', message: safeErrorMessage(error) };
+    // The code is one of the error table's; the field tells a form which input to mark.
+    if (error instanceof TlsInputError || error instanceof ValidationError) return { code: error.code, message: error.message, field: error.field };
+    if (isBackupArchiveError(error) || error.name === 'RestoreError') return { code: error.code, message: error.message, field: 'archive' };
+    return { code: error.code, message: error.message };
   }
 
   /** Stores an offered credential, inactive until APPLY_TLS. */

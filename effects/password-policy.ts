@@ -1,8 +1,9 @@
+import { KeywardError } from '../errors/keyward-error';
+
 /** Strength rules for the backup password and the admin password; the message never repeats it. */
-export class WeakPasswordError extends Error {
-  readonly code = 'WEAK_PASSWORD';
+export class WeakPasswordError extends KeywardError {
   constructor(message: string) {
-    super(message);
+    super('WEAK_PASSWORD', message);
     this.name = 'WeakPasswordError';
   }
 }

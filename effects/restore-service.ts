@@ -8,13 +8,13 @@ import { ArchiveManifest, compareArchiveVersions, exportSqliteFile, extractArchi
 import { importPemFiles, writeTlsFiles } from './tls';
 import { completeJournal, journalPath, RestoreJournal, swapSqliteFiles, swapTlsDirectory, writeJournal } from './restore-journal';
 import type { Mark } from '../db/high-water-mark';
+import { KeywardError } from '../errors/keyward-error';
 
-export class RestoreError extends Error {
-  constructor(
-    readonly code: 'ARCHIVE_TOO_NEW' | 'RESTORE_FAILED',
-    message: string,
-  ) {
-    super(message);
+export class RestoreError extends KeywardError {
+  declare readonly code: 'ARCHIVE_TOO_NEW' | 'RESTORE_FAILED';
+
+  constructor(code: 'ARCHIVE_TOO_NEW' | 'RESTORE_FAILED', message: string) {
+    super(code, message);
     this.name = 'RestoreError';
   }
 }

@@ -5,13 +5,15 @@ import { join } from 'node:path';
 import type { HsmType } from '../machines/events';
 import { childEnvironment } from './child-env';
 import { describeScriptExit } from './script-exit-codes';
+import { KeywardError, scriptErrorCode } from '../errors/keyward-error';
 
-export class TokenSetupError extends Error {
+/** A failed token script; `script` is its name for the failure in scripts/exit-codes.tsv. */
+export class TokenSetupError extends KeywardError {
   constructor(
-    readonly code: string,
+    readonly script: string,
     message: string,
   ) {
-    super(message);
+    super(scriptErrorCode(script), message);
     this.name = 'TokenSetupError';
   }
 }

@@ -1,3 +1,5 @@
+import { KeywardError } from '../errors/keyward-error';
+
 /**
  * Every failure of the key hierarchy has its own code, so that callers (the machine, the CLI,
  * the web pages) can tell an outage from a loss from a wrong password without parsing messages.
@@ -27,13 +29,12 @@ export type KeyCustodyErrorCode =
   | 'DEK_KEY_ID_MISMATCH'
   | 'DEK_USAGE_EXHAUSTED';
 
-export class KeyCustodyError extends Error {
-  readonly code: KeyCustodyErrorCode;
+export class KeyCustodyError extends KeywardError {
+  declare readonly code: KeyCustodyErrorCode;
 
   constructor(code: KeyCustodyErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'KeyCustodyError';
-    this.code = code;
   }
 }
 

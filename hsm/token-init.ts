@@ -1,12 +1,13 @@
 import * as pkcs11js from 'pkcs11js';
+import { KeywardError } from '../errors/keyward-error';
 
 /** Which step of making a token failed: the token itself, or its user PIN (the token then exists). */
-export class TokenInitError extends Error {
+export class TokenInitError extends KeywardError {
   constructor(
     readonly step: 'init-token' | 'init-pin',
     override readonly cause: unknown,
   ) {
-    super(cause instanceof Error ? cause.message : String(cause));
+    super(step === 'init-token' ? 'INIT_TOKEN_FAILED' : 'INIT_PIN_FAILED', cause instanceof Error ? cause.message : String(cause));
     this.name = 'TokenInitError';
   }
 }

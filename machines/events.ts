@@ -1,157 +1,228 @@
+import { z } from 'zod';
 import { isStorageType, StorageType } from '../hsm/storage-type';
+import { KeywardError } from '../errors/keyward-error';
 import type { StartupContext } from './startup-context';
 
 /**
- * The lifecycle's public events (design §6). Payloads never carry secrets: passwords, PINs and
- * passphrases travel beside the event (see SECRETS_BY_EVENT) and never reach the snapshot or the log.
- * Every event carries `at`, the time the engine accepted it, so guards stay pure.
+ * The lifecycle's public events (design §6), one schema entry each: the entry gives the event's
+ * payload type, its parser (CLI, web, scripts all go through parseExternalEvent), its place in
+ * EVENT_TYPES and the names of the secrets that travel beside it. Adding an event is one entry here
+ * and the machine's transition.
+ *
+ * Payloads never carry secrets: passwords, PINs and passphrases travel beside the event and never
+ * reach the snapshot or the log. Every event carries `at`, the time the engine accepted it, so guards
+ * stay pure. The schemas are pure (no I/O): the machine imports this file.
  */
 export type HsmType = 'softhsm' | 'physical';
-
-export type LifecycleEvent =
-  | { type: 'BOOT'; at: string; startup: StartupContext }
-  | { type: 'SELECT_STORAGE'; at: string; storageType: StorageType }
-  | { type: 'SETUP_HSM'; at: string; hsmType: HsmType; modulePath: string; label: string; slot: number | null }
-  | { type: 'CHOOSE_FRESH'; at: string }
-  | { type: 'RESTORE_BACKUP'; at: string; path: string }
-  | { type: 'GENERATE_TLS'; at: string; subjectAltNames: string[] }
-  | { type: 'IMPORT_TLS_PKCS12'; at: string; path: string }
-  | { type: 'IMPORT_TLS_FILES'; at: string; keyFile: string; certificateFile: string; chainFile: string | null }
-  | { type: 'APPLY_TLS'; at: string }
-  | { type: 'CANCEL_TLS'; at: string }
-  | { type: 'SET_BACKUP_PASSWORD'; at: string }
-  | { type: 'ADD_DEMO_DATA'; at: string }
-  | { type: 'SKIP_DEMO_DATA'; at: string }
-  | { type: 'CREATE_ADMIN'; at: string; username: string }
-  | { type: 'SUBMIT_BACKUP_PASSWORD'; at: string }
-  | { type: 'DECLARE_TOKEN_LOST'; at: string }
-  | { type: 'ACKNOWLEDGE_LOG_BREAK'; at: string; revision: number };
-
-export type LifecycleEventType = LifecycleEvent['type'];
-
-export const EVENT_TYPES: readonly LifecycleEventType[] = [
-  'BOOT',
-  'SELECT_STORAGE',
-  'SETUP_HSM',
-  'CHOOSE_FRESH',
-  'RESTORE_BACKUP',
-  'GENERATE_TLS',
-  'IMPORT_TLS_PKCS12',
-  'IMPORT_TLS_FILES',
-  'APPLY_TLS',
-  'CANCEL_TLS',
-  'SET_BACKUP_PASSWORD',
-  'ADD_DEMO_DATA',
-  'SKIP_DEMO_DATA',
-  'CREATE_ADMIN',
-  'SUBMIT_BACKUP_PASSWORD',
-  'DECLARE_TOKEN_LOST',
-  'ACKNOWLEDGE_LOG_BREAK',
-];
-
-/** The secrets each event needs, by name; they come from stdin, a file or a form field. */
-export const SECRETS_BY_EVENT: Partial<Record<LifecycleEventType, readonly string[]>> = {
-  SETUP_HSM: ['pin', 'soPin'],
-  RESTORE_BACKUP: ['passphrase'],
-  IMPORT_TLS_PKCS12: ['password'],
-  SET_BACKUP_PASSWORD: ['password'],
-  CREATE_ADMIN: ['password'],
-  SUBMIT_BACKUP_PASSWORD: ['password'],
-};
-
-/** SO PIN is needed only to initialize a new SoftHSM token; a physical HSM's token is never initialized by keyward. */
-export function requiredSecrets(event: LifecycleEvent): string[] {
-  if (event.type === 'SETUP_HSM') return event.hsmType === 'softhsm' ? ['pin', 'soPin'] : ['pin'];
-  return [...(SECRETS_BY_EVENT[event.type] ?? [])];
-}
-
-export class EventPayloadError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'EventPayloadError';
-  }
-}
 
 const MAX_PATH = 4096;
 const TOKEN_LABEL = /^[\x20-\x7e]{1,32}$/;
 const USERNAME = /^[A-Za-z0-9._@-]{1,150}$/;
+
+/** Any value, absent included: each field's own check says what is required (zod's message would not). */
+const anyValue = z.unknown().optional();
+
+/** Refuses with the message given: the first issue becomes the EventPayloadError shown to the operator. */
+function fail(ctx: z.RefinementCtx, message: string): never {
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+}
+
+/** A required line of text (a path, a label, a name): trimmed, bounded, without control characters. */
+const text = (field: string, max = MAX_PATH) =>
+  anyValue.transform((value, ctx): string => {
+    if (typeof value !== 'string' || value.trim() === '') return fail(ctx, `${field} is required`);
+    if (value.length > max) return fail(ctx, `${field} is longer than ${max} characters`);
+    if (/[\u0000-\u001f]/.test(value)) return fail(ctx, `${field} contains control characters`);
+    return value.trim();
+  });
+
+const oneOf = <T extends string>(accepts: (value: unknown) => value is T, message: string) =>
+  anyValue.transform((value, ctx): T => (accepts(value) ? value : fail(ctx, message)));
+
+const isHsmType = (value: unknown): value is HsmType => value === 'softhsm' || value === 'physical';
+
+/** `''`, null and absent all mean "no slot": the token is then found by label. */
+const slot = anyValue.transform((value, ctx): number | null => {
+  if (value === undefined || value === null || value === '') return null;
+  const number = Number(value);
+  return Number.isSafeInteger(number) && number >= 0 ? number : fail(ctx, 'slot must be a non-negative integer');
+});
+
+/** A list or one string separated by commas or white space (as a form field sends it). */
+const subjectAltNames = anyValue.transform((raw, ctx): string[] => {
+  const list: unknown[] = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[\s,]+/) : [];
+  const names = list.map((s) => String(s).trim()).filter(Boolean);
+  if (names.length === 0) return fail(ctx, 'at least one subject alternative name is required');
+  if (names.length > 100 || names.some((s) => s.length > 253)) return fail(ctx, 'too many or too long subject alternative names');
+  return names;
+});
+
+interface EventDefinition {
+  /** The payload's fields (`type` and `at` aside); unknown fields are dropped. */
+  payload: z.ZodObject;
+  /** The secrets the event may take, by name; they come from stdin, a file or a form field. */
+  secrets: readonly string[];
+  /** Fewer secrets for some payloads (all of `secrets` when absent). */
+  requires?: (payload: never) => readonly string[];
+  /** Why the event is not accepted from outside (CLI, web, scripts), when it is not. */
+  internal?: string;
+}
+
+const NO_PAYLOAD = z.object({});
+
+/** The one table of events, in the order `inspect` lists the events accepted. */
+export const EVENT_SCHEMAS = {
+  BOOT: {
+    payload: z.object({ startup: z.custom<StartupContext>() }),
+    secrets: [],
+    internal: 'BOOT is sent by start-up with a probed context: use `keyward boot`',
+  },
+  SELECT_STORAGE: {
+    payload: z.object({ storageType: oneOf<StorageType>(isStorageType, 'storageType must be software, softhsm or physical_hsm') }),
+    secrets: [],
+  },
+  SETUP_HSM: {
+    payload: z.object({
+      hsmType: oneOf(isHsmType, 'hsmType must be softhsm or physical'),
+      modulePath: text('modulePath').refine((path) => path.startsWith('/'), 'modulePath must be an absolute path to a PKCS#11 library'),
+      label: text('label', 32).refine((label) => TOKEN_LABEL.test(label), 'label must be 1–32 printable ASCII characters'),
+      slot,
+    }),
+    secrets: ['pin', 'soPin'],
+    // The SO PIN only initializes a new SoftHSM token; a physical HSM's token is never initialized by keyward.
+    requires: (payload: { hsmType: HsmType }) => (payload.hsmType === 'softhsm' ? ['pin', 'soPin'] : ['pin']),
+  },
+  CHOOSE_FRESH: { payload: NO_PAYLOAD, secrets: [] },
+  RESTORE_BACKUP: { payload: z.object({ path: text('path') }), secrets: ['passphrase'] },
+  GENERATE_TLS: { payload: z.object({ subjectAltNames }), secrets: [] },
+  IMPORT_TLS_PKCS12: { payload: z.object({ path: text('path') }), secrets: ['password'] },
+  IMPORT_TLS_FILES: {
+    payload: z.object({
+      keyFile: text('keyFile'),
+      certificateFile: text('certificateFile'),
+      // Any falsy value (absent, null, '') means no chain file.
+      chainFile: anyValue.transform((value, ctx): string | null => {
+        if (!value) return null;
+        const parsed = text('chainFile').safeParse(value);
+        return parsed.success ? parsed.data : fail(ctx, parsed.error.issues[0]!.message);
+      }),
+    }),
+    secrets: [],
+  },
+  APPLY_TLS: { payload: NO_PAYLOAD, secrets: [] },
+  CANCEL_TLS: { payload: NO_PAYLOAD, secrets: [] },
+  SET_BACKUP_PASSWORD: { payload: NO_PAYLOAD, secrets: ['password'] },
+  ADD_DEMO_DATA: { payload: NO_PAYLOAD, secrets: [] },
+  SKIP_DEMO_DATA: { payload: NO_PAYLOAD, secrets: [] },
+  CREATE_ADMIN: {
+    payload: z.object({ username: text('username', 150).refine((name) => USERNAME.test(name), 'username may hold letters, digits and . _ @ - only') }),
+    secrets: ['password'],
+  },
+  SUBMIT_BACKUP_PASSWORD: { payload: NO_PAYLOAD, secrets: ['password'] },
+  DECLARE_TOKEN_LOST: { payload: NO_PAYLOAD, secrets: [] },
+  ACKNOWLEDGE_LOG_BREAK: {
+    payload: z.object({
+      revision: anyValue.transform((value, ctx): number => {
+        const revision = Number(value);
+        return Number.isSafeInteger(revision) && revision >= 1 ? revision : fail(ctx, 'revision must be the broken row `keyward audit verify` reported');
+      }),
+    }),
+    secrets: [],
+  },
+} as const satisfies Record<string, EventDefinition>;
+
+type Schemas = typeof EVENT_SCHEMAS;
+export type LifecycleEventType = keyof Schemas;
+
+export type LifecycleEvent = {
+  [K in LifecycleEventType]: { type: K; at: string } & z.output<Schemas[K]['payload']>;
+}[LifecycleEventType];
+
+export const EVENT_TYPES = Object.keys(EVENT_SCHEMAS) as readonly LifecycleEventType[];
+
+/** The events an operator, a page or a script may send (all but BOOT). */
+export const EXTERNAL_EVENT_TYPES: readonly LifecycleEventType[] = EVENT_TYPES.filter((type) => !('internal' in EVENT_SCHEMAS[type]));
+
+/** The secrets each event may take, by name (derived from the schemas). */
+export const SECRETS_BY_EVENT: Partial<Record<LifecycleEventType, readonly string[]>> = Object.fromEntries(
+  EVENT_TYPES.filter((type) => EVENT_SCHEMAS[type].secrets.length > 0).map((type) => [type, EVENT_SCHEMAS[type].secrets]),
+);
+
+/** The payload fields an event takes (what a form or `--payload` may fill in). */
+export function payloadFields(type: LifecycleEventType): string[] {
+  return Object.keys(EVENT_SCHEMAS[type].payload.shape);
+}
+
+export function isLifecycleEventType(type: string): type is LifecycleEventType {
+  return Object.hasOwn(EVENT_SCHEMAS, type);
+}
+
+/** The secrets this event needs beside it. */
+export function requiredSecrets(event: LifecycleEvent): string[] {
+  const definition: EventDefinition = EVENT_SCHEMAS[event.type];
+  return [...(definition.requires ? definition.requires(event as never) : definition.secrets)];
+}
+
+export class EventPayloadError extends KeywardError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super('INVALID_PAYLOAD', message);
+    this.name = 'EventPayloadError';
+  }
+}
+
+/** A field name that looks like a secret: such a value belongs beside the event, not in it. */
+const SECRET_FIELD = /pin|password|passphrase|secret/i;
 
 /**
  * Checks an event that arrives from outside (CLI, web, script) and returns it typed, or throws an
  * EventPayloadError naming the field. BOOT is not accepted from outside: start-up probes and sends it.
  */
 export function parseExternalEvent(type: string, payload: Record<string, unknown>, at: string): LifecycleEvent {
-  const text = (field: string, max = MAX_PATH): string => {
-    const value = payload[field];
-    if (typeof value !== 'string' || value.trim() === '') throw new EventPayloadError(field, `${field} is required`);
-    if (value.length > max) throw new EventPayloadError(field, `${field} is longer than ${max} characters`);
-    if (/[\u0000-\u001f]/.test(value)) throw new EventPayloadError(field, `${field} contains control characters`);
-    return value.trim();
-  };
-  const secretsInPayload = Object.keys(payload).filter((key) => /pin|password|passphrase|secret/i.test(key));
+  const secretsInPayload = Object.keys(payload).filter((key) => SECRET_FIELD.test(key));
   if (secretsInPayload.length > 0) {
     throw new EventPayloadError(secretsInPayload[0]!, `${secretsInPayload.join(', ')} must not be in the payload: pass secrets on stdin or in a file`);
   }
-  switch (type) {
-    case 'SELECT_STORAGE': {
-      const storageType = payload.storageType;
-      if (!isStorageType(storageType)) throw new EventPayloadError('storageType', 'storageType must be software, softhsm or physical_hsm');
-      return { type, at, storageType };
-    }
-    case 'SETUP_HSM': {
-      const hsmType = payload.hsmType;
-      if (hsmType !== 'softhsm' && hsmType !== 'physical') throw new EventPayloadError('hsmType', 'hsmType must be softhsm or physical');
-      const modulePath = text('modulePath');
-      if (!modulePath.startsWith('/')) throw new EventPayloadError('modulePath', 'modulePath must be an absolute path to a PKCS#11 library');
-      const label = text('label', 32);
-      if (!TOKEN_LABEL.test(label)) throw new EventPayloadError('label', 'label must be 1–32 printable ASCII characters');
-      let slot: number | null = null;
-      if (payload.slot !== undefined && payload.slot !== null && payload.slot !== '') {
-        slot = Number(payload.slot);
-        if (!Number.isSafeInteger(slot) || slot < 0) throw new EventPayloadError('slot', 'slot must be a non-negative integer');
-      }
-      return { type, at, hsmType, modulePath, label, slot };
-    }
-    case 'GENERATE_TLS': {
-      const raw = payload.subjectAltNames;
-      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[\s,]+/) : [];
-      const subjectAltNames = list.map((s) => String(s).trim()).filter(Boolean);
-      if (subjectAltNames.length === 0) throw new EventPayloadError('subjectAltNames', 'at least one subject alternative name is required');
-      if (subjectAltNames.length > 100 || subjectAltNames.some((s) => s.length > 253)) throw new EventPayloadError('subjectAltNames', 'too many or too long subject alternative names');
-      return { type, at, subjectAltNames };
-    }
-    case 'IMPORT_TLS_PKCS12':
-    case 'RESTORE_BACKUP':
-      return { type, at, path: text('path') };
-    case 'IMPORT_TLS_FILES':
-      return { type, at, keyFile: text('keyFile'), certificateFile: text('certificateFile'), chainFile: payload.chainFile ? text('chainFile') : null };
-    case 'CREATE_ADMIN': {
-      const username = text('username', 150);
-      if (!USERNAME.test(username)) throw new EventPayloadError('username', 'username may hold letters, digits and . _ @ - only');
-      return { type, at, username };
-    }
-    case 'ACKNOWLEDGE_LOG_BREAK': {
-      const revision = Number(payload.revision);
-      if (!Number.isSafeInteger(revision) || revision < 1) throw new EventPayloadError('revision', 'revision must be the broken row `keyward audit verify` reported');
-      return { type, at, revision };
-    }
-    case 'CHOOSE_FRESH':
-    case 'APPLY_TLS':
-    case 'CANCEL_TLS':
-    case 'SET_BACKUP_PASSWORD':
-    case 'ADD_DEMO_DATA':
-    case 'SKIP_DEMO_DATA':
-    case 'SUBMIT_BACKUP_PASSWORD':
-    case 'DECLARE_TOKEN_LOST':
-      return { type, at };
-    case 'BOOT':
-      throw new EventPayloadError('type', 'BOOT is sent by start-up with a probed context: use `keyward boot`');
-    default:
-      throw new EventPayloadError('type', `unknown event ${JSON.stringify(type)}; events: ${EVENT_TYPES.join(', ')}`);
+  if (!isLifecycleEventType(type)) throw new EventPayloadError('type', `unknown event ${JSON.stringify(type)}; events: ${EVENT_TYPES.join(', ')}`);
+  const definition: EventDefinition = EVENT_SCHEMAS[type];
+  if (definition.internal) throw new EventPayloadError('type', definition.internal);
+  const parsed = definition.payload.safeParse(payload);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new EventPayloadError(String(issue.path[0] ?? 'type'), issue.message);
   }
+  return { type, at, ...parsed.data } as LifecycleEvent;
+}
+
+/**
+ * Refuses secrets that do not fit the event: one it needs is missing or empty, or one it does not
+ * take is given. The names in the messages come from the schema entry.
+ */
+export function checkSecrets(event: LifecycleEvent, secrets: Readonly<Record<string, string>>): void {
+  const required = requiredSecrets(event);
+  const missing = required.filter((name) => !Object.hasOwn(secrets, name) || secrets[name] === '');
+  if (missing.length > 0) throw new EventPayloadError(missing[0]!, `${event.type} needs the secret(s) ${missing.join(', ')} (on stdin or in a file, never as an argument)`);
+  const unknown = Object.keys(secrets).filter((name) => !required.includes(name));
+  if (unknown.length > 0) throw new EventPayloadError(unknown[0]!, `${event.type} takes no secret named ${unknown.join(', ')}`);
+}
+
+/**
+ * A form's fields split the schema's way (the web's parser): the event's payload fields into the
+ * payload, its secrets beside it. `names` gives the form's field name where it differs from the
+ * schema's; a secret left empty is left out, so the refusal names it as missing.
+ */
+export function eventFromForm(
+  type: LifecycleEventType,
+  form: (name: string) => string,
+  names: Readonly<Record<string, string>> = {},
+): { payload: Record<string, string>; secrets: Record<string, string> } {
+  const read = (name: string) => form(names[name] ?? name);
+  const payload = Object.fromEntries(payloadFields(type).map((name) => [name, read(name)]));
+  const secrets = Object.fromEntries(EVENT_SCHEMAS[type].secrets.map((name) => [name, read(name)]).filter(([, value]) => value !== ''));
+  return { payload, secrets };
 }
 
 /** The payload as it may be logged: everything but `type` and `at` (secrets are never in it). */

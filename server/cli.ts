@@ -2,19 +2,20 @@
 import './young-generation';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { safeErrorMessage } from '../db/driver-errors';
-import { loadConfig } from './config';
-import { acceptStore, StoreBehindError, writeMark } from '../db/high-water-mark';
-import { guardHome, StoreMissingError } from './home-guard';
-import { HomeInUseError } from './home-lock';
-import { EXIT, EXIT_MEANINGS, exitCodeFor } from './exit-codes';
+import { acceptStore, writeMark } from '../db/high-water-mark';
+import { parseCommandLine, ParsedCommandLine, UsageError } from './cli-args';
+import { guardHome } from './home-guard';
+import { EXIT, exitCodeFor } from './exit-codes';
+import { asKeywardError, EXIT_CODES } from '../errors/keyward-error';
 import type { SendResult } from './lifecycle-engine';
 import type { KeywardRuntime } from './runtime';
 
 /**
  * Loaded only by the commands that need them: `boot` and `send` start faster without the web stack,
- * and `help` and `exit-codes` without the runtime (knex, the machine, the token).
+ * and `help` and `exit-codes` without the runtime (knex, the machine, the token) or the schemas (zod).
  */
 const lazy = {
+  config: () => (require('./config') as typeof import('./config')).loadConfig,
   runtime: () => (require('./runtime') as typeof import('./runtime')).KeywardRuntime,
   engine: () => require('./lifecycle-engine') as typeof import('./lifecycle-engine'),
   graph: () => require('../machines/graph') as typeof import('../machines/graph'),
@@ -57,37 +58,12 @@ const USAGE = `usage: keyward <command> [options]
 Secrets (passphrase, backup password) not given in a file are read from stdin, one per line.
   exit-codes                 the table of exit codes
 
-exit codes: ${Object.entries(EXIT_MEANINGS)
-  .map(([code, meaning]) => `\n  ${code}  ${meaning}`)
+exit codes: ${Object.values(EXIT_CODES)
+  .map(({ exit, meaning }) => `\n  ${exit}  ${meaning}`)
   .join('')}
 `;
 
-class UsageError extends Error {}
-
-interface Parsed {
-  command: string;
-  positional: string[];
-  flags: Map<string, string[]>;
-}
-
-function parseArgs(argv: string[]): Parsed {
-  const [command = 'help', ...rest] = argv;
-  const positional: string[] = [];
-  const flags = new Map<string, string[]>();
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    const boolean = ['json', 'fresh-start', 'accept-older-store'].includes(name);
-    const value = boolean ? 'true' : (inline ?? rest[++i]);
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    flags.set(name, [...(flags.get(name) ?? []), value]);
-  }
-  return { command, positional, flags };
-}
+type Parsed = ParsedCommandLine;
 
 const flag = (parsed: Parsed, name: string): string | undefined => parsed.flags.get(name)?.at(-1);
 
@@ -151,27 +127,6 @@ function progressPrinter(label: string): (progress: { bytes: number }) => void {
   };
 }
 
-function archiveExit(error: unknown): number | null {
-  const code = (error as { code?: string }).code;
-  const table: Record<string, number> = {
-    ARCHIVE_CORRUPT: EXIT.ARCHIVE_CORRUPT,
-    ARCHIVE_SEGMENTS_REORDERED: EXIT.ARCHIVE_CORRUPT,
-    WRONG_PASSPHRASE: EXIT.WRONG_PASSPHRASE,
-    ARCHIVE_TRUNCATED: EXIT.ARCHIVE_TRUNCATED,
-    MANIFEST_MISMATCH: EXIT.MANIFEST_MISMATCH,
-    MANIFEST_INVALID: EXIT.MANIFEST_MISMATCH,
-    ARCHIVE_TOO_NEW: EXIT.ARCHIVE_TOO_NEW,
-    ARCHIVE_VERSION_UNSUPPORTED: EXIT.ARCHIVE_TOO_NEW,
-    SCHEMA_MISMATCH: EXIT.ARCHIVE_TOO_NEW,
-    NOT_AN_ARCHIVE: EXIT.NOT_AN_ARCHIVE,
-    WEAK_KDF_PARAMETERS: EXIT.NOT_AN_ARCHIVE,
-    INVALID_ENTRY_NAME: EXIT.ARCHIVE_CORRUPT,
-    OUTPUT_EXISTS: EXIT.OUTPUT_EXISTS,
-    WEAK_PASSWORD: EXIT.REFUSED,
-  };
-  return code && table[code] !== undefined ? table[code] : null;
-}
-
 function print(result: SendResult, json: boolean): number {
   const code = exitCodeFor(result.outcome, result.state);
   if (json) {
@@ -196,14 +151,14 @@ function checkpointHook(): ((name: string) => Promise<void>) | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv);
+  const parsed = parseCommandLine(argv);
   const json = parsed.flags.has('json');
-  if (parsed.command === 'help' || parsed.command === '--help' || parsed.command === '-h') {
+  if (parsed.command === 'help') {
     process.stdout.write(USAGE);
     return EXIT.OK;
   }
   if (parsed.command === 'exit-codes') {
-    for (const [code, meaning] of Object.entries(EXIT_MEANINGS)) process.stdout.write(`${code}\t${meaning}\n`);
+    for (const { exit, meaning } of Object.values(EXIT_CODES)) process.stdout.write(`${exit}\t${meaning}\n`);
     return EXIT.OK;
   }
 
@@ -216,7 +171,7 @@ async function main(argv: string[]): Promise<number> {
     return report.ok && report.scratchDestroyed ? EXIT.OK : EXIT.DRILL_FAILED;
   }
 
-  const config = loadConfig();
+  const config = lazy.config()();
   const boots = parsed.command === 'start' || parsed.command === 'boot';
   const freshStart = boots && parsed.flags.has('fresh-start');
   // Before the store is opened (opening creates an empty SQLite file): recover, clean up, refuse a vanished store.
@@ -314,7 +269,7 @@ async function main(argv: string[]): Promise<number> {
             `revision:     ${inspection.revision ?? '-'}`,
           ];
           if (inspection.context.reason) lines.push(`reason:       ${inspection.context.reason}`);
-          if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.code}: ${inspection.context.lastError.message}`);
+          if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.message} (error code ${inspection.context.lastError.code})`);
           if (tokenCapabilities) lines.push(...lazy.capabilities().capabilityLines(tokenCapabilities));
           if (inspection.pendingEffect) lines.push(`in flight:    ${inspection.pendingEffect.src} (pid ${inspection.pendingEffect.owner.pid} on ${inspection.pendingEffect.owner.host})`);
           lines.push('history:');
@@ -382,33 +337,15 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`keyward: ${error.message}\n\n${USAGE}`);
-      process.exitCode = EXIT.USAGE;
-    } else if (error instanceof lazy.engine().LifecycleBusyError) {
-      process.stderr.write(`keyward: busy: ${error.message}\n`);
-      process.exitCode = EXIT.REFUSED;
-    } else if (archiveExit(error) !== null) {
-      process.stderr.write(`keyward: ${(error as { code: string }).code}: ${(error as Error).message}\n`);
-      process.exitCode = archiveExit(error)!;
-    } else if (error instanceof HomeInUseError) {
-      process.stderr.write(`keyward: ${error.message}\n`);
-      process.exitCode = EXIT.HOME_IN_USE;
-    } else if (error instanceof StoreBehindError) {
-      process.stderr.write(`keyward: start-up refused: ${error.message}\n`);
-      process.exitCode = EXIT.STORE_BEHIND;
-    } else if (error instanceof StoreMissingError) {
-      process.stderr.write(`keyward: ${error.message}\n`);
-      process.exitCode = EXIT.STORE_MISSING;
-    } else if (['SQLITE_CORRUPT', 'SQLITE_NOTADB'].includes(String((error as { code?: unknown }).code))) {
-      process.stderr.write(`keyward: the database is damaged: ${safeErrorMessage(error)}. Start-up failed; nothing was changed. Restore a backup with \`keyward restore\`.\n`);
-      process.exitCode = EXIT.STARTUP_FAILED;
-    } else if (error instanceof lazy.engine().LifecycleStateError) {
-      process.stderr.write(`keyward: ${error.message}\n`);
-      process.exitCode = EXIT.ERROR;
-    } else {
+    // One lookup: the error's code gives the exit code; the message is the sentence, the code a detail.
+    const known = asKeywardError(error);
+    if (!known) {
       process.stderr.write(`keyward: ${safeErrorMessage(error)}\n`);
       process.exitCode = EXIT.ERROR;
+      return;
     }
+    process.stderr.write(`keyward: ${known.message}\n  (error code ${known.code}, exit ${known.exitCode})\n`);
+    if (known instanceof UsageError) process.stderr.write(`\n${USAGE}`);
+    process.exitCode = known.exitCode;
   },
 );

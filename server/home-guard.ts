@@ -1,16 +1,16 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { markPath } from '../db/high-water-mark';
+import { KeywardError } from '../errors/keyward-error';
 import { removeStaleTemporaries } from '../effects/backup/stale-temporaries';
 import { recoverInterruptedRestore } from '../effects/restore-journal';
 import type { KeywardConfig } from './config';
 import { HomeLock, lockHome } from './home-lock';
 
 /** A missing or empty database beside what an install leaves behind: most likely a volume that did not mount. */
-export class StoreMissingError extends Error {
-  readonly code = 'STORE_MISSING';
+export class StoreMissingError extends KeywardError {
   constructor(message: string) {
-    super(message);
+    super('STORE_MISSING', message);
     this.name = 'StoreMissingError';
   }
 }

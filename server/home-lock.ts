@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { KeywardError } from '../errors/keyward-error';
 
 /**
  * One process at a time owns a home for the things that must not run side by side: a server, a
@@ -9,13 +10,12 @@ import { join } from 'node:path';
  * description, so it stays when the helper exits and the kernel drops it when this process dies,
  * SIGKILL included — no stale lock is ever left behind, unlike a pid file.
  */
-export class HomeInUseError extends Error {
-  readonly code = 'HOME_IN_USE';
+export class HomeInUseError extends KeywardError {
   constructor(
     readonly home: string,
     readonly holder: string,
   ) {
-    super(`another keyward process holds ${home}${holder ? ` (${holder})` : ''}: stop it first; nothing was changed`);
+    super('HOME_IN_USE', `another keyward process holds ${home}${holder ? ` (${holder})` : ''}: stop it first; nothing was changed`);
     this.name = 'HomeInUseError';
   }
 }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { getNextTransitions, StateValue, transition } from 'xstate';
 import { ChainKey, UNKEYED_CHAIN } from '../db/audit-chain';
+import { KeywardError } from '../errors/keyward-error';
 import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
 import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
 import { EVENT_TYPES, LifecycleEvent, loggablePayload } from '../machines/events';
@@ -63,16 +64,16 @@ export interface Inspection {
   history: TransitionRow[];
 }
 
-export class LifecycleStateError extends Error {
+export class LifecycleStateError extends KeywardError {
   constructor(message: string) {
-    super(message);
+    super('LIFECYCLE_UNREADABLE', message);
     this.name = 'LifecycleStateError';
   }
 }
 
-export class LifecycleBusyError extends Error {
+export class LifecycleBusyError extends KeywardError {
   constructor(readonly pending: PendingEffect) {
-    super(`effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}`);
+    super('BUSY', `keyward is busy: effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}; nothing was changed: wait for it and try again`);
     this.name = 'LifecycleBusyError';
   }
 }
@@ -338,7 +339,11 @@ export class LifecycleEngine {
   }
 }
 
-class FirstCommitConflict extends Error {}
+class FirstCommitConflict extends KeywardError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+  }
+}
 
 function persisted(snapshot: Snapshot, pendingEffect: PendingEffect | null): PersistedLifecycle {
   return { value: snapshot.value, context: snapshot.context, pendingEffect };

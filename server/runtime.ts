@@ -9,7 +9,7 @@ import { DekKeyring } from '../hsm/dek-keyring';
 import { KeyCustody } from '../effects/key-custody';
 import { LifecycleEffects } from '../effects/lifecycle-effects';
 import { probeStartup } from '../effects/startup-probe';
-import { EventPayloadError, parseExternalEvent, requiredSecrets } from '../machines/events';
+import { checkSecrets, EventPayloadError, parseExternalEvent } from '../machines/events';
 import { keepsOperation } from '../machines/startup-scenario';
 import type { KeywardConfig } from './config';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
@@ -105,10 +105,7 @@ export class KeywardRuntime {
     const box = new SecretBox(secrets);
     try {
       const event = parseExternalEvent(type, payload, new Date().toISOString());
-      const missing = requiredSecrets(event).filter((name) => !box.has(name) || secrets[name] === '');
-      if (missing.length > 0) throw new EventPayloadError(missing[0]!, `${type} needs the secret(s) ${missing.join(', ')} (on stdin or in a file, never as an argument)`);
-      const unknown = box.names().filter((name) => !requiredSecrets(event).includes(name));
-      if (unknown.length > 0) throw new EventPayloadError(unknown[0]!, `${type} takes no secret named ${unknown.join(', ')}`);
+      checkSecrets(event, secrets);
       const result = await this.engine.send(event, { source, secrets: box });
       if (result.bootRequired) {
         await this.endRestoredSessions();

@@ -1,4 +1,5 @@
 import type { EventSecrets } from '../machines/effect-signatures';
+import { KeywardError } from '../errors/keyward-error';
 
 /**
  * The secrets that travel beside one event (PIN, SO PIN, passwords, a passphrase): in memory only,
@@ -31,10 +32,9 @@ export class SecretBox implements EventSecrets {
   }
 }
 
-export class SecretMissingError extends Error {
-  readonly code = 'SECRET_MISSING';
+export class SecretMissingError extends KeywardError {
   constructor(readonly secret: string) {
-    super(`the secret "${secret}" was not given with this event (it is never stored: enter it again)`);
+    super('SECRET_MISSING', `the secret "${secret}" was not given with this event (it is never stored: enter it again)`);
     this.name = 'SecretMissingError';
   }
 }

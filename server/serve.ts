@@ -4,7 +4,6 @@ import { removePidFile, writePidFile } from './pid-file';
 import type { KeywardRuntime } from './runtime';
 import { bootRetryDelayOf } from '../machines/state-names';
 import { isSetupPhase, phaseOf } from './web/lifecycle-phase';
-import { NoTlsCredentialError } from './web/live-tls';
 import { PATHS } from './web/wizard-paths';
 import { loggableError } from './web/web-errors';
 import { prepareWebServer } from './web/web-server';
@@ -35,11 +34,10 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   try {
     web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted });
   } catch (error) {
-    // Closed either way: an open database would keep a process that serves nothing alive.
+    // Closed either way: an open database would keep a process that serves nothing alive. The error
+    // table gives the exit code (no TLS credential: start-up failed).
     await runtime.close();
-    if (!(error instanceof NoTlsCredentialError)) throw error;
-    process.stderr.write(`keyward: ${error.message}\n`);
-    return EXIT.STARTUP_FAILED;
+    throw error;
   }
   const { deps, console: operator } = web;
 

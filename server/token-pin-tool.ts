@@ -20,13 +20,15 @@ import { Pkcs11Module, describe, pkcs11Code } from '../hsm/pkcs11-module';
 import { initializeToken, TokenInitError } from '../hsm/token-init';
 import { checkPinLength, readPinLimits } from '../hsm/token-pin-limits';
 import { PROJECT_ROOT } from './config';
+import { KeywardError, scriptErrorCode } from '../errors/keyward-error';
 
-class Failure extends Error {
+/** `script` is the failure's name in scripts/exit-codes.tsv, which this tool exits by. */
+class Failure extends KeywardError {
   constructor(
-    readonly code: string,
+    readonly script: string,
     readonly detail: string,
   ) {
-    super(detail);
+    super(scriptErrorCode(script), detail);
   }
 }
 
@@ -123,7 +125,7 @@ try {
   main(process.argv.slice(2));
 } catch (error) {
   const failure = error instanceof Failure ? error : new Failure('UNEXPECTED', describe(error));
-  const entry = loadScriptExitCodes(join(PROJECT_ROOT, 'scripts')).find((e) => e.name === failure.code);
-  process.stderr.write(`wizard_setup_hsm: ${failure.code}: ${failure.detail}\n`);
+  const entry = loadScriptExitCodes(join(PROJECT_ROOT, 'scripts')).find((e) => e.name === failure.script);
+  process.stderr.write(`wizard_setup_hsm: ${failure.script}: ${failure.detail}\n`);
   process.exitCode = entry?.code ?? 1;
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { KeywardError } from '../../errors/keyward-error';
 import { ChainCheckpoint, ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
 import { now } from '../clock';
 import { pendingMigrations } from '../database';
@@ -28,9 +29,9 @@ export interface TransitionRow extends TransitionEntry {
 }
 
 /** Raised when another writer committed first: re-read and retry, or report. */
-export class LifecycleConflictError extends Error {
+export class LifecycleConflictError extends KeywardError {
   constructor(readonly expectedRevision: number | null) {
-    super(`the lifecycle changed under this writer (expected revision ${expectedRevision ?? 'none'}): re-read and retry`);
+    super('CONFLICT', `the lifecycle changed under this writer (expected revision ${expectedRevision ?? 'none'}): re-read and retry`);
     this.name = 'LifecycleConflictError';
   }
 }

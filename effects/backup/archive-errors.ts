@@ -1,3 +1,5 @@
+import { KeywardError } from '../../errors/keyward-error';
+
 /**
  * Every way an archive can fail has its own code, so the CLI, restore and the drill can tell a wrong
  * passphrase from a damaged file from a truncated upload without parsing messages. Messages name
@@ -27,15 +29,14 @@ export type BackupArchiveErrorCode =
   /** The output file or directory already exists; nothing was written. */
   | 'OUTPUT_EXISTS';
 
-export class BackupArchiveError extends Error {
-  readonly code: BackupArchiveErrorCode;
+export class BackupArchiveError extends KeywardError {
+  declare readonly code: BackupArchiveErrorCode;
   /** For MANIFEST_MISMATCH: every entry with its verdict, so a CLI can print the table. */
   readonly entries?: ReadonlyArray<{ name: string; size: number; sha256: string; ok: boolean }>;
 
   constructor(code: BackupArchiveErrorCode, message: string, options?: { cause?: unknown; entries?: BackupArchiveError['entries'] }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BackupArchiveError';
-    this.code = code;
     if (options?.entries) this.entries = options.entries;
   }
 }

@@ -1,3 +1,5 @@
+import { KeywardError } from '../../errors/keyward-error';
+
 /**
  * Failures of the database copy, export and import. Messages name tables, columns, files and line
  * numbers, never a row's values (a column may hold a plaintext secret under software storage), and
@@ -17,13 +19,12 @@ export type DatabaseCopyErrorCode =
   /** An insert or a sequence update failed; the transaction was rolled back. */
   | 'IMPORT_FAILED';
 
-export class DatabaseCopyError extends Error {
-  readonly code: DatabaseCopyErrorCode;
+export class DatabaseCopyError extends KeywardError {
+  declare readonly code: DatabaseCopyErrorCode;
 
   constructor(code: DatabaseCopyErrorCode, message: string) {
-    super(message);
+    super(code, message);
     this.name = 'DatabaseCopyError';
-    this.code = code;
   }
 }
 

@@ -1,13 +1,15 @@
+import { KeywardError } from '../../errors/keyward-error';
+
 /**
  * Something the operator gave us (a file, a password, a name) is unusable. `field` names the form
  * field or option at fault so the web page can put the message next to it. Messages never contain a
  * password or key material; they may quote a short, non-secret value such as a host name.
  */
-export class TlsInputError extends Error {
+export class TlsInputError extends KeywardError {
   readonly field: string;
 
   constructor(field: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('INVALID_TLS_INPUT', message, options);
     this.name = 'TlsInputError';
     this.field = field;
   }
@@ -17,11 +19,11 @@ export class TlsInputError extends Error {
  * The files in a TLS directory are present but unusable: one is missing, unreadable, or the key does
  * not belong to the certificate. Not the operator's input, so not a TlsInputError.
  */
-export class TlsFilesError extends Error {
+export class TlsFilesError extends KeywardError {
   readonly file: string;
 
   constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('TLS_FILES', message, options);
     this.name = 'TlsFilesError';
     this.file = file;
   }

@@ -5,10 +5,11 @@ import type { SecureContextOptions } from 'node:tls';
 // Not the effects/tls index: that loads the certificate generator (@peculiar/x509), which serving never needs.
 import { CURRENT_LINK, readTlsFiles } from '../../effects/tls/tls-files';
 import type { TlsMaterial } from '../../effects/tls/tls-material';
+import { KeywardError } from '../../errors/keyward-error';
 
-export class NoTlsCredentialError extends Error {
+export class NoTlsCredentialError extends KeywardError {
   constructor(dir: string) {
-    super(`no TLS credential in ${dir}; the start-up did not produce one`);
+    super('NO_TLS_CREDENTIAL', `no TLS credential in ${dir}; the start-up did not produce one`);
     this.name = 'NoTlsCredentialError';
   }
 }

@@ -5,19 +5,19 @@ import { MIMEType } from 'node:util';
 import busboy from 'busboy';
 import type { NextFunction, Request, Response } from 'express';
 import type { UploadArea } from './uploads';
+import { KeywardError } from '../../errors/keyward-error';
 
-export class MultipartError extends Error {
+export class MultipartError extends KeywardError {
   constructor(message: string) {
-    super(message);
+    super('BAD_UPLOAD', message);
     this.name = 'MultipartError';
   }
 }
 
 /** A body past its limit: status 413, as the body parsers report it. */
-export class BodyTooLargeError extends Error {
-  readonly status = 413;
+export class BodyTooLargeError extends KeywardError {
   constructor() {
-    super('the request body is larger than keyward accepts');
+    super('BODY_TOO_LARGE', 'the request body is larger than keyward accepts');
     this.name = 'BodyTooLargeError';
   }
 }

@@ -10,6 +10,6 @@ import { WebError } from './web-errors';
  */
 export function restoreUploadGate(req: Request, _res: Response, next: NextFunction): void {
   if (req.method !== 'POST' || !req.is('multipart/form-data')) return next();
-  if (!contextOf(req).session?.setupAuthorized) return next(new WebError(403, 'Locked', 'The set-up is locked: enter the set-up code from keyward’s console first. Nothing was changed.'));
+  if (!contextOf(req).session?.setupAuthorized) return next(new WebError('SETUP_LOCKED'));
   next();
 }

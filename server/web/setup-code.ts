@@ -1,16 +1,17 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { KeywardError } from '../../errors/keyward-error';
 
 /** Crockford's base32 without I, L, O, U: nothing to misread when copying from a console. */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const GROUPS = 6;
 const GROUP_LENGTH = 4;
 
-export class SetupCodeError extends Error {
+export class SetupCodeError extends KeywardError {
   constructor(
     readonly reason: 'wrong' | 'used',
     message: string,
   ) {
-    super(message);
+    super(reason === 'used' ? 'SETUP_CODE_USED' : 'SETUP_CODE_WRONG', message);
     this.name = 'SetupCodeError';
   }
 }

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import type { KeywardConfig } from '../config';
 import { PROJECT_ROOT } from '../config';
+import { readEnvironment } from '../config-schema';
 
 /**
- * The web server's own settings, read from the environment beside server/config.ts (which holds
- * what the CLI and the web share). No secret is configured here.
+ * The web server's own settings, read through the same environment schema as server/config.ts
+ * (server/config-schema.ts). No secret is configured here.
  */
 export interface WebConfig {
   logLevel: string;
@@ -28,31 +29,20 @@ export interface WebConfig {
   restoreUploadBytes: number;
 }
 
-function positive(env: NodeJS.ProcessEnv, name: string, fallback: number, allowZero = false): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) throw new Error(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer`);
-  return value;
-}
-
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
 export function loadWebConfig(config: KeywardConfig, env: NodeJS.ProcessEnv = process.env): WebConfig {
-  const logLevel = env.KEYWARD_LOG_LEVEL ?? 'info';
-  if (!LOG_LEVELS.has(logLevel)) throw new Error(`KEYWARD_LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`);
+  const v = readEnvironment(env);
   const viewsDir = join(PROJECT_ROOT, 'views');
   return {
-    logLevel,
-    sessionIdleMs: positive(env, 'KEYWARD_SESSION_IDLE_MINUTES', 30) * 60_000,
-    sessionMaxMs: positive(env, 'KEYWARD_SESSION_MAX_HOURS', 12) * 3_600_000,
-    watchIntervalMs: positive(env, 'KEYWARD_WATCH_INTERVAL_MS', 1000),
-    shutdownGraceMs: positive(env, 'KEYWARD_SHUTDOWN_GRACE_MS', 10_000),
-    hstsSeconds: positive(env, 'KEYWARD_HSTS_SECONDS', 0, true),
+    logLevel: v.KEYWARD_LOG_LEVEL,
+    sessionIdleMs: v.KEYWARD_SESSION_IDLE_MINUTES * 60_000,
+    sessionMaxMs: v.KEYWARD_SESSION_MAX_HOURS * 3_600_000,
+    watchIntervalMs: v.KEYWARD_WATCH_INTERVAL_MS,
+    shutdownGraceMs: v.KEYWARD_SHUTDOWN_GRACE_MS,
+    hstsSeconds: v.KEYWARD_HSTS_SECONDS,
     viewsDir,
     publicDir: join(viewsDir, 'public'),
     uploadsDir: join(config.home, 'uploads'),
     csrfKeyFile: join(config.secretsDir, 'web-csrf-key'),
-    restoreUploadBytes: positive(env, 'KEYWARD_RESTORE_UPLOAD_MB', 64) * 1024 * 1024,
+    restoreUploadBytes: v.KEYWARD_RESTORE_UPLOAD_MB * 1024 * 1024,
   };
 }

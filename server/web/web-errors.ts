@@ -1,24 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { LifecycleBusyError } from '../lifecycle-engine';
+import { ERRORS, ErrorCode, KeywardError } from '../../errors/keyward-error';
 import type { Logger } from './logger';
 import { MultipartError } from './multipart';
 
-/** An HTTP failure whose message is safe to show: it names no secret and no internal detail. */
-export class WebError extends Error {
-  constructor(
-    readonly status: number,
-    readonly title: string,
-    message: string,
-  ) {
-    super(message);
+/**
+ * A refusal of the web itself. Its status and title come from the error table; its message is a
+ * plain sentence safe to show (no secret, no internal detail), the table's unless it has its own.
+ */
+export class WebError extends KeywardError {
+  constructor(code: ErrorCode, message?: string) {
+    super(code, message);
     this.name = 'WebError';
   }
 }
 
 export class NotFoundError extends WebError {
-  constructor(message = 'There is no page at this address.') {
-    super(404, 'Not found', message);
+  constructor(message?: string) {
+    super('NOT_FOUND', message);
   }
 }
 
@@ -27,7 +26,7 @@ export class TooManyAttemptsError extends WebError {
     what: string,
     readonly retryAfterSeconds: number,
   ) {
-    super(429, 'Too many attempts', `Too many failed ${what} attempts from this address: wait ${Math.max(1, Math.ceil(retryAfterSeconds / 60))} minute(s) and try again.`);
+    super('TOO_MANY_ATTEMPTS', `Too many failed ${what} attempts from this address: wait ${Math.max(1, Math.ceil(retryAfterSeconds / 60))} minute(s) and try again.`);
   }
 }
 
@@ -38,19 +37,33 @@ export function loggableError(error: unknown): { name: string; code?: string; me
   return { name: error.name, ...(typeof code === 'string' ? { code } : {}), message: error.message.split(' - ').pop()!.slice(0, 300) };
 }
 
-function classify(error: unknown): WebError | null {
-  if (error instanceof WebError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
+interface Shown {
+  code: ErrorCode;
+  status: number;
+  title: string;
+  message: string;
+}
+
+/** Errors written for the web page show their own message; any other KeywardError shows its code's sentence. */
+const ownMessage = (error: KeywardError): boolean => error instanceof WebError || error instanceof MultipartError;
+
+function classify(error: unknown): Shown | null {
   const status = (error as { status?: unknown } | null)?.status;
-  if (code === 'EBADCSRFTOKEN') {
-    return new WebError(403, 'Form expired', 'This form was not sent by this page, or it has expired (for example after you logged in or out). Nothing was changed: go back, reload the page and send it again.');
-  }
-  if (error instanceof MultipartError) return new WebError(400, 'Bad upload', error.message);
-  if (error instanceof LifecycleBusyError) return new WebError(409, 'Busy', 'keyward is still carrying out the previous step. Nothing was changed: wait a moment and try again.');
-  if (status === 413) return new WebError(413, 'Too large', 'The form is larger than keyward accepts. Nothing was changed.');
-  if (status === 404) return new NotFoundError();
-  if (typeof status === 'number' && status >= 400 && status < 500) return new WebError(status, 'Bad request', 'The request could not be read. Nothing was changed.');
-  return null;
+  const known =
+    error instanceof KeywardError
+      ? error
+      : (error as { code?: unknown } | null)?.code === 'EBADCSRFTOKEN'
+        ? new WebError('FORM_EXPIRED')
+        : status === 413
+          ? new WebError('BODY_TOO_LARGE')
+          : status === 404
+            ? new NotFoundError()
+            : typeof status === 'number' && status >= 400 && status < 500
+              ? new WebError('BAD_REQUEST')
+              : null;
+  if (!known) return null;
+  const { title } = known.entry;
+  return { code: known.code, status: known.status, title, message: ownMessage(known) ? known.message : known.entry.message };
 }
 
 export const notFound: RequestHandler = (_req, _res, next) => next(new NotFoundError());
@@ -59,21 +72,21 @@ export const notFound: RequestHandler = (_req, _res, next) => next(new NotFoundE
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {
     let known = classify(error);
-    if (!known) {
+    if (!known || known.status >= 500) {
+      // A failure of keyward's own: the page shows an incident id; the log holds what may be logged of it.
       const incident = randomBytes(6).toString('hex');
       logger.error({ incident, method: req.method, path: req.path, error: loggableError(error) }, 'request failed');
-      known = new WebError(500, 'Internal error', `keyward could not complete this request (incident ${incident} in its log).`);
-    } else if (known.status >= 500) {
-      logger.error({ method: req.method, path: req.path, error: loggableError(error) }, 'request failed');
+      const { code, status, title, message } = known ?? { code: 'INTERNAL' as const, ...ERRORS.INTERNAL };
+      known = { code, status, title, message: `${message.replace(/\.$/, '')} (incident ${incident} in its log).` };
     }
     if (res.headersSent) return;
-    if (known instanceof TooManyAttemptsError) res.set('Retry-After', String(known.retryAfterSeconds));
+    if (error instanceof TooManyAttemptsError) res.set('Retry-After', String(error.retryAfterSeconds));
     res.set('Cache-Control', 'no-store');
     res.status(known.status);
     if (req.accepts(['html', 'json']) === 'json') {
-      res.json({ error: { status: known.status, title: known.title, message: known.message } });
+      res.json({ error: { status: known.status, code: known.code, title: known.title, message: known.message } });
       return;
     }
-    res.render('error', { title: known.title, status: known.status, message: known.message, csrfToken: '', nav: null });
+    res.render('error', { title: known.title, status: known.status, code: known.code, message: known.message, csrfToken: '', nav: null });
   };
 }

@@ -1,5 +1,7 @@
 import type { Request } from 'express';
+import { eventFromForm, LifecycleEventType } from '../../machines/events';
 import type { Inspection, SendResult } from '../lifecycle-engine';
+import { field } from './render';
 import { contextOf } from './request-context';
 import type { WebDeps } from './web-deps';
 
@@ -14,6 +16,11 @@ export interface FormFailure {
 export function sourceOf(req: Request): string {
   const username = contextOf(req).session?.adminUsername;
   return username ? `web:${username}`.slice(0, 64) : 'web';
+}
+
+/** The posted form read the event schema's way: its payload fields, and its secrets beside them. */
+export function formEvent(req: Request, type: LifecycleEventType, names: Readonly<Record<string, string>> = {}) {
+  return eventFromForm(type, (name) => field(req, name), names);
 }
 
 /**

@@ -24,12 +24,12 @@ export function wizardGate(deps: WebDeps): RequestHandler[] {
       }
       if (phase === 'unavailable') {
         if (isRead(req.method)) return res.redirect(302, PATHS.lifecycle);
-        return next(new WebError(409, 'Not now', `keyward is not in its set-up now (state ${inspection.state}); nothing was changed.`));
+        return next(new WebError('NOT_IN_SETUP', `keyward is not in its set-up now (state ${inspection.state}); nothing was changed.`));
       }
       if (`/setup-wizard${req.path}`.replace(/\/?$/, '/') === PATHS.unlock) return next();
       if (!maySetUp(req, phase)) {
         if (isRead(req.method)) return res.redirect(302, PATHS.unlock);
-        return next(new WebError(403, 'Locked', 'The set-up is locked: enter the set-up code from keyward’s console first. Nothing was changed.'));
+        return next(new WebError('SETUP_LOCKED'));
       }
       next();
     },

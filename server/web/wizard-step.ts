@@ -51,11 +51,11 @@ export function stepAction(wizardStates: readonly string[], handle: Handler): Re
     const now = titleOf(inspection.wizardState);
     if (!atStep(req, inspection, wizardStates)) {
       const was = titleOf(posted.split('@')[0] || wizardStates[0]);
-      throw new WebError(409, 'This step is over', `This form was for “${was}”, but the set-up has moved on to “${now}” (perhaps in another tab or browser). Nothing was changed: continue on the current step.`);
+      throw new WebError('STEP_OVER', `This form was for “${was}”, but the set-up has moved on to “${now}” (perhaps in another tab or browser). Nothing was changed: continue on the current step.`);
     }
     // Same step, but reached again since the form was shown: it may not show what would be done now.
     if (posted !== '' && posted !== formStepOf(inspection)) {
-      throw new WebError(409, 'This form is out of date', `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`);
+      throw new WebError('FORM_OUT_OF_DATE', `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`);
     }
     await handle(req, res, inspection);
   };

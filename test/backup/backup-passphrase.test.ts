@@ -27,7 +27,8 @@ describe('CLI: the backup archive passphrase', () => {
     const archive = join(out, `weak-${weak.length}.kwbak`);
     const run = cli.run(['backup', '--output', archive, '--passphrase-file', cli.secretFile(weak)]);
     expect(run.status).toBe(3);
-    expect(run.stderr).toMatch(/WEAK_PASSWORD: the backup passphrase needs/);
+    expect(run.stderr).toMatch(/^keyward: the backup passphrase needs/m);
+    expect(run.stderr).toContain('(error code WEAK_PASSWORD, exit 3)');
     expect(run.stderr).toMatch(message);
     expect(readdirSync(out)).toEqual([]);
     expect(readdirSync(cli.home).filter((name) => name.startsWith('.backup-'))).toEqual([]);

@@ -148,7 +148,8 @@ describe('wizard_setup_hsm.sh: token labels', () => {
     const { hsm, request, paths, failure } = setup('h4-label-refused');
     for (const label of [' Leading', 'Trailing ', 'Tab\there', 'X'.repeat(33), 'Ünïcode']) {
       const error = await failure(setUpToken(request(label), paths));
-      expect({ label, code: error.code }).toEqual({ label, code: 'USAGE' });
+      // The script's USAGE, which the error table names apart from the CLI's.
+      expect({ label, script: error.script, code: error.code }).toEqual({ label, script: 'USAGE', code: 'TOKEN_SCRIPT_USAGE' });
     }
     expect(slots(hsm)).toEqual([{ label: null, userPinSet: false }]);
   });

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import type { TokenConfig } from '../../hsm/pkcs11-token';
 import { testDir } from './run-dir';
 import { registerSecret, registerSecretSource } from './secrets';
@@ -68,7 +69,18 @@ function acquire(): void {
 }
 
 export function releaseOpenCryptoki(): void {
-  if (existsSync(join(LOCK, 'pid')) && readFileSync(join(LOCK, 'pid'), 'utf8') === String(process.pid)) rmSync(LOCK, { recursive: true, force: true });
+  if (!existsSync(join(LOCK, 'pid')) || readFileSync(join(LOCK, 'pid'), 'utf8') !== String(process.pid)) return;
+  // This process's use of the library ends with its turn: a session keyward kept open would refuse the
+  // next test file's C_InitToken (CKR_SESSION_EXISTS), and a library left attached to a slot daemon
+  // that another file stops may bring this (jest worker) process down with it.
+  const module = Pkcs11Module.open(OCK_MODULE);
+  module.sessions.clear();
+  try {
+    module.api.C_Finalize();
+  } catch {
+    // not initialized
+  }
+  rmSync(LOCK, { recursive: true, force: true });
 }
 
 function daemonPid(): number | null {

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
-import { failureOf, sendEvent } from '../web-events';
+import { failureOf, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
@@ -24,7 +24,8 @@ export function finishRoutes(deps: WebDeps): Router {
     stepAction(backupStep, async (req, res, inspection) => {
       const problem = checkNewPassword(field(req, 'password'), field(req, 'passwordConfirm'), 'backup password');
       if (problem) return renderBackup(req, res, inspection, { errors: { [problem.field]: problem.message } }, 400);
-      const { result, after } = await sendEvent(deps, req, 'SET_BACKUP_PASSWORD', {}, { password: field(req, 'password') });
+      const { payload, secrets } = formEvent(req, 'SET_BACKUP_PASSWORD');
+      const { result, after } = await sendEvent(deps, req, 'SET_BACKUP_PASSWORD', payload, secrets);
       const failure = failureOf(result, { mainField: 'password', fields: ['password', 'passwordConfirm'] });
       if (failure) return renderBackup(req, res, after ?? inspection, { errors: { [failure.field]: failure.message } }, failure.status);
       afterEvent(req, res, after, inspection);
@@ -62,7 +63,8 @@ export function finishRoutes(deps: WebDeps): Router {
       if (username === '') return renderAdmin(req, res, inspection, { values, errors: { username: 'Choose a user name.' } }, 400);
       const problem = checkNewPassword(field(req, 'password'), field(req, 'passwordConfirm'), 'admin password');
       if (problem) return renderAdmin(req, res, inspection, { values, errors: { [problem.field]: problem.message } }, 400);
-      const { result, after } = await sendEvent(deps, req, 'CREATE_ADMIN', { username }, { password: field(req, 'password') });
+      const { payload, secrets } = formEvent(req, 'CREATE_ADMIN');
+      const { result, after } = await sendEvent(deps, req, 'CREATE_ADMIN', payload, secrets);
       const failure = failureOf(result, { mainField: 'username', fields: ['username', 'password', 'passwordConfirm'] });
       if (failure) return renderAdmin(req, res, after ?? inspection, { values, errors: { [failure.field]: failure.message } }, failure.status);
       afterEvent(req, res, after, inspection);

@@ -4,7 +4,8 @@ import { isStorageType } from '../../../hsm/storage-type';
 import { describeMechanisms, reportCapabilities, WRAP_MECHANISMS } from '../../../hsm/token-capabilities';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
-import { failureOf, sendEvent } from '../web-events';
+import { EVENT_SCHEMAS } from '../../../machines/events';
+import { failureOf, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { hsmTypeOf, PATHS } from '../wizard-paths';
@@ -71,12 +72,11 @@ export function hsmSetupRoutes(deps: WebDeps, router: Router, path: string, wiza
     stepAction(step, async (req, res, inspection) => {
       const hsmType = req.params.hsmType as string;
       if (hsmType !== hsmTypeOf(inspection.context.storageType)) return res.redirect(303, PATHS.cryptoStorage);
-      const values = { modulePath: field(req, 'modulePath'), label: field(req, 'label'), slot: field(req, 'slot') };
-      const secrets: Record<string, string> = { pin: field(req, 'pin') };
-      if (hsmType === 'softhsm') secrets.soPin = field(req, 'soPin');
-      const missing = Object.keys(secrets).find((name) => secrets[name] === '');
+      const { payload, secrets } = formEvent(req, 'SETUP_HSM');
+      const values = { modulePath: payload.modulePath ?? '', label: payload.label ?? '', slot: payload.slot ?? '' };
+      const missing = EVENT_SCHEMAS.SETUP_HSM.requires({ hsmType: hsmType === 'physical' ? 'physical' : 'softhsm' }).find((name) => !secrets[name]);
       if (missing) return render(req, res, inspection, { values, errors: { [missing]: missing === 'pin' ? 'Enter the token’s user PIN.' : 'Enter the security officer (SO) PIN for the new token.' } }, 400);
-      const { result, after } = await sendEvent(deps, req, 'SETUP_HSM', { hsmType, ...values }, secrets);
+      const { result, after } = await sendEvent(deps, req, 'SETUP_HSM', { ...payload, hsmType }, secrets);
       const failure = failureOf(result, { mainField: 'pin', fields: HSM_FIELDS });
       if (failure) return render(req, res, after ?? inspection, { values, errors: { [failure.field]: failure.message } }, failure.status);
       afterEvent(req, res, after, inspection);

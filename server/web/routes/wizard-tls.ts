@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { MAX_INPUT_BYTES } from '../../../effects/tls/input-file';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
-import { failureOf, sendEvent } from '../web-events';
+import { failureOf, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
@@ -11,6 +11,8 @@ import { PATHS } from '../wizard-paths';
 const SELECT = ['WIZARD_SELECT_TLS_SERVER_CREDENTIAL'];
 const APPLY = ['WIZARD_TLS_SERVER_CREDENTIAL_APPLY'];
 const PKCS12_FIELDS = ['pkcs12File', 'pkcs12Password'] as const;
+/** The PKCS#12 form's names for the event's fields and secrets. */
+const PKCS12_NAMES = { path: 'pkcs12File', password: 'pkcs12Password' };
 const PEM_FIELDS = ['keyFile', 'certificateFile', 'chainFile'] as const;
 
 /** Wizard: the TLS server credential (generate, import PKCS#12, import PEM), then apply or cancel. */
@@ -69,10 +71,12 @@ export function tlsRoutes(deps: WebDeps): Router {
         if (!file) return renderImport(req, res, inspection, { format, errors: { pkcs12File: 'Choose the PKCS#12 file (.p12 or .pfx).' } }, 400);
         if (field(req, 'pkcs12Password') === '') return renderImport(req, res, inspection, { format, errors: { pkcs12Password: 'Enter the password the PKCS#12 file was exported with.' } }, 400);
         const outcome = await deps.uploads.with([file], async ([path], describe) => {
-          const sent = await sendEvent(deps, req, 'IMPORT_TLS_PKCS12', { path }, { password: field(req, 'pkcs12Password') });
+          // The file arrives as an upload; its password is a form field named for the form.
+          const { secrets } = formEvent(req, 'IMPORT_TLS_PKCS12', PKCS12_NAMES);
+          const sent = await sendEvent(deps, req, 'IMPORT_TLS_PKCS12', { path }, secrets);
           return { ...sent, describe };
         });
-        const failure = failureOf(outcome.result, { mainField: 'pkcs12File', fields: PKCS12_FIELDS, fieldMap: { password: 'pkcs12Password', path: 'pkcs12File' } });
+        const failure = failureOf(outcome.result, { mainField: 'pkcs12File', fields: PKCS12_FIELDS, fieldMap: PKCS12_NAMES });
         if (failure) return renderImport(req, res, outcome.after ?? inspection, { format, errors: { [failure.field]: outcome.describe(failure.message) } }, failure.status);
         return afterEvent(req, res, outcome.after, inspection);
       }

@@ -1,0 +1,88 @@
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every environment variable keyward reads, in one schema: server/config.ts (what the CLI and the web
+ * share) and server/web/web-config.ts (the web server's own) both read through it, and the README's
+ * table lists the same variables. Pure: it reads the object it is given, not process.env.
+ *
+ * `VAR=''` means the same as unset everywhere: the default applies. An env file or a compose file
+ * that blanks a variable asks for no particular value, never for port 0, the working directory as
+ * home or an empty token label.
+ */
+const given = (value: unknown): unknown => (value === '' ? undefined : value);
+
+const optionalText = z.preprocess(given, z.string().optional());
+
+function integer(name: string, min: 0 | 1, fallback: number): z.ZodType<number, unknown>;
+function integer(name: string, min: 0 | 1, fallback?: undefined): z.ZodType<number | undefined, unknown>;
+function integer(name: string, min: 0 | 1, fallback?: number): z.ZodType<number | undefined, unknown> {
+  return optionalText.transform((raw, ctx) => {
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (Number.isInteger(value) && value >= min) return value;
+    ctx.addIssue({ code: 'custom', message: `${name} must be a ${min === 0 ? 'non-negative' : 'positive'} integer` });
+    return z.NEVER;
+  });
+}
+
+const port = optionalText.transform((raw, ctx) => {
+  if (raw === undefined) return 8443;
+  const value = Number(raw);
+  if (Number.isInteger(value) && value >= 0 && value <= 65535) return value;
+  ctx.addIssue({ code: 'custom', message: `KEYWARD_PORT must be a port number, not ${raw}` });
+  return z.NEVER;
+});
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const logLevel = optionalText.transform((raw, ctx) => {
+  const level = raw ?? 'info';
+  if ((LOG_LEVELS as readonly string[]).includes(level)) return level as (typeof LOG_LEVELS)[number];
+  ctx.addIssue({ code: 'custom', message: `KEYWARD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` });
+  return z.NEVER;
+});
+
+const absolutePath = (name: string) => optionalText.refine((path) => path === undefined || isAbsolute(path), `${name} must be an absolute path`);
+
+/** Defaults that depend on other settings (the home, the host name) are filled in by the loaders. */
+export const ENVIRONMENT = z.object({
+  // server/config.ts
+  KEYWARD_HOME: optionalText,
+  DATABASE_URL: optionalText,
+  KEYWARD_SQLITE: optionalText,
+  KEYWARD_DEPLOYMENT: optionalText.transform((value) => value ?? 'default'),
+  KEYWARD_TLS_DIR: optionalText,
+  KEYWARD_SECRETS_DIR: optionalText,
+  SOFTHSM2_CONF: optionalText,
+  KEYWARD_PKCS11_MODULE: absolutePath('KEYWARD_PKCS11_MODULE'),
+  KEYWARD_TOKEN_LABEL: optionalText.transform((value) => value ?? 'Trustpoint-SoftHSM'),
+  KEYWARD_KEK_LABEL: optionalText.transform((value) => value ?? 'trustpoint-kek'),
+  KEYWARD_HOST: optionalText.transform((value) => value ?? '127.0.0.1'),
+  KEYWARD_PORT: port,
+  KEYWARD_TLS_SANS: optionalText,
+  KEYWARD_ARGON2_MEMORY_KIB: integer('KEYWARD_ARGON2_MEMORY_KIB', 1),
+  KEYWARD_ARGON2_ITERATIONS: integer('KEYWARD_ARGON2_ITERATIONS', 1),
+  KEYWARD_ARGON2_PARALLELISM: integer('KEYWARD_ARGON2_PARALLELISM', 1),
+  KEYWARD_KDF_MAX_MEMORY_KIB: integer('KEYWARD_KDF_MAX_MEMORY_KIB', 1),
+  KEYWARD_KDF_MAX_ITERATIONS: integer('KEYWARD_KDF_MAX_ITERATIONS', 1),
+  KEYWARD_KDF_MAX_PARALLELISM: integer('KEYWARD_KDF_MAX_PARALLELISM', 1),
+  KEYWARD_OUTAGE_RETRY_SECONDS: integer('KEYWARD_OUTAGE_RETRY_SECONDS', 1, 30),
+  // server/web/web-config.ts
+  KEYWARD_LOG_LEVEL: logLevel,
+  KEYWARD_SESSION_IDLE_MINUTES: integer('KEYWARD_SESSION_IDLE_MINUTES', 1, 30),
+  KEYWARD_SESSION_MAX_HOURS: integer('KEYWARD_SESSION_MAX_HOURS', 1, 12),
+  KEYWARD_WATCH_INTERVAL_MS: integer('KEYWARD_WATCH_INTERVAL_MS', 1, 1000),
+  KEYWARD_SHUTDOWN_GRACE_MS: integer('KEYWARD_SHUTDOWN_GRACE_MS', 1, 10_000),
+  KEYWARD_HSTS_SECONDS: integer('KEYWARD_HSTS_SECONDS', 0, 0),
+  KEYWARD_RESTORE_UPLOAD_MB: integer('KEYWARD_RESTORE_UPLOAD_MB', 1, 64),
+});
+
+export type Environment = z.output<typeof ENVIRONMENT>;
+
+/** The environment checked; the first bad variable is the error, its message names it. */
+export function readEnvironment(env: NodeJS.ProcessEnv): Environment {
+  const parsed = ENVIRONMENT.safeParse(env);
+  if (!parsed.success) throw new Error(parsed.error.issues[0]!.message);
+  return parsed.data;
+}
