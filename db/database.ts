@@ -85,6 +85,12 @@ function sqliteKnex(filename: string, max: number, pragmas: string[], min = max)
   });
 }
 
+/** The rows of a raw query: SQLite's driver gives them as an array, PostgreSQL's in `rows`. */
+export async function rawRows<T>(db: Knex, sql: string, bindings: readonly Knex.RawBinding[] = []): Promise<T[]> {
+  const result = (await db.raw(sql, bindings)) as T[] | { rows: T[] };
+  return Array.isArray(result) ? result : result.rows;
+}
+
 /** Whether the schema exists at all (DB_NOT_INITIALIZED when not). */
 export async function isSchemaPresent(db: Knex): Promise<boolean> {
   return db.schema.hasTable('app_version');

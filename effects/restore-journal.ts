@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { syncDirectory, writeFileDurably } from '../db/durable-file';
 import { join } from 'node:path';
-import { DatabaseConfig, openDatabase } from '../db/database';
+import { DatabaseConfig, openDatabase, rawRows } from '../db/database';
 import { Mark, replaceMarks } from '../db/high-water-mark';
 
 /**
@@ -128,7 +128,7 @@ function sqliteSwapState(journal: RestoreJournal): 'not-started' | 'half' | 'don
 async function postgresSwapState(database: DatabaseConfig, restoredSchema: string): Promise<'not-started' | 'done'> {
   const db = openDatabase(database);
   try {
-    const rows = (await db.raw('SELECT 1 FROM information_schema.schemata WHERE schema_name = ?', [restoredSchema])).rows as unknown[];
+    const rows = await rawRows(db, 'SELECT 1 FROM information_schema.schemata WHERE schema_name = ?', [restoredSchema]);
     return rows.length > 0 ? 'not-started' : 'done';
   } finally {
     await db.destroy();

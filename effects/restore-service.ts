@@ -3,7 +3,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import type { KdfParams } from '../hsm/backup-copy';
-import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../db/database';
+import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase, rawRows } from '../db/database';
 import { ArchiveManifest, compareArchiveVersions, exportSqliteFile, extractArchive, importDatabase, migrateToSchemaVersion } from './backup';
 import { importPemFiles, writeTlsFiles } from './tls';
 import { completeJournal, journalPath, RestoreJournal, swapSqliteFiles, swapTlsDirectory, writeJournal } from './restore-journal';
@@ -145,7 +145,7 @@ interface Prepared {
 /** Each deployment's lifecycle revision and log head in the restored store. */
 async function lifecycleMarks(db: Knex): Promise<Record<string, Mark>> {
   if (!(await db.schema.hasTable('lifecycle'))) return {};
-  const rows = (await db('lifecycle').select('deployment', 'revision', 'chain_head')) as Array<{ deployment: string; revision: number | string; chain_head: string | null }>;
+  const rows = await db<{ deployment: string; revision: number | string; chain_head: string | null }>('lifecycle').select('deployment', 'revision', 'chain_head');
   return Object.fromEntries(rows.map((row) => [row.deployment, { revision: Number(row.revision), chainHead: row.chain_head ?? null }]));
 }
 
@@ -166,7 +166,11 @@ async function preparePostgres(config: DatabaseConfig, staging: string, manifest
     marks = await lifecycleMarks(db);
   } catch (error) {
     const cleanup = openDatabase(config);
-    await cleanup.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]).finally(() => cleanup.destroy());
+    try {
+      await cleanup.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]);
+    } finally {
+      await cleanup.destroy();
+    }
     throw error;
   } finally {
     await db.destroy();
@@ -205,7 +209,7 @@ async function swapPostgres(config: DatabaseConfig, restoredSchema: string, stam
   const quarantineSchema = `keyward_quarantine_${stamp.replace(/[^0-9A-Za-z]/g, '_').toLowerCase()}`;
   const db = openDatabase(config);
   try {
-    const [{ current_schema: current }] = (await db.raw('SELECT current_schema()')).rows as [{ current_schema: string }];
+    const [{ current_schema: current }] = (await rawRows<{ current_schema: string }>(db, 'SELECT current_schema()')) as [{ current_schema: string }];
     await db.transaction(async (trx) => {
       await trx.raw('ALTER SCHEMA ?? RENAME TO ??', [current, quarantineSchema]);
       await trx.raw('ALTER SCHEMA ?? RENAME TO ??', [restoredSchema, current]);

@@ -65,7 +65,7 @@ const associatedDataCache = new Map<string, Map<string, Buffer>>();
 /** "table.column" as bytes; a handful of distinct values, so kept rather than re-encoded per value. */
 export function associatedData(field: FieldRef): Buffer {
   let columns = associatedDataCache.get(field.table);
-  if (!columns) associatedDataCache.set(field.table, (columns = new Map()));
+  if (!columns) associatedDataCache.set(field.table, (columns = new Map<string, Buffer>()));
   let bytes = columns.get(field.column);
   if (!bytes) columns.set(field.column, (bytes = Buffer.from(`${field.table}.${field.column}`, 'utf8')));
   return bytes;

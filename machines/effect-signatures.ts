@@ -55,7 +55,7 @@ export interface EventSecrets {
 export interface EffectContext {
   secrets: EventSecrets;
   /** Named points inside an effect; crash tests stop the process at them. */
-  checkpoint(name: string): Promise<void>;
+  checkpoint: (name: string) => Promise<void>;
 }
 
 /** Runs the machine's effects; each one idempotent, since a crash may make it run again. */

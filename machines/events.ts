@@ -221,7 +221,7 @@ export function eventFromForm(
 ): { payload: Record<string, string>; secrets: Record<string, string> } {
   const read = (name: string) => form(names[name] ?? name);
   const payload = Object.fromEntries(payloadFields(type).map((name) => [name, read(name)]));
-  const secrets = Object.fromEntries(EVENT_SCHEMAS[type].secrets.map((name) => [name, read(name)]).filter(([, value]) => value !== ''));
+  const secrets = Object.fromEntries(EVENT_SCHEMAS[type].secrets.map((name): [string, string] => [name, read(name)]).filter(([, value]) => value !== ''));
   return { payload, secrets };
 }
 

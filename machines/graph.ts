@@ -31,6 +31,11 @@ export interface MachineGraph {
 
 const ROOT = 'lifecycle';
 
+/** The machine invokes its effects by name (setup's `actors`); an inline actor would show its id. */
+function effectName(invoke: AnyStateNode['invoke'][number]): string {
+  return typeof invoke.src === 'string' ? invoke.src : invoke.id;
+}
+
 export function machineGraph(currentStateIds: Iterable<string> = []): MachineGraph {
   const current = new Set(currentStateIds);
   const nodes: GraphNode[] = [];
@@ -46,7 +51,7 @@ export function machineGraph(currentStateIds: Iterable<string> = []): MachineGra
         parent: parent === ROOT ? null : parent,
         atomic: children.length === 0,
         wizardState: (node.meta as { wizardState?: string } | undefined)?.wizardState ?? null,
-        effect: invoke ? String(invoke.src) : null,
+        effect: invoke ? effectName(invoke) : null,
         current: current.has(node.id),
       });
     }
@@ -54,7 +59,7 @@ export function machineGraph(currentStateIds: Iterable<string> = []): MachineGra
       for (const t of transitions) {
         for (const target of t.target ?? []) {
           const kind = eventType.startsWith('xstate.done.actor') ? 'done' : eventType.startsWith('xstate.error.actor') ? 'error' : node.id === ROOT ? 'any-state' : 'event';
-          const effect = node.invoke[0] ? String(node.invoke[0].src) : '';
+          const effect = node.invoke[0] ? effectName(node.invoke[0]) : '';
           const event = kind === 'done' ? `${effect} done` : kind === 'error' ? `${effect} failed` : eventType;
           edges.push({ from: node.id, to: target.id, event, guard: guardName(t.guard), kind });
         }

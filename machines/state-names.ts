@@ -68,6 +68,6 @@ export function describeRefusal(snapshot: Snapshot, event: { type: string }): st
     const reasons = guards.map((g) => GUARD_MESSAGES[g] ?? g);
     return `${event.type} is refused in state ${state}: ${reasons.join('; ') || 'its condition does not hold'}`;
   }
-  const accepted = [...new Set(getNextTransitions(snapshot).map((t) => t.eventType))].filter((t) => !t.startsWith('xstate.') && t !== '');
+  const accepted = [...new Set(getNextTransitions(snapshot).map((t) => t.eventType as string))].filter((t) => !t.startsWith('xstate.') && t !== '');
   return `${event.type} is not accepted in state ${state}; accepted now: ${accepted.join(', ') || 'nothing but BOOT'}`;
 }

@@ -204,7 +204,7 @@ async function main(argv: string[]): Promise<number> {
               [
                 `archive ${file}: intact`,
                 `made ${m.createdAt} on ${m.host.hostname} by keyward ${m.keywardVersion}, schema ${m.schemaVersion}, ${m.databaseEngine} database`,
-                `transition log chain head: ${m.logChainHead ?? '-'} (revision ${String(m.extras.logChainHeadRevision ?? '-')})`,
+                `transition log chain head: ${m.logChainHead ?? '-'} (revision ${m.extras.logChainHeadRevision === undefined || m.extras.logChainHeadRevision === null ? '-' : Number(m.extras.logChainHeadRevision)})`,
                 ...verified.entries.map((e) => `  ${e.ok ? 'ok' : 'BAD'}  ${e.sha256}  ${String(e.size).padStart(10)}  ${e.name}`),
               ].join('\n') + '\n',
             );

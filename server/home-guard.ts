@@ -33,7 +33,7 @@ export interface HomeGuardOptions {
 export async function guardHome(config: KeywardConfig, options: HomeGuardOptions): Promise<{ lock: HomeLock | null; notes: string[] }> {
   const notes: string[] = [];
   mkdirSync(config.home, { recursive: true });
-  let lock: HomeLock | null = options.hold ? lockHome(config.home, options.hold) : null;
+  const lock: HomeLock | null = options.hold ? lockHome(config.home, options.hold) : null;
   try {
     if (existsSync(join(config.home, 'restore-in-progress.json'))) {
       // Only with the lock: a restore that is running right now holds it, and is left alone.
@@ -54,7 +54,6 @@ export async function guardHome(config: KeywardConfig, options: HomeGuardOptions
     return { lock, notes };
   } catch (error) {
     lock?.release();
-    lock = null;
     throw error;
   }
 }

@@ -355,7 +355,7 @@ function isNotPersisted(snapshot: Snapshot): boolean {
 
 /** Event types with a transition from the current state (guards may still refuse one, with a reason). */
 export function acceptedEvents(snapshot: Snapshot): string[] {
-  const types = new Set(getNextTransitions(snapshot).map((t) => t.eventType));
+  const types = new Set(getNextTransitions(snapshot).map((t) => t.eventType as string));
   return EVENT_TYPES.filter((type) => types.has(type));
 }
 

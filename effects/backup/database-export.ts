@@ -117,7 +117,7 @@ export class DatabaseExport implements AsyncIterable<ArchiveEntry> {
       } else {
         query.orderBy(names.map((column) => ({ column, order: 'asc' as const }))).offset(offset);
       }
-      const page: Array<Record<string, unknown>> = await query;
+      const page = (await query) as Array<Record<string, unknown>>;
       if (page.length === 0) break;
       yield Buffer.from(page.map((row) => `${JSON.stringify(encodeRow(table, row))}\n`).join(''), 'utf8');
       count += page.length;

@@ -59,7 +59,8 @@ async function readDescriptor(exportDir: string): Promise<ExportDescriptor> {
   }
   const descriptor = value as ExportDescriptor;
   if (typeof value !== 'object' || value === null || descriptor.format !== EXPORT_FORMAT) throw invalid(`not a ${EXPORT_FORMAT}`);
-  if (descriptor.version !== EXPORT_VERSION) throw invalid(`export format ${String(descriptor.version)}; this keyward reads ${EXPORT_VERSION}`);
+  const version: unknown = descriptor.version;
+  if (version !== EXPORT_VERSION) throw invalid(`export format ${String(version)}; this keyward reads ${EXPORT_VERSION}`);
   if (!Array.isArray(descriptor.migrations) || !descriptor.migrations.every((name) => typeof name === 'string')) throw invalid('migrations is not a list of names');
   if (!Array.isArray(descriptor.tables)) throw invalid('tables is not a list');
   for (const table of descriptor.tables) {

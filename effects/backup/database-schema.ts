@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { DatabaseEngine } from './archive-manifest';
 import { DatabaseCopyError } from './database-errors';
+import { rawRows } from '../../db/database';
 
 /**
  * The schema read from the database itself, so a future migration needs no change here. Column types
@@ -53,7 +54,7 @@ export async function readSchema(db: Knex, engine: DatabaseEngine = engineOf(db)
 /** Migration names in the order they were applied; empty before the first migration. */
 export async function appliedMigrations(db: Knex): Promise<string[]> {
   if (!(await db.schema.hasTable(MIGRATIONS_TABLE))) return [];
-  const rows: Array<{ name: string }> = await db(MIGRATIONS_TABLE).select('name').orderBy('id');
+  const rows = await db<{ id: number; name: string }>(MIGRATIONS_TABLE).select('name').orderBy('id');
   return rows.map((row) => row.name);
 }
 
@@ -64,12 +65,12 @@ export async function nextSerialValue(db: Knex, engine: DatabaseEngine, table: T
   const afterMax = max === null ? 1 : Number(max) + 1;
   let next: number;
   if (engine === 'postgresql') {
-    const { rows } = await db.raw('SELECT pg_sequence_last_value(pg_get_serial_sequence(?, ?)::regclass) AS last', [`"${table.name}"`, table.serial]);
+    const [row] = await rawRows<{ last: number | string | null }>(db, 'SELECT pg_sequence_last_value(pg_get_serial_sequence(?, ?)::regclass) AS last', [`"${table.name}"`, table.serial]);
     // Sequences are not transactional: this may run ahead of the snapshot, never behind it.
-    next = rows[0].last === null ? 1 : Number(rows[0].last) + 1;
+    next = row?.last === null || row?.last === undefined ? 1 : Number(row.last) + 1;
   } else {
-    const rows: Array<{ seq: number }> = await db.raw('SELECT seq FROM sqlite_sequence WHERE name = ?', [table.name]);
-    next = rows.length === 0 ? 1 : Number(rows[0]!.seq) + 1;
+    const [row] = await rawRows<{ seq: number }>(db, 'SELECT seq FROM sqlite_sequence WHERE name = ?', [table.name]);
+    next = row === undefined ? 1 : Number(row.seq) + 1;
   }
   return Math.max(next, afterMax);
 }
@@ -102,38 +103,35 @@ async function readSqlite(db: Knex): Promise<TableInfo[]> {
 }
 
 async function readPostgres(db: Knex): Promise<TableInfo[]> {
-  const columns = (
-    await db.raw(
-      `SELECT c.table_name, c.column_name, c.data_type,
+  const columns = await rawRows<{ table_name: string; column_name: string; data_type: string; sequence: string | null }>(
+    db,
+    `SELECT c.table_name, c.column_name, c.data_type,
               CASE WHEN c.data_type IN ('smallint', 'integer', 'bigint')
                    THEN pg_get_serial_sequence(quote_ident(c.table_name), c.column_name) END AS sequence
          FROM information_schema.columns c
          JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
         ORDER BY c.table_name, c.ordinal_position`,
-    )
-  ).rows as Array<{ table_name: string; column_name: string; data_type: string; sequence: string | null }>;
-  const keys = (
-    await db.raw(
-      `SELECT cl.relname AS table_name, a.attname AS column_name, array_position(i.indkey::int2[], a.attnum) AS position
+  );
+  const keys = await rawRows<{ table_name: string; column_name: string }>(
+    db,
+    `SELECT cl.relname AS table_name, a.attname AS column_name, array_position(i.indkey::int2[], a.attnum) AS position
          FROM pg_index i
          JOIN pg_class cl ON cl.oid = i.indrelid
          JOIN pg_namespace n ON n.oid = cl.relnamespace
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
         WHERE i.indisprimary AND n.nspname = current_schema()
         ORDER BY 1, 3`,
-    )
-  ).rows as Array<{ table_name: string; column_name: string }>;
-  const references = (
-    await db.raw(
-      `SELECT child.relname AS child, parent.relname AS parent
+  );
+  const references = await rawRows<{ child: string; parent: string }>(
+    db,
+    `SELECT child.relname AS child, parent.relname AS parent
          FROM pg_constraint c
          JOIN pg_class child ON child.oid = c.conrelid
          JOIN pg_class parent ON parent.oid = c.confrelid
          JOIN pg_namespace n ON n.oid = child.relnamespace
         WHERE c.contype = 'f' AND n.nspname = current_schema()`,
-    )
-  ).rows as Array<{ child: string; parent: string }>;
+  );
   const tables = new Map<string, TableInfo>();
   for (const row of columns) {
     if (EXCLUDED_TABLES.has(row.table_name)) continue;

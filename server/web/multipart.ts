@@ -111,7 +111,8 @@ export async function parseMultipart(body: Readable, contentType: string, limits
     defParamCharset: 'utf8',
   });
   const meter = new BodyMeter(limits.maxBodyBytes, Buffer.from(`--${boundary}`));
-  const form: MultipartForm = { fields: Object.create(null), files: Object.create(null) };
+  // No prototype: a field named like an Object.prototype member is just a field.
+  const form: MultipartForm = { fields: Object.create(null) as MultipartForm['fields'], files: Object.create(null) as MultipartForm['files'] };
   const written: string[] = [];
   const receiving: Array<Promise<void>> = [];
   let parts = 0;
