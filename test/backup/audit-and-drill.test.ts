@@ -132,8 +132,8 @@ describe('the restore drill', () => {
     // A wrong backup password fails the drill at its step, and still cleans up.
     const failed = cli.run(['drill', '--input', archive, '--json', '--passphrase-file', cli.secretFile(passphrase), '--backup-password-file', cli.secretFile(`Wrong-${newSecret('backup')}`)]);
     expect(failed.status).toBe(17);
-    const report = JSON.parse(failed.stdout);
-    expect(report.steps.find((s: { ok: boolean }) => !s.ok).step).toMatch(/auto-restore/);
+    const report = JSON.parse(failed.stdout) as { steps: Array<{ step: string; ok: boolean }>; scratchHome: string };
+    expect(report.steps.find((s) => !s.ok)?.step).toMatch(/auto-restore/);
     expect(existsSync(report.scratchHome)).toBe(false);
     expect(readFileSync(cli.log, 'utf8')).not.toContain(secrets.backup);
   });

@@ -3,6 +3,7 @@ import { auditTransitionLog, auditTransitionLogForBoot, CHECKPOINT_EVERY } from 
 import type { KeywardRuntime } from '../../server/runtime';
 import { largeCopy } from '../support/large-log';
 import { Install } from '../support/install';
+import type { TransitionLogRow } from '../../db/rows';
 
 /**
  * BOOT checks the transition log from a checkpoint that the DEK-derived chain key vouches for, so its
@@ -30,12 +31,12 @@ describe('BOOT\'s check of the transition log from a keyed checkpoint', () => {
   /** Changes a log row for the length of `check`, then puts it back. */
   async function withRowChanged<T>(revision: number, columns: Record<string, unknown>, check: () => Promise<T>): Promise<T> {
     const db = store().db;
-    const original = await db('transition_log').where({ deployment: DEPLOYMENT, revision }).first();
+    const original = await db<TransitionLogRow>('transition_log').where({ deployment: DEPLOYMENT, revision }).first();
     await db('transition_log').where({ deployment: DEPLOYMENT, revision }).update(columns);
     try {
       return await check();
     } finally {
-      const { id: _id, ...restore } = original;
+      const { id: _id, ...restore } = original!;
       await db('transition_log').where({ deployment: DEPLOYMENT, revision: columns.revision ?? revision }).update(restore);
     }
   }

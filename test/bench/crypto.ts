@@ -163,7 +163,7 @@ async function hsmFigures(): Promise<{ unwrap: { ours: number; baseline: number 
 
     await custody.ensureDek();
     const id = await store.devices.create({ name: 'bench-device', estPassword: randomBytes(18).toString('base64url'), cmpSharedSecret: randomBytes(18).toString('base64url') });
-    const row = (await store.db('devices').where({ id }).first('est_password', 'cmp_shared_secret')) as { est_password: Buffer; cmp_shared_secret: Buffer };
+    const row = (await store.db<{ id: number; est_password: Buffer; cmp_shared_secret: Buffer }>('devices').where({ id }).first('est_password', 'cmp_shared_secret'))!;
     const keyId = runtime.keyring.current!;
     const rawEst = new RawFieldGcm(keyId, runtime.keyring.key(keyId), { table: 'devices', column: 'est_password' });
     const rawCmp = new RawFieldGcm(keyId, runtime.keyring.key(keyId), { table: 'devices', column: 'cmp_shared_secret' });

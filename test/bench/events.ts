@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knex, { Knex } from 'knex';
-import type { DatabaseConfig } from '../../db/database';
+import { type DatabaseConfig, rawRows } from '../../db/database';
 import type { LifecycleEvent } from '../../machines/events';
 import { tagsOfState } from '../../machines/state-names';
 import { loadConfig, PROJECT_ROOT } from '../../server/config';
@@ -12,6 +12,7 @@ import { KeywardRuntime } from '../../server/runtime';
 import { SecretBox } from '../../server/secret-box';
 import { writeSoftHsmConf } from './installs';
 import { BenchReport, BenchResult, compareAsyncRates, scaled, printBench } from './measure';
+import type { LifecycleRow } from '../../db/rows';
 
 /** Many short alternating rounds: fsync latency drifts (WAL checkpoints, other processes' I/O). */
 const ROUNDS = scaled(41, 5);
@@ -152,8 +153,8 @@ class RawBaseline {
   async transaction(): Promise<number> {
     const next = this.revision + 1;
     await this.db.transaction(async (trx) => {
-      const row = await trx('lifecycle').where({ deployment: this.deployment }).first('revision');
-      if (Number(row.revision) !== this.revision) throw new Error('raw baseline: revision mismatch');
+      const row = await trx<LifecycleRow>('lifecycle').where({ deployment: this.deployment }).first('revision');
+      if (Number(row?.revision) !== this.revision) throw new Error('raw baseline: revision mismatch');
       const changed = await trx('lifecycle')
         .where({ deployment: this.deployment, revision: this.revision })
         .update({ revision: next, snapshot: this.lifecycle.snapshot, state: this.lifecycle.state, updated_at: new Date().toISOString() });
@@ -171,7 +172,7 @@ async function withScratchPostgres<T>(url: string, fn: (config: DatabaseConfig, 
   const admin = knex({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);
   try {
-    const settings = (await admin.raw("SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sync")).rows[0] as { fsync: string; sync: string };
+    const [settings] = (await rawRows<{ fsync: string; sync: string }>(admin, "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sync")) as [{ fsync: string; sync: string }];
     const scratch = new URL(url);
     scratch.pathname = `/${name}`;
     return await fn({ client: 'pg', connectionString: scratch.toString() }, `PostgreSQL fsync=${settings.fsync} synchronous_commit=${settings.sync}`);

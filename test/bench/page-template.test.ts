@@ -1,5 +1,6 @@
 import { templateOf } from './page-template';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- ejs ships no type declarations
 const { render } = require('ejs') as { render: (template: string, locals: object) => string };
 
 describe('the bare status page template', () => {

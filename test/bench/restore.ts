@@ -9,6 +9,7 @@ import { KeywardRuntime } from '../../server/runtime';
 import { softHsmInstallInProcess } from './installs';
 import { BenchReport, BenchResult, fitLine, median, scaled, printBench } from './measure';
 import { rawBackup, rawRecover, rawRestore, sealDek } from './raw-archive';
+import type { DeviceRow } from '../../db/rows';
 
 /** Row counts of the line fits: per-row cost is the slope, fixed cost the intercept. */
 const SIZES = scaled([1_000, 25_000, 50_000, 100_000], [200, 1_000, 2_000]);
@@ -74,7 +75,7 @@ async function measure(rows: number): Promise<Sample> {
     let dek: Buffer;
     try {
       await insertDevices(runtime, rows);
-      canary = (await runtime.store.db('devices').first('est_password')).est_password as Buffer;
+      canary = (await runtime.store.db<DeviceRow>('devices').first('est_password'))!.est_password as Buffer;
       dek = Buffer.from(runtime.keyring.currentKey());
       await runtime.store.db.raw('PRAGMA wal_checkpoint(TRUNCATE)');
     } finally {

@@ -16,7 +16,7 @@ describe('the high-water mark', () => {
     replaceMarks(home, { default: { revision: 1, chainHead: 'r1' } });
     expect(readMark(home, 'other')).toBeNull();
     expect(readMark(home, 'default')).toEqual(expect.objectContaining({ revision: 1, chainHead: 'r1' }));
-    expect(JSON.parse(readFileSync(markPath(home), 'utf8')).version).toBe(1);
+    expect((JSON.parse(readFileSync(markPath(home), 'utf8')) as { version: number }).version).toBe(1);
   });
 
   it('names a store behind the mark, and a different history at the mark\'s revision; a store ahead of it passes', async () => {

@@ -4,6 +4,7 @@ import { loadConfig } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
 import { engines, freshDatabase, TestDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';
+import type { StorageConfigRow } from '../../db/rows';
 
 /**
  * The storage type, token configuration and key material are kept in memory between lifecycle
@@ -144,7 +145,7 @@ describe.each(engines())('kept configuration and read connections on %s', (engin
       await entered;
       // The writer holds an open write transaction: a read answers at once, with the committed state.
       const during = await Promise.race([
-        reader('key_storage_config').where({ id: 1 }).first('storage_type'),
+        reader<StorageConfigRow>('key_storage_config').where({ id: 1 }).first('storage_type'),
         new Promise((_, reject) => setTimeout(() => reject(new Error('the read waited for the writer')), 2000)),
       ]);
       expect(during).toEqual({ storage_type: 'software' });

@@ -7,6 +7,7 @@ import { DekKeyring, generateDek } from '../../hsm/dek-keyring';
 import type { WrappedKey } from '../../hsm/key-wrapper';
 import { engines, freshDatabase, TestDatabase } from '../support/databases';
 import { newSecret } from '../support/secrets';
+import type { CredentialRow, DeviceRow, TlsCredentialRow } from '../../db/rows';
 
 const fakeWrap = (byte: number): WrappedKey => ({ mechanism: 'CKM_AES_KEY_WRAP', kek: { label: 'trustpoint-kek', id: 'ab'.repeat(16) }, blob: Buffer.alloc(40, byte) });
 
@@ -64,10 +65,10 @@ describe.each(engines())('repositories on %s', (engine) => {
     const estPassword = newSecret('est');
     const cmpSecret = newSecret('cmp');
     const id = await store.devices.create({ name: 'device-1', estPassword, cmpSharedSecret: cmpSecret });
-    const raw = await store.db('devices').where({ id }).first();
-    expect(raw.est_password[0]).toBe(1); // format version 1 (docs/formats.md §4)
-    expect(raw.cmp_shared_secret[0]).toBe(1);
-    expect(Buffer.from(raw.est_password).includes(estPassword)).toBe(false);
+    const raw = (await store.db<DeviceRow>('devices').where({ id }).first())!;
+    expect(raw.est_password![0]).toBe(1); // format version 1 (docs/formats.md §4)
+    expect(raw.cmp_shared_secret![0]).toBe(1);
+    expect(Buffer.from(raw.est_password!).includes(estPassword)).toBe(false);
     expect(await store.devices.get(id)).toMatchObject({ name: 'device-1', estPassword, cmpSharedSecret: cmpSecret, hasEstPassword: true });
     expect(await store.devices.list()).toEqual([expect.objectContaining({ id, name: 'device-1', hasEstPassword: true, hasCmpSharedSecret: true })]);
     expect(JSON.stringify(await store.devices.list())).not.toContain(estPassword);
@@ -76,7 +77,7 @@ describe.each(engines())('repositories on %s', (engine) => {
     const key = newSecret('private-key-body');
     const pem = `-----BEGIN PRIVATE KEY-----\n${key}\n-----END PRIVATE KEY-----\n`;
     const credentialId = await store.credentials.create({ name: 'issuing', privateKeyPem: pem, certificatePem: null });
-    expect((await store.db('credentials').where({ id: credentialId }).first()).private_key[0]).toBe(1);
+    expect((await store.db<CredentialRow>('credentials').where({ id: credentialId }).first())!.private_key[0]).toBe(1);
     expect((await store.credentials.get(credentialId))!.privateKeyPem).toBe(pem);
   });
 
@@ -117,13 +118,13 @@ describe.each(engines())('repositories on %s', (engine) => {
     expect((await store.tls.active())!.id).toBe(second);
     await store.tls.activate(first);
     expect(await store.tls.active()).toMatchObject({ id: first, privateKeyPem: input.privateKeyPem, subjectAltNames: ['DNS:localhost'], active: true });
-    expect((await store.db('tls_server_credentials').where({ id: first }).first()).private_key[0]).toBe(1);
+    expect((await store.db<TlsCredentialRow>('tls_server_credentials').where({ id: first }).first())!.private_key[0]).toBe(1);
   });
 
   it('stores secrets in plaintext under software storage, as the UI says', async () => {
     await store.storage.setStorageType('software');
     const id = await store.devices.create({ name: 'software-device', estPassword: 'visible-by-design' });
-    expect(Buffer.from((await store.db('devices').where({ id }).first()).est_password).toString('utf8')).toBe('visible-by-design');
+    expect(Buffer.from((await store.db<DeviceRow>('devices').where({ id }).first())!.est_password!).toString('utf8')).toBe('visible-by-design');
     await store.storage.setStorageType('softhsm');
   });
 

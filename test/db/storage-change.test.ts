@@ -6,6 +6,7 @@ import { DekKeyring, generateDek } from '../../hsm/dek-keyring';
 import type { WrappedKey } from '../../hsm/key-wrapper';
 import { engines, freshDatabase, TestDatabase } from '../support/databases';
 import { decryptPerDocs, SECRET_COLUMNS } from '../support/field-format';
+import type { StoredField } from '../../hsm/field-codec';
 
 const fakeWrap: WrappedKey = { mechanism: 'CKM_AES_KEY_WRAP', kek: { label: 'trustpoint-kek', id: 'ab'.repeat(16) }, blob: Buffer.alloc(40, 1) };
 // Software storage keeps these in plaintext by design: random, but not registered with the secret scan.
@@ -17,7 +18,7 @@ const TLS = { certificatePem: 'cert', chainPem: null, fingerprintSha256: 'AB', s
 async function raw(store: Store): Promise<Array<{ table: string; column: string; value: Buffer }>> {
   const out: Array<{ table: string; column: string; value: Buffer }> = [];
   for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
-    for (const row of await store.db(table).select(...columns)) for (const column of columns) if (row[column] !== null) out.push({ table, column, value: Buffer.from(row[column]) });
+    for (const row of await store.db(table).select<Array<Record<string, StoredField | null>>>(...columns)) for (const column of columns) if (row[column] !== null) out.push({ table, column, value: Buffer.from(row[column]!) });
   }
   return out;
 }

@@ -5,7 +5,7 @@ import express from 'express';
 import { LifecycleConflictError } from '../../db/repositories/lifecycle-repository';
 import { StoreBehindError } from '../../db/high-water-mark';
 import { ValidationError } from '../../db/validation';
-import { BackupArchiveError, BackupArchiveErrorCode } from '../../effects/backup/archive-errors';
+import { BackupArchiveError } from '../../effects/backup/archive-errors';
 import { DatabaseCopyError } from '../../effects/backup/database-errors';
 import { WeakPasswordError } from '../../effects/password-policy';
 import { RestoreError } from '../../effects/restore-service';
@@ -145,7 +145,7 @@ describe("the web's error page", () => {
   }
 
   it('takes the status, the title and the sentence from the table, and shows the code as a detail', async () => {
-    const archive = await respond(new BackupArchiveError('ARCHIVE_TRUNCATED' as BackupArchiveErrorCode, 'segment 4 missing at offset 123'));
+    const archive = await respond(new BackupArchiveError('ARCHIVE_TRUNCATED', 'segment 4 missing at offset 123'));
     expect(archive.status).toBe(422);
     expect(archive.body.error).toEqual({ status: 422, code: 'ARCHIVE_TRUNCATED', title: ERRORS.ARCHIVE_TRUNCATED.title, message: ERRORS.ARCHIVE_TRUNCATED.message });
 

@@ -11,7 +11,7 @@ describe('keyward graph', () => {
   });
 
   it('marks the current state in JSON, DOT and Mermaid, and the DOT renders', async () => {
-    const json = JSON.parse(cli.run(['graph', '--format', 'json']).stdout);
+    const json = JSON.parse(cli.run(['graph', '--format', 'json']).stdout) as { state: string; nodes: Array<{ id: string; current: boolean }>; edges: Array<{ event: string; to: string }> };
     expect(json.state).toBe('wizard.setupMode.waiting');
     const current = json.nodes.filter((n: { current: boolean }) => n.current).map((n: { id: string }) => n.id);
     expect(current).toEqual(['wizard', 'lifecycle.wizard.setupMode', 'lifecycle.wizard.setupMode.waiting']);

@@ -41,7 +41,7 @@ describe.each(engines())('two writers at once on %s', (engine) => {
     const children = [cli.spawn([...args, '--json']), cli.spawn([...args, '--json'])];
     for (const child of children) child.stdin!.end();
     const outputs = await Promise.all(children.map(finish));
-    return outputs.map(({ code, stdout }) => ({ code, result: JSON.parse(stdout.trim().split('\n').pop()!) }));
+    return outputs.map(({ code, stdout }) => ({ code, result: JSON.parse(stdout.trim().split('\n').pop()!) as { outcome: string } }));
   }
 
   it('applies exactly one of two competing events, and both of two BOOTs, losing nothing', async () => {

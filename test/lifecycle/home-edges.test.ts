@@ -8,6 +8,7 @@ import { engines, freshDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
 import { completeSoftHsmWizard, wizardSecrets, withStore } from '../support/wizard';
+import { rawRows } from '../../db/database';
 
 /**
  * Nothing lost at the edges of a home (issue 8, item 11), each found by killing or corrupting on
@@ -153,7 +154,7 @@ describe('a restore killed at each step of its swap is finished or undone by the
     const restoreSchemas = async () => {
       const db = knex({ client: 'pg', connection: (database.config as { connectionString: string }).connectionString });
       try {
-        return ((await db.raw("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'keyward_restore_%'")).rows as unknown[]).length;
+        return (await rawRows(db, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'keyward_restore_%'")).length;
       } finally {
         await db.destroy();
       }
@@ -238,8 +239,8 @@ it('a corrupt database: start exits with STARTUP_FAILED and says why, instead of
   let page: number;
   let pageSize: number;
   try {
-    page = Number((await db('sqlite_master').where({ type: 'table', name: 'lifecycle' }).first('rootpage')).rootpage);
-    pageSize = Number((await db.raw('PRAGMA page_size'))[0].page_size);
+    page = Number((await db<{ type: string; name: string; rootpage: number }>('sqlite_master').where({ type: 'table', name: 'lifecycle' }).first('rootpage'))?.rootpage);
+    pageSize = Number((await rawRows<{ page_size: number }>(db, 'PRAGMA page_size'))[0]?.page_size);
   } finally {
     await db.destroy();
   }
@@ -282,7 +283,7 @@ it('a store that went back in time is refused at BOOT against the high-water mar
   for (let i = 0; i < 3; i++) expect(cli.run(['boot']).status).toBe(0);
   const newest = cli.inspect().revision;
   expect(newest).toBeGreaterThan(before);
-  expect(JSON.parse(readFileSync(join(cli.home, 'lifecycle-mark.json'), 'utf8')).deployments.default.revision).toBe(newest);
+  expect((JSON.parse(readFileSync(join(cli.home, 'lifecycle-mark.json'), 'utf8')) as { deployments: Record<string, { revision: number }> }).deployments.default?.revision).toBe(newest);
 
   // An older file swapped in: its own log is intact, so only the mark outside it can tell.
   for (const suffix of ['-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });

@@ -183,7 +183,7 @@ describe('model-based: shortest paths to every state, replayed through the CLI',
       node.children.forEach((move, k) => {
         const home = homes[k]!;
         const event = move.steps[0]!.event;
-        const where = [...route, event.reality ? `BOOT(${event.reality})` : event.type];
+        const where = [...route, event.reality ? `BOOT(${event.reality as Reality})` : event.type];
         const before = home.inspect().revision ?? 0;
         if (event.type === 'BOOT') makeReal(home, event.reality as Reality);
         const status = event.type === 'BOOT' ? home.run(['boot']).status : replayEvent(home, event);

@@ -87,7 +87,7 @@ describe('restart drill through the CLI', () => {
     // Both recoveries too: new PINs, and wrong and right backup passwords, went through the CLI.
     const newPins = recoverFromTokenLoss(cli, secrets);
     recoverFromKekLoss(cli, secrets);
-    const all = [...new Set([...Object.values(first), ...Object.values(newPins), ...Object.values(secrets), estPassword])];
+    const all = [...new Set([...Object.values(first), ...Object.values(newPins), ...Object.values({ ...secrets }), estPassword])];
     const rows = await withStore(cli, async (store) => ({
       lifecycle: JSON.stringify(await store.db('lifecycle').select()),
       log: JSON.stringify(await store.db('transition_log').select()),

@@ -8,6 +8,8 @@ import { decryptPerDocs, SECRET_COLUMNS } from '../support/field-format';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
 import { completeSoftHsmWizard, wizardSecrets, withStore } from '../support/wizard';
+import type { StoredField } from '../../hsm/field-codec';
+import type { TlsCredentialRow } from '../../db/rows';
 
 /**
  * Secrets at rest follow the storage type (docs/formats.md §4) for every row: the TLS credential
@@ -23,8 +25,8 @@ async function storedSecrets(cli: CliHome): Promise<{ dek: Buffer; keyId: string
   return withStore(cli, async (store, keyring) => {
     const values: Array<{ table: string; column: string; id: number; raw: Buffer }> = [];
     for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
-      for (const row of await store.db(table).select('id', ...columns)) {
-        for (const column of columns) if (row[column] !== null) values.push({ table, column, id: Number(row.id), raw: Buffer.from(row[column]) });
+      for (const row of await store.db(table).select<Array<Record<string, StoredField | null>>>('id', ...columns)) {
+        for (const column of columns) if (row[column] !== null) values.push({ table, column, id: Number(row.id), raw: Buffer.from(row[column]!) });
       }
     }
     return { dek: Buffer.from(keyring.currentDek!.key), keyId: keyring.current!, values };
@@ -49,7 +51,7 @@ describe('secrets at rest after a SoftHSM wizard', () => {
       try {
         read = decryptPerDocs(raw, dek, table, column);
       } catch (error) {
-        throw new Error(`${table}.${column} of row ${id} does not decrypt per docs/formats.md: ${(error as Error).message}`);
+        throw new Error(`${table}.${column} of row ${id} does not decrypt per docs/formats.md: ${(error as Error).message}`, { cause: error });
       }
       expect({ where: `${table}.${column}#${id}`, version: read.version, keyId: read.keyId }).toEqual({ where: `${table}.${column}#${id}`, version: 1, keyId });
     }
@@ -84,15 +86,15 @@ describe('secrets at rest after a SoftHSM wizard', () => {
     const db = openDatabase({ client: 'sqlite', filename: join(mended.home, 'keyward.sqlite') });
     try {
       // What an earlier keyward left: the first BOOT's credential, a plaintext PEM, inactive.
-      const active = await db('tls_server_credentials').where({ active: true }).first();
+      const active = await db<TlsCredentialRow>('tls_server_credentials').where({ active: true }).first();
       const plaintext = Buffer.from(`-----BEGIN PRIVATE KEY-----\n${newSecret('old-boot-key')}\n-----END PRIVATE KEY-----\n`, 'utf8');
       await db('tls_server_credentials').insert({ ...active, id: undefined, private_key: plaintext, active: false });
       expect(await db('tls_server_credentials').count({ n: '*' }).first()).toEqual({ n: 2 });
       await mendPlaintextSecrets.up(db);
-      const rows = await db('tls_server_credentials').select('id', 'private_key', 'active');
+      const rows = await db<TlsCredentialRow>('tls_server_credentials').select('id', 'private_key', 'active');
       expect(rows).toHaveLength(1);
-      expect(rows[0].active).toBeTruthy();
-      expect(rows[0].private_key[0]).toBe(1);
+      expect(rows[0]!.active).toBeTruthy();
+      expect(rows[0]!.private_key[0]).toBe(1);
     } finally {
       await db.destroy();
     }

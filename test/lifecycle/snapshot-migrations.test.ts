@@ -1,5 +1,6 @@
 import { MACHINE_VERSION } from '../../machines/lifecycle-machine';
 import { Install } from '../support/install';
+import type { LifecycleRow } from '../../db/rows';
 
 /**
  * Machine version 2 moved the lost token's CA deactivation from BOOT (and DECLARE_TOKEN_LOST) to
@@ -26,14 +27,14 @@ describe('snapshot migration 1 → 2', () => {
       await created.runtime.store.cas.create({ name: 'token-ca', keyLocation: 'token', tokenKeyLabel: 'ca-key' });
       return created;
     })();
-    const row = await i.runtime.store.db('lifecycle').first();
-    const snapshot = JSON.parse(row.snapshot);
+    const row = await i.runtime.store.db<LifecycleRow>('lifecycle').first();
+    const snapshot = JSON.parse(row!.snapshot) as Record<string, unknown>;
     await i.runtime.store.db('lifecycle').update({ machine_version: 1, snapshot: JSON.stringify({ ...snapshot, value: oldValue, pendingEffect: null }), state: 'x' });
     await i.restart();
     expect((await i.runtime.engine.inspect({ historyLimit: 0 })).state).toBe(migrated);
     expect((await i.boot()).state).toBe('operational');
     expect((await i.runtime.store.cas.list())[0]).toMatchObject({ active: true });
-    const stored = await i.runtime.store.db('lifecycle').first('machine_version');
-    expect(stored.machine_version).toBe(2);
+    const stored = await i.runtime.store.db<LifecycleRow>('lifecycle').first('machine_version');
+    expect(stored?.machine_version).toBe(2);
   });
 });

@@ -8,6 +8,7 @@ import packageJson from '../../package.json';
 import { Install, TOKEN_LABEL, usePhysicalToken } from '../support/install';
 import { destroyKek, SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 import { execFileSync } from 'node:child_process';
+import type { KeyMaterialRow, TlsCredentialRow } from '../../db/rows';
 
 /**
  * The scenario matrix of design §2: each of the 16 StartupScenarios built for real (database,
@@ -38,7 +39,7 @@ async function servedFingerprint(i: Install): Promise<string> {
 }
 
 async function activeDbFingerprint(i: Install): Promise<string | null> {
-  const row = await i.runtime.store.db('tls_server_credentials').where({ active: true }).first('fingerprint_sha256');
+  const row = await i.runtime.store.db<TlsCredentialRow>('tls_server_credentials').where({ active: true }).first('fingerprint_sha256');
   return row?.fingerprint_sha256 ?? null;
 }
 
@@ -213,6 +214,7 @@ describe('SoftHSM storage', () => {
     const i = await completedSoftHsm('softhsm-token-blip');
     await i.restart();
     const away = `${i.tokenDir}.away`;
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with .call(this, …)
     const realProbe = Pkcs11Token.prototype.probe;
     let probes = 0;
     // The token is away for the whole of the first probe (its absence confirmed), back after it.
@@ -258,7 +260,7 @@ describe('SoftHSM storage', () => {
   it('RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_NOT_CACHED: a corrupt wrapped DEK with the KEK present asks for the backup password', async () => {
     const i = await completedSoftHsm('softhsm-not-cached');
     await i.restart();
-    const blob = (await i.runtime.store.db('key_material').first('wrapped_dek')).wrapped_dek as Buffer;
+    const blob = (await i.runtime.store.db<KeyMaterialRow>('key_material').first('wrapped_dek'))!.wrapped_dek!;
     blob[10]! ^= 0xff;
     await i.runtime.store.db('key_material').update({ wrapped_dek: blob });
     const before = await i.dumpData();

@@ -9,6 +9,7 @@ import { Install, TOKEN_LABEL } from '../support/install';
 import { testDir } from '../support/run-dir';
 import { newSecret, registerSecretSource } from '../support/secrets';
 import { destroyKek, SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
+import type { DeviceRow, KeyMaterialRow, LifecycleRow } from '../../db/rows';
 
 /** Trustpoint's known faults (design §2): each test fails on Trustpoint's behaviour. */
 jest.setTimeout(120_000);
@@ -31,8 +32,8 @@ describe("Trustpoint's faults, absent from keyward", () => {
     destroyKek(i.config.softhsmConf, i.pin);
     // From operational, from the middle of auto-restore, from a failed state: always auto-restore.
     for (const persisted of ['operational', 'autoRestore.password.waiting', 'failed']) {
-      const row = await i.runtime.store.db('lifecycle').first();
-      const snapshot = JSON.parse(row.snapshot);
+      const row = await i.runtime.store.db<LifecycleRow>('lifecycle').first();
+      const snapshot = JSON.parse(row!.snapshot) as { value: unknown };
       snapshot.value = persisted.includes('.') ? { autoRestore: { password: 'waiting' } } : persisted;
       await i.runtime.store.db('lifecycle').update({ snapshot: JSON.stringify(snapshot), state: persisted });
       await i.restart();
@@ -90,7 +91,7 @@ describe("Trustpoint's faults, absent from keyward", () => {
     await i.restart();
     expect((await i.boot()).state).toBe('operational');
     await i.runtime.store.devices.create({ name: 'on-physical', estPassword: 'physical-est-secret' });
-    expect((await i.runtime.store.db('devices').first()).est_password[0]).toBe(1);
+    expect((await i.runtime.store.db<DeviceRow>('devices').first())!.est_password![0]).toBe(1);
   });
 
   it('5. "DEK available" is what the serving process just proved by unwrapping, not a cache that is always empty', async () => {
@@ -104,7 +105,7 @@ describe("Trustpoint's faults, absent from keyward", () => {
     expect(i.runtime.keyring.current).not.toBeNull();
     await i.runtime.store.devices.create({ name: 'd5', estPassword: 'fault5-est-secret' });
     // A stale DEK in memory does not make a corrupt wrapped DEK "available".
-    const blob = (await i.runtime.store.db('key_material').first('wrapped_dek')).wrapped_dek as Buffer;
+    const blob = (await i.runtime.store.db<KeyMaterialRow>('key_material').first('wrapped_dek'))!.wrapped_dek!;
     blob[3]! ^= 1;
     await i.runtime.store.db('key_material').update({ wrapped_dek: blob });
     const again = await i.boot();
@@ -172,8 +173,8 @@ describe("Trustpoint's faults, absent from keyward", () => {
     expect(await i.send('SUBMIT_BACKUP_PASSWORD', {}, { password: i.backupPassword })).toMatchObject({ outcome: 'rejected', error: { code: 'LOCKED_OUT' } });
     expect((await i.runtime.engine.inspect()).context.passwordFailures).toBe(3);
     // Time passes (the lock is moved into the past), the next wrong guess locks for twice as long.
-    const row = await i.runtime.store.db('lifecycle').first();
-    const snapshot = JSON.parse(row.snapshot);
+    const row = await i.runtime.store.db<LifecycleRow>('lifecycle').first();
+    const snapshot = JSON.parse(row!.snapshot) as { context: Record<string, unknown> };
     snapshot.context.lockedUntil = new Date(Date.now() - 1000).toISOString();
     await i.runtime.store.db('lifecycle').update({ snapshot: JSON.stringify(snapshot) });
     // Written behind the engine's back under the same revision: it starts from its own last commit until it reads again.

@@ -6,6 +6,7 @@ import knex from 'knex';
 import { loadConfig, PROJECT_ROOT } from '../../server/config';
 import { EXIT } from '../../server/exit-codes';
 import { testDir } from '../support/run-dir';
+import type { AppVersionRow, LifecycleRow } from '../../db/rows';
 
 /**
  * The container's entrypoint, run outside a container (no Docker engine here): it prepares a home,
@@ -163,7 +164,7 @@ describe('scripts/entrypoint.sh outside a container', () => {
     let revision: number;
     try {
       await db('app_version').update({ version: '99.0.0' });
-      revision = Number((await db('lifecycle').first('revision')).revision);
+      revision = Number((await db<LifecycleRow>('lifecycle').first('revision'))?.revision);
     } finally {
       await db.destroy();
     }
@@ -173,8 +174,8 @@ describe('scripts/entrypoint.sh outside a container', () => {
     expect(run.output()).not.toMatch(/keyward: serving/);
     const after = knex({ client: 'sqlite3', connection: { filename: database }, useNullAsDefault: true });
     try {
-      expect((await after('app_version').first('version')).version).toBe('99.0.0');
-      expect(Number((await after('lifecycle').first('revision')).revision)).toBe(revision);
+      expect((await after<AppVersionRow>('app_version').first('version'))?.version).toBe('99.0.0');
+      expect(Number((await after<LifecycleRow>('lifecycle').first('revision'))?.revision)).toBe(revision);
     } finally {
       await after.destroy();
     }

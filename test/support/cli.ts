@@ -101,6 +101,6 @@ export class CliHome {
   inspect(): { state: string; wizardState: string | null; scenario: string | null; accepts: string[]; revision: number; context: Record<string, unknown>; history: Array<Record<string, unknown>> } {
     const run = this.run(['inspect', '--json', '--history', '1000']);
     if (run.status !== 0) throw new Error(`inspect failed: ${run.stderr}`);
-    return JSON.parse(run.stdout);
+    return JSON.parse(run.stdout) as ReturnType<CliHome['inspect']>;
   }
 }

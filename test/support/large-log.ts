@@ -8,10 +8,10 @@ import { testDir } from './run-dir';
 import { SOFTHSM_MODULE } from './softhsm';
 
 export interface LargeCopy {
-  runtime(): KeywardRuntime;
+  runtime: () => KeywardRuntime;
   /** A process restart: a new runtime, its keyring empty, the token re-read. */
-  restart(): Promise<void>;
-  close(): Promise<void>;
+  restart: () => Promise<void>;
+  close: () => Promise<void>;
 }
 
 /**

@@ -122,7 +122,7 @@ function availabilityHeld(): OckAvailability {
   }
   let token: { label?: string; flags?: number; error?: string };
   try {
-    token = JSON.parse(ockScript(`const t = api.C_GetTokenInfo(slot); console.log(JSON.stringify({ label: t.label.replace(/[\\s\\0]+$/, ''), flags: t.flags }));`));
+    token = JSON.parse(ockScript(`const t = api.C_GetTokenInfo(slot); console.log(JSON.stringify({ label: t.label.replace(/[\\s\\0]+$/, ''), flags: t.flags }));`)) as typeof token;
   } catch (error) {
     return { available: false, reason: `openCryptoki's library does not answer: ${String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop()}` };
   }

@@ -5,11 +5,12 @@ import type { TokenConfig } from '../../hsm/pkcs11-token';
 import { testDir } from './run-dir';
 import { newSecret, registerSecretSource } from './secrets';
 
-declare const globalThis: { setNativeEnv?: (name: string, value: string) => void };
+/** Set by test/support/node-environment.js inside Jest. */
+const native = globalThis as { setNativeEnv?: (name: string, value: string) => void };
 
 /** Sets a variable where native code (getenv) sees it, inside Jest or out. */
 export function setNativeEnv(name: string, value: string): void {
-  if (globalThis.setNativeEnv) globalThis.setNativeEnv(name, value);
+  if (native.setNativeEnv) native.setNativeEnv(name, value);
   else process.env[name] = value;
 }
 

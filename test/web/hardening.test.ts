@@ -5,6 +5,7 @@ import { newSecret } from '../support/secrets';
 import { logIn, step, unlock, walkWizard } from './support/http-wizard';
 import { KeywardServer } from './support/keyward-server';
 import { csrfToken, lifecycleOf, WebClient } from './support/web-client';
+import type { AdminUserRow } from '../../db/rows';
 
 jest.setTimeout(180_000);
 
@@ -129,9 +130,9 @@ describe('web: hardening after the first outside review', () => {
       expect(answers.map((a) => a.status)).toEqual(Array(10).fill(401));
       expect(answers[8]!.body).not.toMatch(/locked/);
       expect(answers[9]!.body).toMatch(/The user name or the password is wrong\. Too many failed logins for this account: it is locked until \d\d:\d\d UTC/);
-      const row = await query(server, (db) => db('admin_users').where({ username: 'opsadmin' }).first('failed_logins', 'locked_until'));
-      expect(row.failed_logins).toBe(10);
-      expect(Date.parse(row.locked_until)).toBeGreaterThan(Date.now());
+      const row = await query(server, (db) => db<AdminUserRow>('admin_users').where({ username: 'opsadmin' }).first('failed_logins', 'locked_until'));
+      expect(row?.failed_logins).toBe(10);
+      expect(Date.parse(row?.locked_until ?? '')).toBeGreaterThan(Date.now());
 
       // The per-address limit is in memory: a restart lifts it. The account's is not.
       await server.restart();
@@ -155,7 +156,7 @@ describe('web: hardening after the first outside review', () => {
       const visitor = anonymous();
       const status = await visitor.get('/status.json', { accept: 'application/json' });
       expect(status.status).toBe(200);
-      expect(JSON.parse(status.body).state).toBe('failed');
+      expect((JSON.parse(status.body) as { state: string }).state).toBe('failed');
       expect(status.body).not.toMatch(/PIN|token|reason|scenario/i);
       const page = await visitor.get('/lifecycle');
       expect(page.status).toBe(200);

@@ -89,7 +89,7 @@ describe('web: software storage wizard with a PKCS#12 import in a browser', () =
     await page.fill('#password', 'short');
     await page.fill('#passwordConfirm', 'short');
     // The browser's own minlength check would stop this form; the server's rule is what is tested.
-    await page.$eval('#password', (input) => input.removeAttribute('minlength'));
+    await page.$eval('#password', (input: { removeAttribute(name: string): void }) => input.removeAttribute('minlength'));
     expect(await submit(page, 'button[type=submit]')).toBe(400);
     expect(await fieldError(page, 'password')).toMatch(/at least 12 characters/);
     await browser.shot('create-super-user-weak');

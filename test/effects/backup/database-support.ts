@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Knex } from 'knex';
 import type { ArchiveEntry } from '../../../effects/backup';
+import { rawRows } from '../../../db/database';
 
 const T = '2024-05-06T07:08:09.123Z';
 
@@ -38,7 +39,7 @@ export async function seed(db: Knex): Promise<void> {
     { name: 'issuing-ca', private_key: Buffer.concat([Buffer.from([1]), randomBytes(90)]), certificate_pem: 'pem', created_at: T },
     { name: 'root-ca', private_key: Buffer.from('x'), certificate_pem: null, created_at: T },
   ]);
-  const [credential] = await db('credentials').where({ name: 'root-ca' }).pluck('id');
+  const [credential] = await db<{ id: number; name: string }>('credentials').where({ name: 'root-ca' }).pluck('id');
   await db('cas').insert([
     { name: 'Root CA', key_location: 'software', credential_id: credential, token_key_label: null, active: true, created_at: T },
     { name: 'Token CA', key_location: 'hsm', credential_id: null, token_key_label: 'ca-key', active: false, deactivation_reason: 'tab\t "quoted"', deactivated_at: T, created_at: T },
@@ -47,7 +48,7 @@ export async function seed(db: Knex): Promise<void> {
   // Tables of later migrations, where present: a text primary key, a boolean, a foreign key.
   if (await db.schema.hasTable('admin_users')) {
     await db('admin_users').insert({ username: 'admin', password_hash: '$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA', created_at: T, last_login_at: null });
-    const [admin] = await db('admin_users').pluck('id');
+    const [admin] = await db<{ id: number }>('admin_users').pluck('id');
     if (await db.schema.hasTable('web_sessions')) {
       await db('web_sessions').insert({ id_hash: 'ab'.repeat(32), setup_authorized: true, admin_user_id: admin, created_at: T, last_seen_at: T, expires_at: T });
     }
@@ -60,17 +61,23 @@ export async function seed(db: Knex): Promise<void> {
 /** The tables as the database lists them (so later migrations' tables are compared too), knex's lock excluded. */
 export async function tablesOf(db: Knex): Promise<string[]> {
   const sqlite = String((db.client as { config: { client: string } }).config.client) === 'sqlite3';
-  const names: string[] = sqlite
-    ? (await db.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")).map((row: { name: string }) => row.name)
-    : (await db.raw("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")).rows.map((row: { name: string }) => row.name);
+  const rows = await rawRows<{ name: string }>(
+    db,
+    sqlite
+      ? "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+      : "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+  );
+  const names = rows.map((row) => row.name);
   return names.filter((name) => name !== 'knex_migrations_lock').sort();
 }
 
 async function declaredTypes(db: Knex, table: string): Promise<Map<string, string>> {
   const sqlite = String((db.client as { config: { client: string } }).config.client) === 'sqlite3';
-  const rows: Array<{ name: string; type: string }> = sqlite
-    ? await db.raw('SELECT name, lower(type) AS type FROM pragma_table_info(?)', [table])
-    : (await db.raw('SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?', [table])).rows;
+  const rows = await rawRows<{ name: string; type: string }>(
+    db,
+    sqlite ? 'SELECT name, lower(type) AS type FROM pragma_table_info(?)' : 'SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
+    [table],
+  );
   return new Map(rows.map((row) => [row.name, row.type]));
 }
 
@@ -83,7 +90,7 @@ export async function dump(db: Knex): Promise<Record<string, Array<Record<string
   const out: Record<string, Array<Record<string, unknown>>> = {};
   for (const table of await tablesOf(db)) {
     const types = await declaredTypes(db, table);
-    const rows: Array<Record<string, unknown>> = await db(table).select('*');
+    const rows = await db(table).select<Array<Record<string, unknown>>>('*');
     out[table] = rows
       .map((row) => {
         const normalized: Record<string, unknown> = {};

@@ -98,7 +98,7 @@ describe('the SQLite online copy', () => {
       expect(statSync(copy).mode & 0o777).toBe(0o600);
       opened = knex({ client: 'sqlite3', connection: { filename: copy }, useNullAsDefault: true });
       expect(await opened.raw('PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
-      const [{ count, max, min }] = await opened('counter').select(opened.raw('count(*) AS count, max(n) AS max, min(n) AS min'));
+      const [{ count, max, min }] = (await opened('counter').select(opened.raw('count(*) AS count, max(n) AS max, min(n) AS min'))) as [{ count: number; max: number; min: number }];
       // A consistent prefix: contiguous rows, whole transactions only, taken mid-stream.
       expect(min).toBe(1);
       expect(max).toBe(count);
@@ -171,9 +171,9 @@ describe.each(engines())('a backup of a %s database', (engine) => {
     expect(keyMaterial.columns.find((column) => column.name === 'wrapped_dek')!.type).toBe('binary');
     expect(keyMaterial.serial).toEqual({ column: 'id', next: 4 });
     expect(keyMaterial.rows).toBe(2);
-    const lines = readFileSync(join(extracted, 'database', 'tables', 'key_material.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
-    expect(Buffer.from(lines[0].wrapped_dek, 'base64').subarray(0, 3)).toEqual(Buffer.from([0, 255, 0]));
-    expect(lines[0].gcm_encryptions).toBe(2 ** 40 + 7);
+    const lines = readFileSync(join(extracted, 'database', 'tables', 'key_material.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { wrapped_dek: string; gcm_encryptions: number });
+    expect(Buffer.from(lines[0]!.wrapped_dek, 'base64').subarray(0, 3)).toEqual(Buffer.from([0, 255, 0]));
+    expect(lines[0]!.gcm_encryptions).toBe(2 ** 40 + 7);
   });
 
   it.each(engines())('restores onto an empty %s database with identical rows, ids and sequences', async (target) => {
@@ -202,7 +202,7 @@ describe.each(engines())('a backup of a %s database', (engine) => {
 
       const altered = testDir(`altered-${engine}`);
       await writeEntries(exportFiles(join(extracted, 'database')), altered);
-      const json = JSON.parse(readFileSync(join(altered, 'export.json'), 'utf8'));
+      const json = JSON.parse(readFileSync(join(altered, 'export.json'), 'utf8')) as { migrations: string[] };
       writeFileSync(join(altered, 'export.json'), JSON.stringify({ ...json, migrations: [...json.migrations, '999_future'] }));
       const mismatch = await expectCopyError(importDatabase(restored.db, altered), 'SCHEMA_MISMATCH');
       expect(mismatch.message).toContain('999_future');
@@ -284,8 +284,8 @@ async function* exportFiles(dir: string): AsyncGenerator<{ name: string; data: B
       await loop.stop();
       expect(finished).toBeGreaterThan(started); // the writer kept committing during the export
 
-      const rows = (table: string) => readFileSync(join(dir, 'tables', `${table}.jsonl`), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
-      const devices: string[] = rows('devices').map((row) => row.name).filter((name: string) => name.startsWith('loop-') || name === 'between');
+      const rows = (table: string) => readFileSync(join(dir, 'tables', `${table}.jsonl`), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { name: string; deployment: string; revision: number });
+      const devices = rows('devices').map((row) => row.name).filter((name) => name.startsWith('loop-') || name === 'between');
       const log = rows('transition_log').filter((row) => row.deployment !== 'default');
       expect(devices).not.toContain('between');
       expect(log.map((row) => row.deployment)).not.toContain('between');

@@ -33,7 +33,7 @@ export async function walkWizard(client: WebClient, storage: 'software' | 'softh
   if (storage === 'softhsm') {
     at = await step(client, at, { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '', pin: secrets.pin, soPin: secrets.soPin });
   }
-  at = await step(client, at, { mode: 'fresh' });
+  await step(client, at, { mode: 'fresh' });
   at = await step(client, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
   at = await step(client, at, {});
   if (storage === 'softhsm') at = await step(client, at, { password: secrets.backupPassword, passwordConfirm: secrets.backupPassword });

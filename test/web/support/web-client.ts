@@ -100,5 +100,5 @@ export function fieldError(html: string, field: string): string | null {
 export async function lifecycleOf(client: WebClient): Promise<{ state: string; wizardState: string | null; accepts: string[]; revision: number; tls: { fingerprintSha256: string } | null }> {
   const response = await client.get('/status.json', { accept: 'application/json' });
   if (response.status !== 200) throw new Error(`/status.json: HTTP ${response.status}`);
-  return JSON.parse(response.body);
+  return JSON.parse(response.body) as Awaited<ReturnType<typeof lifecycleOf>>;
 }
