@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Runs the whole suite: the fast tier first (test/unit/, pure), then starts a private PostgreSQL
-# cluster on loopback for the database tests (they run on SQLite and on PostgreSQL), runs the rest,
-# stops the cluster. With arguments, runs jest with them (any test file, test/unit/ included).
+# Runs the whole suite: lint (ESLint, then Prettier's check), the fast tier (test/unit/, pure), then
+# starts a private PostgreSQL cluster on loopback for the database tests (they run on SQLite and on
+# PostgreSQL), runs the rest, stops the cluster. With arguments, runs jest with them (any test file,
+# test/unit/ included), without lint.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 rest=()
 if [ $# -eq 0 ]; then
+  if ! node node_modules/eslint/bin/eslint.js .; then
+    echo 'keyward: ESLint found the problems above (npm run lint); the tests did not run' >&2
+    exit 1
+  fi
+  if ! node node_modules/prettier/bin/prettier.cjs --check --log-level warn .; then
+    echo 'keyward: the files above are not formatted: run `npm run format`; the tests did not run' >&2
+    exit 1
+  fi
   node node_modules/jest/bin/jest.js -c jest.unit.config.js
   rest=(--testPathIgnorePatterns '/test/unit/')
 fi
