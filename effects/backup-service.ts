@@ -28,7 +28,7 @@ export interface BackupResult extends CreatedArchive {
 }
 
 /**
- * One encrypted archive, made while the server runs (design §4, seed 003): a consistent copy of the
+ * One encrypted archive, made while the server runs (docs/backup-format.md): a consistent copy of the
  * database, the configuration without secrets, the TLS material, the transition log, and the manifest
  * with the log's chain head. The token is not in it (its KEK never leaves it) and neither are PINs:
  * a restore on another host goes through auto-restore with the backup password.

@@ -9,7 +9,7 @@ import { initializeToken } from '../hsm/token-init';
 import { tagsOfState } from '../machines/state-names';
 
 /**
- * The restore drill (seed 003: "an untested backup is a hypothesis, not a backup"): the archive is
+ * The restore drill (an untested backup is a hypothesis, not a backup): the archive is
  * restored onto a scratch store with a fresh SoftHSM token, auto-restore runs with the backup
  * password, a known canary secret must decrypt, the transition log must continue from the archive's
  * chain head, the recovery time is measured, and the scratch material is destroyed.

@@ -37,7 +37,7 @@ export interface RestoreReport {
 }
 
 /**
- * Restores an archive over the current store (design §4, seed 003). Everything is checked before
+ * Restores an archive over the current store (docs/backup-format.md). Everything is checked before
  * anything is touched: the archive is decrypted and verified, a newer keyward's archive is refused,
  * and the restored database is built and migrated beside the current one. Only then is the current
  * store moved aside — never deleted — into a dated quarantine, and the restored one put in its place.

@@ -6,7 +6,7 @@ export interface KdfParams {
   parallelism: number;
 }
 
-/** The floor the design sets (64 MiB, t = 3); copies below it are neither written nor read. */
+/** keyward's floor (64 MiB, t = 3); copies below it are neither written nor read. */
 export const MINIMUM_KDF: KdfParams = { memoryKiB: 65536, iterations: 3, parallelism: 1 };
 export const DEFAULT_KDF: KdfParams = MINIMUM_KDF;
 

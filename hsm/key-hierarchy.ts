@@ -20,7 +20,7 @@ export interface KeyMaterialStore {
 }
 
 /**
- * The key hierarchy of design §1: a KEK (behind a KeyWrapper) wraps the DEK; a backup password
+ * The key hierarchy (docs/formats.md): a KEK (behind a KeyWrapper) wraps the DEK; a backup password
  * opens a second copy of it; the DEK, once unwrapped or recovered, lives only in the keyring.
  * Every operation can run again after a crash and reach the same end.
  */

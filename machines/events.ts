@@ -4,7 +4,7 @@ import { KeywardError } from '../errors/keyward-error';
 import type { StartupContext } from './startup-context';
 
 /**
- * The lifecycle's public events (design §6), one schema entry each: the entry gives the event's
+ * The lifecycle's public events (scripts rely on their names), one schema entry each: the entry gives the event's
  * payload type, its parser (CLI, web, scripts all go through parseExternalEvent), its place in
  * EVENT_TYPES and the names of the secrets that travel beside it. Adding an event is one entry here
  * and the machine's transition.

@@ -7,7 +7,7 @@ import { RestoreScenario, restoreScenario, VersionScenario, versionScenario } fr
 
 /**
  * keyward's whole lifecycle as one machine: every BOOT classifies the start-up scenario (the two
- * tables of design §2), then the wizard, operation, and auto-restore after a lost KEK or token.
+ * tables of docs/lifecycle.md), then the wizard, operation, and auto-restore after a lost KEK or token.
  * Pure: no I/O, no clock. Effects are named invokes that the lifecycle engine runs and persists
  * around; guards read only the context and the event.
  */

@@ -1,7 +1,7 @@
 import type { StorageType } from '../hsm/storage-type';
 
 /**
- * What start-up probes before every BOOT (design §2). Each field names what was actually checked,
+ * What start-up probes before every BOOT. Each field names what was actually checked,
  * in the process that will serve: `dekAvailable` means the stored wrapped DEK unwrapped with the
  * KEK just now, not that some cache somewhere might hold it.
  */

@@ -1,7 +1,7 @@
 import type { StartupContext } from './startup-context';
 import { parseVersion, compareVersions } from './version';
 
-/** Trustpoint's StartupScenario (seed 002), the names keyward keeps. */
+/** Trustpoint's StartupScenario: the names keyward keeps. */
 export const VERSION_SCENARIOS = ['DB_NOT_INITIALIZED', 'DB_INITIALIZED_NO_VERSION', 'VERSION_DOWNGRADE', 'VERSION_UPGRADE', 'VERSION_MATCH'] as const;
 export type VersionScenario = (typeof VERSION_SCENARIOS)[number];
 

@@ -44,7 +44,7 @@ export function bootRetryDelayOf(state: string): string | null {
   return null;
 }
 
-/** Trustpoint's wizard state name for where the machine is (design §6), or null outside the wizard. */
+/** Trustpoint's wizard state name for where the machine is, or null outside the wizard. */
 export function wizardStateOf(snapshot: Snapshot): string | null {
   for (const meta of Object.values(snapshot.getMeta())) {
     const name = (meta as { wizardState?: string } | undefined)?.wizardState;

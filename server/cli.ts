@@ -225,7 +225,7 @@ async function main(argv: string[]): Promise<number> {
       case 'restore': {
         const input = flag(parsed, 'input');
         if (!input) throw new UsageError('restore needs --input FILE');
-        // The database file is moved aside: a server using it holds the home lock, and the guard refused (seed 003).
+        // The database file is moved aside: a server using it holds the home lock, and the guard refused.
         const { passphrase } = readNamedSecrets(parsed, ['passphrase']);
         const { report, boot } = await runtime.restore(input, passphrase!, (message) => process.stderr.write(`keyward: ${message}\n`));
         process.stdout.write(`restored ${input} (made ${report.manifest.createdAt} on ${report.manifest.host.hostname}); the replaced store is in ${report.quarantine}\n`);

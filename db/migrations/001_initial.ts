@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * The schema of design §1–2. Secret columns (est_password, cmp_shared_secret, private_key) are bytes:
+ * The first schema: key material, TLS credentials, devices, credentials, CAs, the lifecycle and its log. Secret columns (est_password, cmp_shared_secret, private_key) are bytes:
  * UTF-8 plaintext under software storage, the AES-256-GCM format of docs/formats.md under HSM storage. Binary key material is stored
  * as bytes; its formats are in docs/formats.md. Times are ISO-8601 UTC strings, identical on SQLite and PostgreSQL.
  */

@@ -5,7 +5,7 @@ import { now } from '../clock';
 import { ConfigCache } from '../config-cache';
 import type { KeyMaterialRow } from '../rows';
 
-/** The wrapped DEK and its backup copy (design §1); never the DEK. */
+/** The wrapped DEK and its backup copy (docs/formats.md); never the DEK. */
 export class KeyMaterialRepository implements KeyMaterialStore {
   constructor(
     private readonly db: Knex,

@@ -36,7 +36,7 @@ export function withHsmType(path: string, hsmType: HsmType): string {
   return path.replace(':hsmType', hsmType);
 }
 
-/** The page of each wizard state (design §6): a GET of any step is sent here. */
+/** The page of each wizard state: a GET of any step is sent here. */
 export function pathOfWizardState(wizardState: string | null, storageType: StorageType | null): string | null {
   const hsmType = hsmTypeOf(storageType) ?? 'softhsm';
   switch (wizardState) {

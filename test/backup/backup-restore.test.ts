@@ -14,7 +14,7 @@ import { openDatabase } from '../../db/database';
 import { WebSessionRepository, type Store } from '../../db/store';
 
 /**
- * Backup and restore (design §4, seed 003): a populated SoftHSM install is backed up while its
+ * Backup and restore (docs/backup-format.md): a populated SoftHSM install is backed up while its
  * server answers requests, restored onto a new store with a new token, auto-restored with the
  * backup password, and every secret reads back byte-equal. Every kind of bad archive gets its own
  * clear error and leaves the current store untouched.

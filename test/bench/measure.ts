@@ -154,7 +154,7 @@ function format(value: number): string {
   return value.toPrecision(3);
 }
 
-/** Runs a bench and prints it: the table, then the JSON line (design §6); a failure sets exit code 1. */
+/** Runs a bench and prints it: the table, then the JSON line; a failure sets exit code 1. */
 export async function printBench(name: string, run: () => Promise<BenchReport>): Promise<void> {
   try {
     const report = await run();

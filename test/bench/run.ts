@@ -2,7 +2,7 @@ import { BenchReport, printBench } from './measure';
 
 /**
  * `npm run bench -- NAME`: a readable table, then, as the last line, one JSON object
- * {"bench": NAME, "results": [{name, value, unit, baseline, ratio}]} (design §6).
+ * {"bench": NAME, "results": [{name, value, unit, baseline, ratio}]}.
  */
 const BENCHES: Record<string, () => Promise<BenchReport>> = {
   crypto: async () => (await import('./crypto.js')).run(),

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import type { KeyMaterialRow, TlsCredentialRow } from '../../db/rows';
 
 /**
- * The scenario matrix of design §2: each of the 16 StartupScenarios built for real (database,
+ * The start-up scenario matrix (docs/lifecycle.md): each of the 16 StartupScenarios built for real (database,
  * version row, SoftHSM token present or deleted, KEK present or destroyed, wrapped DEK valid or
  * corrupt, backup copy present or not, persisted wizard state), a real BOOT, and then: the state
  * reached, the effects done, and nothing else changed.

@@ -11,7 +11,7 @@ import { newSecret, registerSecretSource } from '../support/secrets';
 import { destroyKek, SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 import type { DeviceRow, KeyMaterialRow, LifecycleRow } from '../../db/rows';
 
-/** Trustpoint's known faults (design §2): each test fails on Trustpoint's behaviour. */
+/** Trustpoint's known faults: each test fails on Trustpoint's behaviour. */
 jest.setTimeout(120_000);
 
 const installs: Install[] = [];

@@ -6,7 +6,7 @@ import { csrfToken, fieldError, lifecycleOf, WebClient } from './support/web-cli
 jest.setTimeout(120_000);
 
 /**
- * Design §2, fault 7: the backup-password form of auto-restore locks out after repeated failures,
+ * Trustpoint allowed unlimited backup-password guesses; here the form of auto-restore locks out after repeated failures,
  * and the lock survives a restart (it is the machine's persisted counter, not the web process's).
  * Also: /readyz is 503 while a restore waits for its password; the set-up code form is rate-limited.
  */

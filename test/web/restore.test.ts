@@ -11,7 +11,7 @@ import { fieldError, lifecycleOf, WebClient } from './support/web-client';
 jest.setTimeout(120_000);
 
 /**
- * Design §4 through the web: an archive that `keyward backup` took from a running SoftHSM install is
+ * Backup and restore through the web: an archive that `keyward backup` took from a running SoftHSM install is
  * uploaded on the set-up-mode page of a new host. A wrong passphrase changes nothing; the right one
  * replaces the store, and the new host goes through auto-restore with the backup password (its token
  * is on the old host). The device's EST password and the TLS credential come back.
