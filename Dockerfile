@@ -34,8 +34,11 @@ COPY tsconfig.json ./
 COPY errors errors
 COPY machines machines
 COPY server server
+COPY crypto crypto
 COPY hsm hsm
 COPY db db
+COPY backup backup
+COPY tls tls
 COPY effects effects
 # The tests stay out of the image (.dockerignore); tsc builds the rest into dist/.
 RUN node node_modules/typescript/bin/tsc -p tsconfig.json \

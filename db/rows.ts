@@ -1,4 +1,4 @@
-import type { StoredField } from '../hsm/field-codec';
+import type { StoredField } from '../crypto/field-codec';
 
 /**
  * The rows knex hands back, table by table (db/migrations/ makes the columns). Drivers differ:

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
-import { DekKeyring } from '../hsm/dek-keyring';
-import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec, StoredField } from '../hsm/field-codec';
+import { DekKeyring } from '../crypto/dek-keyring';
+import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec, StoredField } from '../crypto/field-codec';
 import { isHsmStorage, StorageType } from '../hsm/storage-type';
 import { ValidationError } from './validation';
 import type { KeyMaterialRepository } from './repositories/key-material-repository';

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { DekKeyring } from '../hsm/dek-keyring';
+import type { DekKeyring } from '../crypto/dek-keyring';
 import { ConfigCache } from './config-cache';
 import { DatabaseConfig, openDatabase, openReader } from './database';
 import { AdminUserRepository } from './repositories/admin-user-repository';

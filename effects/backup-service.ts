@@ -3,12 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { DatabaseConfig } from '../db/database';
 import { describeDatabase } from '../db/database';
 import type { Store } from '../db/store';
-import type { KdfParams } from '../hsm/backup-copy';
-import { ArchiveEntry, ArchiveProgress, BackupArchiveError, createArchive, CreatedArchive, DatabaseBackup } from './backup';
+import type { KdfParams } from '../crypto/backup-copy';
+import { ArchiveEntry, ArchiveProgress, BackupArchiveError, createArchive, CreatedArchive, DatabaseBackup } from '../backup';
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength } from './password-policy';
-import { readTlsFiles } from './tls';
-import { backupWorkPrefix, removeStaleTemporaries } from './backup/stale-temporaries';
+import { readTlsFiles } from '../tls';
+import { backupWorkPrefix, removeStaleTemporaries } from '../backup/stale-temporaries';
 import { auditTransitionLog } from './transition-log-audit';
 
 export interface BackupSource {

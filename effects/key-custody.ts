@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Store } from '../db/store';
-import type { KdfParams } from '../hsm/backup-copy';
-import { DekKeyring } from '../hsm/dek-keyring';
+import type { KdfParams } from '../crypto/backup-copy';
+import { DekKeyring } from '../crypto/dek-keyring';
 import { KeyCustodyError } from '../hsm/errors';
 import { KeyHierarchy } from '../hsm/key-hierarchy';
 import { parsePinSource } from '../hsm/pin-source';

@@ -12,19 +12,19 @@ import { readCapabilities, requireUsableToken } from '../hsm/token-capabilities'
 import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput, EffectRunner, TlsSummary } from '../machines/effect-signatures';
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength } from './password-policy';
-import { isBackupArchiveError } from './backup/archive-errors';
+import { isBackupArchiveError } from '../backup/archive-errors';
 import { setUpToken } from './token-setup';
-import { TlsInputError } from './tls/errors';
-import { parseSubjectAltNames } from './tls/subject-alt-names';
-import type { TlsMaterial } from './tls/tls-material';
-import { writeTlsFiles } from './tls/tls-files';
+import { TlsInputError } from '../tls/errors';
+import { parseSubjectAltNames } from '../tls/subject-alt-names';
+import type { TlsMaterial } from '../tls/tls-material';
+import { writeTlsFiles } from '../tls/tls-files';
 
 /** Loaded by the effects that use them: a restart that runs neither starts faster without them. */
 const lazy = {
-  tls: () => require('./tls') as typeof import('./tls'),
+  tls: () => require('../tls') as typeof import('../tls'),
   restore: () => require('./restore-service') as typeof import('./restore-service'),
 };
-const generateTlsCredential: typeof import('./tls').generateTlsCredential = (options) => lazy.tls().generateTlsCredential(options);
+const generateTlsCredential: typeof import('../tls').generateTlsCredential = (options) => lazy.tls().generateTlsCredential(options);
 
 export interface EffectsConfig {
   home: string;

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { ChainCheckpoint, chainKeyFromDek, checkpointMac, ChainVerdict, rowHash, UNKEYED_CHAIN, verifyChain } from '../db/audit-chain';
 import type { Store } from '../db/store';
-import type { DekKeyring } from '../hsm/dek-keyring';
+import type { DekKeyring } from '../crypto/dek-keyring';
 
 /** Rows a checkpoint may fall behind before BOOT moves it: verifying them costs less than a write. */
 export const CHECKPOINT_EVERY = 64;

@@ -1,6 +1,6 @@
 import { KeyCustodyError } from './errors';
-import { createBackupCopy, DEFAULT_KDF, DEFAULT_KDF_CEILING, KdfParams, openBackupCopy, readBackupCopyParams } from './backup-copy';
-import { Dek, DekKeyring, generateDek } from './dek-keyring';
+import { createBackupCopy, DEFAULT_KDF, DEFAULT_KDF_CEILING, KdfParams, openBackupCopy, readBackupCopyParams } from '../crypto/backup-copy';
+import { Dek, DekKeyring, generateDek } from '../crypto/dek-keyring';
 import type { KeyWrapper, WrappedKey } from './key-wrapper';
 
 /** What the database keeps of the hierarchy; the DEK itself is never in it. */

@@ -23,7 +23,7 @@ const lazy = {
   drill: () => require('./drill') as typeof import('./drill'),
   drillReport: () => (require('../effects/restore-drill') as typeof import('../effects/restore-drill')).formatDrillReport,
   capabilities: () => require('../hsm/token-capabilities') as typeof import('../hsm/token-capabilities'),
-  verifyArchive: () => (require('../effects/backup') as typeof import('../effects/backup')).verifyArchive,
+  verifyArchive: () => (require('../backup') as typeof import('../backup')).verifyArchive,
 };
 
 /**

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseConfig, databaseConfigFromEnv } from '../db/database';
-import { DEFAULT_KDF_CEILING, KdfParams, MAX_KDF_CEILING, MINIMUM_KDF } from '../hsm/kdf-params';
+import { DEFAULT_KDF_CEILING, KdfParams, MAX_KDF_CEILING, MINIMUM_KDF } from '../crypto/kdf-params';
 import packageJson from '../package.json';
 import { Environment, readEnvironment } from './config-schema';
 

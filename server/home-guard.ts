@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import { markPath } from '../db/high-water-mark';
 import { KeywardError } from '../errors/keyward-error';
-import { removeStaleTemporaries } from '../effects/backup/stale-temporaries';
+import { removeStaleTemporaries } from '../backup/stale-temporaries';
 import { recoverInterruptedRestore } from '../effects/restore-journal';
 import type { KeywardConfig } from './config';
 import { HomeLock, lockHome } from './home-lock';

@@ -1,11 +1,11 @@
 import { ChainKey, chainKeyFromDek, ChainVerdict, UNKEYED_CHAIN } from '../db/audit-chain';
-import type { ArchiveProgress } from '../effects/backup';
+import type { ArchiveProgress } from '../backup';
 import type { BackupResult } from '../effects/backup-service';
 import type { RestoreReport } from '../effects/restore-service';
 import { auditTransitionLog } from '../effects/transition-log-audit';
 import { Store, WebSessionRepository } from '../db/store';
 import { markFollower, refuseStoreBehindMark } from '../db/high-water-mark';
-import { DekKeyring } from '../hsm/dek-keyring';
+import { DekKeyring } from '../crypto/dek-keyring';
 import { KeyCustody } from '../effects/key-custody';
 import { LifecycleEffects } from '../effects/lifecycle-effects';
 import { probeStartup } from '../effects/startup-probe';

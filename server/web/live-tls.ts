@@ -2,9 +2,9 @@ import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
-// Not the effects/tls index: that loads the certificate generator (@peculiar/x509), which serving never needs.
-import { CURRENT_LINK, readTlsFiles } from '../../effects/tls/tls-files';
-import type { TlsMaterial } from '../../effects/tls/tls-material';
+// Not the tls/ index: that loads the certificate generator (@peculiar/x509), which serving never needs.
+import { CURRENT_LINK, readTlsFiles } from '../../tls/tls-files';
+import type { TlsMaterial } from '../../tls/tls-material';
 import { KeywardError } from '../../errors/keyward-error';
 
 export class NoTlsCredentialError extends KeywardError {
@@ -39,7 +39,7 @@ export function secureContextOptions(material: TlsMaterial): SecureContextOption
  * The credential this process serves, swapped live: when the machine has put another one into the
  * TLS directory (APPLY_TLS, auto-restore loading the stored one, a BOOT that issued one, whichever
  * process did it), new connections get it through setSecureContext; open ones keep theirs.
- * The directory is read through one resolution of its `current` link (see effects/tls/tls-files.ts).
+ * The directory is read through one resolution of its `current` link (see tls/tls-files.ts).
  */
 export class LiveTls {
   private server: Server | null = null;

@@ -3,8 +3,8 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { extractArchive, verifyArchive } from '../../effects/backup';
-import { writeArchive } from '../../effects/backup/archive-writer';
+import { extractArchive, verifyArchive } from '../../backup';
+import { writeArchive } from '../../backup/archive-writer';
 import { CliHome } from '../support/cli';
 import { engines, freshDatabase, TestDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';

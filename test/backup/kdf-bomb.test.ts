@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../db/store';
-import { DekKeyring } from '../../hsm/dek-keyring';
+import { DekKeyring } from '../../crypto/dek-keyring';
 import { CLI, CliHome } from '../support/cli';
 import { BOMB_KDF, kdfBombArchive, runMeasured } from '../support/kdf-bomb';
 import { newSecret } from '../support/secrets';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import * as archiveKeys from '../../effects/backup/archive-keys';
-import { DatabaseBackup, verifyArchive, type ArchiveManifest } from '../../effects/backup';
-import { writeArchive } from '../../effects/backup/archive-writer';
+import * as archiveKeys from '../../backup/archive-keys';
+import { DatabaseBackup, verifyArchive, type ArchiveManifest } from '../../backup';
+import { writeArchive } from '../../backup/archive-writer';
 import { restoreArchive } from '../../effects/restore-service';
 import { latestSchemaVersion, migrateToLatest, openDatabase } from '../../db/database';
 import { engines, freshDatabase } from '../support/databases';

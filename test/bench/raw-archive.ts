@@ -8,7 +8,7 @@ import { Transform } from 'node:stream';
 import * as argon2 from 'argon2';
 import * as pkcs11js from 'pkcs11js';
 import sqlite3 from 'sqlite3';
-import { DEFAULT_KDF } from '../../hsm/backup-copy';
+import { DEFAULT_KDF } from '../../crypto/backup-copy';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 
 /**

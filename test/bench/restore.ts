@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { associatedData } from '../../hsm/field-codec';
+import { associatedData } from '../../crypto/field-codec';
 import { loadConfig } from '../../server/config';
 import { drill } from '../../server/drill';
 import { KeywardRuntime } from '../../server/runtime';

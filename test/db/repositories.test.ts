@@ -3,7 +3,7 @@ import { isSchemaPresent, migrateToLatest, pendingMigrations } from '../../db/da
 import { migrationSource } from '../../db/migrations';
 import { Store } from '../../db/store';
 import { ValidationError } from '../../db/validation';
-import { DekKeyring, generateDek } from '../../hsm/dek-keyring';
+import { DekKeyring, generateDek } from '../../crypto/dek-keyring';
 import type { WrappedKey } from '../../hsm/key-wrapper';
 import { engines, freshDatabase, TestDatabase } from '../support/databases';
 import { newSecret } from '../support/secrets';

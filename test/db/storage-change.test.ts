@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { migrateToLatest } from '../../db/database';
 import { Store } from '../../db/store';
 import { ValidationError } from '../../db/validation';
-import { DekKeyring, generateDek } from '../../hsm/dek-keyring';
+import { DekKeyring, generateDek } from '../../crypto/dek-keyring';
 import type { WrappedKey } from '../../hsm/key-wrapper';
 import { engines, freshDatabase, TestDatabase } from '../support/databases';
 import { decryptPerDocs, SECRET_COLUMNS } from '../support/field-format';
-import type { StoredField } from '../../hsm/field-codec';
+import type { StoredField } from '../../crypto/field-codec';
 
 const fakeWrap: WrappedKey = { mechanism: 'CKM_AES_KEY_WRAP', kek: { label: 'trustpoint-kek', id: 'ab'.repeat(16) }, blob: Buffer.alloc(40, 1) };
 // Software storage keeps these in plaintext by design: random, but not registered with the secret scan.

@@ -5,12 +5,12 @@ import express from 'express';
 import { LifecycleConflictError } from '../../db/repositories/lifecycle-repository';
 import { StoreBehindError } from '../../db/high-water-mark';
 import { ValidationError } from '../../db/validation';
-import { BackupArchiveError } from '../../effects/backup/archive-errors';
-import { DatabaseCopyError } from '../../effects/backup/database-errors';
+import { BackupArchiveError } from '../../backup/archive-errors';
+import { DatabaseCopyError } from '../../backup/database-errors';
 import { WeakPasswordError } from '../../effects/password-policy';
 import { RestoreError } from '../../effects/restore-service';
 import { loadScriptExitCodes } from '../../effects/script-exit-codes';
-import { TlsInputError } from '../../effects/tls/errors';
+import { TlsInputError } from '../../tls/errors';
 import { asKeywardError, ERRORS, ErrorCode, EXIT, EXIT_CODES, KeywardError, scriptErrorCode } from '../../errors/keyward-error';
 import { KeyCustodyError } from '../../hsm/errors';
 import { EventPayloadError } from '../../machines/events';
@@ -88,7 +88,7 @@ describe('every error keyward throws on purpose', () => {
         else if (name.endsWith('.ts') && /\bextends Error\b/.test(readFileSync(path, 'utf8').replace(/^export class KeywardError extends Error\b/m, ''))) offenders.push(relative(PROJECT_ROOT, path));
       }
     };
-    for (const dir of ['errors', 'hsm', 'db', 'effects', 'server', 'machines']) walk(join(PROJECT_ROOT, dir));
+    for (const dir of ['errors', 'crypto', 'hsm', 'db', 'backup', 'tls', 'effects', 'server', 'machines']) walk(join(PROJECT_ROOT, dir));
     expect(offenders).toEqual([]);
   });
 

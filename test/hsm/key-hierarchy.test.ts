@@ -1,6 +1,6 @@
 import { Store } from '../../db/store';
 import { migrateToLatest } from '../../db/database';
-import { DekKeyring } from '../../hsm/dek-keyring';
+import { DekKeyring } from '../../crypto/dek-keyring';
 import { KeyHierarchy } from '../../hsm/key-hierarchy';
 import { Pkcs11KeyWrapper } from '../../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';

@@ -1,6 +1,6 @@
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { openBackupCopy } from '../../hsm/backup-copy';
+import { openBackupCopy } from '../../crypto/backup-copy';
 import { CliHome } from '../support/cli';
 import { newSecret } from '../support/secrets';
 import { SOFTHSM_MODULE } from '../support/softhsm';

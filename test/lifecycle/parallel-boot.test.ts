@@ -3,7 +3,7 @@ import { appendFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { Store } from '../../db/store';
-import { DekKeyring } from '../../hsm/dek-keyring';
+import { DekKeyring } from '../../crypto/dek-keyring';
 import { CLI, CliHome } from '../support/cli';
 import { completeSoftHsmWizard, withStore, wizardSecrets } from '../support/wizard';
 import { servedFingerprint } from '../web/support/tls-probe';

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { exportSqliteFile, extractArchive } from '../../effects/backup';
+import { exportSqliteFile, extractArchive } from '../../backup';
 import { openDatabase } from '../../db/database';
 import * as mendPlaintextSecrets from '../../db/migrations/007_seal_plaintext_secrets';
 import { CliHome } from '../support/cli';
@@ -8,7 +8,7 @@ import { decryptPerDocs, SECRET_COLUMNS } from '../support/field-format';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
 import { completeSoftHsmWizard, wizardSecrets, withStore } from '../support/wizard';
-import type { StoredField } from '../../hsm/field-codec';
+import type { StoredField } from '../../crypto/field-codec';
 import type { TlsCredentialRow } from '../../db/rows';
 
 /**

@@ -1,4 +1,4 @@
-import { readTlsFiles } from '../../effects/tls';
+import { readTlsFiles } from '../../tls';
 import { pendingMigrations } from '../../db/database';
 import { migrationSource } from '../../db/migrations';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeScriptExit, loadScriptExitCodes } from '../../effects/script-exit-codes';
 import { setUpToken, TokenSetupError } from '../../effects/token-setup';
-import { readTlsFiles } from '../../effects/tls';
+import { readTlsFiles } from '../../tls';
 import { PROJECT_ROOT } from '../../server/config';
 import { Install, TOKEN_LABEL } from '../support/install';
 import { testDir } from '../support/run-dir';

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DatabaseConfig } from '../../db/database';
-import { DEFAULT_KDF_CEILING, MINIMUM_KDF } from '../../hsm/backup-copy';
+import { DEFAULT_KDF_CEILING, MINIMUM_KDF } from '../../crypto/backup-copy';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import type { KeywardConfig } from '../../server/config';
 import { PROJECT_ROOT } from '../../server/config';

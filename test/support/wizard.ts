@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { Store } from '../../db/store';
 import { KeyCustody } from '../../effects/key-custody';
-import { MINIMUM_KDF } from '../../hsm/backup-copy';
-import { DekKeyring } from '../../hsm/dek-keyring';
+import { MINIMUM_KDF } from '../../crypto/backup-copy';
+import { DekKeyring } from '../../crypto/dek-keyring';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import type { CliHome } from './cli';
 import { newSecret } from './secrets';

@@ -1,5 +1,5 @@
 import { canonicalJson } from '../../db/audit-chain';
-import { decodeBase64Strict } from '../../hsm/base64';
+import { decodeBase64Strict } from '../../crypto/base64';
 import { lockoutDelayMs } from '../../machines/lifecycle-machine';
 import { redact } from '../../server/redact';
 

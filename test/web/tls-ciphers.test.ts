@@ -4,7 +4,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
-import type { TlsMaterial } from '../../effects/tls';
+import type { TlsMaterial } from '../../tls';
 import { secureContextOptions } from '../../server/web/live-tls';
 import { testDir } from '../support/run-dir';
 import { KeywardServer } from './support/keyward-server';

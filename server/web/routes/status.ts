@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { isHsmStorage } from '../../../hsm/storage-type';
-import { GCM_ENCRYPTION_LIMIT } from '../../../hsm/dek-keyring';
+import { GCM_ENCRYPTION_LIMIT } from '../../../crypto/dek-keyring';
 import { inspectionOf, requireAdmin } from '../access';
 import { renderPage } from '../render';
 import type { WebDeps } from '../web-deps';

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
-import { MAX_INPUT_BYTES } from '../../../effects/tls/input-file';
+import { MAX_INPUT_BYTES } from '../../../tls/input-file';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
 import { failureOf, formEvent, sendEvent } from '../web-events';

@@ -1,0 +1,72 @@
+import { KeyCustodyError } from '../hsm/errors';
+import type { DekKeyring } from './dek-keyring';
+import { FIELD_FORMAT_VERSION, FieldAead } from './field-aead';
+import { decryptTrustpointField } from './trustpoint-legacy';
+
+/** A secret column: its table and column are bound into the ciphertext as associated data. */
+export interface FieldRef {
+  table: string;
+  column: string;
+}
+
+/** A secret column's stored value: bytes (keyward writes binary columns), or text from an import. */
+export type StoredField = Buffer | string;
+
+/**
+ * How secret columns are stored. Repositories call this; their callers only see plaintext.
+ */
+export interface FieldCodec {
+  readonly encrypts: boolean;
+  seal(value: string, field: FieldRef): Buffer;
+  open(stored: StoredField, field: FieldRef): string;
+}
+
+/** Storage type "software": secrets are stored as they are (UTF-8), as Trustpoint does; the UI says so. */
+export class PlaintextFieldCodec implements FieldCodec {
+  readonly encrypts = false;
+  seal(value: string): Buffer {
+    return Buffer.from(value, 'utf8');
+  }
+  open(stored: StoredField): string {
+    return typeof stored === 'string' ? stored : stored.toString('utf8');
+  }
+}
+
+/**
+ * HSM storage types: AES-256-GCM under the DEK (docs/formats.md §4), stored as bytes. Reads
+ * Trustpoint's base64 text for imports: a keyward value starts with its format version, a byte below
+ * 0x20; Trustpoint's base64 never does.
+ */
+export class EncryptedFieldCodec implements FieldCodec {
+  readonly encrypts = true;
+  private readonly aead: FieldAead;
+
+  constructor(private readonly keyring: DekKeyring) {
+    this.aead = new FieldAead(keyring);
+  }
+
+  seal(value: string, field: FieldRef): Buffer {
+    return this.aead.encrypt(Buffer.from(value, 'utf8'), associatedData(field));
+  }
+
+  open(stored: StoredField, field: FieldRef): string {
+    if (typeof stored !== 'string' && stored.length > 0 && stored[0]! < 0x20) {
+      if (stored[0] !== FIELD_FORMAT_VERSION) {
+        throw new KeyCustodyError('FIELD_FORMAT_UNKNOWN', `${field.table}.${field.column}: value has format version ${stored[0]}; this keyward reads version ${FIELD_FORMAT_VERSION}`);
+      }
+      return this.aead.decryptUtf8(stored, associatedData(field));
+    }
+    return decryptTrustpointField(typeof stored === 'string' ? stored : stored.toString('latin1'), this.keyring.currentKey());
+  }
+}
+
+const associatedDataCache = new Map<string, Map<string, Buffer>>();
+
+/** "table.column" as bytes; a handful of distinct values, so kept rather than re-encoded per value. */
+export function associatedData(field: FieldRef): Buffer {
+  let columns = associatedDataCache.get(field.table);
+  if (!columns) associatedDataCache.set(field.table, (columns = new Map<string, Buffer>()));
+  let bytes = columns.get(field.column);
+  if (!bytes) columns.set(field.column, (bytes = Buffer.from(`${field.table}.${field.column}`, 'utf8')));
+  return bytes;
+}
