@@ -16,7 +16,10 @@ export default tseslint.config(
       // An async function that does not await still turns a throw into a rejection, and implements a Promise-returning interface.
       '@typescript-eslint/require-await': 'off',
       // A leading underscore marks what is left out on purpose (a destructured field dropped, a parameter an interface passes).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
       // `declare global { namespace Express … }` is how Express's request type is extended.
       '@typescript-eslint/no-namespace': ['error', { allowDeclarations: true }],
     },

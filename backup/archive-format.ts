@@ -49,7 +49,14 @@ export interface ArchiveHeader {
 }
 
 export function checkKdfForWriting(kdf: KdfParams): void {
-  if (!Number.isInteger(kdf.memoryKiB) || !Number.isInteger(kdf.iterations) || !Number.isInteger(kdf.parallelism) || kdf.memoryKiB < MINIMUM_KDF.memoryKiB || kdf.iterations < MINIMUM_KDF.iterations || kdf.parallelism < 1) {
+  if (
+    !Number.isInteger(kdf.memoryKiB) ||
+    !Number.isInteger(kdf.iterations) ||
+    !Number.isInteger(kdf.parallelism) ||
+    kdf.memoryKiB < MINIMUM_KDF.memoryKiB ||
+    kdf.iterations < MINIMUM_KDF.iterations ||
+    kdf.parallelism < 1
+  ) {
     throw weakKdf(kdf);
   }
   checkKdfCeiling(kdf, MAX_KDF_CEILING);

@@ -118,7 +118,14 @@ export function parseManifest(bytes: Buffer): ArchiveManifest {
   if (!isObject(value.extras)) throw invalid('extras is not an object');
   if (!Array.isArray(value.entries)) throw invalid('entries is not a list');
   for (const entry of value.entries as unknown[]) {
-    if (!isObject(entry) || typeof entry.name !== 'string' || !Number.isSafeInteger(entry.size) || (entry.size as number) < 0 || typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) {
+    if (
+      !isObject(entry) ||
+      typeof entry.name !== 'string' ||
+      !Number.isSafeInteger(entry.size) ||
+      (entry.size as number) < 0 ||
+      typeof entry.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(entry.sha256)
+    ) {
       throw invalid('an entry lacks a name, a size or a SHA-256');
     }
   }

@@ -76,7 +76,7 @@ export async function extractArchive(path: string, passphrase: string, destDir: 
       current = file;
       return {
         write: async (bytes: Buffer) => {
-          for (let offset = 0; offset < bytes.length; ) offset += (await file.write(bytes, offset)).bytesWritten;
+          for (let offset = 0; offset < bytes.length;) offset += (await file.write(bytes, offset)).bytesWritten;
         },
         close: async () => {
           await file.sync();

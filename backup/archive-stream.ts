@@ -80,7 +80,8 @@ export async function* decryptSegments(source: RandomAccessSource, fileSize: num
   const trailerComplete = fileSize - start >= TRAILER_LENGTH && isValidTrailer(await source.read(fileSize - TRAILER_LENGTH, TRAILER_LENGTH), fileSize);
   const end = fileSize - TRAILER_LENGTH;
   const stored = header.segmentSize + TAG_LENGTH;
-  const truncated = (detail: string) => new BackupArchiveError('ARCHIVE_TRUNCATED', `the archive is truncated (${fileSize} bytes): ${detail}; it was cut short while being written, copied or uploaded`);
+  const truncated = (detail: string) =>
+    new BackupArchiveError('ARCHIVE_TRUNCATED', `the archive is truncated (${fileSize} bytes): ${detail}; it was cut short while being written, copied or uploaded`);
   if (end - start <= TAG_LENGTH) {
     if (!trailerComplete) throw truncated('it holds no complete segment');
     throw new BackupArchiveError('ARCHIVE_CORRUPT', 'the archive is damaged: its payload is shorter than one segment');
@@ -149,5 +150,8 @@ function diagnose(key: Buffer, header: ArchiveHeader, sealed: Buffer, index: num
       }
     }
   }
-  return new BackupArchiveError('ARCHIVE_CORRUPT', `the archive is damaged: segment ${index} (bytes ${position}..${position + sealed.length - 1}) failed authentication; the file was altered or damaged`);
+  return new BackupArchiveError(
+    'ARCHIVE_CORRUPT',
+    `the archive is damaged: segment ${index} (bytes ${position}..${position + sealed.length - 1}) failed authentication; the file was altered or damaged`,
+  );
 }

@@ -174,7 +174,7 @@ class BufferedWriter {
     if (bytesWritten < total) {
       // A short write (rare on regular files): finish it byte-exactly.
       const rest = Buffer.concat(buffers).subarray(bytesWritten);
-      for (let offset = 0; offset < rest.length; ) offset += (await this.file.write(rest, offset)).bytesWritten;
+      for (let offset = 0; offset < rest.length;) offset += (await this.file.write(rest, offset)).bytesWritten;
     }
   }
 }

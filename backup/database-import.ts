@@ -44,7 +44,12 @@ export async function importDatabase(db: Knex, exportDir: string, options: Impor
       const rows = await loadTable(trx, engine, table, exported.get(table.name)!, exportDir, options);
       summary.tables.push({ name: table.name, rows });
     }
-    await resetSequences(trx, engine, tables.filter((table) => table.name !== MIGRATIONS_TABLE), exported);
+    await resetSequences(
+      trx,
+      engine,
+      tables.filter((table) => table.name !== MIGRATIONS_TABLE),
+      exported,
+    );
   });
   return summary;
 }
@@ -174,7 +179,9 @@ async function resetSequences(trx: Knex.Transaction, engine: DatabaseEngine, tab
       if (engine === 'postgresql') {
         await trx.raw('SELECT setval(pg_get_serial_sequence(?, ?)::regclass, ?, false)', [`"${table.name}"`, table.serial, next]);
       } else if (next > 1) {
-        const updated = await trx('sqlite_sequence').where({ name: table.name }).update({ seq: next - 1 });
+        const updated = await trx('sqlite_sequence')
+          .where({ name: table.name })
+          .update({ seq: next - 1 });
         if (updated === 0) await trx('sqlite_sequence').insert({ name: table.name, seq: next - 1 });
       }
     } catch (error) {

@@ -185,7 +185,10 @@ function postgresType(table: string, column: string, declared: string): LogicalT
 
 /** SQLite keeps the declared type text verbatim; knex writes e.g. "varchar(255)", "boolean", "blob". */
 function sqliteType(table: string, column: string, declared: string): LogicalType {
-  const type = declared.toLowerCase().replace(/\(.*\)$/, '').trim();
+  const type = declared
+    .toLowerCase()
+    .replace(/\(.*\)$/, '')
+    .trim();
   if (type === 'boolean' || type === 'bool') return 'boolean';
   if (type === 'datetime' || type === 'timestamp' || type === 'timestamptz') return 'timestamp';
   if (type === 'json' || type === 'jsonb') return 'json';

@@ -3,7 +3,19 @@ export { BackupArchiveError, isBackupArchiveError, type BackupArchiveErrorCode }
 export { type ArchiveEntry, type EntryData, MANIFEST_NAME } from './archive-entries';
 export { createArchive, type ArchiveProgress, type CreateArchiveOptions, type CreatedArchive } from './archive-writer';
 export { verifyArchive, extractArchive, type ArchiveHeaderInfo, type VerifiedArchive, type VerifiedEntry, type ReadArchiveOptions } from './archive-reader';
-export { compareArchiveVersions, compareVersions, hostIdentity, type ArchiveManifest, type DatabaseEngine, type DatabaseForm, MANIFEST_VERSION, type HostIdentity, type ManifestInput, type VersionComparison, type VersionOrder } from './archive-manifest';
+export {
+  compareArchiveVersions,
+  compareVersions,
+  hostIdentity,
+  type ArchiveManifest,
+  type DatabaseEngine,
+  type DatabaseForm,
+  MANIFEST_VERSION,
+  type HostIdentity,
+  type ManifestInput,
+  type VersionComparison,
+  type VersionOrder,
+} from './archive-manifest';
 export { fileEntry } from './file-entry';
 export { KEYWARD_VERSION } from './keyward-version';
 export { copySqliteDatabase } from './database-copy';

@@ -113,7 +113,6 @@ export class FieldAead {
   }
 }
 
-
 /** Eight bytes compared in JavaScript: cheaper than a native call for so few. Key ids are not secret. */
 function sameKeyId(value: Buffer, keyId: Buffer): boolean {
   for (let i = 0; i < KEY_ID_LENGTH; i++) if (value[1 + i] !== keyId[i]) return false;

@@ -52,7 +52,9 @@ export function canonicalRow(row: Omit<ChainedRow, 'hash' | 'prevHash'>): string
 }
 
 export function rowHash(key: Buffer, prevHash: string, row: Omit<ChainedRow, 'hash' | 'prevHash'>): string {
-  return createHmac('sha256', key).update(`keyward-log-v1|${prevHash}|${canonicalRow(row)}`).digest('hex');
+  return createHmac('sha256', key)
+    .update(`keyward-log-v1|${prevHash}|${canonicalRow(row)}`)
+    .digest('hex');
 }
 
 export type ChainProblem = 'missing' | 'link' | 'hash' | 'unverifiable';
@@ -82,13 +84,25 @@ export function verifyChain(rows: ChainedRow[], keyFor: (chainKey: string) => Bu
       return { ok: false, rows: rows.length, unverifiedRows: unverified, firstBroken: { revision: expectedRevision, problem, message }, head: null };
     }
     if (row.prevHash !== previous) {
-      return { ok: false, rows: rows.length, unverifiedRows: unverified, firstBroken: { revision: row.revision, problem: 'link', message: `revision ${row.revision} does not follow the row before it (rows reordered, deleted or replaced)` }, head: null };
+      return {
+        ok: false,
+        rows: rows.length,
+        unverifiedRows: unverified,
+        firstBroken: { revision: row.revision, problem: 'link', message: `revision ${row.revision} does not follow the row before it (rows reordered, deleted or replaced)` },
+        head: null,
+      };
     }
     const key = row.chainKey === 'none' ? UNKEYED : keyFor(row.chainKey);
     if (key === null) {
       unverified += 1;
     } else if (rowHash(key, row.prevHash, row) !== row.hash) {
-      return { ok: false, rows: rows.length, unverifiedRows: unverified, firstBroken: { revision: row.revision, problem: 'hash', message: `revision ${row.revision} was altered: its content does not match its hash` }, head: null };
+      return {
+        ok: false,
+        rows: rows.length,
+        unverifiedRows: unverified,
+        firstBroken: { revision: row.revision, problem: 'hash', message: `revision ${row.revision} was altered: its content does not match its hash` },
+        head: null,
+      };
     }
     previous = row.hash;
     expectedRevision += 1;
@@ -109,7 +123,9 @@ export interface ChainCheckpoint {
 }
 
 export function checkpointMac(key: Buffer, checkpoint: Omit<ChainCheckpoint, 'mac'>): string {
-  return createHmac('sha256', key).update(`keyward-log-checkpoint-v1|${canonicalJson([checkpoint.deployment, checkpoint.revision, checkpoint.hash, checkpoint.chainKey])}`).digest('hex');
+  return createHmac('sha256', key)
+    .update(`keyward-log-checkpoint-v1|${canonicalJson([checkpoint.deployment, checkpoint.revision, checkpoint.hash, checkpoint.chainKey])}`)
+    .digest('hex');
 }
 
 export function rowFromDatabase(row: TransitionLogRow): ChainedRow {

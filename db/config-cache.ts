@@ -44,7 +44,11 @@ export class ConfigCache {
   invalidateAfter(trx: Knex | undefined): void {
     this.invalidate();
     const ending = (trx as Knex.Transaction | undefined)?.executionPromise;
-    if (ending) void ending.then(() => this.invalidate(), () => this.invalidate());
+    if (ending)
+      void ending.then(
+        () => this.invalidate(),
+        () => this.invalidate(),
+      );
   }
 
   async get<T>(name: string, read: () => Promise<T>): Promise<T> {

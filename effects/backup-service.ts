@@ -50,7 +50,12 @@ export async function createBackup(
     canary = true;
   } catch {
     // A locked hierarchy (auto-restore pending) cannot seal a canary; the drill will say there is none.
-    canary = Boolean(await source.store.db('custody_canary').first('id').catch(() => null));
+    canary = Boolean(
+      await source.store
+        .db('custody_canary')
+        .first('id')
+        .catch(() => null),
+    );
   }
   const verdict = await auditTransitionLog(source.store, source.custody.keyring, source.deployment);
   const log = await source.store.lifecycle.chain(source.deployment);

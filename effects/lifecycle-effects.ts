@@ -211,12 +211,14 @@ export class LifecycleEffects implements EffectRunner {
       },
 
       restoreBackup: async ({ path }, { secrets }) => {
-        const report = await lazy.restore().restoreArchive(
-          { home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db },
-          path,
-          secrets.get('passphrase'),
-          { kdfCeiling: this.custody.config.kdfCeiling },
-        );
+        const report = await lazy
+          .restore()
+          .restoreArchive(
+            { home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db },
+            path,
+            secrets.get('passphrase'),
+            { kdfCeiling: this.custody.config.kdfCeiling },
+          );
         // The DEK of the replaced store means nothing for the restored one.
         this.custody.keyring.clear();
         return { storeReplaced: true as const, quarantine: report.quarantine };

@@ -150,4 +150,3 @@ function freeName(path: string): string {
   if (!existsSync(path)) return path;
   for (let n = 2; ; n++) if (!existsSync(`${path}.${n}`)) return `${path}.${n}`;
 }
-

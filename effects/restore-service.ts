@@ -63,7 +63,10 @@ export async function restoreArchive(
     const latest = await latestSchemaVersion();
     const order = compareArchiveVersions(manifest, { keywardVersion: target.appVersion, schemaVersion: latest });
     if (order.overall === 'newer') {
-      throw new RestoreError('ARCHIVE_TOO_NEW', `the archive was made by keyward ${manifest.keywardVersion} (schema ${manifest.schemaVersion}), newer than this keyward ${target.appVersion} (schema ${latest}): restore it with that version or a newer one; nothing was changed`);
+      throw new RestoreError(
+        'ARCHIVE_TOO_NEW',
+        `the archive was made by keyward ${manifest.keywardVersion} (schema ${manifest.schemaVersion}), newer than this keyward ${target.appVersion} (schema ${latest}): restore it with that version or a newer one; nothing was changed`,
+      );
     }
     const fromFile = target.database.client === 'sqlite' && existsSync(join(staging, 'database', 'keyward.sqlite'));
     say(fromFile ? 'preparing the restored database file' : 'importing the database');
@@ -91,8 +94,7 @@ export async function restoreArchive(
     await checkpoint('restore:journalled');
     say('moving the current store to quarantine');
     await mkdir(quarantine, { recursive: true, mode: 0o700 });
-    const quarantinedDatabase =
-      target.database.client === 'sqlite' ? await swapSqlite(journal, target.liveDb, checkpoint) : await swapPostgres(target.database, prepared.location, stamp);
+    const quarantinedDatabase = target.database.client === 'sqlite' ? await swapSqlite(journal, target.liveDb, checkpoint) : await swapPostgres(target.database, prepared.location, stamp);
     await checkpoint('restore:database-swapped');
     await swapTlsDirectory(journal, () => checkpoint('restore:tls-quarantined'));
     await checkpoint('restore:tls-swapped');
@@ -101,7 +103,10 @@ export async function restoreArchive(
     return { manifest, quarantine, quarantinedDatabase, restoredFrom: fromFile ? 'sqlite-file' : 'logical-export' };
   } catch (error) {
     if (!swapping) throw error;
-    throw new RestoreError('RESTORE_FAILED', `the swap of the store stopped half-way (${(error as Error).message}); the next keyward command on ${target.home} finishes or undoes it from ${journalPath(target.home)}`);
+    throw new RestoreError(
+      'RESTORE_FAILED',
+      `the swap of the store stopped half-way (${(error as Error).message}); the next keyward command on ${target.home} finishes or undoes it from ${journalPath(target.home)}`,
+    );
   } finally {
     // A swap that failed half-way keeps its staging directory: the next start finishes it from there.
     if (!swapping) await rm(staging, { recursive: true, force: true });

@@ -50,11 +50,7 @@ export async function setUpToken(request: TokenSetupRequest, paths: TokenSetupPa
   if (request.soPin !== null) writeFileSync(soPinFile, `${request.soPin}\n`, { mode: 0o600, flag: 'wx' });
   try {
     const args = [join(paths.scriptsDir, 'wizard_setup_hsm.sh'), request.hsmType, request.modulePath, request.label, request.slot === null ? '-' : String(request.slot), request.purpose];
-    const { code, signal, stderr } = await run(
-      'bash',
-      args,
-      childEnvironment({ SOFTHSM2_CONF: paths.softhsmConf, KW_PIN_FILE: pinFile, KW_SO_PIN_FILE: request.soPin === null ? '' : soPinFile }),
-    );
+    const { code, signal, stderr } = await run('bash', args, childEnvironment({ SOFTHSM2_CONF: paths.softhsmConf, KW_PIN_FILE: pinFile, KW_SO_PIN_FILE: request.soPin === null ? '' : soPinFile }));
     if (code !== 0) {
       const entry = describeScriptExit(paths.scriptsDir, code, signal);
       // The script's last line says why; its "wizard_setup_hsm: NAME:" prefix repeats the code.

@@ -33,7 +33,10 @@ export const EXIT_CODES = {
   DRILL_FAILED: { exit: 17, meaning: 'the restore drill failed (the report says at which step)' },
   HOME_IN_USE: { exit: 18, meaning: 'another keyward process holds this home (a server, a restore): stop it first; nothing changed' },
   STORE_BEHIND: { exit: 19, meaning: 'start-up refused: the database is behind the high-water mark kept in the home (the store went back in time); nothing changed; --accept-older-store accepts it' },
-  STORE_MISSING: { exit: 20, meaning: 'start-up refused: the database is missing or empty beside the token, PIN file, TLS directory or mark of an install; nothing changed; --fresh-start begins anew' },
+  STORE_MISSING: {
+    exit: 20,
+    meaning: 'start-up refused: the database is missing or empty beside the token, PIN file, TLS directory or mark of an install; nothing changed; --fresh-start begins anew',
+  },
 } as const;
 
 export type ExitName = keyof typeof EXIT_CODES;
@@ -89,7 +92,7 @@ const archive = {
   ARCHIVE_CORRUPT: entry('ARCHIVE_CORRUPT', 422, 'Archive damaged', 'The archive is damaged: a byte was altered. Nothing was restored.'),
   ARCHIVE_SEGMENTS_REORDERED: entry('ARCHIVE_CORRUPT', 422, 'Archive damaged', "The archive's segments are out of order, repeated or missing. Nothing was restored."),
   ARCHIVE_TRUNCATED: entry('ARCHIVE_TRUNCATED', 422, 'Archive truncated', 'The archive ends too early: it was cut off while written, copied or uploaded. Nothing was restored.'),
-  MANIFEST_MISMATCH: entry('MANIFEST_MISMATCH', 422, 'Manifest mismatch', "An entry of the archive differs from its manifest. Nothing was restored."),
+  MANIFEST_MISMATCH: entry('MANIFEST_MISMATCH', 422, 'Manifest mismatch', 'An entry of the archive differs from its manifest. Nothing was restored.'),
   MANIFEST_INVALID: entry('MANIFEST_MISMATCH', 422, 'Manifest unreadable', "The archive's manifest is missing or unreadable. Nothing was restored."),
   INVALID_ENTRY_NAME: entry('ARCHIVE_CORRUPT', 422, 'Archive damaged', 'The archive holds an entry whose name is unsafe or repeated. Nothing was restored.'),
   WEAK_KDF_PARAMETERS: entry('NOT_AN_ARCHIVE', 422, 'Unacceptable key derivation', 'The Argon2id parameters are below the floor or above what keyward will allocate. Nothing was derived.'),
@@ -126,7 +129,12 @@ const tokenScript = {
 /** The web's own refusals: the pages show the error's message, the table's when it has none. */
 const web = {
   NOT_FOUND: entry('ERROR', 404, 'Not found', 'There is no page at this address.'),
-  FORM_EXPIRED: entry('REFUSED', 403, 'Form expired', 'This form was not sent by this page, or it has expired (for example after you logged in or out). Nothing was changed: go back, reload the page and send it again.'),
+  FORM_EXPIRED: entry(
+    'REFUSED',
+    403,
+    'Form expired',
+    'This form was not sent by this page, or it has expired (for example after you logged in or out). Nothing was changed: go back, reload the page and send it again.',
+  ),
   SETUP_LOCKED: entry('REFUSED', 403, 'Locked', 'The set-up is locked: enter the set-up code from keyward’s console first. Nothing was changed.'),
   NOT_IN_SETUP: entry('REFUSED', 409, 'Not now', 'keyward is not in its set-up now. Nothing was changed.'),
   STEP_OVER: entry('REFUSED', 409, 'This step is over', 'The set-up has moved on to another step. Nothing was changed: continue on the current step.'),

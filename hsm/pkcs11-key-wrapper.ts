@@ -150,7 +150,11 @@ export class Pkcs11KeyWrapper implements KeyWrapper {
     const failed = (why: string, cause?: unknown): KeyCustodyError =>
       kekMatches
         ? corrupt(why, cause)
-        : new KeyCustodyError('KEK_REPLACED', `the key labelled "${kek.id.label}" is not the KEK that wrapped the DEK: its check value differs from the one stored with the wrap, and the DEK does not unwrap under it`, cause === undefined ? undefined : { cause });
+        : new KeyCustodyError(
+            'KEK_REPLACED',
+            `the key labelled "${kek.id.label}" is not the KEK that wrapped the DEK: its check value differs from the one stored with the wrap, and the DEK does not unwrap under it`,
+            cause === undefined ? undefined : { cause },
+          );
     let dek: Buffer;
     try {
       dek = unwrapWith(api, session, { mechanism: pkcs11js.CKM_AES_CBC_PAD, parameter: Buffer.from(iv) }, kek.handle, wrapped);

@@ -38,7 +38,8 @@ export const ABSENCE_WINDOW: AbsenceWindow = { scans: 5, intervalMs: 150 };
 const TRANSIENT_PROBLEMS = new Set(['TOKEN_MISSING', 'TOKEN_UNREACHABLE', 'PKCS11_ERROR']);
 
 /** What one scan saw. */
-type ScanVerdict = { kind: 'kek'; kek: WrappingKeyId } | { kind: 'tokenAbsent' } | { kind: 'kekAbsent' } | { kind: 'unknown'; tokenSeen: boolean; problem: string } | { kind: 'final'; probe: TokenProbe };
+type ScanVerdict =
+  { kind: 'kek'; kek: WrappingKeyId } | { kind: 'tokenAbsent' } | { kind: 'kekAbsent' } | { kind: 'unknown'; tokenSeen: boolean; problem: string } | { kind: 'final'; probe: TokenProbe };
 
 /** What a token answers when a kept session is no longer usable: it is dropped and a fresh one opened. */
 const SESSION_GONE = new Set([

@@ -37,8 +37,7 @@ const text = (field: string, max = MAX_PATH) =>
     return value.trim();
   });
 
-const oneOf = <T extends string>(accepts: (value: unknown) => value is T, message: string) =>
-  anyValue.transform((value, ctx): T => (accepts(value) ? value : fail(ctx, message)));
+const oneOf = <T extends string>(accepts: (value: unknown) => value is T, message: string) => anyValue.transform((value, ctx): T => (accepts(value) ? value : fail(ctx, message)));
 
 const isHsmType = (value: unknown): value is HsmType => value === 'softhsm' || value === 'physical';
 

@@ -247,13 +247,7 @@ export const lifecycleMachine = setup({
       initial: 'classifying',
       states: {
         classifying: {
-          always: [
-            whenVersion('DB_NOT_INITIALIZED'),
-            whenVersion('DB_INITIALIZED_NO_VERSION'),
-            whenVersion('VERSION_DOWNGRADE'),
-            whenVersion('VERSION_UPGRADE'),
-            { target: 'VERSION_MATCH' },
-          ],
+          always: [whenVersion('DB_NOT_INITIALIZED'), whenVersion('DB_INITIALIZED_NO_VERSION'), whenVersion('VERSION_DOWNGRADE'), whenVersion('VERSION_UPGRADE'), { target: 'VERSION_MATCH' }],
         },
         DB_NOT_INITIALIZED: initializeDatabase('DB_NOT_INITIALIZED'),
         DB_INITIALIZED_NO_VERSION: initializeDatabase('DB_INITIALIZED_NO_VERSION'),

@@ -60,7 +60,11 @@ export function isNewKek(ctx: StartupContext): boolean {
 }
 
 /** The restore scenarios that lead back to operation: what a healthy operational install probes. */
-const OPERATING_SCENARIOS: ReadonlySet<RestoreScenario> = new Set(['RESTORE_SOFTWARE_WIZARD_COMPLETED', 'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED', 'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED']);
+const OPERATING_SCENARIOS: ReadonlySet<RestoreScenario> = new Set([
+  'RESTORE_SOFTWARE_WIZARD_COMPLETED',
+  'RESTORE_SOFTHSM_WIZARD_COMPLETED_DEK_CACHED',
+  'RESTORE_PHYSICAL_HSM_WIZARD_COMPLETED_DEK_CACHED',
+]);
 
 /** Whether a BOOT with this context keeps an operational install in operation. */
 export function keepsOperation(ctx: StartupContext): boolean {

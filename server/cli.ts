@@ -235,7 +235,10 @@ async function main(argv: string[]): Promise<number> {
         if (parsed.positional[0] !== 'verify') throw new UsageError('audit takes: verify');
         const verdict = await runtime.audit();
         if (json) process.stdout.write(`${JSON.stringify(verdict)}\n`);
-        else if (verdict.ok) process.stdout.write(`transition log intact: ${verdict.rows} rows${verdict.unverifiedRows ? ` (${verdict.unverifiedRows} keyed rows not verifiable without the DEK)` : ''}, head ${verdict.head?.hash ?? '-'}\n`);
+        else if (verdict.ok)
+          process.stdout.write(
+            `transition log intact: ${verdict.rows} rows${verdict.unverifiedRows ? ` (${verdict.unverifiedRows} keyed rows not verifiable without the DEK)` : ''}, head ${verdict.head?.hash ?? '-'}\n`,
+          );
         else process.stdout.write(`transition log BROKEN at revision ${verdict.firstBroken!.revision}: ${verdict.firstBroken!.message}\n`);
         return verdict.ok ? EXIT.OK : EXIT.AUDIT_BROKEN;
       }

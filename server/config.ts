@@ -56,7 +56,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     kekLabel: v.KEYWARD_KEK_LABEL,
     host: v.KEYWARD_HOST,
     port: v.KEYWARD_PORT,
-    defaultSubjectAltNames: (v.KEYWARD_TLS_SANS ?? `localhost,127.0.0.1,${hostname()}`).split(',').map((s) => s.trim()).filter(Boolean),
+    defaultSubjectAltNames: (v.KEYWARD_TLS_SANS ?? `localhost,127.0.0.1,${hostname()}`)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     scriptsDir: join(PROJECT_ROOT, 'scripts'),
     kdf,
     kdfCeiling: readKdfCeiling(v, kdf),

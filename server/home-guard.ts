@@ -40,7 +40,8 @@ export async function guardHome(config: KeywardConfig, options: HomeGuardOptions
       const temporary = lock ? null : lockHome(config.home, 'restore recovery');
       try {
         const recovered = await recoverInterruptedRestore(config.home, config.database);
-        if (recovered?.outcome === 'finished') notes.push(`an interrupted restore of ${recovered.journal.archive} was finished: the restored store is in place, the replaced one in ${recovered.journal.quarantine}`);
+        if (recovered?.outcome === 'finished')
+          notes.push(`an interrupted restore of ${recovered.journal.archive} was finished: the restored store is in place, the replaced one in ${recovered.journal.quarantine}`);
         if (recovered?.outcome === 'undone') notes.push(`an interrupted restore of ${recovered.journal.archive} was undone: the store is the one it would have replaced`);
       } finally {
         temporary?.release();

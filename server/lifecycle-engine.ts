@@ -73,7 +73,10 @@ export class LifecycleStateError extends KeywardError {
 
 export class LifecycleBusyError extends KeywardError {
   constructor(readonly pending: PendingEffect) {
-    super('BUSY', `keyward is busy: effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}; nothing was changed: wait for it and try again`);
+    super(
+      'BUSY',
+      `keyward is busy: effect ${pending.src} is running in process ${pending.owner.pid} on ${pending.owner.host} since ${pending.startedAt}; nothing was changed: wait for it and try again`,
+    );
     this.name = 'LifecycleBusyError';
   }
 }
@@ -189,9 +192,7 @@ export class LifecycleEngine {
 
     for (;;) {
       const spawn = actions.find((a) => a.type === 'xstate.spawnChild') as { params: { id: string; src: EffectName; input: unknown } } | undefined;
-      const pending: PendingEffect | null = spawn
-        ? { id: spawn.params.id, src: spawn.params.src, input: spawn.params.input, owner: this.owner, startedAt: this.clock().toISOString() }
-        : null;
+      const pending: PendingEffect | null = spawn ? { id: spawn.params.id, src: spawn.params.src, input: spawn.params.input, owner: this.owner, startedAt: this.clock().toISOString() } : null;
       buffered.push(entry);
       if (tablesExist) {
         try {

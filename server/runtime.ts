@@ -133,7 +133,16 @@ export class KeywardRuntime {
         tlsDir: c.tlsDir,
         database: c.database,
         deployment: c.deployment,
-        publicConfig: { appVersion: c.appVersion, deployment: c.deployment, tokenLabel: c.tokenLabel, kekLabel: c.kekLabel, pkcs11Module: c.pkcs11Module, host: c.host, port: c.port, defaultSubjectAltNames: c.defaultSubjectAltNames },
+        publicConfig: {
+          appVersion: c.appVersion,
+          deployment: c.deployment,
+          tokenLabel: c.tokenLabel,
+          kekLabel: c.kekLabel,
+          pkcs11Module: c.pkcs11Module,
+          host: c.host,
+          port: c.port,
+          defaultSubjectAltNames: c.defaultSubjectAltNames,
+        },
         store: this.store,
         custody: this.custody,
       },
@@ -147,7 +156,11 @@ export class KeywardRuntime {
   async restore(archive: string, passphrase: string, onProgress?: (message: string) => void): Promise<{ report: RestoreReport; boot: SendResult }> {
     const { restoreArchive } = require('../effects/restore-service') as typeof import('../effects/restore-service');
     const report = await this.engine.exclusive(() =>
-      restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, { onProgress, onCheckpoint: this.options.onCheckpoint, kdfCeiling: this.config.kdfCeiling }),
+      restoreArchive({ home: this.config.home, tlsDir: this.config.tlsDir, database: this.config.database, appVersion: this.config.appVersion, liveDb: this.store.db }, archive, passphrase, {
+        onProgress,
+        onCheckpoint: this.options.onCheckpoint,
+        kdfCeiling: this.config.kdfCeiling,
+      }),
     );
     this.keyring.clear();
     await this.endRestoredSessions();

@@ -68,7 +68,7 @@ export function describeCertificate(certificate: X509Certificate, field: string)
   try {
     fields = readCertificateFields(certificate.raw);
   } catch (error) {
-    throw new TlsInputError(field, 'the certificate\'s validity or subject alternative names cannot be read', { cause: error });
+    throw new TlsInputError(field, "the certificate's validity or subject alternative names cannot be read", { cause: error });
   }
   return {
     fingerprintSha256: fingerprintOf(certificate.raw),
@@ -92,7 +92,7 @@ export function orderChain(leaf: X509Certificate, others: X509Certificate[]): X5
     return true;
   });
   const ordered: X509Certificate[] = [];
-  for (let current = leaf; ; ) {
+  for (let current = leaf; ;) {
     if (current.subject === current.issuer && current.checkIssued(current)) break;
     const issuer = remaining.find((candidate) => current.checkIssued(candidate) && current.verify(candidate.publicKey));
     if (!issuer) break;

@@ -27,7 +27,7 @@ export interface GenerateTlsOptions {
 /** A positive 16-byte serial: the top bit clear so DER needs no sign byte, the first byte non-zero so DER keeps all 16. */
 function randomSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) || 0x01;
+  bytes[0] = bytes[0]! & 0x7f || 0x01;
   return bytes.toString('hex');
 }
 

@@ -74,5 +74,10 @@ function materialFromPkcs12Output(text: string): TlsMaterial {
   // A re-issued CA certificate can share the key; the server's own certificate is the non-CA one.
   const leaf: X509Certificate | undefined = matching.find((certificate) => !certificate.ca) ?? matching[0];
   if (!leaf) throw new TlsInputError('pkcs12File', 'no certificate in the PKCS#12 file belongs to its private key');
-  return assembleMaterial(key, leaf, certificates.filter((certificate) => certificate !== leaf), 'pkcs12File');
+  return assembleMaterial(
+    key,
+    leaf,
+    certificates.filter((certificate) => certificate !== leaf),
+    'pkcs12File',
+  );
 }

@@ -8,7 +8,9 @@ export async function up(db: Knex): Promise<void> {
   const rows = await db<{ deployment: string; revision: number }>('lifecycle').select('deployment', 'revision');
   for (const row of rows) {
     const last = await db<{ deployment: string; revision: number; hash: string | null }>('transition_log').where({ deployment: row.deployment, revision: row.revision }).first('hash');
-    await db('lifecycle').where({ deployment: row.deployment }).update({ chain_head: last?.hash ?? null });
+    await db('lifecycle')
+      .where({ deployment: row.deployment })
+      .update({ chain_head: last?.hash ?? null });
   }
 }
 

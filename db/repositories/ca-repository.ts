@@ -36,15 +36,15 @@ export class CaRepository {
       if (await trx('cas').where({ name }).first('id')) throw new ValidationError('name', `a CA named "${name}" exists already`);
       return returnedId(
         await trx('cas')
-        .insert({
-          name,
-          key_location: ca.keyLocation,
-          credential_id: ca.credentialId ?? null,
-          token_key_label: ca.tokenKeyLabel ?? null,
-          active: true,
-          created_at: now(),
-        })
-        .returning('id'),
+          .insert({
+            name,
+            key_location: ca.keyLocation,
+            credential_id: ca.credentialId ?? null,
+            token_key_label: ca.tokenKeyLabel ?? null,
+            active: true,
+            created_at: now(),
+          })
+          .returning('id'),
       );
     });
   }

@@ -37,7 +37,11 @@ export class CredentialRepository {
     return this.db.transaction(async (trx) => {
       if (await trx('credentials').where({ name }).first('id')) throw new ValidationError('name', `a credential named "${name}" exists already`);
       const sealed = await this.secrets.seal(trx, 'credentials', { private_key: privateKeyPem });
-      return returnedId(await trx('credentials').insert({ name, private_key: sealed.private_key, certificate_pem: credential.certificatePem ?? null, created_at: now() }).returning('id'));
+      return returnedId(
+        await trx('credentials')
+          .insert({ name, private_key: sealed.private_key, certificate_pem: credential.certificatePem ?? null, created_at: now() })
+          .returning('id'),
+      );
     });
   }
 

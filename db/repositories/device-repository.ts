@@ -39,7 +39,11 @@ export class DeviceRepository {
     return this.db.transaction(async (trx) => {
       if (await trx('devices').where({ name }).first('id')) throw new ValidationError('name', `a device named "${name}" exists already`);
       const sealed = await this.secrets.seal(trx, 'devices', { est_password: estPassword, cmp_shared_secret: cmpSharedSecret });
-      return returnedId(await trx('devices').insert({ name, ...sealed, created_at: now() }).returning('id'));
+      return returnedId(
+        await trx('devices')
+          .insert({ name, ...sealed, created_at: now() })
+          .returning('id'),
+      );
     });
   }
 

@@ -16,7 +16,13 @@ export class KeyMaterialRepository implements KeyMaterialStore {
   async current(): Promise<KeyMaterialRecord | null> {
     const record = await this.cache.get('keyMaterial', async () => recordOf(await this.reader<KeyMaterialRow>('key_material').orderBy('id', 'desc').first()));
     // Callers get their own buffers: the kept record stays as read.
-    return record && { ...record, wrapped: record.wrapped && { ...record.wrapped, kek: { ...record.wrapped.kek }, blob: Buffer.from(record.wrapped.blob) }, backupCopy: record.backupCopy && Buffer.from(record.backupCopy) };
+    return (
+      record && {
+        ...record,
+        wrapped: record.wrapped && { ...record.wrapped, kek: { ...record.wrapped.kek }, blob: Buffer.from(record.wrapped.blob) },
+        backupCopy: record.backupCopy && Buffer.from(record.backupCopy),
+      }
+    );
   }
 
   async create(dekKeyId: string, wrapped: WrappedKey): Promise<void> {
@@ -49,7 +55,9 @@ export class KeyMaterialRepository implements KeyMaterialStore {
   private async update(dekKeyId: string, columns: Record<string, unknown>): Promise<void> {
     let changed: number;
     try {
-      changed = await this.db('key_material').where({ dek_key_id: dekKeyId }).update({ ...columns, updated_at: now() });
+      changed = await this.db('key_material')
+        .where({ dek_key_id: dekKeyId })
+        .update({ ...columns, updated_at: now() });
     } finally {
       this.cache.invalidate();
     }
@@ -61,9 +69,7 @@ function recordOf(row: KeyMaterialRow | undefined): KeyMaterialRecord | null {
   if (!row) return null;
   // wrappedColumns() writes the mechanism and the KEK's label together with the blob.
   const wrapped: WrappedKey | null =
-    row.wrapped_dek === null
-      ? null
-      : { mechanism: row.wrap_mechanism as WrapMechanism, kek: { label: row.kek_label as string, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
+    row.wrapped_dek === null ? null : { mechanism: row.wrap_mechanism as WrapMechanism, kek: { label: row.kek_label as string, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
   return {
     dekKeyId: row.dek_key_id,
     wrapped,

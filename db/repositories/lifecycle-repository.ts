@@ -160,7 +160,10 @@ export class LifecycleRepository {
   }
 
   async history(deployment: string, options: { limit?: number; afterRevision?: number } = {}): Promise<TransitionRow[]> {
-    let query = this.reader('transition_log').where({ deployment }).orderBy('revision', 'desc').limit(options.limit ?? 50);
+    let query = this.reader('transition_log')
+      .where({ deployment })
+      .orderBy('revision', 'desc')
+      .limit(options.limit ?? 50);
     if (options.afterRevision !== undefined) query = query.andWhere('revision', '>', options.afterRevision);
     const rows = await query;
     return rows.reverse().map((row: Record<string, unknown>) => ({

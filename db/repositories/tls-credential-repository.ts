@@ -39,18 +39,18 @@ export class TlsCredentialRepository {
       if (options.activate) await trx('tls_server_credentials').update({ active: false });
       return returnedId(
         await trx('tls_server_credentials')
-        .insert({
-          private_key: sealed.private_key,
-          certificate_pem: credential.certificatePem,
-          chain_pem: credential.chainPem,
-          fingerprint_sha256: credential.fingerprintSha256,
-          subject_alt_names: JSON.stringify(credential.subjectAltNames),
-          not_after: credential.notAfter,
-          source: credential.source,
-          active: options.activate,
-          created_at: now(),
-        })
-        .returning('id'),
+          .insert({
+            private_key: sealed.private_key,
+            certificate_pem: credential.certificatePem,
+            chain_pem: credential.chainPem,
+            fingerprint_sha256: credential.fingerprintSha256,
+            subject_alt_names: JSON.stringify(credential.subjectAltNames),
+            not_after: credential.notAfter,
+            source: credential.source,
+            active: options.activate,
+            created_at: now(),
+          })
+          .returning('id'),
       );
     });
   }

@@ -6,7 +6,23 @@ export type { Logger } from 'pino';
  * Every field that could carry a secret, at any of the depths the server logs. Secrets are never
  * passed to the logger by design; redaction is the second line of defence.
  */
-const SECRET_FIELDS = ['password', 'passwordConfirm', 'pin', 'soPin', 'secret', 'secrets', 'passphrase', 'cookie', 'authorization', 'setupCode', 'sessionId', 'estPassword', 'cmpSharedSecret', '_csrf', 'csrfToken'];
+const SECRET_FIELDS = [
+  'password',
+  'passwordConfirm',
+  'pin',
+  'soPin',
+  'secret',
+  'secrets',
+  'passphrase',
+  'cookie',
+  'authorization',
+  'setupCode',
+  'sessionId',
+  'estPassword',
+  'cmpSharedSecret',
+  '_csrf',
+  'csrfToken',
+];
 export const REDACT_PATHS = [
   ...SECRET_FIELDS,
   ...SECRET_FIELDS.map((field) => `*.${field}`),

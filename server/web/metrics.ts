@@ -11,7 +11,12 @@ export class WebMetrics {
   readonly registry = new Registry();
   readonly state = new Gauge({ name: 'keyward_lifecycle_state', help: 'The lifecycle state: 1 for the current one', labelNames: ['state', 'wizard_state'], registers: [this.registry] });
   readonly revision = new Gauge({ name: 'keyward_lifecycle_revision', help: 'The revision of the persisted lifecycle', registers: [this.registry] });
-  readonly transitions = new Counter({ name: 'keyward_lifecycle_transitions_total', help: 'Transitions seen in the transition log since this process started, by event and channel (web, cli, effect, ...)', labelNames: ['event', 'source'], registers: [this.registry] });
+  readonly transitions = new Counter({
+    name: 'keyward_lifecycle_transitions_total',
+    help: 'Transitions seen in the transition log since this process started, by event and channel (web, cli, effect, ...)',
+    labelNames: ['event', 'source'],
+    registers: [this.registry],
+  });
   readonly passwordAttempts = new Counter({
     name: 'keyward_backup_password_attempts_total',
     help: 'Backup password submissions in auto-restore, by result (accepted, wrong, locked_out, error)',

@@ -56,11 +56,6 @@ export class SetupCode {
 }
 
 function hash(code: string): Buffer {
-  const normalized = code
-    .toUpperCase()
-    .replace(/[\s-]/g, '')
-    .replace(/[IL]/g, '1')
-    .replace(/O/g, '0')
-    .slice(0, 256);
+  const normalized = code.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0').slice(0, 256);
   return createHash('sha256').update(normalized).digest();
 }

@@ -68,7 +68,10 @@ export class UploadArea {
       handle = await open(this.dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP' || code === 'ENOTDIR') throw new Error(`${this.dir} is a symbolic link or not a directory: keyward keeps uploads only in a directory of its own; remove it (nothing in it or behind it was touched)`, { cause: error });
+      if (code === 'ELOOP' || code === 'ENOTDIR')
+        throw new Error(`${this.dir} is a symbolic link or not a directory: keyward keeps uploads only in a directory of its own; remove it (nothing in it or behind it was touched)`, {
+          cause: error,
+        });
       throw error;
     }
     try {

@@ -55,7 +55,10 @@ export function stepAction(wizardStates: readonly string[], handle: Handler): Re
     }
     // Same step, but reached again since the form was shown: it may not show what would be done now.
     if (posted !== '' && posted !== formStepOf(inspection)) {
-      throw new WebError('FORM_OUT_OF_DATE', `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`);
+      throw new WebError(
+        'FORM_OUT_OF_DATE',
+        `This “${now}” form was shown before the set-up changed (perhaps in another tab or browser). Nothing was changed: reload the page, check it and send it again.`,
+      );
     }
     await handle(req, res, inspection);
   };

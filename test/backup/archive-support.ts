@@ -11,7 +11,12 @@ export async function readPerDocs(file: Buffer, passphrase: string): Promise<{ w
   expect(file.readUInt16BE(8)).toBe(1);
   const headerLength = file.readUInt16BE(10);
   const header = file.subarray(0, headerLength);
-  expect(createHash('sha256').update(header.subarray(0, headerLength - 8)).digest().subarray(0, 8)).toEqual(header.subarray(headerLength - 8));
+  expect(
+    createHash('sha256')
+      .update(header.subarray(0, headerLength - 8))
+      .digest()
+      .subarray(0, 8),
+  ).toEqual(header.subarray(headerLength - 8));
   expect(header[12]).toBe(2);
   expect(header[13]).toBe(0x13);
   const n = header[50]!;

@@ -114,10 +114,18 @@ describe('the backup archive', () => {
       }
     }
     const progress: number[] = [];
-    const created = await createArchive(path, passphrase, [{ name: 'db/big.bin', data: produce() }, { name: 'readable.bin', data: Readable.from([big.subarray(0, 70000), big.subarray(70000, 200000)]) }], {
-      manifestExtras,
-      onProgress: ({ bytes }) => progress.push(bytes),
-    });
+    const created = await createArchive(
+      path,
+      passphrase,
+      [
+        { name: 'db/big.bin', data: produce() },
+        { name: 'readable.bin', data: Readable.from([big.subarray(0, 70000), big.subarray(70000, 200000)]) },
+      ],
+      {
+        manifestExtras,
+        onProgress: ({ bytes }) => progress.push(bytes),
+      },
+    );
     expect(partialSeen).toBeGreaterThan(3 * 1024 * 1024); // written while produced, not at the end
     expect(progress.at(-1)).toBe(big.length + 200000);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
@@ -264,7 +272,10 @@ describe('the backup archive', () => {
     // An archive whose header was rewritten with m = 8 MiB (and a fixed checksum) is not derived from.
     const bytes = readFileSync(small);
     bytes.writeUInt32BE(8192, 14);
-    createHash('sha256').update(bytes.subarray(0, headerLength - 8)).digest().copy(bytes, headerLength - 8, 0, 8);
+    createHash('sha256')
+      .update(bytes.subarray(0, headerLength - 8))
+      .digest()
+      .copy(bytes, headerLength - 8, 0, 8);
     const lowered = join(dir, 'lowered.kwa');
     writeFileSync(lowered, bytes);
     await expectArchiveError(verifyArchive(lowered, passphrase), 'WEAK_KDF_PARAMETERS', secrets);
@@ -312,8 +323,30 @@ describe('the backup archive', () => {
     }
     await expectArchiveError(createArchive(join(dir, 'x.kwa'), passphrase, [{ name: '../escape', data: Buffer.from('x') }], { manifestExtras }), 'INVALID_ENTRY_NAME', secrets);
     await expectArchiveError(createArchive(join(dir, 'x.kwa'), passphrase, [{ name: 'manifest.json', data: Buffer.from('x') }], { manifestExtras }), 'INVALID_ENTRY_NAME', secrets);
-    await expectArchiveError(createArchive(join(dir, 'x.kwa'), passphrase, [{ name: 'a', data: Buffer.alloc(1) }, { name: 'a', data: Buffer.alloc(1) }], { manifestExtras }), 'INVALID_ENTRY_NAME');
-    await expectArchiveError(createArchive(join(dir, 'x.kwa'), passphrase, [{ name: 'a', data: Buffer.alloc(1) }, { name: 'a/b', data: Buffer.alloc(1) }], { manifestExtras }), 'INVALID_ENTRY_NAME');
+    await expectArchiveError(
+      createArchive(
+        join(dir, 'x.kwa'),
+        passphrase,
+        [
+          { name: 'a', data: Buffer.alloc(1) },
+          { name: 'a', data: Buffer.alloc(1) },
+        ],
+        { manifestExtras },
+      ),
+      'INVALID_ENTRY_NAME',
+    );
+    await expectArchiveError(
+      createArchive(
+        join(dir, 'x.kwa'),
+        passphrase,
+        [
+          { name: 'a', data: Buffer.alloc(1) },
+          { name: 'a/b', data: Buffer.alloc(1) },
+        ],
+        { manifestExtras },
+      ),
+      'INVALID_ENTRY_NAME',
+    );
     async function* failing(): AsyncGenerator<Buffer> {
       yield randomBytes(300000);
       throw new Error('the source went away');

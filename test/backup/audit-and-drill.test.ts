@@ -57,15 +57,29 @@ describe('the hash-chained transition log', () => {
   it('reports a deleted row, an edited row and two swapped rows at that row, for every row', async () => {
     const revisions = (await install.runtime.store.lifecycle.chain('default')).map((r) => r.revision);
     for (const revision of revisions) {
-      const deleted = await verdictAfter((trx) => trx('transition_log').where({ revision }).delete().then(() => undefined));
+      const deleted = await verdictAfter((trx) =>
+        trx('transition_log')
+          .where({ revision })
+          .delete()
+          .then(() => undefined),
+      );
       expect({ revision, broken: deleted.firstBroken?.revision }).toEqual({ revision, broken: revision === revisions.length ? undefined : revision });
-      const edited = await verdictAfter((trx) => trx('transition_log').where({ revision }).update({ to_state: 'operational-but-not-really' }).then(() => undefined));
+      const edited = await verdictAfter((trx) =>
+        trx('transition_log')
+          .where({ revision })
+          .update({ to_state: 'operational-but-not-really' })
+          .then(() => undefined),
+      );
       expect({ revision, broken: edited.firstBroken?.revision, problem: edited.firstBroken?.problem }).toEqual({ revision, broken: revision, problem: 'hash' });
       if (revision < revisions.length) {
         const swapped = await verdictAfter(async (trx) => {
           await trx('transition_log').where({ revision }).update({ revision: -1 });
-          await trx('transition_log').where({ revision: revision + 1 }).update({ revision });
-          await trx('transition_log').where({ revision: -1 }).update({ revision: revision + 1 });
+          await trx('transition_log')
+            .where({ revision: revision + 1 })
+            .update({ revision });
+          await trx('transition_log')
+            .where({ revision: -1 })
+            .update({ revision: revision + 1 });
         });
         expect({ revision, broken: swapped.firstBroken?.revision }).toEqual({ revision, broken: revision });
       }

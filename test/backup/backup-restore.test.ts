@@ -106,7 +106,13 @@ describe('backup and restore', () => {
       // The source host's administrator is logged in: the archive carries that session.
       const admin = (await store.admins.findByUsername('admin'))!;
       const created = new Date();
-      await new WebSessionRepository(store.db).create({ idHash: 'a'.repeat(64), setupAuthorized: false, adminUserId: admin.id, createdAt: created.toISOString(), expiresAt: new Date(created.getTime() + 3_600_000).toISOString() });
+      await new WebSessionRepository(store.db).create({
+        idHash: 'a'.repeat(64),
+        setupAuthorized: false,
+        adminUserId: admin.id,
+        createdAt: created.toISOString(),
+        expiresAt: new Date(created.getTime() + 3_600_000).toISOString(),
+      });
       expected = await allSecrets(store);
     });
     expect(Object.keys(expected).length).toBeGreaterThan(50);
@@ -156,7 +162,12 @@ describe('backup and restore', () => {
       .join('\n');
     for (const secret of [secrets.pin, secrets.soPin, secrets.backup, secrets.admin, passphrase]) expect(everything).not.toContain(secret);
     const manifest = (await verifyArchive(archive, passphrase)).manifest;
-    expect(manifest).toMatchObject({ keywardVersion: expect.any(String), schemaVersion: expect.stringMatching(/^0\d\d_/), databaseEngine: 'sqlite', logChainHead: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(manifest).toMatchObject({
+      keywardVersion: expect.any(String),
+      schemaVersion: expect.stringMatching(/^0\d\d_/),
+      databaseEngine: 'sqlite',
+      logChainHead: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     expect(manifest.host.hostname).toBeTruthy();
     expect(manifest.entries.every((e) => /^[0-9a-f]{64}$/.test(e.sha256))).toBe(true);
   });
@@ -273,7 +284,7 @@ describe('backup and restore', () => {
     });
   });
 
-  it('restores from the wizard\'s set-up mode with the same code, keeping the replaced store in quarantine', async () => {
+  it("restores from the wizard's set-up mode with the same code, keeping the replaced store in quarantine", async () => {
     const fresh = new CliHome('wizard-restore');
     expect(fresh.run(['boot']).status).toBe(0);
     expect(fresh.send('SELECT_STORAGE', { storageType: 'software' }).status).toBe(0);

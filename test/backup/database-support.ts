@@ -11,7 +11,16 @@ const T = '2024-05-06T07:08:09.123Z';
 export async function seed(db: Knex): Promise<void> {
   await db('app_version').insert({ id: 1, version: '0.1.0', updated_at: T });
   await db('key_storage_config').insert({ id: 1, storage_type: 'softhsm', updated_at: T });
-  await db('pkcs11_token_config').insert({ id: 1, hsm_type: 'softhsm', module_path: '/usr/lib/softhsm/libsofthsm2.so', token_label: 'Trustpoint-SoftHSM', kek_label: 'trustpoint-kek', slot: null, pin_source: 'file:/var/lib/keyward/pin', updated_at: T });
+  await db('pkcs11_token_config').insert({
+    id: 1,
+    hsm_type: 'softhsm',
+    module_path: '/usr/lib/softhsm/libsofthsm2.so',
+    token_label: 'Trustpoint-SoftHSM',
+    kek_label: 'trustpoint-kek',
+    slot: null,
+    pin_source: 'file:/var/lib/keyward/pin',
+    updated_at: T,
+  });
   for (const [index, keyId] of ['00112233445566aa', '00112233445566bb', '00112233445566cc'].entries()) {
     await db('key_material').insert({
       dek_key_id: keyId,
@@ -28,8 +37,28 @@ export async function seed(db: Knex): Promise<void> {
   // The newest key material row is deleted: its id must not be handed out again after a restore.
   await db('key_material').where({ dek_key_id: '00112233445566cc' }).delete();
   await db('tls_server_credentials').insert([
-    { private_key: Buffer.concat([Buffer.from([1]), randomBytes(60)]), certificate_pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', chain_pem: null, fingerprint_sha256: 'AA:BB', subject_alt_names: '["a.example","b.example"]', not_after: T, source: 'generated', active: true, created_at: T },
-    { private_key: Buffer.from('plain pem'), certificate_pem: 'cert', chain_pem: 'chain', fingerprint_sha256: 'CC:DD', subject_alt_names: null, not_after: T, source: 'imported', active: false, created_at: T },
+    {
+      private_key: Buffer.concat([Buffer.from([1]), randomBytes(60)]),
+      certificate_pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      chain_pem: null,
+      fingerprint_sha256: 'AA:BB',
+      subject_alt_names: '["a.example","b.example"]',
+      not_after: T,
+      source: 'generated',
+      active: true,
+      created_at: T,
+    },
+    {
+      private_key: Buffer.from('plain pem'),
+      certificate_pem: 'cert',
+      chain_pem: 'chain',
+      fingerprint_sha256: 'CC:DD',
+      subject_alt_names: null,
+      not_after: T,
+      source: 'imported',
+      active: false,
+      created_at: T,
+    },
   ]);
   for (const name of ['gerät-ü-😀', 'line\nbreak', 'quote"\'back\\slash', 'plain']) {
     await db('devices').insert({ name, est_password: name === 'plain' ? null : Buffer.concat([Buffer.from([1]), randomBytes(30)]), cmp_shared_secret: null, created_at: T });
@@ -75,7 +104,9 @@ async function declaredTypes(db: Knex, table: string): Promise<Map<string, strin
   const sqlite = String((db.client as { config: { client: string } }).config.client) === 'sqlite3';
   const rows = await rawRows<{ name: string; type: string }>(
     db,
-    sqlite ? 'SELECT name, lower(type) AS type FROM pragma_table_info(?)' : 'SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
+    sqlite
+      ? 'SELECT name, lower(type) AS type FROM pragma_table_info(?)'
+      : 'SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
     [table],
   );
   return new Map(rows.map((row) => [row.name, row.type]));

@@ -3,7 +3,18 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import knex, { type Knex } from 'knex';
 import { migrateToLatest, openDatabase } from '../../db/database';
-import { DatabaseBackup, DatabaseExport, type ExportDescriptor, copySqliteDatabase, createArchive, extractArchive, importDatabase, migrateToSchemaVersion, schemaVersionOf, verifyArchive } from '../../backup';
+import {
+  DatabaseBackup,
+  DatabaseExport,
+  type ExportDescriptor,
+  copySqliteDatabase,
+  createArchive,
+  extractArchive,
+  importDatabase,
+  migrateToSchemaVersion,
+  schemaVersionOf,
+  verifyArchive,
+} from '../../backup';
 import { DatabaseCopyError } from '../../backup/database-errors';
 import { type Engine, engines, freshDatabase, type TestDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';
@@ -145,11 +156,7 @@ describe.each(engines())('a backup of a %s database', (engine) => {
     const verified = await verifyArchive(path, passphrase);
     expect(verified.manifest).toMatchObject({ schemaVersion: await latestMigration(), databaseEngine: engineName(engine) });
     const names = verified.entries.map((entry) => entry.name);
-    expect(names).toEqual([
-      ...(engine === 'sqlite' ? ['database/keyward.sqlite'] : []),
-      ...descriptor.tables.map((table) => `database/tables/${table.name}.jsonl`),
-      'database/export.json',
-    ]);
+    expect(names).toEqual([...(engine === 'sqlite' ? ['database/keyward.sqlite'] : []), ...descriptor.tables.map((table) => `database/tables/${table.name}.jsonl`), 'database/export.json']);
     extracted = join(testDir(`restore-${engine}`), 'extracted');
     await extractArchive(path, passphrase, extracted);
   });
@@ -171,7 +178,10 @@ describe.each(engines())('a backup of a %s database', (engine) => {
     expect(keyMaterial.columns.find((column) => column.name === 'wrapped_dek')!.type).toBe('binary');
     expect(keyMaterial.serial).toEqual({ column: 'id', next: 4 });
     expect(keyMaterial.rows).toBe(2);
-    const lines = readFileSync(join(extracted, 'database', 'tables', 'key_material.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { wrapped_dek: string; gcm_encryptions: number });
+    const lines = readFileSync(join(extracted, 'database', 'tables', 'key_material.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { wrapped_dek: string; gcm_encryptions: number });
     expect(Buffer.from(lines[0]!.wrapped_dek, 'base64').subarray(0, 3)).toEqual(Buffer.from([0, 255, 0]));
     expect(lines[0]!.gcm_encryptions).toBe(2 ** 40 + 7);
   });
@@ -284,8 +294,14 @@ async function* exportFiles(dir: string): AsyncGenerator<{ name: string; data: B
       await loop.stop();
       expect(finished).toBeGreaterThan(started); // the writer kept committing during the export
 
-      const rows = (table: string) => readFileSync(join(dir, 'tables', `${table}.jsonl`), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { name: string; deployment: string; revision: number });
-      const devices = rows('devices').map((row) => row.name).filter((name) => name.startsWith('loop-') || name === 'between');
+      const rows = (table: string) =>
+        readFileSync(join(dir, 'tables', `${table}.jsonl`), 'utf8')
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as { name: string; deployment: string; revision: number });
+      const devices = rows('devices')
+        .map((row) => row.name)
+        .filter((name) => name.startsWith('loop-') || name === 'between');
       const log = rows('transition_log').filter((row) => row.deployment !== 'default');
       expect(devices).not.toContain('between');
       expect(log.map((row) => row.deployment)).not.toContain('between');

@@ -14,7 +14,7 @@ jest.setTimeout(600_000);
 
 const DEPLOYMENT = 'default';
 
-describe('BOOT\'s check of the transition log from a keyed checkpoint', () => {
+describe("BOOT's check of the transition log from a keyed checkpoint", () => {
   let install: Install;
   const store = () => install.runtime.store;
   const keyring = () => install.runtime.keyring;
@@ -37,7 +37,9 @@ describe('BOOT\'s check of the transition log from a keyed checkpoint', () => {
       return await check();
     } finally {
       const { id: _id, ...restore } = original!;
-      await db('transition_log').where({ deployment: DEPLOYMENT, revision: columns.revision ?? revision }).update(restore);
+      await db('transition_log')
+        .where({ deployment: DEPLOYMENT, revision: columns.revision ?? revision })
+        .update(restore);
     }
   }
 
@@ -149,7 +151,10 @@ describe('BOOT\'s check of the transition log from a keyed checkpoint', () => {
       expect(small).toBeLessThanOrEqual(CHECKPOINT_EVERY + 1);
       expect(big).toBeLessThanOrEqual(CHECKPOINT_EVERY + 1);
       // While the whole chain is read by the audit: the full check stays with `keyward audit verify`.
-      expect(await auditTransitionLog(large.runtime().store, large.runtime().keyring, DEPLOYMENT)).toMatchObject({ ok: true, rows: (await large.runtime().store.lifecycle.load(DEPLOYMENT))!.revision });
+      expect(await auditTransitionLog(large.runtime().store, large.runtime().keyring, DEPLOYMENT)).toMatchObject({
+        ok: true,
+        rows: (await large.runtime().store.lifecycle.load(DEPLOYMENT))!.revision,
+      });
     } finally {
       await large.close();
     }

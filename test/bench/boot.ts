@@ -16,7 +16,7 @@ const LARGE_ROWS = 10_000;
 const DEFINITIONS = [
   `keyward's own BOOT (a restart of a completed SoftHSM install: a new runtime, the DEK unwrapped with the KEK, VERSION_MATCH) on its store with a ` +
     `transition log grown to 100 rows, against the same BOOT on a copy of that store (same token, KEK and DEK) whose log was grown to ${LARGE_ROWS} rows ` +
-    'as the engine writes them (an outage\'s BOOT every 30 s), alternating; ratio = time at ~100 rows / time at 10,000 (1 is flat; 0.833 is 1.2 times).',
+    "as the engine writes them (an outage's BOOT every 30 s), alternating; ratio = time at ~100 rows / time at 10,000 (1 is flat; 0.833 is 1.2 times).",
   'whole-chain check: the same pair through the full verification `keyward audit verify` does (what every BOOT did before the checkpoint).',
 ];
 
@@ -59,7 +59,11 @@ export async function run(): Promise<BenchReport> {
       if (!verdict.ok) throw new Error('the transition log is broken');
       return Number(process.hrtime.bigint() - started) / 1e6;
     };
-    const full = await interleave(scaled(9, 3), fullCheck(large.runtime), fullCheck(() => small));
+    const full = await interleave(
+      scaled(9, 3),
+      fullCheck(large.runtime),
+      fullCheck(() => small),
+    );
     return {
       bench: 'boot',
       definitions: DEFINITIONS,

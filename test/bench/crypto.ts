@@ -21,14 +21,14 @@ const UNWRAP_MS = scaled(300, 100);
 const DEFINITIONS = [
   'field encrypt/decrypt: AES-256-GCM through node:crypto writing and reading the same bytes as keyward (docs/formats.md §4): ' +
     'nonce and padding byte from the same randomFillSync pool of 256 values, the same associated data (version | key id | "devices.est_password", built once), ' +
-    'the same GCM input (u32 length | 64-byte value | 0-15 zero bytes), output header | nonce | ciphertext | tag, GCM input wiped; decrypt opens keyward\'s own values and returns the text. ' +
-    'Checked both ways: keyward opens the baseline\'s values and the baseline opens keyward\'s.',
+    "the same GCM input (u32 length | 64-byte value | 0-15 zero bytes), output header | nonce | ciphertext | tag, GCM input wiped; decrypt opens keyward's own values and returns the text. " +
+    "Checked both ways: keyward opens the baseline's values and the baseline opens keyward's.",
   'DEK unwrap: the PKCS#11 calls keyward makes, straight through pkcs11js on the same token, on one session opened and logged in once (as keyward keeps one per process): ' +
     'per unwrap the PIN read from the same file and compared by HMAC-SHA256 with the one logged in with, C_GetSessionInfo (still logged in), C_FindObjects (KEK by label), ' +
     'C_GetAttributeValue(CKA_ID) of the KEK, C_UnwrapKey, C_GetAttributeValue(CKA_VALUE), C_DestroyObject.',
   'secret read, DEK cached: AES-256-GCM open (as above) of the same two stored values of a device row, with the DEK in a variable; ' +
     'keyward does what the reveal route does besides the row read: custody.ensureDek() and SecretFields.open (the storage type kept in memory between ' +
-      'lifecycle versions, which a watcher reads every second as the web server\'s does).',
+    "lifecycle versions, which a watcher reads every second as the web server's does).",
 ];
 
 /**
@@ -45,7 +45,7 @@ export async function run(): Promise<BenchReport> {
   const sealed = values.map((v) => codec.seal(v, FIELD));
   // Same work means the same format: each side reads what the other writes.
   for (const v of values.slice(0, 16)) {
-    if (codec.open(raw.seal(v), FIELD) !== v || raw.open(codec.seal(v, FIELD)) !== v) throw new Error('the raw baseline does not write or read keyward\'s format');
+    if (codec.open(raw.seal(v), FIELD) !== v || raw.open(codec.seal(v, FIELD)) !== v) throw new Error("the raw baseline does not write or read keyward's format");
   }
 
   const encrypt = compareRates(
@@ -79,7 +79,13 @@ export async function run(): Promise<BenchReport> {
     results: [
       { name: 'field encrypt, 64-byte values', value: encrypt.ours, unit: 'ops/s', baseline: encrypt.baseline, ratio: encrypt.ours / encrypt.baseline },
       { name: 'field decrypt, 64-byte values', value: decrypt.ours, unit: 'ops/s', baseline: decrypt.baseline, ratio: decrypt.ours / decrypt.baseline },
-      { name: 'DEK unwrap through SoftHSM2 (kept session, find KEK, unwrap, read value)', value: hsm.unwrap.ours, unit: 'ms', baseline: hsm.unwrap.baseline, ratio: hsm.unwrap.baseline / hsm.unwrap.ours },
+      {
+        name: 'DEK unwrap through SoftHSM2 (kept session, find KEK, unwrap, read value)',
+        value: hsm.unwrap.ours,
+        unit: 'ms',
+        baseline: hsm.unwrap.baseline,
+        ratio: hsm.unwrap.baseline / hsm.unwrap.ours,
+      },
       { name: 'secret read per request, DEK cached (ensureDek + open 2 columns)', value: hsm.cached.ours, unit: 'µs', baseline: hsm.cached.baseline, ratio: hsm.cached.baseline / hsm.cached.ours },
     ],
   };
@@ -147,7 +153,7 @@ async function hsmFigures(): Promise<{ unwrap: { ours: number; baseline: number 
     const wrapper = await custody.wrapper();
     const rawUnwrap = rawUnwrapper(tokenConfig.modulePath, tokenConfig.tokenLabel, tokenConfig.kekLabel, custody.userPinFile);
     const dek = await wrapper.unwrap(wrapped);
-    if (!rawUnwrap(wrapped.blob).equals(dek)) throw new Error('the raw unwrap does not yield keyward\'s DEK');
+    if (!rawUnwrap(wrapped.blob).equals(dek)) throw new Error("the raw unwrap does not yield keyward's DEK");
     const unwrap = await compareAsyncRates(
       async () => {
         await wrapper.unwrap(wrapped);
@@ -168,7 +174,7 @@ async function hsmFigures(): Promise<{ unwrap: { ours: number; baseline: number 
     const rawEst = new RawFieldGcm(keyId, runtime.keyring.key(keyId), { table: 'devices', column: 'est_password' });
     const rawCmp = new RawFieldGcm(keyId, runtime.keyring.key(keyId), { table: 'devices', column: 'cmp_shared_secret' });
     const device = await store.devices.get(id);
-    if (device?.estPassword !== rawEst.open(row.est_password) || device.cmpSharedSecret !== rawCmp.open(row.cmp_shared_secret)) throw new Error('the raw open does not read the device\'s secrets');
+    if (device?.estPassword !== rawEst.open(row.est_password) || device.cmpSharedSecret !== rawCmp.open(row.cmp_shared_secret)) throw new Error("the raw open does not read the device's secrets");
     // As in the web server, whose lifecycle watcher reads the version every second (its default interval).
     const WATCH_MS = 1000;
     store.cache.enable(WATCH_MS * 3 + 1000);

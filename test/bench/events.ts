@@ -21,9 +21,9 @@ const PG_CLUSTER = join(PROJECT_ROOT, 'scripts', 'pg-cluster.sh');
 
 const DEFINITIONS = [
   'raw txn: one knex transaction on the same database and connection pool as the engine: read the lifecycle row, update it under a revision ' +
-    'compare-and-swap with a snapshot of the engine\'s size, insert one transition_log row copied from the engine\'s last one (same columns, same sizes), commit.',
+    "compare-and-swap with a snapshot of the engine's size, insert one transition_log row copied from the engine's last one (same columns, same sizes), commit.",
   'PostgreSQL runs twice, named by its own SHOW fsync: a private cluster as a deployment runs it (fsync=on, synchronous_commit=on, the defaults) ' +
-    'and the test suite\'s cluster (fsync=off), both from scripts/pg-cluster.sh; KEYWARD_BENCH_PG_URL adds a server of your own. SQLite as keyward opens it.',
+    "and the test suite's cluster (fsync=off), both from scripts/pg-cluster.sh; KEYWARD_BENCH_PG_URL adds a server of your own. SQLite as keyward opens it.",
 ];
 
 /**
@@ -92,7 +92,17 @@ async function eventRates(engineName: string, root: string, database: DatabaseCo
     if (!probed.dbInitialized || probed.dbVersion !== config.appVersion) throw new Error('the restart did not probe an initialized database of this version');
     const outageBoot = (): LifecycleEvent => {
       const at = new Date().toISOString();
-      const startup = { ...probed, wizardCompleted: true, storageType: 'physical_hsm' as const, tokenPresent: false, kekPresent: null, dekAvailable: false, backupCopyPresent: true, tokenProblem: 'TOKEN_MISSING', probedAt: at };
+      const startup = {
+        ...probed,
+        wizardCompleted: true,
+        storageType: 'physical_hsm' as const,
+        tokenPresent: false,
+        kekPresent: null,
+        dekAvailable: false,
+        backupCopyPresent: true,
+        tokenProblem: 'TOKEN_MISSING',
+        probedAt: at,
+      };
       return { type: 'BOOT', at, startup };
     };
     const engineEvent = async () => {
@@ -172,7 +182,9 @@ async function withScratchPostgres<T>(url: string, fn: (config: DatabaseConfig, 
   const admin = knex({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);
   try {
-    const [settings] = (await rawRows<{ fsync: string; sync: string }>(admin, "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sync")) as [{ fsync: string; sync: string }];
+    const [settings] = (await rawRows<{ fsync: string; sync: string }>(admin, "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sync")) as [
+      { fsync: string; sync: string },
+    ];
     const scratch = new URL(url);
     scratch.pathname = `/${name}`;
     return await fn({ client: 'pg', connectionString: scratch.toString() }, `PostgreSQL fsync=${settings.fsync} synchronous_commit=${settings.sync}`);

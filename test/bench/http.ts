@@ -27,10 +27,10 @@ const WARMUP_MS = scaled(1000, 300);
 const OWN_HEADERS = new Set(['date', 'etag', 'content-length', 'connection', 'keep-alive', 'transfer-encoding']);
 
 const DEFINITIONS = [
-  'a bare Express 5 app in its own process over node:https with keyward\'s key and certificate (TLSv1.2 minimum): /status renders through ' +
-    'Express\'s EJS view engine (view cache on, as keyward) a template that yields keyward\'s status page byte for byte (each text node an ' +
-    'escaped interpolation), /readyz sends keyward\'s body; both set the response headers keyward sent on that path (helmet\'s, Cache-Control, ' +
-    'cookies; Date, ETag and Content-Length each server computes). No session, no database read, no CSRF token: that is keyward\'s own work.',
+  "a bare Express 5 app in its own process over node:https with keyward's key and certificate (TLSv1.2 minimum): /status renders through " +
+    "Express's EJS view engine (view cache on, as keyward) a template that yields keyward's status page byte for byte (each text node an " +
+    "escaped interpolation), /readyz sends keyward's body; both set the response headers keyward sent on that path (helmet's, Cache-Control, " +
+    "cookies; Date, ETag and Content-Length each server computes). No session, no database read, no CSRF token: that is keyward's own work.",
   'load: a node:https client in a third process (forked), keep-alive connections each sending its next request when the answer is in.',
 ];
 const CLI = join(PROJECT_ROOT, 'dist', 'server', 'cli.js');
@@ -151,7 +151,12 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
   try {
     const adminPassword = `Bench-${randomBytes(12).toString('base64url')}`;
     await install(home, adminPassword);
-    const keyward = await startChild([CLI, 'start'], { KEYWARD_HOME: home, KEYWARD_PORT: '0', KEYWARD_HOST: '127.0.0.1', DATABASE_URL: '' }, join(home, 'keyward.log'), /serving (https:\/\/127\.0\.0\.1:\d+\/)/);
+    const keyward = await startChild(
+      [CLI, 'start'],
+      { KEYWARD_HOME: home, KEYWARD_PORT: '0', KEYWARD_HOST: '127.0.0.1', DATABASE_URL: '' },
+      join(home, 'keyward.log'),
+      /serving (https:\/\/127\.0\.0\.1:\d+\/)/,
+    );
     children.push(keyward);
 
     const client = new WebClient(keyward.url);
@@ -170,13 +175,21 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     writeFileSync(join(bareDir, 'readyz.txt'), readyz.body);
     writeFileSync(join(bareDir, 'headers.json'), JSON.stringify({ status: sameHeaders(statusPage.headers), readyz: sameHeaders(readyz.headers) }));
     writeFileSync(join(home, 'bare.log'), '');
-    const bare = await startChild([join(__dirname, 'bare-server.js')], { BARE_DIR: bareDir, BARE_KEY: join(home, 'tls', 'server.key'), BARE_CERT: join(home, 'tls', 'fullchain.crt') }, join(home, 'bare.log'), /bare serving (https:\/\/127\.0\.0\.1:\d+\/)/);
+    const bare = await startChild(
+      [join(__dirname, 'bare-server.js')],
+      { BARE_DIR: bareDir, BARE_KEY: join(home, 'tls', 'server.key'), BARE_CERT: join(home, 'tls', 'fullchain.crt') },
+      join(home, 'bare.log'),
+      /bare serving (https:\/\/127\.0\.0\.1:\d+\/)/,
+    );
     children.push(bare);
     await assertSameResponses(new URL(keyward.url), cookie, new URL(bare.url), statusPage.body, readyz.body);
 
     process.stdout.write(`http: ${CONNECTIONS} keep-alive HTTPS connections on loopback; ${ROUNDS} alternating rounds of ${ROUND_MS / 1000} s per target after ${WARMUP_MS / 1000} s warm-up\n`);
     const results = [
-      ...compare('status page', await measure(load, { url: new URL('/status', keyward.url), headers: { cookie, accept: 'text/html' } }, { url: new URL('/status', bare.url), headers: { cookie, accept: 'text/html' } })),
+      ...compare(
+        'status page',
+        await measure(load, { url: new URL('/status', keyward.url), headers: { cookie, accept: 'text/html' } }, { url: new URL('/status', bare.url), headers: { cookie, accept: 'text/html' } }),
+      ),
       ...compare('/readyz', await measure(load, { url: new URL('/readyz', keyward.url), headers: {} }, { url: new URL('/readyz', bare.url), headers: {} })),
     ];
     return { bench: 'http', definitions: DEFINITIONS, results };
@@ -194,12 +207,17 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
 async function assertSameResponses(keyward: URL, cookie: string, bare: URL, statusBody: string, readyzBody: string): Promise<void> {
   const ours = new WebClient(keyward.toString());
   const theirs = new WebClient(bare.toString());
-  for (const [path, headers, body] of [['/status', { cookie }, statusBody], ['/readyz', {}, readyzBody]] as const) {
+  for (const [path, headers, body] of [
+    ['/status', { cookie }, statusBody],
+    ['/readyz', {}, readyzBody],
+  ] as const) {
     const a = await ours.get(path, headers);
     const b = await theirs.get(path, headers);
     const names = (h: IncomingHttpHeaders) => Object.keys(h).sort().join(',');
     if (b.body !== body || Buffer.byteLength(a.body) !== Buffer.byteLength(b.body) || names(a.headers) !== names(b.headers) || a.status !== 200 || b.status !== 200) {
-      throw new Error(`the bare ${path} does not answer like keyward: ${a.status}/${b.status}, ${Buffer.byteLength(a.body)}/${Buffer.byteLength(b.body)} bytes, headers ${names(a.headers)} / ${names(b.headers)}`);
+      throw new Error(
+        `the bare ${path} does not answer like keyward: ${a.status}/${b.status}, ${Buffer.byteLength(a.body)}/${Buffer.byteLength(b.body)} bytes, headers ${names(a.headers)} / ${names(b.headers)}`,
+      );
     }
   }
 }

@@ -27,8 +27,20 @@ describe('bench measurement helpers', () => {
   });
 
   test('interleave refuses a round count that is not a positive integer', async () => {
-    await expect(interleave(0, () => 1, () => 1)).rejects.toThrow(RangeError);
-    await expect(interleave(2.5, () => 1, () => 1)).rejects.toThrow(RangeError);
+    await expect(
+      interleave(
+        0,
+        () => 1,
+        () => 1,
+      ),
+    ).rejects.toThrow(RangeError);
+    await expect(
+      interleave(
+        2.5,
+        () => 1,
+        () => 1,
+      ),
+    ).rejects.toThrow(RangeError);
   });
 
   test('median of odd and even counts, unsorted input untouched', () => {
@@ -43,10 +55,19 @@ describe('bench measurement helpers', () => {
     expect(exact.slope).toBeCloseTo(0.00002, 12);
     expect(exact.intercept).toBeCloseTo(1.5, 9);
     // (0,1), (1,3), (2,2): slope 0.5, intercept 1.5 by the normal equations.
-    const noisy = fitLine([{ x: 0, y: 1 }, { x: 1, y: 3 }, { x: 2, y: 2 }]);
+    const noisy = fitLine([
+      { x: 0, y: 1 },
+      { x: 1, y: 3 },
+      { x: 2, y: 2 },
+    ]);
     expect(noisy.slope).toBeCloseTo(0.5, 12);
     expect(noisy.intercept).toBeCloseTo(1.5, 12);
-    expect(() => fitLine([{ x: 3, y: 1 }, { x: 3, y: 2 }])).toThrow(RangeError);
+    expect(() =>
+      fitLine([
+        { x: 3, y: 1 },
+        { x: 3, y: 2 },
+      ]),
+    ).toThrow(RangeError);
   });
 
   test('the JSON line holds bench and results with exactly their five fields', () => {

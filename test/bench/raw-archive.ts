@@ -75,7 +75,13 @@ export async function rawRestore(archive: string, databaseFile: string, passphra
   decipher.setAuthTag(data.subarray(data.length - 16));
   const plain = Buffer.concat([decipher.update(data.subarray(HEADER, data.length - 16)), decipher.final()]);
   const database = plain.subarray(0, plain.length - 32);
-  if (!createHash('sha256').update(database).digest().equals(plain.subarray(plain.length - 32))) throw new Error('raw restore: the SHA-256 does not match');
+  if (
+    !createHash('sha256')
+      .update(database)
+      .digest()
+      .equals(plain.subarray(plain.length - 32))
+  )
+    throw new Error('raw restore: the SHA-256 does not match');
   writeFileSync(databaseFile, database, { mode: 0o600, flag: 'wx' });
   await fsync(databaseFile);
   await integrityCheck(databaseFile);
@@ -109,7 +115,10 @@ export async function rawRecover(scratch: string, sealed: Buffer, password: stri
   const previousConf = process.env.SOFTHSM2_CONF;
   try {
     execFileSync('pkcs11-tool', ['--module', SOFTHSM, '--slot-index', '0', '--init-token', '--label', 'Raw', '--so-pin', 'env:KW_RAW_SO'], { env, stdio: 'ignore' });
-    execFileSync('pkcs11-tool', ['--module', SOFTHSM, '--token-label', 'Raw', '--login', '--login-type', 'so', '--so-pin', 'env:KW_RAW_SO', '--init-pin', '--pin', 'env:KW_RAW_PIN'], { env, stdio: 'ignore' });
+    execFileSync('pkcs11-tool', ['--module', SOFTHSM, '--token-label', 'Raw', '--login', '--login-type', 'so', '--so-pin', 'env:KW_RAW_SO', '--init-pin', '--pin', 'env:KW_RAW_PIN'], {
+      env,
+      stdio: 'ignore',
+    });
     process.env.SOFTHSM2_CONF = conf;
     const module = Pkcs11Module.open(SOFTHSM);
     module.refresh();

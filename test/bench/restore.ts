@@ -16,14 +16,14 @@ const SIZES = scaled([1_000, 25_000, 50_000, 100_000], [200, 1_000, 2_000]);
 const ROUNDS = scaled(3, 1);
 
 const DEFINITIONS = [
-  'backup: Argon2id of the passphrase (keyward\'s parameters, m=64 MiB t=3) + SQLite online backup of the same database through node sqlite3\'s ' +
-    'Database#backup (the sqlite3_backup API behind the CLI\'s .backup) + PRAGMA integrity_check of the copy + SHA-256 and AES-256-GCM (node:crypto) ' +
-    'of the copy streamed to one file + fsync. keyward\'s archive also holds the TLS files, the configuration and the log (an SQLite archive holds the database file alone).',
+  "backup: Argon2id of the passphrase (keyward's parameters, m=64 MiB t=3) + SQLite online backup of the same database through node sqlite3's " +
+    "Database#backup (the sqlite3_backup API behind the CLI's .backup) + PRAGMA integrity_check of the copy + SHA-256 and AES-256-GCM (node:crypto) " +
+    "of the copy streamed to one file + fsync. keyward's archive also holds the TLS files, the configuration and the log (an SQLite archive holds the database file alone).",
   'restore: Argon2id + AES-256-GCM decrypt of that file + SHA-256 check + the database file written and fsynced + PRAGMA integrity_check. ' +
     'keyward\'s restore step: the drill\'s "restore onto a scratch store" (extract while verifying, migrate, swap in, and the BOOT after it).',
   'restore + auto-restore: the raw restore, then the DEK recovered raw: Argon2id of the backup password + AES-256-GCM open of the DEK, a fresh SoftHSM ' +
-    'token by pkcs11-tool (init-token, init-pin), a KEK generated with keyward\'s template, the DEK wrapped (C_WrapKey), one field value opened as canary. ' +
-    'keyward: the drill\'s RTO (restore, boot, auto-restore with the backup password, canary, log chain audit).',
+    "token by pkcs11-tool (init-token, init-pin), a KEK generated with keyward's template, the DEK wrapped (C_WrapKey), one field value opened as canary. " +
+    "keyward: the drill's RTO (restore, boot, auto-restore with the backup password, canary, log chain audit).",
   `per-row cost = slope and fixed cost = intercept of a least-squares line through the medians of ${ROUNDS} interleaved rounds at ${SIZES.join(', ')} encrypted device rows (2 secrets each).`,
 ];
 
@@ -46,7 +46,10 @@ export async function run(): Promise<BenchReport> {
     );
   }
   const results: BenchResult[] = [];
-  for (const [key, label] of [['restore', 'restore'], ['rto', 'restore + auto-restore']] as const) {
+  for (const [key, label] of [
+    ['restore', 'restore'],
+    ['rto', 'restore + auto-restore'],
+  ] as const) {
     const ours = fitLine(samples.map((s) => ({ x: s.rows, y: s[key].ours })));
     const raw = fitLine(samples.map((s) => ({ x: s.rows, y: s[key].raw })));
     results.push(

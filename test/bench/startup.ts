@@ -11,8 +11,8 @@ const READY_BODY = 'ready: operational\n';
 
 const DEFINITIONS = [
   'node starting on the same host, requiring every node_modules file (native addons included) that `keyward start` loaded, in the same order ' +
-    '(recorded from an untimed `keyward start` with a preloaded recorder), then serving a bare node:https handler with keyward\'s TLS key and ' +
-    'certificate (TLSv1.2 minimum) that answers /readyz with keyward\'s body. Both timed the same way: from spawn to the first 200 on /readyz, ' +
+    "(recorded from an untimed `keyward start` with a preloaded recorder), then serving a bare node:https handler with keyward's TLS key and " +
+    "certificate (TLSv1.2 minimum) that answers /readyz with keyward's body. Both timed the same way: from spawn to the first 200 on /readyz, " +
     'polling as soon as the process prints its URL; each start is a new process, stopped with SIGTERM after its answer.',
 ];
 

@@ -19,7 +19,7 @@ describe('the high-water mark', () => {
     expect((JSON.parse(readFileSync(markPath(home), 'utf8')) as { version: number }).version).toBe(1);
   });
 
-  it('names a store behind the mark, and a different history at the mark\'s revision; a store ahead of it passes', async () => {
+  it("names a store behind the mark, and a different history at the mark's revision; a store ahead of it passes", async () => {
     const hashes: Record<number, string> = { 7: 'h7', 9: 'h9' };
     const hashAt = async (revision: number) => hashes[revision] ?? null;
     const mark = { revision: 7, chainHead: 'h7' };

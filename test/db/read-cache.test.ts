@@ -93,7 +93,7 @@ describe.each(engines())('kept configuration and read connections on %s', (engin
     expect(await web.store.storage.storageType()).toBe('software');
   });
 
-  it('reads fresh when the version was not read lately, and after this process\'s own writes', async () => {
+  it("reads fresh when the version was not read lately, and after this process's own writes", async () => {
     web.store.cache.enable(200);
     await web.engine.load();
     expect(await web.store.storage.storageType()).toBe('software');

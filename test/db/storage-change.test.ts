@@ -18,7 +18,8 @@ const TLS = { certificatePem: 'cert', chainPem: null, fingerprintSha256: 'AB', s
 async function raw(store: Store): Promise<Array<{ table: string; column: string; value: Buffer }>> {
   const out: Array<{ table: string; column: string; value: Buffer }> = [];
   for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
-    for (const row of await store.db(table).select<Array<Record<string, StoredField | null>>>(...columns)) for (const column of columns) if (row[column] !== null) out.push({ table, column, value: Buffer.from(row[column]!) });
+    for (const row of await store.db(table).select<Array<Record<string, StoredField | null>>>(...columns))
+      for (const column of columns) if (row[column] !== null) out.push({ table, column, value: Buffer.from(row[column]!) });
   }
   return out;
 }

@@ -27,9 +27,27 @@ import { NotFoundError, errorHandler, TooManyAttemptsError, WebError } from '../
 
 /** The exit codes scripts rely on (docs/cli.md): numbers never change meaning. */
 const PUBLIC_EXIT_CODES = [
-  'OK', 'ERROR', 'USAGE', 'REFUSED', 'CONFLICT', 'REJECTED', 'STARTUP_REFUSED', 'STARTUP_FAILED', 'OUTAGE', 'AUDIT_BROKEN', 'ARCHIVE_CORRUPT',
-  'WRONG_PASSPHRASE', 'ARCHIVE_TRUNCATED', 'MANIFEST_MISMATCH', 'ARCHIVE_TOO_NEW', 'NOT_AN_ARCHIVE', 'OUTPUT_EXISTS', 'DRILL_FAILED', 'HOME_IN_USE',
-  'STORE_BEHIND', 'STORE_MISSING',
+  'OK',
+  'ERROR',
+  'USAGE',
+  'REFUSED',
+  'CONFLICT',
+  'REJECTED',
+  'STARTUP_REFUSED',
+  'STARTUP_FAILED',
+  'OUTAGE',
+  'AUDIT_BROKEN',
+  'ARCHIVE_CORRUPT',
+  'WRONG_PASSPHRASE',
+  'ARCHIVE_TRUNCATED',
+  'MANIFEST_MISMATCH',
+  'ARCHIVE_TOO_NEW',
+  'NOT_AN_ARCHIVE',
+  'OUTPUT_EXISTS',
+  'DRILL_FAILED',
+  'HOME_IN_USE',
+  'STORE_BEHIND',
+  'STORE_MISSING',
 ];
 
 describe('the error table', () => {
@@ -53,9 +71,20 @@ describe('the error table', () => {
 
   it('maps the archive codes to the exit codes the CLI always gave them', () => {
     const archive: Record<string, number> = {
-      ARCHIVE_CORRUPT: 10, ARCHIVE_SEGMENTS_REORDERED: 10, INVALID_ENTRY_NAME: 10, WRONG_PASSPHRASE: 11, ARCHIVE_TRUNCATED: 12, MANIFEST_MISMATCH: 13,
-      MANIFEST_INVALID: 13, ARCHIVE_TOO_NEW: 14, ARCHIVE_VERSION_UNSUPPORTED: 14, SCHEMA_MISMATCH: 14, NOT_AN_ARCHIVE: 15, WEAK_KDF_PARAMETERS: 15,
-      OUTPUT_EXISTS: 16, WEAK_PASSWORD: 3,
+      ARCHIVE_CORRUPT: 10,
+      ARCHIVE_SEGMENTS_REORDERED: 10,
+      INVALID_ENTRY_NAME: 10,
+      WRONG_PASSPHRASE: 11,
+      ARCHIVE_TRUNCATED: 12,
+      MANIFEST_MISMATCH: 13,
+      MANIFEST_INVALID: 13,
+      ARCHIVE_TOO_NEW: 14,
+      ARCHIVE_VERSION_UNSUPPORTED: 14,
+      SCHEMA_MISMATCH: 14,
+      NOT_AN_ARCHIVE: 15,
+      WEAK_KDF_PARAMETERS: 15,
+      OUTPUT_EXISTS: 16,
+      WEAK_PASSWORD: 3,
     };
     for (const [code, exit] of Object.entries(archive)) expect({ code, exit: new KeywardError(code as ErrorCode).exitCode }).toEqual({ code, exit });
   });

@@ -84,7 +84,15 @@ describe.each(engines())('the key hierarchy on a real SoftHSM2 token and %s', (e
   });
 
   it('refuses to recover without a backup copy', async () => {
-    const other = new KeyHierarchy({ current: async () => ({ dekKeyId: '00'.repeat(8), wrapped: null, backupCopy: null, gcmEncryptions: 0 }), create: async () => {}, replaceWrapped: async () => {}, setBackupCopy: async () => {} }, new DekKeyring());
+    const other = new KeyHierarchy(
+      {
+        current: async () => ({ dekKeyId: '00'.repeat(8), wrapped: null, backupCopy: null, gcmEncryptions: 0 }),
+        create: async () => {},
+        replaceWrapped: async () => {},
+        setBackupCopy: async () => {},
+      },
+      new DekKeyring(),
+    );
     await expect(other.recoverWithPassword(password)).rejects.toMatchObject({ code: 'BACKUP_COPY_MISSING' });
   });
 

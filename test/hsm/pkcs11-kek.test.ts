@@ -169,8 +169,14 @@ describe('RFC 3394 known answers through SoftHSM2', () => {
           { type: pkcs11js.CKA_VALUE, value },
           ...extra,
         ]);
-      const kekHandle = secret(kek, [{ type: pkcs11js.CKA_WRAP, value: true }, { type: pkcs11js.CKA_UNWRAP, value: true }]);
-      const dataHandle = secret(Buffer.from(data, 'hex'), [{ type: pkcs11js.CKA_EXTRACTABLE, value: true }, { type: pkcs11js.CKA_SENSITIVE, value: false }]);
+      const kekHandle = secret(kek, [
+        { type: pkcs11js.CKA_WRAP, value: true },
+        { type: pkcs11js.CKA_UNWRAP, value: true },
+      ]);
+      const dataHandle = secret(Buffer.from(data, 'hex'), [
+        { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: false },
+      ]);
       const out = api.C_WrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP }, kekHandle, dataHandle, Buffer.alloc(64));
       expect(out.toString('hex').toUpperCase()).toBe(wrapped);
       const unwrapped = api.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP }, kekHandle, Buffer.from(wrapped, 'hex'), [
@@ -184,6 +190,10 @@ describe('RFC 3394 known answers through SoftHSM2', () => {
     });
     // docs/formats.md lets an independent implementation unwrap with software RFC 3394 (OpenSSL's id-aes256-wrap).
     const cipher = createCipheriv('id-aes256-wrap', kek, Buffer.from('A6A6A6A6A6A6A6A6', 'hex'));
-    expect(Buffer.concat([cipher.update(Buffer.from(data, 'hex')), cipher.final()]).toString('hex').toUpperCase()).toBe(wrapped);
+    expect(
+      Buffer.concat([cipher.update(Buffer.from(data, 'hex')), cipher.final()])
+        .toString('hex')
+        .toUpperCase(),
+    ).toBe(wrapped);
   });
 });

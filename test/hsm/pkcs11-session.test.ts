@@ -38,7 +38,8 @@ describe('the kept PKCS#11 session', () => {
 
   it('logs in once for many operations, by any token object of the same configuration', async () => {
     await roundTrip(new Pkcs11KeyWrapper(new Pkcs11Token(token.config)));
-    for (let i = 0; i < 5; i++) await new Pkcs11KeyWrapper(new Pkcs11Token({ ...token.config, pin: { file: token.pinFile } })).unwrap(await new Pkcs11KeyWrapper(new Pkcs11Token(token.config)).wrap(Buffer.alloc(32, i)));
+    for (let i = 0; i < 5; i++)
+      await new Pkcs11KeyWrapper(new Pkcs11Token({ ...token.config, pin: { file: token.pinFile } })).unwrap(await new Pkcs11KeyWrapper(new Pkcs11Token(token.config)).wrap(Buffer.alloc(32, i)));
     expect(logins).toHaveBeenCalledTimes(1);
   });
 

@@ -145,7 +145,7 @@ describe("openCryptoki's software token (CKM_AES_CBC_PAD only)", () => {
     pkcs11 = new Pkcs11Token(token.config);
   });
 
-  it('shows CBC-PAD as the wrap and the token\'s PIN limits', () => {
+  it("shows CBC-PAD as the wrap and the token's PIN limits", () => {
     const capabilities = readCapabilities(OCK_MODULE, token.label)!;
     expect(capabilities).toMatchObject({ tokenLabel: token.label, wrap: 'CKM_AES_CBC_PAD', kekGeneration: true, pinLength: { min: 4, max: 8 } });
     expect(capabilities.mechanisms.map((m) => m.name)).not.toContain('CKM_AES_KEY_WRAP');

@@ -17,7 +17,7 @@ function runtimeOn(database: TestDatabase, name: string): KeywardRuntime {
   return new KeywardRuntime(loadConfig({ KEYWARD_HOME: home, SOFTHSM2_CONF: join(home, 'softhsm2.conf'), KEYWARD_TLS_SANS: 'localhost,127.0.0.1', ...env }));
 }
 
-describe.each(engines())('the engine\'s remembered snapshot on %s', (engine) => {
+describe.each(engines())("the engine's remembered snapshot on %s", (engine) => {
   let database: TestDatabase;
   let a: KeywardRuntime;
   let b: KeywardRuntime;
@@ -52,7 +52,7 @@ describe.each(engines())('the engine\'s remembered snapshot on %s', (engine) => 
     expect(reads).toEqual([]);
   });
 
-  it('catches another process\'s commit: no event is lost or applied to a stale state', async () => {
+  it("catches another process's commit: no event is lost or applied to a stale state", async () => {
     // a remembers the credential step; b moves on to the credential review.
     const generated = await b.send('GENERATE_TLS', { subjectAltNames: ['localhost'] }, {}, 'test');
     expect(generated.outcome).toBe('applied');
@@ -66,7 +66,12 @@ describe.each(engines())('the engine\'s remembered snapshot on %s', (engine) => 
     const { history, revision } = await a.engine.inspect({ historyLimit: 100 });
     expect(history.map((h) => h.revision)).toEqual(Array.from({ length: revision! }, (_, k) => k + 1));
     for (let k = 1; k < history.length; k++) expect(history[k]!.fromState).toBe(history[k - 1]!.toState);
-    expect(history.filter((h) => h.source === 'test').slice(-4).map((h) => h.eventType)).toEqual(['GENERATE_TLS', 'CANCEL_TLS', 'GENERATE_TLS', 'CANCEL_TLS']);
+    expect(
+      history
+        .filter((h) => h.source === 'test')
+        .slice(-4)
+        .map((h) => h.eventType),
+    ).toEqual(['GENERATE_TLS', 'CANCEL_TLS', 'GENERATE_TLS', 'CANCEL_TLS']);
     expect((await a.engine.inspect()).revision).toBe(again.revision);
     expect((await a.engine.load()).revision).toBe(again.revision);
   });

@@ -197,7 +197,10 @@ it('a missing or empty database beside a token, PIN file and TLS directory is re
   expect(statSync(join(cli.home, 'keyward.sqlite')).size).toBe(0);
 
   const fresh = cli.run(['boot', '--fresh-start']);
-  expect({ status: fresh.status, stderr: fresh.stderr }).toEqual({ status: 0, stderr: expect.stringMatching(/fresh start on purpose \(--fresh-start\): tls and lifecycle-mark\.json moved to .*quarantine/) });
+  expect({ status: fresh.status, stderr: fresh.stderr }).toEqual({
+    status: 0,
+    stderr: expect.stringMatching(/fresh start on purpose \(--fresh-start\): tls and lifecycle-mark\.json moved to .*quarantine/),
+  });
   expect(cli.inspect()).toMatchObject({ wizardState: 'WIZARD_SETUP_CRYPTO_STORAGE', scenario: 'DB_NOT_INITIALIZED' });
   const [moved] = readdirSync(join(cli.home, 'quarantine'));
   expect(existsSync(join(cli.home, 'quarantine', moved!, 'tls', 'server.crt'))).toBe(true);

@@ -84,9 +84,7 @@ const paths: Step[][] = getShortestPaths(lifecycleMachine, {
   events: modelEvents as never,
   serializeState: (snapshot) => `${JSON.stringify(snapshot.value)}|${snapshot.context.storageType}`,
 }).map((path) =>
-  path.steps
-    .filter((s) => (s.event as { type: string }).type !== 'xstate.init')
-    .map((s) => ({ event: s.event, state: stateString(s.state), pending: Object.keys(s.state.children).length > 0 })),
+  path.steps.filter((s) => (s.event as { type: string }).type !== 'xstate.init').map((s) => ({ event: s.event, state: stateString(s.state), pending: Object.keys(s.state.children).length > 0 })),
 );
 
 /** A move: one external event and the effect outcomes that follow it. Paths share their first moves. */

@@ -52,14 +52,22 @@ describe('physical-HSM outage retry in a running server', () => {
     const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
     try {
       const retries = () => cli.inspect().history.filter((row) => row.eventType === 'BOOT' && row.source === 'outage-retry');
-      await until('the outage', () => cli.inspect().state, (state) => state === 'outage.waiting');
+      await until(
+        'the outage',
+        () => cli.inspect().state,
+        (state) => state === 'outage.waiting',
+      );
       // Retried while the token is still away: each retry a BOOT of its own, each back to the outage.
       await until('two retries', retries, (rows) => rows.length >= 2);
       expect(cli.inspect().state).toBe('outage.waiting');
 
       execFileSync('rm', ['-rf', hsm.tokenDir]);
       execFileSync('mv', [away, hsm.tokenDir]);
-      await until('operation', () => cli.inspect().state, (state) => state === 'operational');
+      await until(
+        'operation',
+        () => cli.inspect().state,
+        (state) => state === 'operational',
+      );
       const last = retries().at(-1)!;
       expect(last.toState).not.toBe('outage.waiting');
       // Operational: no more retries.

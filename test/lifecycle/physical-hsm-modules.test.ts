@@ -4,7 +4,18 @@ import { join } from 'node:path';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { Pkcs11Token } from '../../hsm/pkcs11-token';
 import { Install, TOKEN_LABEL } from '../support/install';
-import { initOckToken, OCK_MODULE, OCK_TOKEN_LABEL, ockTool, daemonStartedByTests, releaseOpenCryptoki, reportOckUnavailable, restartDaemon, stopDaemon, useOpenCryptoki } from '../support/opencryptoki';
+import {
+  initOckToken,
+  OCK_MODULE,
+  OCK_TOKEN_LABEL,
+  ockTool,
+  daemonStartedByTests,
+  releaseOpenCryptoki,
+  reportOckUnavailable,
+  restartDaemon,
+  stopDaemon,
+  useOpenCryptoki,
+} from '../support/opencryptoki';
 import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 import { newSecret, registerSecretSource } from '../support/secrets';
 
@@ -47,12 +58,20 @@ const softHsm: Module = {
     Pkcs11Module.open(SOFTHSM_MODULE).refresh();
     return token.pin;
   },
-  listObjects: (i) => execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', TOKEN_LABEL, '--login', '--pin', 'env:KW_TEST_PIN', '--list-objects'], { env: { ...process.env, SOFTHSM2_CONF: i.config.softhsmConf, KW_TEST_PIN: i.pin }, encoding: 'utf8' }),
-  destroyKek(i) {
-    execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', TOKEN_LABEL, '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', i.config.kekLabel], {
+  listObjects: (i) =>
+    execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', TOKEN_LABEL, '--login', '--pin', 'env:KW_TEST_PIN', '--list-objects'], {
       env: { ...process.env, SOFTHSM2_CONF: i.config.softhsmConf, KW_TEST_PIN: i.pin },
-      stdio: 'ignore',
-    });
+      encoding: 'utf8',
+    }),
+  destroyKek(i) {
+    execFileSync(
+      'pkcs11-tool',
+      ['--module', SOFTHSM_MODULE, '--token-label', TOKEN_LABEL, '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', i.config.kekLabel],
+      {
+        env: { ...process.env, SOFTHSM2_CONF: i.config.softhsmConf, KW_TEST_PIN: i.pin },
+        stdio: 'ignore',
+      },
+    );
   },
   outage(i) {
     const tokens = i.config.softhsmConf.replace(/softhsm2\.conf$/, 'tokens');

@@ -117,7 +117,10 @@ describe("Trustpoint's faults, absent from keyward", () => {
     const scriptsDir = join(PROJECT_ROOT, 'scripts');
     const table = loadScriptExitCodes(scriptsDir);
     const script = readFileSync(join(scriptsDir, 'wizard_setup_hsm.sh'), 'utf8');
-    const code = script.split('\n').filter((line) => !line.trimStart().startsWith('#')).join('\n');
+    const code = script
+      .split('\n')
+      .filter((line) => !line.trimStart().startsWith('#'))
+      .join('\n');
     const used = [...code.matchAll(/\bfail ([A-Z_]+)/g)].map((m) => m[1]!);
     expect(used.length).toBeGreaterThan(5);
     for (const name of used) expect(table.map((e) => e.name)).toContain(name);
@@ -148,7 +151,10 @@ describe("Trustpoint's faults, absent from keyward", () => {
     // The raw script, through the same table: its exit code and the message keyward shows agree.
     const run = spawnSync('bash', [join(scriptsDir, 'wizard_setup_hsm.sh'), 'bogus', SOFTHSM_MODULE, 'L', '-', 'wizard'], { encoding: 'utf8' });
     expect(describeScriptExit(scriptsDir, run.status)).toMatchObject({ name: 'USAGE' });
-    const noPinFile = spawnSync('bash', [join(scriptsDir, 'wizard_setup_hsm.sh'), 'softhsm', SOFTHSM_MODULE, 'L', '-', 'wizard'], { encoding: 'utf8', env: { ...process.env, KW_PIN_FILE: join(dir, 'missing') } });
+    const noPinFile = spawnSync('bash', [join(scriptsDir, 'wizard_setup_hsm.sh'), 'softhsm', SOFTHSM_MODULE, 'L', '-', 'wizard'], {
+      encoding: 'utf8',
+      env: { ...process.env, KW_PIN_FILE: join(dir, 'missing') },
+    });
     expect(describeScriptExit(scriptsDir, noPinFile.status)).toMatchObject({ name: 'PIN_FILE_UNREADABLE' });
     expect(readFileSync(paths.userPinFile, 'utf8').trim()).toBe(pin);
     writeFileSync(join(dir, 'done'), '');

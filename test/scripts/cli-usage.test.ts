@@ -7,7 +7,11 @@ describe('CLI usage errors', () => {
   const cli = new CliHome('usage');
 
   it('exits 2 naming an unknown option, and creates no store', () => {
-    for (const args of [['inspect', '--jsno=true'], ['inspect', '--jsno', '--history', '3'], ['boot', '--fresh', '--json']]) {
+    for (const args of [
+      ['inspect', '--jsno=true'],
+      ['inspect', '--jsno', '--history', '3'],
+      ['boot', '--fresh', '--json'],
+    ]) {
       const run = cli.run(args);
       const name = args[1]!.split('=')[0]!;
       expect({ args, status: run.status, stdout: run.stdout }).toEqual({ args, status: 2, stdout: '' });

@@ -244,7 +244,12 @@ function pairs(args: string): Record<string, string> {
 function ignoredBy(patterns: string[], path: string): boolean {
   const top = path.split('/')[0]!;
   return patterns.some((pattern) => {
-    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+    const regex = new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')}$`,
+    );
     return regex.test(path) || regex.test(top);
   });
 }
@@ -275,8 +280,14 @@ describe('Dockerfile (checked without Docker)', () => {
     const buildEnv = Object.assign({}, ...all('ENV', build).map((i) => pairs(i.args))) as Record<string, string>;
     expect(buildEnv.npm_config_build_from_source).toBe('true');
     expect(buildEnv.npm_config_nodedir).toBe('/usr/local');
-    expect(all('RUN', build).map((i) => i.args).join('\n')).toMatch(/npm ci[\s\S]*tsc -p[\s\S]*npm prune --omit=dev/);
-    const installs = all('RUN').map((i) => i.args).join('\n');
+    expect(
+      all('RUN', build)
+        .map((i) => i.args)
+        .join('\n'),
+    ).toMatch(/npm ci[\s\S]*tsc -p[\s\S]*npm prune --omit=dev/);
+    const installs = all('RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(installs).toMatch(/apt-get install -y --no-install-recommends [^&]*\bsofthsm2\b[^&]*\bopensc\b/);
     expect(installs).toMatch(/rm -rf \/var\/lib\/apt\/lists/);
   });
@@ -293,7 +304,11 @@ describe('Dockerfile (checked without Docker)', () => {
     const init = entrypoint.slice(0, entrypoint.indexOf(script));
     if (init.length > 0) {
       expect(init).toEqual(['/usr/bin/tini', '--']);
-      expect(all('RUN').map((i) => i.args).join('\n')).toMatch(/apt-get install [^&]*\btini\b/);
+      expect(
+        all('RUN')
+          .map((i) => i.args)
+          .join('\n'),
+      ).toMatch(/apt-get install [^&]*\btini\b/);
     }
   });
 
@@ -313,7 +328,14 @@ describe('Dockerfile (checked without Docker)', () => {
   it('runs as a fixed non-root user', () => {
     const user = all('USER').at(-1)!.args.split(':')[0]!;
     expect(user).not.toMatch(/^(root|0)$/);
-    const uid = /useradd[^&]*--uid\s+"?\$\{?(\w+)\}?"?[^&]*\s(\w+)\s*$/m.exec(all('RUN').map((i) => i.args).find((a) => a.includes('useradd'))!.split('&&').find((c) => c.includes('useradd'))!.trim());
+    const uid = /useradd[^&]*--uid\s+"?\$\{?(\w+)\}?"?[^&]*\s(\w+)\s*$/m.exec(
+      all('RUN')
+        .map((i) => i.args)
+        .find((a) => a.includes('useradd'))!
+        .split('&&')
+        .find((c) => c.includes('useradd'))!
+        .trim(),
+    );
     expect(uid).not.toBeNull();
     expect(uid![2]).toBe(user);
     expect(Number(args[uid![1]!])).toBeGreaterThanOrEqual(1000);
@@ -335,7 +357,9 @@ describe('Dockerfile (checked without Docker)', () => {
     expect(dirname(env.SOFTHSM2_CONF!)).toBe(home);
     for (const volume of volumes) expect(relative(home, volume).startsWith('..')).toBe(false);
     // Created and owned by the user in the image, so a new named volume starts with its ownership.
-    const setup = all('RUN').map((i) => i.args).find((a) => a.includes('useradd'))!;
+    const setup = all('RUN')
+      .map((i) => i.args)
+      .find((a) => a.includes('useradd'))!;
     expect(setup).toContain(`mkdir -p ${posix.join(home, 'tokens')}`);
     expect(setup).toMatch(new RegExp(`chown -R keyward:keyward ${home.replace(/\//g, '\\/')}`));
   });

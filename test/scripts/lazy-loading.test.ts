@@ -39,6 +39,8 @@ describe('lazy loading', () => {
     // The served certificate is read (ASN.1, @peculiar/asn1-x509), never generated (@peculiar/x509). Of
     // the backup code only the archive's error classes, which an effect's error is told apart by, and
     // the small module that names a killed backup's temporaries (start-up removes them).
-    expect(matching(loaded, /node_modules\/@peculiar\/x509\/|dist\/effects\/(restore-service|backup-service)\.js|dist\/tls\/generate\.js|dist\/backup\/(?!archive-errors\.js|stale-temporaries\.js)/)).toEqual([]);
+    expect(
+      matching(loaded, /node_modules\/@peculiar\/x509\/|dist\/effects\/(restore-service|backup-service)\.js|dist\/tls\/generate\.js|dist\/backup\/(?!archive-errors\.js|stale-temporaries\.js)/),
+    ).toEqual([]);
   });
 });

@@ -88,7 +88,7 @@ describe('token-pin-tool.js, the PIN-bearing half of the script', () => {
 });
 
 describe('wizard_setup_hsm.sh: PINs never in a child process', () => {
-  it("no child the script starts has a PIN in its environment or its arguments (read from /proc/PID/environ and cmdline)", () => {
+  it('no child the script starts has a PIN in its environment or its arguments (read from /proc/PID/environ and cmdline)', () => {
     const { hsm, dir } = setup('h4-env');
     const label = 'EnvCheck';
     halfMadeToken(hsm, label); // so the run also deletes a token (softhsm2-util) and makes one

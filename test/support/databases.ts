@@ -28,7 +28,10 @@ export async function freshDatabase(engine: Engine, name: string): Promise<TestD
   }
   const base = process.env.KEYWARD_TEST_PG_URL;
   if (!base) throw new Error('KEYWARD_TEST_PG_URL is not set: run the suite with npm test (scripts/test.sh starts PostgreSQL), or set KEYWARD_TEST_SKIP_PG=1');
-  const database = `kw_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 30)}_${randomBytes(4).toString('hex')}`;
+  const database = `kw_${name
+    .replace(/[^a-z0-9]/gi, '_')
+    .toLowerCase()
+    .slice(0, 30)}_${randomBytes(4).toString('hex')}`;
   const admin = knex({ client: 'pg', connection: base, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${database}`);
   await admin.destroy();

@@ -44,7 +44,14 @@ export async function growLog(runtime: KeywardRuntime, rows: number, deployment 
   const repository = runtime.store.lifecycle;
   for (let current = (await repository.load(deployment))!; current.revision < rows; current = (await repository.load(deployment))!) {
     const at = new Date().toISOString();
-    const entries: TransitionEntry[] = Array.from({ length: Math.min(500, rows - current.revision) }, () => ({ eventType: 'BOOT', source: 'startup', fromState: current.state, toState: current.state, payload: { type: 'BOOT', at }, at }));
+    const entries: TransitionEntry[] = Array.from({ length: Math.min(500, rows - current.revision) }, () => ({
+      eventType: 'BOOT',
+      source: 'startup',
+      fromState: current.state,
+      toState: current.state,
+      payload: { type: 'BOOT', at },
+      at,
+    }));
     await repository.commit(deployment, current.revision, { machineVersion: MACHINE_VERSION, snapshot: current.snapshot, state: current.state }, entries, chainKey, current.chainHead);
   }
 }

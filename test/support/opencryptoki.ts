@@ -124,7 +124,13 @@ function availabilityHeld(): OckAvailability {
   try {
     token = JSON.parse(ockScript(`const t = api.C_GetTokenInfo(slot); console.log(JSON.stringify({ label: t.label.replace(/[\\s\\0]+$/, ''), flags: t.flags }));`)) as typeof token;
   } catch (error) {
-    return { available: false, reason: `openCryptoki's library does not answer: ${String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop()}` };
+    return {
+      available: false,
+      reason: `openCryptoki's library does not answer: ${String((error as { stderr?: string }).stderr ?? error)
+        .trim()
+        .split('\n')
+        .pop()}`,
+    };
   }
   if (token.error) return { available: false, reason: `openCryptoki has ${token.error}` };
   const initialized = ((token.flags ?? 0) & 0x400) !== 0; // CKF_TOKEN_INITIALIZED

@@ -47,7 +47,9 @@ export async function withStore<T>(cli: CliHome, fn: (store: Store, keyring: Dek
   setNativeEnv('SOFTHSM2_CONF', cli.env.SOFTHSM2_CONF!);
   Pkcs11Module.open(SOFTHSM_MODULE).refresh();
   const keyring = new DekKeyring();
-  const database = cli.env.DATABASE_URL ? ({ client: 'pg', connectionString: cli.env.DATABASE_URL } as const) : ({ client: 'sqlite', filename: cli.env.KEYWARD_SQLITE ?? join(cli.home, 'keyward.sqlite') } as const);
+  const database = cli.env.DATABASE_URL
+    ? ({ client: 'pg', connectionString: cli.env.DATABASE_URL } as const)
+    : ({ client: 'sqlite', filename: cli.env.KEYWARD_SQLITE ?? join(cli.home, 'keyward.sqlite') } as const);
   const store = Store.open(database, keyring);
   try {
     await new KeyCustody(store, keyring, { secretsDir: join(cli.home, 'secrets'), kekLabel: 'trustpoint-kek', kdf: MINIMUM_KDF }).ensureDek();

@@ -2,14 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TlsInputError, TlsMaterial, certificateFingerprint, generateTlsCredential } from '../../tls';
-import {
-  openssl,
-  opensslFingerprint,
-  opensslNotAfter,
-  opensslNotBefore,
-  opensslPublicKeyOfCertificate,
-  opensslPublicKeyOfKey,
-} from './openssl-cli';
+import { openssl, opensslFingerprint, opensslNotAfter, opensslNotBefore, opensslPublicKeyOfCertificate, opensslPublicKeyOfKey } from './openssl-cli';
 import { probeTls } from './tls-probe';
 import { testDir } from '../support/run-dir';
 
@@ -64,7 +57,7 @@ describe('generateTlsCredential', () => {
     expect(certificateFingerprint(material.certificatePem)).toBe(material.fingerprintSha256);
   });
 
-  it('returns a PKCS#8 key that openssl accepts and whose public key is the certificate\'s', () => {
+  it("returns a PKCS#8 key that openssl accepts and whose public key is the certificate's", () => {
     expect(material.privateKeyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
     openssl(['pkey', '-check', '-noout'], { input: material.privateKeyPem });
     expect(opensslPublicKeyOfKey(material.privateKeyPem)).toBe(opensslPublicKeyOfCertificate(material.certificatePem));
@@ -117,8 +110,6 @@ describe('generateTlsCredential', () => {
   });
 
   it('is refused by that client for a name it does not carry', async () => {
-    await expect(probeTls(material, { trust: material.certificatePem, servername: 'other.example.com' })).rejects.toThrow(
-      /Hostname\/IP does not match certificate's altnames/,
-    );
+    await expect(probeTls(material, { trust: material.certificatePem, servername: 'other.example.com' })).rejects.toThrow(/Hostname\/IP does not match certificate's altnames/);
   });
 });

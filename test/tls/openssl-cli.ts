@@ -65,11 +65,7 @@ export function selfSigned(dir: string, name: string, key: string, subjectAltNam
 }
 
 /** `openssl pkcs12 -export`, the export password on stdin. */
-export function exportPkcs12(
-  dir: string,
-  name: string,
-  parts: { key?: string; certificate: string; chain?: string[]; password: string; legacy?: boolean },
-): string {
+export function exportPkcs12(dir: string, name: string, parts: { key?: string; certificate: string; chain?: string[]; password: string; legacy?: boolean }): string {
   const file = join(dir, name);
   const args = ['pkcs12', '-export', '-in', parts.certificate, '-passout', 'stdin', '-out', file];
   if (parts.key) args.push('-inkey', parts.key);
@@ -86,7 +82,9 @@ export function exportPkcs12(
 
 /** openssl's SHA-256 fingerprint of a PEM certificate: "AB:CD:...". */
 export function opensslFingerprint(certificatePem: string): string {
-  return openssl(['x509', '-noout', '-fingerprint', '-sha256'], { input: certificatePem }).trim().replace(/^sha256 Fingerprint=/i, '');
+  return openssl(['x509', '-noout', '-fingerprint', '-sha256'], { input: certificatePem })
+    .trim()
+    .replace(/^sha256 Fingerprint=/i, '');
 }
 
 /** openssl's view of a public key, as PEM SubjectPublicKeyInfo. */

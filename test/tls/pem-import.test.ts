@@ -22,7 +22,14 @@ async function inputError(promise: Promise<unknown>): Promise<TlsInputError> {
 async function datedCertificate(dir: string, name: string, notBefore: Date, notAfter: Date): Promise<{ keyFile: string; certificateFile: string }> {
   const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned(
-    { name: 'CN=dated', notBefore, notAfter, keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'dated.example' }])] },
+    {
+      name: 'CN=dated',
+      notBefore,
+      notAfter,
+      keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'dated.example' }])],
+    },
     webcrypto,
   );
   const keyFile = join(dir, `${name}.key`);

@@ -4,19 +4,7 @@ import { join } from 'node:path';
 import { OpensslSpawn, TlsInputError, WRONG_PKCS12_PASSWORD, importPkcs12, observeOpensslSpawns } from '../../tls';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
-import {
-  Ca,
-  ecKey,
-  exportPkcs12,
-  issueLeaf,
-  makeCa,
-  openssl,
-  opensslFingerprint,
-  opensslNotAfter,
-  opensslStatus,
-  rsaKey,
-  selfSigned,
-} from './openssl-cli';
+import { Ca, ecKey, exportPkcs12, issueLeaf, makeCa, openssl, opensslFingerprint, opensslNotAfter, opensslStatus, rsaKey, selfSigned } from './openssl-cli';
 import { probeTls } from './tls-probe';
 
 interface SeenProcess extends OpensslSpawn {
@@ -88,11 +76,7 @@ describe('importPkcs12', () => {
     const seen = await probeTls(material, { trust: readFileSync(ca.certificate, 'utf8'), servername: 'localhost' });
     expect(seen.peer.fingerprint256).toBe(material.fingerprintSha256);
     expect(seen.checked.subjectaltname).toBe('DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1');
-    expect(seen.chainFingerprints).toEqual([
-      material.fingerprintSha256,
-      opensslFingerprint(readFileSync(intermediate.certificate, 'utf8')),
-      opensslFingerprint(readFileSync(ca.certificate, 'utf8')),
-    ]);
+    expect(seen.chainFingerprints).toEqual([material.fingerprintSha256, opensslFingerprint(readFileSync(intermediate.certificate, 'utf8')), opensslFingerprint(readFileSync(ca.certificate, 'utf8'))]);
   });
 
   it('opens an RSA PKCS#12 without a chain, and serves it', async () => {
@@ -144,7 +128,10 @@ describe('importPkcs12', () => {
       expect(seen.length).toBeGreaterThan(0);
       for (const child of seen) {
         expect(child.environ).not.toContain(dbPassword);
-        const names = child.environ.split('\0').filter(Boolean).map((entry) => entry.split('=')[0]);
+        const names = child.environ
+          .split('\0')
+          .filter(Boolean)
+          .map((entry) => entry.split('=')[0]);
         expect(names.every((name) => ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TMPDIR', 'TZ'].includes(name!))).toBe(true);
       }
     } finally {

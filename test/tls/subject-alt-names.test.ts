@@ -22,11 +22,7 @@ describe('parseSubjectAltNames', () => {
   });
 
   it('takes one name per line, with CRLF and blank lines', () => {
-    expect(parseSubjectAltNames('pki.example.com\r\n\r\n  10.0.0.5  \n*.pki.example.com\n')).toEqual([
-      'DNS:pki.example.com',
-      'IP:10.0.0.5',
-      'DNS:*.pki.example.com',
-    ]);
+    expect(parseSubjectAltNames('pki.example.com\r\n\r\n  10.0.0.5  \n*.pki.example.com\n')).toEqual(['DNS:pki.example.com', 'IP:10.0.0.5', 'DNS:*.pki.example.com']);
   });
 
   it('takes an array, each element possibly a list itself', () => {
@@ -35,16 +31,7 @@ describe('parseSubjectAltNames', () => {
 
   it('normalizes case, trailing dots, prefixes and IPv6 spellings, then drops duplicates', () => {
     expect(
-      parseSubjectAltNames([
-        'PKI.Example.COM',
-        'dns:pki.example.com.',
-        'ip: 0:0:0:0:0:0:0:1',
-        '[::1]',
-        '2001:DB8:0:0:1:0:0:1',
-        '2001:db8::1:0:0:1',
-        'fe80:0:0:0:0:0:0:0',
-        '::ffff:192.0.2.1',
-      ]),
+      parseSubjectAltNames(['PKI.Example.COM', 'dns:pki.example.com.', 'ip: 0:0:0:0:0:0:0:1', '[::1]', '2001:DB8:0:0:1:0:0:1', '2001:db8::1:0:0:1', 'fe80:0:0:0:0:0:0:0', '::ffff:192.0.2.1']),
     ).toEqual(['DNS:pki.example.com', 'IP:::1', 'IP:2001:db8::1:0:0:1', 'IP:fe80::', 'IP:::ffff:c000:201']);
   });
 

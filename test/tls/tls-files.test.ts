@@ -143,7 +143,7 @@ describe('writeTlsFiles and readTlsFiles', () => {
     expect(readdirSync(dir).filter((entry) => entry.startsWith('.'))).toEqual([generationOf(dir)]);
   });
 
-  it('takes over a directory of plain files from an older layout, and leaves an existing directory\'s mode alone', async () => {
+  it("takes over a directory of plain files from an older layout, and leaves an existing directory's mode alone", async () => {
     const dir = testDir('tls-files');
     writeFileSync(join(dir, 'server.key'), a.privateKeyPem, { mode: 0o600 });
     writeFileSync(join(dir, 'server.crt'), a.certificatePem);

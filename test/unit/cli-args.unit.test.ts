@@ -25,7 +25,12 @@ describe('CLI argument parsing', () => {
     });
     expect(parseCommandLine(['backup', 'verify', 'a.kwbak', '--passphrase-file', '/p']).positional).toEqual(['verify', 'a.kwbak']);
     expect(parseCommandLine(['inspect', '--history', '-1']).flags.get('history')).toEqual(['-1']);
-    expect(parseCommandLine(['start', '--fresh-start', '--accept-older-store']).flags).toEqual(new Map([['fresh-start', ['true']], ['accept-older-store', ['true']]]));
+    expect(parseCommandLine(['start', '--fresh-start', '--accept-older-store']).flags).toEqual(
+      new Map([
+        ['fresh-start', ['true']],
+        ['accept-older-store', ['true']],
+      ]),
+    );
   });
 
   it('answers help for no command, help, --help and -h', () => {

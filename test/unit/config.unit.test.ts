@@ -22,8 +22,14 @@ describe('configuration', () => {
     expect(blanked.web).toEqual({ ...defaults.web, uploadsDir: join(PROJECT_ROOT, 'var', 'uploads'), csrfKeyFile: join(PROJECT_ROOT, 'var', 'secrets', 'web-csrf-key') });
     expect(both({ KEYWARD_PORT: '' }).config.port).toBe(8443);
     expect(both({ KEYWARD_TOKEN_LABEL: '', KEYWARD_DEPLOYMENT: '' }).config).toMatchObject({ tokenLabel: 'Trustpoint-SoftHSM', deployment: 'default' });
-    expect(both({ KEYWARD_ARGON2_ITERATIONS: '', KEYWARD_OUTAGE_RETRY_SECONDS: '', KEYWARD_SESSION_IDLE_MINUTES: '' })).toMatchObject({ config: { kdf: { iterations: 3 }, outageRetrySeconds: 30 }, web: { sessionIdleMs: 30 * 60_000 } });
-    expect(both({ KEYWARD_PKCS11_MODULE: '', KEYWARD_SQLITE: '', DATABASE_URL: '' }).config).toMatchObject({ pkcs11Module: SOFTHSM_MODULE, database: { client: 'sqlite', filename: join(home, 'keyward.sqlite') } });
+    expect(both({ KEYWARD_ARGON2_ITERATIONS: '', KEYWARD_OUTAGE_RETRY_SECONDS: '', KEYWARD_SESSION_IDLE_MINUTES: '' })).toMatchObject({
+      config: { kdf: { iterations: 3 }, outageRetrySeconds: 30 },
+      web: { sessionIdleMs: 30 * 60_000 },
+    });
+    expect(both({ KEYWARD_PKCS11_MODULE: '', KEYWARD_SQLITE: '', DATABASE_URL: '' }).config).toMatchObject({
+      pkcs11Module: SOFTHSM_MODULE,
+      database: { client: 'sqlite', filename: join(home, 'keyward.sqlite') },
+    });
   });
 
   function pathsUnder(dir: string) {
@@ -37,7 +43,15 @@ describe('configuration', () => {
   }
 
   it('reads the values given', () => {
-    const { config, web } = both({ KEYWARD_PORT: '0', KEYWARD_HOST: '0.0.0.0', KEYWARD_TLS_SANS: 'a.example, 10.0.0.1', KEYWARD_KDF_MAX_ITERATIONS: '20', KEYWARD_HSTS_SECONDS: '0', KEYWARD_LOG_LEVEL: 'debug', KEYWARD_RESTORE_UPLOAD_MB: '2' });
+    const { config, web } = both({
+      KEYWARD_PORT: '0',
+      KEYWARD_HOST: '0.0.0.0',
+      KEYWARD_TLS_SANS: 'a.example, 10.0.0.1',
+      KEYWARD_KDF_MAX_ITERATIONS: '20',
+      KEYWARD_HSTS_SECONDS: '0',
+      KEYWARD_LOG_LEVEL: 'debug',
+      KEYWARD_RESTORE_UPLOAD_MB: '2',
+    });
     expect(config).toMatchObject({ port: 0, host: '0.0.0.0', defaultSubjectAltNames: ['a.example', '10.0.0.1'], kdfCeiling: { iterations: 20 } });
     expect(web).toMatchObject({ logLevel: 'debug', hstsSeconds: 0, restoreUploadBytes: 2 * 1024 * 1024 });
   });
@@ -67,7 +81,10 @@ describe('configuration', () => {
     const table = (file: string, heading: string) => {
       const text = readFileSync(join(PROJECT_ROOT, file), 'utf8');
       const section = text.slice(text.indexOf(heading)).split(/\n## /)[0]!;
-      return section.split('\n').filter((line) => line.startsWith('| `')).join('\n');
+      return section
+        .split('\n')
+        .filter((line) => line.startsWith('| `'))
+        .join('\n');
     };
     const documented = new Set(`${table('README.md', '## Configuration')}\n${table('docs/web.md', '## Configuration')}`.match(/\b(KEYWARD_[A-Z0-9_]*[A-Z0-9]|DATABASE_URL|SOFTHSM2_CONF)\b/g));
     expect([...documented].sort()).toEqual(Object.keys(ENVIRONMENT.shape).sort());

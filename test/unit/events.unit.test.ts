@@ -118,7 +118,10 @@ describe('event schemas', () => {
   });
 
   it('refuses secrets in the payload, BOOT from outside and an unknown event, with the messages operators see', () => {
-    expect(refusal(() => parseExternalEvent('CREATE_ADMIN', { username: 'a', password: 'x' }, AT))).toEqual({ field: 'password', message: 'password must not be in the payload: pass secrets on stdin or in a file' });
+    expect(refusal(() => parseExternalEvent('CREATE_ADMIN', { username: 'a', password: 'x' }, AT))).toEqual({
+      field: 'password',
+      message: 'password must not be in the payload: pass secrets on stdin or in a file',
+    });
     expect(refusal(() => parseExternalEvent('BOOT', {}, AT))).toEqual({ field: 'type', message: 'BOOT is sent by start-up with a probed context: use `keyward boot`' });
     expect(refusal(() => parseExternalEvent('REBOOT', {}, AT))).toEqual({ field: 'type', message: `unknown event "REBOOT"; events: ${EVENT_TYPES.join(', ')}` });
   });

@@ -8,7 +8,7 @@ import { isReady, phaseOf } from '../../server/web/lifecycle-phase';
 const AT = '2026-01-01T00:00:00.000Z';
 const at = (value: StateValue) => lifecycleMachine.resolveState({ value, context: INITIAL_CONTEXT });
 
-describe('phases and exit codes come from the machine\'s tags', () => {
+describe("phases and exit codes come from the machine's tags", () => {
   it.each([
     ['wizard.cryptoStorage.waiting', 'wizard', EXIT.OK],
     ['wizard.hsmSetup.creatingKek', 'wizard', EXIT.OK],
@@ -40,7 +40,8 @@ describe('the physical-HSM outage retry is a delayed BOOT the machine declares',
   it('outage asks for a BOOT after the outageRetry delay, in each of its states; no other state does', () => {
     expect(bootRetryDelayOf('outage.waiting')).toBe('outageRetry');
     expect(bootRetryDelayOf('outage.issuingTemporaryTls')).toBe('outageRetry');
-    for (const state of ['operational', 'failed', 'wizard.cryptoStorage.waiting', 'autoRestore.password.waiting', 'unbooted', 'restored']) expect([state, bootRetryDelayOf(state)]).toEqual([state, null]);
+    for (const state of ['operational', 'failed', 'wizard.cryptoStorage.waiting', 'autoRestore.password.waiting', 'unbooted', 'restored'])
+      expect([state, bootRetryDelayOf(state)]).toEqual([state, null]);
   });
 });
 
@@ -84,7 +85,7 @@ describe('every wizard and auto-restore step goes back to waiting with the error
 });
 
 describe('a failed token set-up in auto-restore does not confirm the loss', () => {
-  it('goes back to waiting with the error, and the lost token\'s CAs are no longer flagged', () => {
+  it("goes back to waiting with the error, and the lost token's CAs are no longer flagged", () => {
     const start = lifecycleMachine.resolveState({ value: { autoRestore: { hsmSetup: 'waiting' } }, context: { ...INITIAL_CONTEXT, storageType: 'softhsm' } });
     const [running] = transition(lifecycleMachine, start, { type: 'SETUP_HSM', hsmType: 'softhsm', modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'T', slot: null, at: AT });
     expect(running.context.lostTokenCasPending).toBe(true);

@@ -19,7 +19,7 @@ describe('strict base64 (a tampered stored value does not decode)', () => {
     for (const text of ['AAEC_w==', 'AAEC-w==', 'AAEC/x==', 'AAE', 'AA EC/w==', 'AAEC/w=', 'AAEC*w==']) expect([text, decodeBase64Strict(text)]).toEqual([text, null]);
   });
 
-  it('decodes into a caller\'s scratch buffer alike', () => {
+  it("decodes into a caller's scratch buffer alike", () => {
     const scratch = Buffer.alloc(16);
     expect(decodeBase64Strict('AAEC/w==', scratch)).toEqual(Buffer.from([0, 1, 2, 255]));
     expect(decodeBase64Strict('AAEC/x==', scratch)).toBeNull();

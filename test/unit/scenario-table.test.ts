@@ -55,6 +55,8 @@ interface Row {
   next: string;
 }
 
+// One scenario row per line, as in docs/lifecycle.md.
+// prettier-ignore
 const ROWS: Row[] = [
   { scenario: 'DB_NOT_INITIALIZED', when: 'no schema', startup: { dbInitialized: false, dbVersion: null, wizardCompleted: false, storageType: null }, effects: ['migrateDatabase', 'issueTlsCredential'], next: 'wizard.cryptoStorage.waiting' },
   { scenario: 'DB_INITIALIZED_NO_VERSION', when: 'no version row', startup: { dbVersion: null, wizardCompleted: false, storageType: null }, effects: ['migrateDatabase', 'issueTlsCredential'], next: 'wizard.cryptoStorage.waiting' },

@@ -143,7 +143,11 @@ describe('web: hardening after the first outside review', () => {
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
 
       // Once the lock has run out, the right password opens it and the count starts again.
-      await query(server, (db) => db('admin_users').where({ username: 'opsadmin' }).update({ locked_until: new Date(Date.now() - 1000).toISOString() }));
+      await query(server, (db) =>
+        db('admin_users')
+          .where({ username: 'opsadmin' })
+          .update({ locked_until: new Date(Date.now() - 1000).toISOString() }),
+      );
       await logIn(owner, 'opsadmin', secrets.adminPassword);
       expect(await query(server, (db) => db('admin_users').where({ username: 'opsadmin' }).first('failed_logins', 'locked_until'))).toEqual({ failed_logins: 0, locked_until: null });
     });

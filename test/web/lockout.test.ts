@@ -21,8 +21,7 @@ describe('web: the auto-restore password lockout', () => {
     await codeServer.stop();
   });
 
-  const submit = (client: WebClient, password: string) =>
-    client.postForm('/setup-wizard/auto_restore_password/', '/setup-wizard/auto_restore_password/', { password });
+  const submit = (client: WebClient, password: string) => client.postForm('/setup-wizard/auto_restore_password/', '/setup-wizard/auto_restore_password/', { password });
 
   it('locks out after three wrong passwords and stays locked across a restart', async () => {
     await server.start();
@@ -38,9 +37,9 @@ describe('web: the auto-restore password lockout', () => {
     const client = new WebClient(server.url);
     expect((await client.get('/readyz')).status).toBe(503);
     expect(await unlock(client, await server.setupCode())).toBe('/setup-wizard/auto-restore-hsm-setup/softhsm/');
-    expect(await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', pin: secrets.pin, soPin: secrets.soPin })).toBe(
-      '/setup-wizard/auto_restore_password/',
-    );
+    expect(
+      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', pin: secrets.pin, soPin: secrets.soPin }),
+    ).toBe('/setup-wizard/auto_restore_password/');
     expect((await client.get('/readyz')).status).toBe(503);
 
     // Three wrong passwords: each shown beside the field; the third starts the lockout.

@@ -51,7 +51,14 @@ describe('web: multipart forms', () => {
     const cases: Array<[Buffer, string, RegExp]> = [
       [body([{ name: 'a', content: 'x' }]), 'multipart/form-data', /no multipart boundary/],
       [body([{ name: 'a', content: 'x' }], false), TYPE, /ends too early/],
-      [body([{ name: 'a', content: 'x' }, { name: 'a', content: 'y' }]), TYPE, /field "a" twice/],
+      [
+        body([
+          { name: 'a', content: 'x' },
+          { name: 'a', content: 'y' },
+        ]),
+        TYPE,
+        /field "a" twice/,
+      ],
       [body([{ name: 'bad name', content: 'x' }]), TYPE, /no usable field name/],
       [body([{ name: 'f', filename: 'big', content: Buffer.alloc(1024 * 1024 + 1) }]), TYPE, /larger than 1024 KiB/],
       [body(Array.from({ length: 17 }, (_, i) => ({ name: `f${i}`, content: 'x' }))), TYPE, /too many parts/],
@@ -70,7 +77,11 @@ describe('web: multipart forms', () => {
     expect(readFileSync(exact.files.f!.path)).toHaveLength(1024 * 1024);
     await area.discard([exact.files.f!.path]);
 
-    const large = body([{ name: 'a', filename: 'a', content: Buffer.alloc(1024 * 1024) }, { name: 'b', filename: 'b', content: Buffer.alloc(1024 * 1024) }, { name: 'c', filename: 'c', content: Buffer.alloc(1024 * 1024) }]);
+    const large = body([
+      { name: 'a', filename: 'a', content: Buffer.alloc(1024 * 1024) },
+      { name: 'b', filename: 'b', content: Buffer.alloc(1024 * 1024) },
+      { name: 'c', filename: 'c', content: Buffer.alloc(1024 * 1024) },
+    ]);
     const refused = parse(large, TYPE);
     await expect(refused).rejects.toThrow(BodyTooLargeError);
     await expect(refused).rejects.toMatchObject({ status: 413 });

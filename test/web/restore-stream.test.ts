@@ -71,7 +71,7 @@ describe('web: a large restore upload', () => {
     expect(forged.status).toBe(403);
     // Removed when the response ends, which the client may see first: wait a little for it.
     const uploads = join(server.home, 'uploads');
-    for (const deadline = Date.now() + 2000; readdirSync(uploads).length > 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const deadline = Date.now() + 2000; readdirSync(uploads).length > 0 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(readdirSync(uploads)).toEqual([]);
   });
 });

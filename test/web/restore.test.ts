@@ -76,9 +76,9 @@ describe('web: restoring a backup archive onto a new host', () => {
     expect((await lifecycleOf(client)).state).toBe('autoRestore.hsmSetup.waiting');
 
     // ── auto-restore on the new host ──
-    expect(await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', pin: secrets.pin, soPin: secrets.soPin })).toBe(
-      '/setup-wizard/auto_restore_password/',
-    );
+    expect(
+      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', pin: secrets.pin, soPin: secrets.soPin }),
+    ).toBe('/setup-wizard/auto_restore_password/');
     expect(await step(client, '/setup-wizard/auto_restore_password/', { password: secrets.backupPassword })).toBe('/login');
     expect(servedFingerprint(target.port)).toBe(sourceTls);
 

@@ -191,7 +191,14 @@ describe('web: security around the pages, after the wizard', () => {
 
   it('exposes the lifecycle metrics and readiness', async () => {
     const metrics = (await anonymous().get('/metrics')).body;
-    for (const name of ['keyward_lifecycle_state', 'keyward_lifecycle_transitions_total', 'keyward_backup_password_attempts_total', 'keyward_effect_duration_seconds', 'keyward_ready', 'keyward_http_requests_total']) {
+    for (const name of [
+      'keyward_lifecycle_state',
+      'keyward_lifecycle_transitions_total',
+      'keyward_backup_password_attempts_total',
+      'keyward_effect_duration_seconds',
+      'keyward_ready',
+      'keyward_http_requests_total',
+    ]) {
       expect(metrics).toContain(`# TYPE ${name} `);
     }
     expect(metrics).toMatch(/keyward_lifecycle_state\{state="operational",wizard_state="WIZARD_COMPLETED"\} 1/);

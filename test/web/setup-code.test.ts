@@ -16,7 +16,11 @@ describe('web: the set-up code', () => {
 
   it('keeps no copy of the code, only its digest', () => {
     const { code, setupCode } = SetupCode.generate();
-    const held = JSON.stringify(setupCode) + Object.values(setupCode).map((value) => (Buffer.isBuffer(value) ? value.toString('latin1') : String(value))).join('');
+    const held =
+      JSON.stringify(setupCode) +
+      Object.values(setupCode)
+        .map((value) => (Buffer.isBuffer(value) ? value.toString('latin1') : String(value)))
+        .join('');
     expect(held).not.toContain(code);
     expect(held).not.toContain(code.replace(/-/g, ''));
   });
@@ -24,7 +28,8 @@ describe('web: the set-up code', () => {
 
 describe('web: the state graph marking', () => {
   it('classes the current nodes and clusters, sizes the SVG by the page, drops the prolog', () => {
-    const raw = '<?xml version="1.0"?>\n<!DOCTYPE svg>\n<!-- c -->\n<svg width="10pt" height="5pt" viewBox="0 0 10 5" xmlns="http://www.w3.org/2000/svg">\n<g id="clust1" class="cluster">\n<title>cluster_lifecycle.wizard</title>\n</g>\n<g id="node1" class="node">\n<title>lifecycle.wizard.demoData.waiting</title>\n</g>\n<g id="node2" class="node">\n<title>lifecycle.operational</title>\n</g>\n</svg>\n';
+    const raw =
+      '<?xml version="1.0"?>\n<!DOCTYPE svg>\n<!-- c -->\n<svg width="10pt" height="5pt" viewBox="0 0 10 5" xmlns="http://www.w3.org/2000/svg">\n<g id="clust1" class="cluster">\n<title>cluster_lifecycle.wizard</title>\n</g>\n<g id="node1" class="node">\n<title>lifecycle.wizard.demoData.waiting</title>\n</g>\n<g id="node2" class="node">\n<title>lifecycle.operational</title>\n</g>\n</svg>\n';
     const svg = markCurrent(raw, new Set(['lifecycle.wizard', 'lifecycle.wizard.demoData.waiting']));
     expect(svg.startsWith('<svg class="state-graph"')).toBe(true);
     expect(svg).not.toMatch(/width="10pt"|<!--|<\?xml/);

@@ -120,7 +120,9 @@ describe('web: SoftHSM wizard, token loss and auto-restore in a browser', () => 
     await viewer.waitForSelector('svg.state-graph g.node.current[data-state="lifecycle.wizard.createAdmin.waiting"]', { timeout: 15_000 });
     expect(await text(viewer, '#current-state')).toBe('wizard.createAdmin.waiting');
     expect(await viewer.$$eval('#accepts span', (spans: Array<{ textContent: string | null }>) => spans.map((s) => s.textContent))).toContain('CREATE_ADMIN');
-    expect(await viewer.$$eval('#history tbody tr td:nth-child(3)', (cells: Array<{ textContent: string | null }>) => cells.map((c) => c.textContent))).toEqual(expect.arrayContaining(['web', 'effect', 'startup']));
+    expect(await viewer.$$eval('#history tbody tr td:nth-child(3)', (cells: Array<{ textContent: string | null }>) => cells.map((c) => c.textContent))).toEqual(
+      expect.arrayContaining(['web', 'effect', 'startup']),
+    );
     expect(navigations).toBe(0);
     await browser.shot('inspect-followed', viewer);
     await viewer.close();

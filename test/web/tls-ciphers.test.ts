@@ -14,7 +14,10 @@ jest.setTimeout(120_000);
 /** Every suite below TLS 1.3 this host's OpenSSL knows, security level 0: CBC, SHA-1, CCM8, ARIA, RSA key exchange… */
 function everyTls12Suite(): string[] {
   const lines = execFileSync('openssl', ['ciphers', '-v', 'ALL:COMPLEMENTOFALL:@SECLEVEL=0'], { encoding: 'utf8' }).trim().split('\n');
-  return lines.map((line) => line.trim().split(/\s+/)).filter(([, version]) => version !== 'TLSv1.3').map(([name]) => name!);
+  return lines
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, version]) => version !== 'TLSv1.3')
+    .map(([name]) => name!);
 }
 
 /** One TLS 1.2 handshake offering only `suite`: the suite the server chose, or null if it refused. */
@@ -65,7 +68,9 @@ describe('web: TLS cipher suites', () => {
 
   it('an RSA credential gets the same profile (no static RSA, no CBC)', async () => {
     const dir = testDir('tls-ciphers-rsa');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost'], {
+      stdio: 'ignore',
+    });
     const material = { privateKeyPem: readFileSync(join(dir, 'key.pem'), 'utf8'), certificatePem: readFileSync(join(dir, 'cert.pem'), 'utf8'), chainPem: null } as unknown as TlsMaterial;
     const https = createServer(secureContextOptions(material), (_req, res) => res.end('ok'));
     await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));

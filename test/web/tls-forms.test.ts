@@ -41,7 +41,12 @@ describe('web: TLS credential forms', () => {
 
     // A missing certificate file: beside its field, nothing sent.
     const start = (await lifecycleOf(client)).revision;
-    const incomplete = await client.postMultipart('/setup-wizard/import-tls-server-credential/', '/setup-wizard/import-tls-server-credential/', { format: 'pem' }, { keyFile: { name: 'server.key', data: readFileSync(key) } });
+    const incomplete = await client.postMultipart(
+      '/setup-wizard/import-tls-server-credential/',
+      '/setup-wizard/import-tls-server-credential/',
+      { format: 'pem' },
+      { keyFile: { name: 'server.key', data: readFileSync(key) } },
+    );
     expect(incomplete.status).toBe(400);
     expect(fieldError(incomplete.body, 'certificateFile')).toMatch(/certificate file/);
     expect((await lifecycleOf(client)).revision).toBe(start);

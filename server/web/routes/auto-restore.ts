@@ -24,7 +24,10 @@ export function autoRestoreRoutes(deps: WebDeps): Router {
     renderPage(deps, req, res, 'setup-wizard/auto-restore-password', { title: 'Auto-restore: backup password', inspection, passwordFailures, lockedUntil: locked, ...form }, status);
   };
 
-  router.get(PATHS.autoRestorePassword, stepPage(step, (req, res, inspection) => render(req, res, inspection)));
+  router.get(
+    PATHS.autoRestorePassword,
+    stepPage(step, (req, res, inspection) => render(req, res, inspection)),
+  );
 
   router.post(
     PATHS.autoRestorePassword,

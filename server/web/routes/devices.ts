@@ -21,7 +21,12 @@ export function deviceRoutes(deps: WebDeps): Router {
   const router = Router();
   const { store, custody } = deps.runtime;
 
-  const render = async (req: Request, res: Response, extra: FormState & { revealed?: { id: number; name: string; label: string; value: string | null } | null; created?: string | null } = {}, status = 200) => {
+  const render = async (
+    req: Request,
+    res: Response,
+    extra: FormState & { revealed?: { id: number; name: string; label: string; value: string | null } | null; created?: string | null } = {},
+    status = 200,
+  ) => {
     const devices = await store.devices.list();
     const storageType = await store.storage.storageType();
     renderPage(deps, req, res, 'devices', { title: 'Devices', devices, plaintext: !isHsmStorage(storageType), secretNames: SECRET_NAMES, revealed: null, created: null, ...extra }, status);

@@ -1,11 +1,7 @@
 import { checkPasswordStrength, MIN_PASSWORD_LENGTH, WeakPasswordError } from '../../../effects/password-policy';
 
 /** The strength rules as the forms list them (effects/password-policy.ts enforces them). */
-export const PASSWORD_RULES = [
-  `at least ${MIN_PASSWORD_LENGTH} characters`,
-  'at least 5 different characters',
-  'two kinds of characters (letters, digits, symbols), or at least 20 characters',
-];
+export const PASSWORD_RULES = [`at least ${MIN_PASSWORD_LENGTH} characters`, 'at least 5 different characters', 'two kinds of characters (letters, digits, symbols), or at least 20 characters'];
 
 /**
  * A new password and its confirmation, checked before any event is sent, so a weak or mistyped

@@ -24,7 +24,10 @@ export function probeRoutes(deps: WebDeps): Router {
       reason = 'the database does not answer';
     }
     deps.metrics.ready.set(ready ? 1 : 0);
-    res.status(ready ? 200 : 503).type('text/plain').send(`${ready ? 'ready' : 'not ready'}: ${reason}\n`);
+    res
+      .status(ready ? 200 : 503)
+      .type('text/plain')
+      .send(`${ready ? 'ready' : 'not ready'}: ${reason}\n`);
   });
 
   router.get('/status.json', async (_req, res) => {

@@ -26,7 +26,14 @@ export function unlockRoutes(deps: WebDeps): Router {
     } catch (error) {
       if (!(error instanceof SetupCodeError)) throw error;
       deps.logger.warn({ reason: error.reason }, 'set-up code refused');
-      return renderPage(deps, req, res, 'setup-wizard/unlock', { title: 'Unlock the set-up', inspection, used: deps.setupCode.used, errors: { code: error.message } }, error.reason === 'used' ? 403 : 400);
+      return renderPage(
+        deps,
+        req,
+        res,
+        'setup-wizard/unlock',
+        { title: 'Unlock the set-up', inspection, used: deps.setupCode.used, errors: { code: error.message } },
+        error.reason === 'used' ? 403 : 400,
+      );
     }
     await deps.sessions.grant(req, res, { setup: true });
     deps.logger.info('set-up code accepted: the wizard is unlocked for one browser session');

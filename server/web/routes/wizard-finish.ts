@@ -17,7 +17,10 @@ export function finishRoutes(deps: WebDeps): Router {
   const renderBackup = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>
     renderPage(deps, req, res, 'setup-wizard/backup-password', { title: 'Backup password', inspection, rules: PASSWORD_RULES, ...form }, status);
 
-  router.get(PATHS.backupPassword, stepPage(backupStep, (req, res, inspection) => renderBackup(req, res, inspection)));
+  router.get(
+    PATHS.backupPassword,
+    stepPage(backupStep, (req, res, inspection) => renderBackup(req, res, inspection)),
+  );
 
   router.post(
     PATHS.backupPassword,
@@ -34,13 +37,17 @@ export function finishRoutes(deps: WebDeps): Router {
 
   // ── demo data ──
   const demoStep = ['WIZARD_DEMO_DATA'];
-  router.get(PATHS.demoData, stepPage(demoStep, (req, res, inspection) => renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection })));
+  router.get(
+    PATHS.demoData,
+    stepPage(demoStep, (req, res, inspection) => renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection })),
+  );
 
   router.post(
     PATHS.demoData,
     stepAction(demoStep, async (req, res, inspection) => {
       const choice = field(req, 'choice');
-      if (choice !== 'add' && choice !== 'skip') return renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection, errors: { choice: 'Choose whether to add demo data.' } }, 400);
+      if (choice !== 'add' && choice !== 'skip')
+        return renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection, errors: { choice: 'Choose whether to add demo data.' } }, 400);
       const { result, after } = await sendEvent(deps, req, choice === 'add' ? 'ADD_DEMO_DATA' : 'SKIP_DEMO_DATA', {});
       const failure = failureOf(result, { mainField: 'choice', fields: ['choice'] });
       if (failure) return renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection: after ?? inspection, errors: { choice: failure.message } }, failure.status);
@@ -53,7 +60,10 @@ export function finishRoutes(deps: WebDeps): Router {
   const renderAdmin = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>
     renderPage(deps, req, res, 'setup-wizard/create-super-user', { title: 'Administrator', inspection, rules: PASSWORD_RULES, ...form }, status);
 
-  router.get(PATHS.createSuperUser, stepPage(adminStep, (req, res, inspection) => renderAdmin(req, res, inspection)));
+  router.get(
+    PATHS.createSuperUser,
+    stepPage(adminStep, (req, res, inspection) => renderAdmin(req, res, inspection)),
+  );
 
   router.post(
     PATHS.createSuperUser,

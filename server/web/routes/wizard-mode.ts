@@ -14,9 +14,19 @@ export function setupModeRoutes(deps: WebDeps): Router {
   const step = ['WIZARD_SETUP_MODE'];
 
   const renderMode = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>
-    renderPage(deps, req, res, 'setup-wizard/setup-mode', { title: 'Set-up mode', inspection, restoreOffered: inspection.accepts.includes('RESTORE_BACKUP'), maxMiB: deps.config.restoreUploadBytes / 1048576, ...form }, status);
+    renderPage(
+      deps,
+      req,
+      res,
+      'setup-wizard/setup-mode',
+      { title: 'Set-up mode', inspection, restoreOffered: inspection.accepts.includes('RESTORE_BACKUP'), maxMiB: deps.config.restoreUploadBytes / 1048576, ...form },
+      status,
+    );
 
-  router.get(PATHS.setupMode, stepPage(step, (req, res, inspection) => renderMode(req, res, inspection)));
+  router.get(
+    PATHS.setupMode,
+    stepPage(step, (req, res, inspection) => renderMode(req, res, inspection)),
+  );
 
   router.post(
     PATHS.setupMode,

@@ -20,7 +20,10 @@ export function storageRoutes(deps: WebDeps): Router {
   const renderStorage = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>
     renderPage(deps, req, res, 'setup-wizard/crypto-storage', { title: 'Crypto storage', inspection, ...form }, status);
 
-  router.get(PATHS.cryptoStorage, stepPage(storageStep, (req, res, inspection) => renderStorage(req, res, inspection)));
+  router.get(
+    PATHS.cryptoStorage,
+    stepPage(storageStep, (req, res, inspection) => renderStorage(req, res, inspection)),
+  );
 
   router.post(
     PATHS.cryptoStorage,
@@ -65,7 +68,10 @@ export function hsmSetupRoutes(deps: WebDeps, router: Router, path: string, wiza
     );
   };
 
-  router.get(path, stepPage(step, (req, res, inspection) => render(req, res, inspection)));
+  router.get(
+    path,
+    stepPage(step, (req, res, inspection) => render(req, res, inspection)),
+  );
 
   router.post(
     path,
@@ -75,7 +81,8 @@ export function hsmSetupRoutes(deps: WebDeps, router: Router, path: string, wiza
       const { payload, secrets } = formEvent(req, 'SETUP_HSM');
       const values = { modulePath: payload.modulePath ?? '', label: payload.label ?? '', slot: payload.slot ?? '' };
       const missing = EVENT_SCHEMAS.SETUP_HSM.requires({ hsmType: hsmType === 'physical' ? 'physical' : 'softhsm' }).find((name) => !secrets[name]);
-      if (missing) return render(req, res, inspection, { values, errors: { [missing]: missing === 'pin' ? 'Enter the token’s user PIN.' : 'Enter the security officer (SO) PIN for the new token.' } }, 400);
+      if (missing)
+        return render(req, res, inspection, { values, errors: { [missing]: missing === 'pin' ? 'Enter the token’s user PIN.' : 'Enter the security officer (SO) PIN for the new token.' } }, 400);
       const { result, after } = await sendEvent(deps, req, 'SETUP_HSM', { ...payload, hsmType }, secrets);
       const failure = failureOf(result, { mainField: 'pin', fields: HSM_FIELDS });
       if (failure) return render(req, res, after ?? inspection, { values, errors: { [failure.field]: failure.message } }, failure.status);

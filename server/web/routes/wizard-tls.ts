@@ -38,15 +38,27 @@ export function tlsRoutes(deps: WebDeps): Router {
       status,
     );
 
-  router.get(PATHS.generateTls, stepPage(SELECT, (req, res, inspection) => renderGenerate(req, res, inspection)));
+  router.get(
+    PATHS.generateTls,
+    stepPage(SELECT, (req, res, inspection) => renderGenerate(req, res, inspection)),
+  );
 
   router.post(
     PATHS.generateTls,
     stepAction(SELECT, async (req, res, inspection) => {
       const text = field(req, 'subjectAltNames');
-      const subjectAltNames = text.split(/[\s,]+/).map((name) => name.trim()).filter(Boolean);
+      const subjectAltNames = text
+        .split(/[\s,]+/)
+        .map((name) => name.trim())
+        .filter(Boolean);
       if (subjectAltNames.length === 0) {
-        return renderGenerate(req, res, inspection, { values: { subjectAltNames: text }, errors: { subjectAltNames: 'Give at least one name (a DNS name or an IP address) the server is reached by.' } }, 400);
+        return renderGenerate(
+          req,
+          res,
+          inspection,
+          { values: { subjectAltNames: text }, errors: { subjectAltNames: 'Give at least one name (a DNS name or an IP address) the server is reached by.' } },
+          400,
+        );
       }
       const { result, after } = await sendEvent(deps, req, 'GENERATE_TLS', { subjectAltNames });
       const failure = failureOf(result, { mainField: 'subjectAltNames', fields: ['subjectAltNames'] });
@@ -59,7 +71,10 @@ export function tlsRoutes(deps: WebDeps): Router {
   const renderImport = (req: Request, res: Response, inspection: Inspection, form: FormState & { format?: string } = {}, status = 200) =>
     renderPage(deps, req, res, 'setup-wizard/import-tls', { title: 'Import a TLS server credential', inspection, maxKiB: MAX_INPUT_BYTES / 1024, format: 'pkcs12', ...form }, status);
 
-  router.get(PATHS.importTls, stepPage(SELECT, (req, res, inspection) => renderImport(req, res, inspection)));
+  router.get(
+    PATHS.importTls,
+    stepPage(SELECT, (req, res, inspection) => renderImport(req, res, inspection)),
+  );
 
   router.post(
     PATHS.importTls,
@@ -106,7 +121,10 @@ export function tlsRoutes(deps: WebDeps): Router {
     renderPage(deps, req, res, 'setup-wizard/tls-apply', { title: 'Apply the TLS server credential', inspection, served: served(), offered, ...form }, status);
   };
 
-  router.get(PATHS.tlsApply, stepPage(APPLY, (req, res, inspection) => renderApply(req, res, inspection)));
+  router.get(
+    PATHS.tlsApply,
+    stepPage(APPLY, (req, res, inspection) => renderApply(req, res, inspection)),
+  );
 
   router.post(
     PATHS.tlsApply,

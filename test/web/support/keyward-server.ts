@@ -23,7 +23,10 @@ export class KeywardServer {
   private logFile = '';
   port = 0;
 
-  constructor(name: string, private readonly extraEnv: NodeJS.ProcessEnv = {}) {
+  constructor(
+    name: string,
+    private readonly extraEnv: NodeJS.ProcessEnv = {},
+  ) {
     requireBuild();
     this.home = testDir(`web-${name}`);
     mkdirSync(this.tokenDir, { recursive: true });

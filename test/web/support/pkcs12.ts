@@ -15,7 +15,23 @@ export function makePkcs12(dir: string, password: string): { pkcs12: string; cer
   const certificate = join(dir, 'server.crt');
   const pkcs12 = join(dir, 'server.p12');
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
-  openssl(['req', '-x509', '-new', '-key', key, '-subj', '/CN=keyward web test', '-days', '30', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-addext', 'extendedKeyUsage=serverAuth', '-out', certificate]);
+  openssl([
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    key,
+    '-subj',
+    '/CN=keyward web test',
+    '-days',
+    '30',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-addext',
+    'extendedKeyUsage=serverAuth',
+    '-out',
+    certificate,
+  ]);
   openssl(['pkcs12', '-export', '-inkey', key, '-in', certificate, '-name', 'keyward web test', '-passout', 'stdin', '-out', pkcs12], `${password}\n`);
   return { pkcs12, certificate };
 }

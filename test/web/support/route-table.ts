@@ -32,7 +32,7 @@ export async function inspectApplication(home: string): Promise<{ routes: RouteE
     const server = createServer(web.deps.tls.options, web.app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const readyz = async () => (await fetchStatus(port, '/readyz'));
+    const readyz = async () => await fetchStatus(port, '/readyz');
     const readyzBeforeBoot = await readyz();
     await web.deps.watcher.poll();
     booted = true;

@@ -10,12 +10,18 @@ export function servedFingerprint(port: number): string {
   if (client.status !== 0) throw new Error(`openssl s_client failed (${client.status}): ${client.stderr.toString().slice(0, 500)}`);
   const x509 = spawnSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256'], { input: client.stdout, timeout: 20_000 });
   if (x509.status !== 0) throw new Error(`openssl x509 failed: ${x509.stderr.toString()}`);
-  return x509.stdout.toString().trim().replace(/^sha256 Fingerprint=/i, '');
+  return x509.stdout
+    .toString()
+    .trim()
+    .replace(/^sha256 Fingerprint=/i, '');
 }
 
 /** openssl's SHA-256 fingerprint of a PEM certificate file. */
 export function certificateFingerprint(certificateFile: string): string {
   const x509 = spawnSync('openssl', ['x509', '-in', certificateFile, '-noout', '-fingerprint', '-sha256']);
   if (x509.status !== 0) throw new Error(`openssl x509 failed: ${x509.stderr.toString()}`);
-  return x509.stdout.toString().trim().replace(/^sha256 Fingerprint=/i, '');
+  return x509.stdout
+    .toString()
+    .trim()
+    .replace(/^sha256 Fingerprint=/i, '');
 }

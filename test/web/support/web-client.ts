@@ -78,7 +78,12 @@ export class WebClient {
               const index = pair!.indexOf('=');
               this.cookies.set(pair!.slice(0, index).trim(), pair!.slice(index + 1).trim());
             }
-            resolve({ status: res.statusCode ?? 0, location: res.headers.location ? new URL(res.headers.location, url).toString() : null, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers });
+            resolve({
+              status: res.statusCode ?? 0,
+              location: res.headers.location ? new URL(res.headers.location, url).toString() : null,
+              body: Buffer.concat(chunks).toString('utf8'),
+              headers: res.headers,
+            });
           });
         },
       );
