@@ -3,9 +3,10 @@ import { dirname } from 'node:path';
 
 /**
  * Replaces a small file so that a crash leaves the old content or the new, never a torn one: written
- * beside it, flushed, renamed over it, and the rename itself flushed with the directory.
+ * beside it, flushed, renamed over it, and (unless the caller can lose the rename) the rename itself
+ * flushed with the directory.
  */
-export function writeFileDurably(path: string, text: string): void {
+export function writeFileDurably(path: string, text: string, options: { syncDirectory?: boolean } = {}): void {
   const temporary = `${path}.${process.pid}.tmp`;
   const fd = openSync(temporary, 'w', 0o600);
   try {
@@ -15,7 +16,7 @@ export function writeFileDurably(path: string, text: string): void {
     closeSync(fd);
   }
   renameSync(temporary, path);
-  syncDirectory(dirname(path));
+  if (options.syncDirectory ?? true) syncDirectory(dirname(path));
 }
 
 /** Makes the entries of a directory (a rename into it) durable. */

@@ -61,7 +61,9 @@ export function replaceMarks(home: string, marks: Record<string, Mark>): void {
 
 function save(home: string, file: MarkFile): void {
   mkdirSync(home, { recursive: true });
-  writeFileDurably(markPath(home), `${JSON.stringify(file, null, 2)}\n`);
+  // Written at every commit. A rename lost in a crash leaves the older, lower mark, which never refuses
+  // a good store: the directory need not be flushed each time.
+  writeFileDurably(markPath(home), `${JSON.stringify(file, null, 2)}\n`, { syncDirectory: false });
 }
 
 export class StoreBehindError extends KeywardError {

@@ -103,7 +103,7 @@ function outputOf<T>(event: MachineEvent): T {
   return event.output as T;
 }
 
-const errorOf = (event: MachineEvent): EffectError => ('error' in event ? event.error : { code: 'UNKNOWN', message: 'unknown failure' });
+const errorOf = (event: MachineEvent): EffectError => ('error' in event ? event.error : { code: 'EFFECT_FAILED', message: 'a step failed without saying why' });
 
 /**
  * A step of the wizard or of auto-restore: run the effect, go on to `onDone`; a failure goes back to
@@ -204,7 +204,8 @@ export const lifecycleMachine = setup({
     clearError: assign({ lastError: null }),
     recordError: assign(({ event }) => ({ lastError: { ...errorOf(event), at: 'at' in event ? event.at : '' } })),
     recordReason: assign((_, params: { reason: string }) => ({ reason: params.reason })),
-    recordFailure: assign(({ event }) => ({ reason: `${errorOf(event).code}: ${errorOf(event).message}` })),
+    // A sentence for the operator, the code as a detail.
+    recordFailure: assign(({ event }) => ({ reason: `${errorOf(event).message} (${errorOf(event).code})` })),
     recordTokenReason: assign(({ context }) => ({
       reason: `the token "${context.hsm?.label ?? '?'}" cannot be used: ${context.startup?.tokenProblem ?? 'it is not reachable'}`,
     })),
