@@ -51,13 +51,46 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   const port = typeof address === 'object' && address ? address.port : runtime.config.port;
   const host = runtime.config.host.includes(':') ? `[${runtime.config.host}]` : runtime.config.host;
   const url = `https://${host}:${port}/`;
+  let stopped = false;
+  let retry: NodeJS.Timeout | null = null;
+  const purge = setInterval(() => void deps.work.track(deps.sessions.purgeExpired().catch(() => 0)), SESSION_PURGE_MS);
+  purge.unref();
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  const stop = async (signal: string) => {
+    if (stopped) return;
+    stopped = true;
+    operator.say(`${signal}: shutting down (finishing the requests in flight)`);
+    if (retry) clearTimeout(retry);
+    clearInterval(purge);
+    // Stop accepting; idle keep-alive connections close now, busy ones after their response.
+    const closed = new Promise<void>((done) => server.close(() => done()));
+    server.closeIdleConnections();
+    const grace = setTimeout(() => server.closeAllConnections(), deps.config.shutdownGraceMs);
+    grace.unref();
+    await closed;
+    clearTimeout(grace);
+    // The database closes last: after the watcher's reading and every event this process applies.
+    await deps.watcher.stop();
+    if (!(await deps.work.drain(deps.config.shutdownGraceMs))) deps.logger.warn({ pending: deps.work.size }, 'shutting down with lifecycle work still running');
+    removePidFile(runtime.config.home);
+    try {
+      await runtime.close();
+      operator.say('stopped');
+      resolveExit(EXIT.OK);
+    } catch (error) {
+      deps.logger.error({ error: loggableError(error) }, 'closing the runtime failed');
+      resolveExit(EXIT.ERROR);
+    }
+  };
+  // Before the server says it serves: from then on a SIGTERM shuts down cleanly.
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
   operator.serving(url, deps.tls.fingerprintSha256);
   writePidFile(runtime.config.home);
 
   // The delays the machine names (`bootAfter` in a state's meta), from the configuration.
   const delays: Record<string, number> = { outageRetry: runtime.config.outageRetrySeconds * 1000 };
-  let retry: NodeJS.Timeout | null = null;
-  let stopped = false;
   // Armed from whatever state the watcher reads, the one persisted before this process started included.
   const armRetry = (state: string) => {
     const delay = bootRetryDelayOf(state);
@@ -95,41 +128,8 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     }
   });
   await deps.watcher.poll();
+  if (stopped) return exited;
   deps.watcher.start();
 
-  const purge = setInterval(() => void deps.work.track(deps.sessions.purgeExpired().catch(() => 0)), SESSION_PURGE_MS);
-  purge.unref();
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      operator.say(`${signal}: shutting down (finishing the requests in flight)`);
-      stopped = true;
-      if (retry) clearTimeout(retry);
-      clearInterval(purge);
-      // Stop accepting; idle keep-alive connections close now, busy ones after their response.
-      const closed = new Promise<void>((done) => server.close(() => done()));
-      server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), deps.config.shutdownGraceMs);
-      grace.unref();
-      await closed;
-      clearTimeout(grace);
-      // The database closes last: after the watcher's reading and every event this process applies.
-      await deps.watcher.stop();
-      if (!(await deps.work.drain(deps.config.shutdownGraceMs))) deps.logger.warn({ pending: deps.work.size }, 'shutting down with lifecycle work still running');
-      removePidFile(runtime.config.home);
-      try {
-        await runtime.close();
-        operator.say('stopped');
-        resolve(EXIT.OK);
-      } catch (error) {
-        deps.logger.error({ error: loggableError(error) }, 'closing the runtime failed');
-        resolve(EXIT.ERROR);
-      }
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
-  });
+  return exited;
 }

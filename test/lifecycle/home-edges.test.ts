@@ -306,3 +306,20 @@ it('a store that went back in time is refused at BOOT against the high-water mar
   expect(cli.run(['boot']).status).toBe(0);
   expect(await deviceNames(cli)).toEqual(OLD);
 });
+
+it('a SIGTERM the moment the server says it serves shuts it down cleanly: exit 0, no pid file left', async () => {
+  const cli = copyOfSource('edges-early-sigterm');
+  const child = cli.spawn(['start'], { KEYWARD_PORT: '0', KEYWARD_HOST: '127.0.0.1' });
+  servers.push(child);
+  child.stdin!.end();
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let output = '';
+  let sent = false;
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    if (!sent && /keyward: serving https:/.test(output)) sent = child.kill('SIGTERM');
+  });
+  const result = await exited;
+  expect({ ...result, output }).toEqual({ code: 0, signal: null, output: expect.stringContaining('stopped') });
+  expect(existsSync(join(cli.home, 'keyward.pid'))).toBe(false);
+});
