@@ -3,7 +3,7 @@ import * as archiveKeys from '../../backup/archive-keys';
 import { DatabaseBackup, verifyArchive, type ArchiveManifest } from '../../backup';
 import { writeArchive } from '../../backup/archive-writer';
 import { restoreArchive } from '../../effects/restore-service';
-import { latestSchemaVersion, migrateToLatest, openDatabase } from '../../db/database';
+import { DatabaseConfig, latestSchemaVersion, migrateToLatest, openDatabase } from '../../db/database';
 import { engines, freshDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
@@ -59,6 +59,16 @@ it('a manifest version this keyward does not know is refused', async () => {
   await expect(verifyArchive(archive, passphrase)).rejects.toMatchObject({ code: 'ARCHIVE_VERSION_UNSUPPORTED' });
 });
 
+/** The device names a restored database holds. */
+async function deviceNames(config: DatabaseConfig): Promise<string[]> {
+  const db = openDatabase(config);
+  try {
+    return (await db('devices').pluck('name')) as string[];
+  } finally {
+    await db.destroy();
+  }
+}
+
 describe.each(engines())('restore of an SQLite archive onto %s', (engine) => {
   afterEach(() => jest.restoreAllMocks());
 
@@ -71,12 +81,7 @@ describe.each(engines())('restore of an SQLite archive onto %s', (engine) => {
     try {
       const home = testDir('older-home');
       await restoreArchive({ home, tlsDir: join(home, 'tls'), database: target.config, appVersion: '999.0.0' }, archive, passphrase);
-      const db = openDatabase(target.config);
-      try {
-        expect(await db('devices').pluck('name')).toEqual(['router-1']);
-      } finally {
-        await db.destroy();
-      }
+      expect(await deviceNames(target.config)).toEqual(['router-1']);
     } finally {
       await target.drop();
     }
@@ -91,12 +96,7 @@ describe.each(engines())('restore of an SQLite archive onto %s', (engine) => {
       const report = await restoreArchive({ home, tlsDir: join(home, 'tls'), database: target.config, appVersion: '999.0.0' }, archive, passphrase);
       expect(derive).toHaveBeenCalledTimes(1);
       expect(report.manifest.schemaVersion).toBe(await latestSchemaVersion());
-      const db = openDatabase(target.config);
-      try {
-        expect(await db('devices').pluck('name')).toEqual(['router-1']);
-      } finally {
-        await db.destroy();
-      }
+      expect(await deviceNames(target.config)).toEqual(['router-1']);
     } finally {
       await target.drop();
     }

@@ -3,20 +3,12 @@ import { webcrypto } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { TlsInputError, TlsMaterial, importPemFiles } from '../../tls';
+import { TlsMaterial, importPemFiles } from '../../tls';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
 import { Ca, ecKey, issueLeaf, makeCa, openssl, opensslFingerprint, opensslNotAfter, opensslNotBefore, rsaKey, selfSigned } from './openssl-cli';
 import { probeTls } from './tls-probe';
-
-async function inputError(promise: Promise<unknown>): Promise<TlsInputError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TlsInputError);
-  return error as TlsInputError;
-}
+import { inputError } from './input-error';
 
 /** A self-signed certificate with chosen dates, which OpenSSL 3.0's command line cannot make. */
 async function datedCertificate(dir: string, name: string, notBefore: Date, notAfter: Date): Promise<{ keyFile: string; certificateFile: string }> {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OpensslSpawn, TlsInputError, WRONG_PKCS12_PASSWORD, importPkcs12, observeOpensslSpawns } from '../../tls';
+import { OpensslSpawn, WRONG_PKCS12_PASSWORD, importPkcs12, observeOpensslSpawns } from '../../tls';
 import { testDir } from '../support/run-dir';
 import { newSecret } from '../support/secrets';
 import { Ca, ecKey, exportPkcs12, issueLeaf, makeCa, openssl, opensslFingerprint, opensslNotAfter, opensslStatus, rsaKey, selfSigned } from './openssl-cli';
 import { probeTls } from './tls-probe';
+import { inputError } from './input-error';
 
 interface SeenProcess extends OpensslSpawn {
   cmdline: string;
@@ -30,15 +31,6 @@ async function watchSpawns<T>(action: () => Promise<T>): Promise<{ result: T | E
   } finally {
     stop();
   }
-}
-
-async function inputError(promise: Promise<unknown>): Promise<TlsInputError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TlsInputError);
-  return error as TlsInputError;
 }
 
 describe('importPkcs12', () => {
