@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { KeyCustodyError } from '../hsm/errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import { DEK_LENGTH, Dek, KEY_ID_LENGTH } from './dek-keyring';
 import { ARGON2_VERSION, derivePasswordKeys } from './password-keys';
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { KeyCustodyError } from '../hsm/errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 
 export const DEK_LENGTH = 32;
 export const KEY_ID_LENGTH = 8;

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
-import { KeyCustodyError } from '../hsm/errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import { DekKeyring, KEY_ID_LENGTH } from './dek-keyring';
 
 export const FIELD_FORMAT_VERSION = 1;

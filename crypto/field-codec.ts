@@ -1,4 +1,4 @@
-import { KeyCustodyError } from '../hsm/errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import type { DekKeyring } from './dek-keyring';
 import { FIELD_FORMAT_VERSION, FieldAead } from './field-aead';
 import { decryptTrustpointField } from './trustpoint-legacy';

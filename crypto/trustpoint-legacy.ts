@@ -1,5 +1,5 @@
 import { createDecipheriv } from 'node:crypto';
-import { KeyCustodyError } from '../hsm/errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import { decodeBase64Strict } from './base64';
 
 const NONCE_LENGTH = 12;

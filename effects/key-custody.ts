@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Store } from '../db/store';
 import type { KdfParams } from '../crypto/backup-copy';
 import { DekKeyring } from '../crypto/dek-keyring';
-import { KeyCustodyError } from '../hsm/errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import { KeyHierarchy } from '../hsm/key-hierarchy';
 import { parsePinSource } from '../hsm/pin-source';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';

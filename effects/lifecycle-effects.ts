@@ -4,7 +4,7 @@ import { DatabaseConfig, migrateToLatest } from '../db/database';
 import { safeErrorMessage } from '../db/driver-errors';
 import { KeywardError } from '../errors/keyward-error';
 import { ValidationError } from '../db/validation';
-import { isKeyCustodyError, KeyCustodyError } from '../hsm/errors';
+import { isKeyCustodyError, KeyCustodyError } from '../errors/key-custody-error';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../hsm/pkcs11-module';
 import { mapPkcs11Error } from '../hsm/pkcs11-token';

@@ -1,5 +1,5 @@
 import { isSchemaPresent, pendingMigrations } from '../db/database';
-import { isKeyCustodyError } from '../hsm/errors';
+import { isKeyCustodyError } from '../errors/key-custody-error';
 import { isHsmStorage } from '../hsm/storage-type';
 import { isTokenProblem } from '../machines/lifecycle-machine';
 import type { StartupContext } from '../machines/startup-context';

@@ -1,4 +1,4 @@
-import { KeyCustodyError } from './errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import { createBackupCopy, DEFAULT_KDF, DEFAULT_KDF_CEILING, KdfParams, openBackupCopy, readBackupCopyParams } from '../crypto/backup-copy';
 import { Dek, DekKeyring, generateDek } from '../crypto/dek-keyring';
 import type { KeyWrapper, WrappedKey } from './key-wrapper';

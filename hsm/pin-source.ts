@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { KeyCustodyError } from './errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 
 /**
  * Where a PIN comes from. Never a command-line argument: arguments are visible to every user of

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
-import { isKeyCustodyError, KeyCustodyError } from './errors';
+import { isKeyCustodyError, KeyCustodyError } from '../errors/key-custody-error';
 import type { KeyWrapper, WrapMechanism, WrappedKey, WrappingKeyId } from './key-wrapper';
 import { pkcs11Code } from './pkcs11-module';
 import { explainPkcs11Error, INTEGRITY_FAILURES, returnValueName, TEMPLATE_REFUSALS, UNSPECIFIED_FAILURES } from './pkcs11-return-codes';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
-import { KeyCustodyError } from './errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 
 /**
  * A loaded PKCS#11 library, one per module path for the whole process: pkcs11js cannot

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
-import { KeyCustodyError, isKeyCustodyError } from './errors';
+import { KeyCustodyError, isKeyCustodyError } from '../errors/key-custody-error';
 import type { WrappingKeyId } from './key-wrapper';
 import { describePinSource, PinSource, readPin } from './pin-source';
 import { KeptSession, Pkcs11Module, TokenScan, pkcs11Code } from './pkcs11-module';

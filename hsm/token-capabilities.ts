@@ -1,5 +1,5 @@
 import * as pkcs11js from 'pkcs11js';
-import { KeyCustodyError } from './errors';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import type { WrapMechanism } from './key-wrapper';
 import { Pkcs11Module } from './pkcs11-module';
 import { PinLimits, pinLimitsOf } from './token-pin-limits';

@@ -14,7 +14,7 @@
 import { join } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import { loadScriptExitCodes } from '../effects/script-exit-codes';
-import { isKeyCustodyError } from '../hsm/errors';
+import { isKeyCustodyError } from '../errors/key-custody-error';
 import { readPin } from '../hsm/pin-source';
 import { Pkcs11Module, describe, pkcs11Code } from '../hsm/pkcs11-module';
 import { initializeToken, TokenInitError } from '../hsm/token-init';

@@ -2,7 +2,7 @@ import { createDecipheriv, createHash, hkdfSync } from 'node:crypto';
 import * as argon2 from 'argon2';
 import { BACKUP_COPY_LENGTH, createBackupCopy, DEFAULT_KDF_CEILING, openBackupCopy, readBackupCopyParams } from '../../crypto/backup-copy';
 import { generateDek } from '../../crypto/dek-keyring';
-import { KeyCustodyError } from '../../hsm/errors';
+import { KeyCustodyError } from '../../errors/key-custody-error';
 import { newSecret } from '../support/secrets';
 
 /** docs/formats.md §3 with the argon2 library and Node's crypto, not keyward's code. */

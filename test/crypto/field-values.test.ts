@@ -1,6 +1,6 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { DekKeyring, GCM_ENCRYPTION_LIMIT, generateDek } from '../../crypto/dek-keyring';
-import { KeyCustodyError } from '../../hsm/errors';
+import { KeyCustodyError } from '../../errors/key-custody-error';
 import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec } from '../../crypto/field-codec';
 import { decryptPerDocs } from '../support/field-format';
 

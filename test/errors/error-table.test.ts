@@ -12,7 +12,7 @@ import { RestoreError } from '../../effects/restore-service';
 import { loadScriptExitCodes } from '../../effects/script-exit-codes';
 import { TlsInputError } from '../../tls/errors';
 import { asKeywardError, ERRORS, ErrorCode, EXIT, EXIT_CODES, KeywardError, scriptErrorCode } from '../../errors/keyward-error';
-import { KeyCustodyError } from '../../hsm/errors';
+import { KeyCustodyError } from '../../errors/key-custody-error';
 import { EventPayloadError } from '../../machines/events';
 import { PROJECT_ROOT } from '../../server/config';
 import { StoreMissingError } from '../../server/home-guard';

@@ -1,6 +1,6 @@
 import { createCipheriv } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
-import { KeyCustodyError } from '../../hsm/errors';
+import { KeyCustodyError } from '../../errors/key-custody-error';
 import { Pkcs11KeyWrapper } from '../../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { mapPkcs11Error, Pkcs11Token } from '../../hsm/pkcs11-token';

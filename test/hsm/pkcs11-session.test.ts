@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { KeyCustodyError } from '../../hsm/errors';
+import { KeyCustodyError } from '../../errors/key-custody-error';
 import { Pkcs11KeyWrapper } from '../../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { Pkcs11Token } from '../../hsm/pkcs11-token';

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
-import { KeyCustodyError } from '../../hsm/errors';
+import { KeyCustodyError } from '../../errors/key-custody-error';
 import type { WrappedKey } from '../../hsm/key-wrapper';
 import { Pkcs11KeyWrapper } from '../../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';

@@ -1,4 +1,4 @@
-import { KeywardError } from '../errors/keyward-error';
+import { KeywardError } from './keyward-error';
 
 /**
  * Every failure of the key hierarchy has its own code, so that callers (the machine, the CLI,
