@@ -43,7 +43,7 @@ function restrictedSoftHsm(name: string, mechanisms: string | null) {
 }
 
 /** A token object with a known value, so that a blob can be opened in software as docs/formats.md says. */
-function knownKek(pkcs11: Pkcs11Token, label: string, value: Buffer): void {
+function knownKek(pkcs11: Pkcs11Token, label: string, value: Buffer, id: Buffer = Buffer.from('0a0b0c0d', 'hex')): void {
   pkcs11.withSession((api, session) =>
     api.C_CreateObject(session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -51,7 +51,7 @@ function knownKek(pkcs11: Pkcs11Token, label: string, value: Buffer): void {
       { type: pkcs11js.CKA_TOKEN, value: true },
       { type: pkcs11js.CKA_PRIVATE, value: true },
       { type: pkcs11js.CKA_LABEL, value: label },
-      { type: pkcs11js.CKA_ID, value: Buffer.from('0a0b0c0d', 'hex') },
+      { type: pkcs11js.CKA_ID, value: id },
       { type: pkcs11js.CKA_VALUE, value },
       { type: pkcs11js.CKA_WRAP, value: true },
       { type: pkcs11js.CKA_UNWRAP, value: true },
@@ -201,19 +201,7 @@ describe("openCryptoki's software token (CKM_AES_CBC_PAD only)", () => {
     // A wrong KEK: another AES key under the same label and even the same CKA_ID (an operator's import).
     const sameId = pkcs11.withSession((api, session) => api.C_GetAttributeValue(session, pkcs11.requireKek(api, session).handle, [{ type: pkcs11js.CKA_ID }])[0]!.value);
     const other = new Pkcs11Token({ ...token.config, kekLabel: 'other-kek' });
-    pkcs11.withSession((api, session) =>
-      api.C_CreateObject(session, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_LABEL, value: 'other-kek' },
-        { type: pkcs11js.CKA_ID, value: sameId },
-        { type: pkcs11js.CKA_VALUE, value: Buffer.alloc(32, 0x5a) },
-        { type: pkcs11js.CKA_WRAP, value: true },
-        { type: pkcs11js.CKA_UNWRAP, value: true },
-      ]),
-    );
+    knownKek(pkcs11, 'other-kek', Buffer.alloc(32, 0x5a), sameId);
     const wrong = await expectCode(new Pkcs11KeyWrapper(other).unwrap({ ...wrapped, kek: { ...wrapped.kek, label: 'other-kek' } }), 'KEK_REPLACED');
     expect(wrong.message).toMatch(/check value differs/);
   });
