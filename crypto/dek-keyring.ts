@@ -44,16 +44,36 @@ export class DekKeyring {
     if (existing && !existing.key.equals(dek.key)) {
       throw new KeyCustodyError('DEK_KEY_ID_MISMATCH', `two different DEKs claim key id ${dek.keyId}`);
     }
-    this.entries.set(dek.keyId, { key: Buffer.from(dek.key), encryptions: Math.max(encryptions, existing?.encryptions ?? 0) });
-    if (makeCurrent) {
-      this.currentId = dek.keyId;
-      this.currentBytes = { keyIdBytes: Buffer.from(dek.keyId, 'hex'), key: this.entries.get(dek.keyId)!.key };
-    }
+    if (existing) existing.encryptions = Math.max(encryptions, existing.encryptions);
+    else this.entries.set(dek.keyId, { key: Buffer.from(dek.key), encryptions });
+    if (makeCurrent) this.makeCurrent(dek.keyId);
   }
 
   /** The current DEK and its id as bytes, or null when locked. */
   get currentDek(): CurrentDek | null {
     return this.currentBytes;
+  }
+
+  /** Makes an installed DEK the one new values are written with (a promotion, here or in another process). */
+  makeCurrent(keyId: string): void {
+    const entry = this.entries.get(keyId);
+    if (!entry) throw new KeyCustodyError('DEK_UNAVAILABLE', `DEK ${keyId} is not loaded: it cannot become the current DEK`);
+    this.currentId = keyId;
+    this.currentBytes = { keyIdBytes: Buffer.from(keyId, 'hex'), key: entry.key };
+  }
+
+  /** Forgets one DEK (retired) and overwrites its bytes; the current one cannot be forgotten. */
+  forget(keyId: string): void {
+    if (keyId === this.currentId) throw new Error(`DEK ${keyId} is the current DEK: promote another first`);
+    const entry = this.entries.get(keyId);
+    if (!entry) return;
+    entry.key.fill(0);
+    this.entries.delete(keyId);
+  }
+
+  /** The key ids held, the current one among them. */
+  keyIds(): string[] {
+    return [...this.entries.keys()];
   }
 
   has(keyId: string): boolean {

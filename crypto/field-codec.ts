@@ -56,7 +56,21 @@ export class EncryptedFieldCodec implements FieldCodec {
       }
       return this.aead.decryptUtf8(stored, associatedData(field));
     }
-    return decryptTrustpointField(typeof stored === 'string' ? stored : stored.toString('latin1'), this.keyring.currentKey());
+    // Trustpoint's format names no key: the current DEK first, then (during a rotation) the others.
+    const text = typeof stored === 'string' ? stored : stored.toString('latin1');
+    const others = this.keyring.keyIds().filter((keyId) => keyId !== this.keyring.current);
+    try {
+      return decryptTrustpointField(text, this.keyring.currentKey());
+    } catch (error) {
+      for (const keyId of others) {
+        try {
+          return decryptTrustpointField(text, this.keyring.key(keyId));
+        } catch {
+          // not this one either
+        }
+      }
+      throw error;
+    }
   }
 }
 

@@ -46,8 +46,18 @@ export interface KeyMaterialRow {
   kek_id: string | null;
   backup_copy: Buffer | null;
   gcm_encryptions: number | string;
+  state: string;
+  kek_created_at: string | null;
+  retired_at: string | null;
   created_at: string;
   updated_at: string;
+}
+
+export interface BackupKeyRow {
+  id: number;
+  public_key: Buffer;
+  record: Buffer;
+  created_at: string;
 }
 
 export interface TlsCredentialRow {

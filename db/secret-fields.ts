@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { DekKeyring } from '../crypto/dek-keyring';
 import { EncryptedFieldCodec, FieldCodec, PlaintextFieldCodec, StoredField } from '../crypto/field-codec';
 import { isHsmStorage, StorageType } from '../hsm/storage-type';
+import { isKeyCustodyError, KeyCustodyError } from '../errors/key-custody-error';
 import { ValidationError } from './validation';
 import type { KeyMaterialRepository } from './repositories/key-material-repository';
 import type { StorageConfigRepository } from './repositories/storage-config-repository';
@@ -12,6 +13,7 @@ export const SECRET_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   credentials: ['private_key'],
   tls_server_credentials: ['private_key'],
   custody_canary: ['value'],
+  log_chain_keys: ['sealed_key'],
 };
 
 /** Rows that mean nothing once their secret cannot be read: they are deleted rather than kept dead. */
@@ -42,27 +44,54 @@ export class SecretFields {
     return isHsmStorage(await this.storage.storageType(trx)) ? this.encrypted : this.plaintext;
   }
 
+  /**
+   * Loads the keyset again when another process rotated it (a DEK this keyring lacks, or a
+   * promotion it missed); set by the key custody, which holds the KEK.
+   */
+  reloadKeyset: (() => Promise<void>) | null = null;
+
   async seal<K extends string>(trx: Knex, table: string, values: Values<K>): Promise<Stored<K>> {
     const codec = await this.codec(trx);
-    const sealed = {} as Stored<K>;
-    let encryptions = 0;
-    for (const column of Object.keys(values) as K[]) {
-      const value = values[column];
-      sealed[column] = value === null ? null : codec.seal(value, { table, column });
-      if (value !== null && codec.encrypts) encryptions += 1;
+    for (let attempt = 0; ; attempt++) {
+      const keyId = this.keyring.current;
+      const sealed = {} as Stored<K>;
+      let encryptions = 0;
+      for (const column of Object.keys(values) as K[]) {
+        const value = values[column];
+        sealed[column] = value === null ? null : codec.seal(value, { table, column });
+        if (value !== null && codec.encrypts) encryptions += 1;
+      }
+      if (encryptions === 0) return sealed;
+      try {
+        // The count is the fence: it commits only while the DEK sealed with is still the primary.
+        if (keyId !== this.keyring.current) throw new KeyCustodyError('DEK_NOT_PRIMARY', `the keyring moved from DEK ${keyId} while sealing`);
+        await this.keyMaterial.addEncryptions(keyId!, encryptions, trx);
+        return sealed;
+      } catch (error) {
+        if (!isKeyCustodyError(error) || error.code !== 'DEK_NOT_PRIMARY' || attempt > 0 || !this.reloadKeyset) throw error;
+        await this.reloadKeyset();
+      }
     }
-    if (encryptions > 0) await this.keyMaterial.addEncryptions(this.keyring.current!, encryptions, trx);
-    return sealed;
   }
 
   async open<K extends string>(table: string, row: Stored<K>, columns: readonly K[]): Promise<Values<K>> {
     const codec = await this.codec();
-    const opened = {} as Values<K>;
-    for (const column of columns) {
-      const value = row[column];
-      opened[column] = value === null || value === undefined ? null : codec.open(value, { table, column });
+    const openAll = () => {
+      const opened = {} as Values<K>;
+      for (const column of columns) {
+        const value = row[column];
+        opened[column] = value === null || value === undefined ? null : codec.open(value, { table, column });
+      }
+      return opened;
+    };
+    try {
+      return openAll();
+    } catch (error) {
+      // A value under a DEK another process added since this keyring was loaded.
+      if (!isKeyCustodyError(error) || error.code !== 'DEK_UNAVAILABLE' || this.keyring.current === null || !this.reloadKeyset) throw error;
+      await this.reloadKeyset();
+      return openAll();
     }
-    return opened;
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { DekKeyring } from '../crypto/dek-keyring';
 import { ConfigCache } from './config-cache';
+import { DekReencryption } from './dek-reencryption';
 import { DatabaseConfig, openDatabase, openReader } from './database';
 import { AdminUserRepository } from './repositories/admin-user-repository';
 import { AppVersionRepository } from './repositories/app-version-repository';
@@ -10,6 +11,7 @@ import { CredentialRepository } from './repositories/credential-repository';
 import { DeviceRepository } from './repositories/device-repository';
 import { KeyMaterialRepository } from './repositories/key-material-repository';
 import { LifecycleRepository } from './repositories/lifecycle-repository';
+import { LogChainKeyRepository } from './repositories/log-chain-key-repository';
 import { StorageConfigRepository } from './repositories/storage-config-repository';
 import { TlsCredentialRepository } from './repositories/tls-credential-repository';
 import { SecretFields } from './secret-fields';
@@ -32,6 +34,8 @@ export class Store {
   readonly admins: AdminUserRepository;
   readonly lifecycle: LifecycleRepository;
   readonly canary: CanaryRepository;
+  readonly reencryption: DekReencryption;
+  readonly logChainKeys: LogChainKeyRepository;
   /** Storage type, token configuration and key material between lifecycle versions (off until enabled). */
   readonly cache = new ConfigCache();
 
@@ -51,6 +55,8 @@ export class Store {
     this.admins = new AdminUserRepository(db);
     this.lifecycle = new LifecycleRepository(db, reader);
     this.canary = new CanaryRepository(db, this.secrets);
+    this.reencryption = new DekReencryption(db, reader, this.secrets, this.keyMaterial, keyring);
+    this.logChainKeys = new LogChainKeyRepository(reader, this.secrets);
   }
 
   static open(config: DatabaseConfig, keyring: DekKeyring): Store {

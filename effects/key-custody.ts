@@ -32,6 +32,7 @@ export class KeyCustody {
     readonly config: CustodyConfig,
   ) {
     this.hierarchy = new KeyHierarchy(store.keyMaterial, keyring, config.kdf, config.kdfCeiling);
+    store.secrets.reloadKeyset = () => this.reloadKeyset();
   }
 
   get userPinFile(): string {
@@ -68,6 +69,16 @@ export class KeyCustody {
     if (this.keyring.current !== null) return;
     if (!isHsmStorage(await this.store.storage.storageType())) return;
     if (!(await this.store.keyMaterial.current())) return;
-    await this.hierarchy.unwrapDek(await this.wrapper());
+    await this.hierarchy.unwrapKeyset(await this.wrapper());
+  }
+
+  /**
+   * Brings a loaded keyring up to the stored keyset: another process (the CLI, a replica) may have
+   * added, promoted or retired a DEK. Only DEKs this keyring lacks are unwrapped.
+   */
+  async reloadKeyset(): Promise<void> {
+    if (this.keyring.current === null || !isHsmStorage(await this.store.storage.storageType())) return;
+    this.store.keyMaterial.forgetReadings();
+    await this.hierarchy.unwrapKeyset(await this.wrapper());
   }
 }

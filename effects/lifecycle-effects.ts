@@ -13,6 +13,7 @@ import type { EffectContext, EffectError, EffectInput, EffectName, EffectOutput,
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength } from './password-policy';
 import { isBackupArchiveError } from '../backup/archive-errors';
+import { keyRotationEffects } from './key-rotation-effects';
 import { setUpToken } from './token-setup';
 import { TlsInputError } from '../tls/errors';
 import { parseSubjectAltNames } from '../tls/subject-alt-names';
@@ -56,6 +57,7 @@ export class LifecycleEffects implements EffectRunner {
     private readonly config: EffectsConfig,
   ) {
     this.implementations = {
+      ...keyRotationEffects(custody, config.secretsDir),
       migrateDatabase: async ({ appVersion }) => {
         const applied = await migrateToLatest(this.store.db);
         await this.store.appVersion.set(appVersion);

@@ -27,7 +27,10 @@ export type KeyCustodyErrorCode =
   | 'FIELD_FORMAT_UNKNOWN'
   | 'DEK_UNAVAILABLE'
   | 'DEK_KEY_ID_MISMATCH'
-  | 'DEK_USAGE_EXHAUSTED';
+  | 'DEK_USAGE_EXHAUSTED'
+  | 'DEK_NOT_PRIMARY'
+  | 'BACKUP_KEY_MISSING'
+  | 'ROTATION_REFUSED';
 
 export class KeyCustodyError extends KeywardError {
   declare readonly code: KeyCustodyErrorCode;

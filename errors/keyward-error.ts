@@ -82,6 +82,9 @@ const keyCustody = {
   DEK_UNAVAILABLE: entry('ERROR', 503, 'DEK unavailable', 'The data-encryption key is not in memory.'),
   DEK_KEY_ID_MISMATCH: entry('ERROR', 500, 'Wrong DEK', 'A value was encrypted under another data-encryption key.'),
   DEK_USAGE_EXHAUSTED: entry('ERROR', 500, 'DEK used up', 'The data-encryption key has reached its limit of encryptions.'),
+  DEK_NOT_PRIMARY: entry('CONFLICT', 409, 'Keyset rotated', 'Another process made a new data-encryption key the primary one; the write was not made.'),
+  BACKUP_KEY_MISSING: entry('REFUSED', 409, 'Backup copy too old', 'The backup copy of the DEK is in the one-DEK format: change the backup password once before rotating the DEK.'),
+  ROTATION_REFUSED: entry('REFUSED', 409, 'Rotation refused', 'The keys cannot be rotated now. Nothing was changed.'),
 } satisfies Record<string, ErrorEntry>;
 
 /** The archive's format and the restore: each maps to the archive exit codes 10–16 as before. */

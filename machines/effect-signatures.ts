@@ -32,6 +32,18 @@ export interface EffectSignatures {
   recoverDek: { input: Record<string, never>; output: { dekKeyId: string; kekId: string } };
   /** Replaces the whole store with an archive's: the machine goes to `restored` (BOOT is next), where the engine ends the event. */
   restoreBackup: { input: { path: string }; output: { storeReplaced: true; quarantine: string } };
+  /** KEK rotation: `keyId` is the new KEK's CKA_ID (reused: an interrupted run had made it). */
+  generateNextKek: { input: Record<string, never>; output: { keyId: string; reused: boolean } };
+  wrapKeysetUnderKek: { input: { keyId: string }; output: { kekId: string; dekKeyIds: string[] } };
+  /** Destroys every KEK (by label) that no live wrapped DEK names: the old one after a rotation, the new one in a roll-back. */
+  destroyUnreferencedKeks: { input: Record<string, never>; output: { destroyed: string[]; kept: string } };
+  /** DEK rotation: `keyId` is the new DEK's key id. */
+  addDek: { input: Record<string, never>; output: { keyId: string; reused: boolean } };
+  promoteDek: { input: { keyId: string }; output: { keyId: string } };
+  reencryptValues: { input: { keyId: string }; output: { values: number; batches: number } };
+  retireOldDeks: { input: { keyId: string }; output: { retired: string[] } };
+  changeBackupPassword: { input: { authorizeWith: 'backup_password' | 'admin'; username: string | null }; output: { kdf: string; dekKeyIds: string[] } };
+  changeTokenPin: { input: Record<string, never>; output: { changed: true } };
 }
 
 export type EffectName = keyof EffectSignatures;
@@ -56,6 +68,15 @@ export interface EffectContext {
   secrets: EventSecrets;
   /** Named points inside an effect; crash tests stop the process at them. */
   checkpoint: (name: string) => Promise<void>;
+  /** How far a long effect has come (the DEK re-encryption job); the CLI draws a progress bar from it. */
+  progress: (report: EffectProgress) => void;
+}
+
+export interface EffectProgress {
+  done: number;
+  total: number;
+  /** What is counted ("values"). */
+  unit: string;
 }
 
 /** Runs the machine's effects; each one idempotent, since a crash may make it run again. */

@@ -14,6 +14,7 @@ import type { StartupContext } from './startup-context';
  * stay pure. The schemas are pure (no I/O): the machine imports this file.
  */
 export type HsmType = 'softhsm' | 'physical';
+export type PasswordChangeAuthority = 'backup_password' | 'admin';
 
 const MAX_PATH = 4096;
 const TOKEN_LABEL = /^[\x20-\x7e]{1,32}$/;
@@ -119,6 +120,26 @@ export const EVENT_SCHEMAS = {
     secrets: ['password'],
   },
   SUBMIT_BACKUP_PASSWORD: { payload: NO_PAYLOAD, secrets: ['password'] },
+  // The key lifecycle (docs/lifecycle.md "Key rotation"): operational only, the server keeps serving.
+  ROTATE_KEK: { payload: NO_PAYLOAD, secrets: [] },
+  ROTATE_DEK: { payload: NO_PAYLOAD, secrets: [] },
+  CHANGE_BACKUP_PASSWORD: {
+    payload: z.object({
+      // Who vouches for the change: whoever knows the current backup password, or an administrator
+      // (their own password) while the keyset is loaded.
+      authorizeWith: anyValue.transform((value, ctx): PasswordChangeAuthority => {
+        if (value === undefined || value === null || value === '') return 'backup_password';
+        return value === 'backup_password' || value === 'admin' ? value : fail(ctx, 'authorizeWith must be backup_password or admin');
+      }),
+      username: anyValue.transform((value, ctx): string | null => {
+        if (value === undefined || value === null || value === '') return null;
+        return typeof value === 'string' && USERNAME.test(value) ? value : fail(ctx, 'username may hold letters, digits and . _ @ - only');
+      }),
+    }),
+    secrets: ['password', 'currentPassword', 'adminPassword'],
+    requires: (payload: { authorizeWith: PasswordChangeAuthority }) => (payload.authorizeWith === 'admin' ? ['password', 'adminPassword'] : ['password', 'currentPassword']),
+  },
+  CHANGE_TOKEN_PIN: { payload: NO_PAYLOAD, secrets: ['pin'] },
   DECLARE_TOKEN_LOST: { payload: NO_PAYLOAD, secrets: [] },
   ACKNOWLEDGE_LOG_BREAK: {
     payload: z.object({

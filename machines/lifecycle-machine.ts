@@ -11,7 +11,7 @@ import { RestoreScenario, restoreScenario, VersionScenario, versionScenario } fr
  * Pure: no I/O, no clock. Effects are named invokes that the lifecycle engine runs and persists
  * around; guards read only the context and the event.
  */
-export const MACHINE_VERSION = 2;
+export const MACHINE_VERSION = 3;
 
 export interface HsmChoice {
   hsmType: HsmType;
@@ -19,6 +19,20 @@ export interface HsmChoice {
   label: string;
   slot: number | null;
 }
+
+/**
+ * A key rotation under way (docs/lifecycle.md "Key rotation"): which one, the step it has reached
+ * and the new key's id once it exists, so that a BOOT or a retried event finishes it from there.
+ */
+export interface KeyRotation {
+  kind: 'kek' | 'dek';
+  step: KekRotationStep | DekRotationStep;
+  /** The new KEK's CKA_ID (hex) or the new DEK's key id. */
+  newKeyId: string | null;
+  startedAt: string;
+}
+export type KekRotationStep = 'generating' | 'wrapping' | 'destroyingOldKek';
+export type DekRotationStep = 'adding' | 'promoting' | 'reencrypting' | 'retiring';
 
 export interface LifecycleContext {
   startup: StartupContext | null;
@@ -39,6 +53,7 @@ export interface LifecycleContext {
   acknowledgedLogBreak: number | null;
   /** The operator set a new token up in place of a lost one (confirming the loss); its CAs are not deactivated yet. */
   lostTokenCasPending: boolean;
+  keyRotation: KeyRotation | null;
 }
 
 export const INITIAL_CONTEXT: LifecycleContext = {
@@ -56,6 +71,7 @@ export const INITIAL_CONTEXT: LifecycleContext = {
   reason: null,
   acknowledgedLogBreak: null,
   lostTokenCasPending: false,
+  keyRotation: null,
 };
 
 /** Internal events: effect outcomes, as the engine feeds them back, stamped with `at`. */
@@ -115,7 +131,8 @@ const stepEffect = <const S extends EffectName, const I, const D>(src: S, input:
 const toFailed = { target: '#lifecycle.failed', actions: 'recordFailure' } as const;
 
 /** The scenario table's "effects" column, as invokes: each names the state it leads to. */
-const tlsFromDatabase = (next: string) => ({ invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: next, actions: 'recordTls' }, onError: toFailed } }) as const;
+const tlsFromDatabase = (next: string) =>
+  ({ invoke: { src: 'loadTlsFromDatabase', input: {}, onDone: { target: next, actions: ['recordTls', 'resetPasswordFailures'] }, onError: toFailed } }) as const;
 const newTls = (save: boolean, next: string) => ({ invoke: { src: 'issueTlsCredential', input: { save }, onDone: { target: next, actions: 'recordTls' }, onError: toFailed } }) as const;
 /**
  * The keys of CAs that lived in a lost token are gone with it, whatever the password. Run only once
@@ -134,6 +151,14 @@ const deactivateLostCas = (next: string) =>
 const whenVersion = (name: VersionScenario) => ({ guard: { type: 'versionScenarioIs', params: { scenario: name } }, target: name }) as const;
 const whenRestore = (name: RestoreScenario) => ({ guard: { type: 'restoreScenarioIs', params: { scenario: name } }, target: name }) as const;
 const scenario = (name: RestoreScenario) => ({ type: 'recordRestoreScenario', params: { scenario: name } }) as const;
+
+/** A rotation resumes at the step it reached: the `resuming` state's rows. */
+const resumeAt = (step: KekRotationStep | DekRotationStep) => ({ guard: { type: 'rotationStepIs', params: { step } }, target: step }) as const;
+/** A rotation step whose effect finished: record the next step (and the new key's id, once known). */
+const rotationStep = <const S extends EffectName, const I>(src: S, input: I, next: KekRotationStep | DekRotationStep, onError: object) =>
+  ({ invoke: { src, input, onDone: { target: next, actions: { type: 'recordRotationStep', params: { step: next } } }, onError } }) as const;
+const newKeyIdInput = ({ context }: { context: LifecycleContext }) => ({ keyId: context.keyRotation!.newKeyId! });
+const endRotation = { target: '#lifecycle.operational', actions: 'endRotation' } as const;
 
 /** No schema, or no version row: migrate, record the version, a new TLS credential (saved), then the wizard. */
 const initializeDatabase = (name: 'DB_NOT_INITIALIZED' | 'DB_INITIALIZED_NO_VERSION') =>
@@ -170,6 +195,15 @@ export const lifecycleMachine = setup({
     createAdminUser: effect('createAdminUser'),
     recoverDek: effect('recoverDek'),
     restoreBackup: effect('restoreBackup'),
+    generateNextKek: effect('generateNextKek'),
+    wrapKeysetUnderKek: effect('wrapKeysetUnderKek'),
+    destroyUnreferencedKeks: effect('destroyUnreferencedKeks'),
+    addDek: effect('addDek'),
+    promoteDek: effect('promoteDek'),
+    reencryptValues: effect('reencryptValues'),
+    retireOldDeks: effect('retireOldDeks'),
+    changeBackupPassword: effect('changeBackupPassword'),
+    changeTokenPin: effect('changeTokenPin'),
   },
   guards: {
     versionScenarioIs: ({ context }, params: { scenario: VersionScenario }) => context.startup !== null && versionScenario(context.startup) === params.scenario,
@@ -189,6 +223,10 @@ export const lifecycleMachine = setup({
     physicalHsm: ({ context }) => context.storageType === 'physical_hsm',
     logBrokenUnacknowledged: ({ context }) => context.startup?.logBrokenAt != null && context.startup.logBrokenAt !== context.acknowledgedLogBreak,
     acknowledgesTheBreak: ({ context, event }) => event.type === 'ACKNOWLEDGE_LOG_BREAK' && event.revision === context.startup?.logBrokenAt,
+    // Keys to rotate exist under HSM storage only; one rotation at a time (an unfinished one is resumed by its own event).
+    mayRotateKek: ({ context }) => isHsmStorage(context.storageType) && context.keyRotation?.kind !== 'dek',
+    mayRotateDek: ({ context }) => isHsmStorage(context.storageType) && context.keyRotation?.kind !== 'kek',
+    rotationStepIs: ({ context }, params: { step: KekRotationStep | DekRotationStep }) => context.keyRotation?.step === params.step,
   },
   actions: {
     recordBoot: assign(({ event }) => {
@@ -232,6 +270,17 @@ export const lifecycleMachine = setup({
     }),
     resetPasswordFailures: assign({ passwordFailures: 0, lockedUntil: null }),
     markWizardCompleted: assign({ wizardCompleted: true, pendingTlsCredentialId: null }),
+    beginRotation: assign(({ context, event }, params: { kind: KeyRotation['kind'] }) => ({
+      keyRotation:
+        context.keyRotation?.kind === params.kind
+          ? context.keyRotation
+          : { kind: params.kind, step: params.kind === 'kek' ? ('generating' as const) : ('adding' as const), newKeyId: null, startedAt: 'at' in event ? event.at : '' },
+    })),
+    recordRotationStep: assign(({ context, event }, params: { step: KekRotationStep | DekRotationStep }) => {
+      const output = 'output' in event ? (event.output as { keyId?: string }) : {};
+      return { keyRotation: context.keyRotation && { ...context.keyRotation, step: params.step, newKeyId: output.keyId ?? context.keyRotation.newKeyId } };
+    }),
+    endRotation: assign({ keyRotation: null }),
     markLostTokenCas: assign({ lostTokenCasPending: true }),
     clearLostTokenCas: assign({ lostTokenCasPending: false }),
   },
@@ -523,7 +572,76 @@ export const lifecycleMachine = setup({
       tags: 'operational',
       meta: { wizardState: 'WIZARD_COMPLETED' },
       // Operational again: a token loss still flagged was not one (the old token came back).
-      entry: ['markWizardCompleted', 'resetPasswordFailures', 'clearLostTokenCas'],
+      entry: ['markWizardCompleted', 'clearLostTokenCas'],
+      on: {
+        ROTATE_KEK: { guard: 'mayRotateKek', target: 'rotatingKek', actions: ['clearError', { type: 'beginRotation', params: { kind: 'kek' } }] },
+        ROTATE_DEK: { guard: 'mayRotateDek', target: 'rotatingDek', actions: ['clearError', { type: 'beginRotation', params: { kind: 'dek' } }] },
+        CHANGE_BACKUP_PASSWORD: [
+          { guard: 'lockedOut', actions: 'recordLockedOut' },
+          { guard: 'storageIsHsm', target: 'changingBackupPassword', actions: 'clearError' },
+        ],
+        CHANGE_TOKEN_PIN: { guard: 'storageIsHsm', target: 'changingTokenPin', actions: 'clearError' },
+      },
+    },
+
+    // KEK rotation (the server keeps serving): a new KEK in the token, every live DEK wrapped under
+    // it in one commit, then the old KEK destroyed. Until the commit the old KEK unwraps; after it,
+    // the new one. A failure before the commit rolls back (the new KEK is destroyed); a crash
+    // anywhere is finished by the next BOOT (docs/lifecycle.md).
+    rotatingKek: {
+      tags: 'operational',
+      initial: 'resuming',
+      states: {
+        resuming: { always: [resumeAt('wrapping'), resumeAt('destroyingOldKek'), { target: 'generating' }] },
+        generating: rotationStep('generateNextKek', {}, 'wrapping', { target: 'rollingBack', actions: 'recordError' }),
+        wrapping: rotationStep('wrapKeysetUnderKek', newKeyIdInput, 'destroyingOldKek', { target: 'rollingBack', actions: 'recordError' }),
+        // Whatever KEK no live wrap names: the old one after the commit, the new one in a roll-back.
+        destroyingOldKek: { invoke: { src: 'destroyUnreferencedKeks', input: {}, onDone: endRotation, onError: { target: 'failed', actions: 'recordError' } } },
+        rollingBack: { invoke: { src: 'destroyUnreferencedKeks', input: {}, onDone: endRotation, onError: { target: 'failed', actions: 'recordError' } } },
+        failed: { on: { ROTATE_KEK: { target: 'resuming', actions: 'clearError' } } },
+      },
+    },
+
+    // DEK rotation, Tink's way: add a DEK, promote it (new values are written with it), re-encrypt
+    // every value under an older key id in batches from a cursor kept in the database, retire the
+    // old DEKs once no value carries their key id. Reads of every live key id work throughout.
+    // A failure before the promotion ends the rotation (the added DEK waits, unused, for the next
+    // one); after it, the rotation must finish: ROTATE_DEK or the next BOOT resumes it.
+    rotatingDek: {
+      tags: 'operational',
+      initial: 'resuming',
+      states: {
+        resuming: { always: [resumeAt('promoting'), resumeAt('reencrypting'), resumeAt('retiring'), { target: 'adding' }] },
+        adding: rotationStep('addDek', {}, 'promoting', { target: '#lifecycle.operational', actions: ['recordError', 'endRotation'] }),
+        promoting: rotationStep('promoteDek', newKeyIdInput, 'reencrypting', { target: '#lifecycle.operational', actions: ['recordError', 'endRotation'] }),
+        reencrypting: rotationStep('reencryptValues', newKeyIdInput, 'retiring', { target: 'failed', actions: 'recordError' }),
+        retiring: { invoke: { src: 'retireOldDeks', input: newKeyIdInput, onDone: endRotation, onError: { target: 'failed', actions: 'recordError' } } },
+        failed: { on: { ROTATE_DEK: { target: 'resuming', actions: 'clearError' } } },
+      },
+    },
+
+    // A new backup key for the new password (new salt, today's KDF parameters), every live DEK sealed
+    // to it, the old one deleted, in one commit: the old password opens nothing any more.
+    changingBackupPassword: {
+      tags: 'operational',
+      invoke: {
+        src: 'changeBackupPassword',
+        input: ({ event }) => {
+          assertEvent(event, 'CHANGE_BACKUP_PASSWORD');
+          return { authorizeWith: event.authorizeWith, username: event.username };
+        },
+        onDone: { target: 'operational', actions: 'resetPasswordFailures' },
+        onError: [
+          { guard: 'wrongPassword', target: 'operational', actions: 'countPasswordFailure' },
+          { target: 'operational', actions: 'recordError' },
+        ],
+      },
+    },
+
+    // C_SetPIN and the PIN file, staged so that a crash between the two never locks keyward out.
+    changingTokenPin: {
+      tags: 'operational',
+      invoke: { src: 'changeTokenPin', input: {}, onDone: 'operational', onError: { target: 'operational', actions: 'recordError' } },
     },
 
     // After a lost KEK or token: set a token up again if it is gone, then the backup password.
@@ -575,7 +693,7 @@ export const lifecycleMachine = setup({
             },
             // Only when a crash or a failure cut the deactivation after the token set-up short.
             deactivatingLostCas: deactivateLostCas('loadingTls'),
-            loadingTls: stepEffect('loadTlsFromDatabase', {}, { target: '#lifecycle.operational', actions: 'recordTls' }),
+            loadingTls: stepEffect('loadTlsFromDatabase', {}, { target: '#lifecycle.operational', actions: ['recordTls', 'resetPasswordFailures'] }),
           },
         },
       },

@@ -18,6 +18,9 @@ export const SNAPSHOT_MIGRATIONS: Record<number, SnapshotMigration> = {
     if (value === JSON.stringify({ outage: 'deactivatingLostCas' })) return { ...persisted, value: { outage: 'issuingTemporaryTls' } };
     return snapshot;
   },
+  // Version 3 adds the key-rotation states and `keyRotation` (null: none under way); every
+  // version-2 state still exists, and the context's new field takes its initial value on load.
+  2: (snapshot) => snapshot,
 };
 
 export function migrateSnapshot(fromVersion: number, snapshot: unknown, toVersion: number, migrations = SNAPSHOT_MIGRATIONS): unknown {

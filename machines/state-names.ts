@@ -56,6 +56,9 @@ export function wizardStateOf(snapshot: Snapshot): string | null {
 const GUARD_MESSAGES: Record<string, string> = {
   hsmTypeMatchesStorage: 'hsmType must match the chosen crypto storage (softhsm for SoftHSM, physical for a physical HSM)',
   physicalHsm: 'only a physical HSM can be declared lost; a SoftHSM token that is gone is detected at start-up',
+  mayRotateKek: 'keys are rotated under HSM storage only (software storage has no KEK), and not while a DEK rotation is unfinished (finish it with ROTATE_DEK)',
+  mayRotateDek: 'keys are rotated under HSM storage only (software storage has no DEK), and not while a KEK rotation is unfinished (finish it with ROTATE_KEK)',
+  storageIsHsm: 'this needs HSM storage: software storage has no token PIN or backup password',
   acknowledgesTheBreak: 'the revision acknowledged must be the first broken revision that start-up found (see `keyward audit verify`)',
 };
 

@@ -3,7 +3,7 @@ import { getNextTransitions, StateValue, transition } from 'xstate';
 import { ChainKey, UNKEYED_CHAIN } from '../db/audit-chain';
 import { KeywardError } from '../errors/keyward-error';
 import { LifecycleConflictError, LifecycleRepository, TransitionEntry, TransitionRow } from '../db/repositories/lifecycle-repository';
-import type { EffectError, EffectName, EffectRunner } from '../machines/effect-signatures';
+import type { EffectError, EffectName, EffectProgress, EffectRunner } from '../machines/effect-signatures';
 import { EVENT_TYPES, LifecycleEvent, loggablePayload } from '../machines/events';
 import { EffectOutcomeEvent, INITIAL_CONTEXT, LifecycleContext, lifecycleMachine, MACHINE_VERSION } from '../machines/lifecycle-machine';
 import { migrateSnapshot } from '../machines/snapshot-migrations';
@@ -95,6 +95,8 @@ export interface EngineOptions {
   deployment?: string;
   clock?: () => Date;
   owner?: EffectOwner;
+  /** Told how far a long effect has come. */
+  onProgress?: (effect: EffectName, report: EffectProgress) => void;
   /** Called at each effect checkpoint (crash tests hang there); a no-op by default. */
   onCheckpoint?: (name: string) => Promise<void>;
   /** How long BOOT waits for an effect that a live process is running. */
@@ -219,7 +221,8 @@ export class LifecycleEngine {
       const checkpoint = async (name: string) => this.options.onCheckpoint?.(`${pending.src}:${name}`);
       try {
         await checkpoint('start');
-        const output = await this.options.effects.run(pending.src, pending.input, { secrets: options.secrets, checkpoint });
+        const progress = (report: EffectProgress) => this.options.onProgress?.(pending.src, report);
+        const output = await this.options.effects.run(pending.src, pending.input, { secrets: options.secrets, checkpoint, progress });
         // Done but not yet recorded: the window a crash test must cover too.
         await checkpoint('finished');
         outcome = { type: `xstate.done.actor.${pending.id}`, output, at: this.clock().toISOString() };

@@ -11,6 +11,7 @@ import { LifecycleEffects } from '../effects/lifecycle-effects';
 import { probeStartup } from '../effects/startup-probe';
 import { checkSecrets, EventPayloadError, parseExternalEvent } from '../machines/events';
 import { keepsOperation } from '../machines/startup-scenario';
+import type { EffectName, EffectProgress } from '../machines/effect-signatures';
 import type { KeywardConfig } from './config';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
 import { SecretBox } from './secret-box';
@@ -20,6 +21,7 @@ export const REPROBE = { times: 2, intervalMs: 300 };
 
 export interface RuntimeOptions {
   onCheckpoint?: (name: string) => Promise<void>;
+  onProgress?: (effect: EffectName, report: EffectProgress) => void;
   busyWaitMs?: number;
 }
 
@@ -50,6 +52,7 @@ export class KeywardRuntime {
       effects,
       deployment: config.deployment,
       onCheckpoint: options.onCheckpoint,
+      onProgress: options.onProgress,
       busyWaitMs: options.busyWaitMs,
       chainKey: () => this.chainKey(),
       onVersion: (version) => this.store.cache.observe(version),

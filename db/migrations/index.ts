@@ -8,6 +8,7 @@ import * as lifecycleChainHead from './006_lifecycle_chain_head';
 import * as sealPlaintextSecrets from './007_seal_plaintext_secrets';
 import * as adminLoginLimit from './008_admin_login_limit';
 import * as transitionLogCheckpoint from './009_transition_log_checkpoint';
+import * as keyRotation from './010_key_rotation';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   '007_seal_plaintext_secrets': sealPlaintextSecrets,
   '008_admin_login_limit': adminLoginLimit,
   '009_transition_log_checkpoint': transitionLogCheckpoint,
+  '010_key_rotation': keyRotation,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

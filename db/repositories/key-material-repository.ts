@@ -1,11 +1,15 @@
 import type { Knex } from 'knex';
-import type { KeyMaterialRecord, KeyMaterialStore } from '../../hsm/key-hierarchy';
+import { KeyCustodyError } from '../../errors/key-custody-error';
+import type { BackupKeyRecord, DekState, KeyMaterialRecord, KeyMaterialStore } from '../../hsm/key-hierarchy';
 import type { WrapMechanism, WrappedKey } from '../../hsm/key-wrapper';
 import { now } from '../clock';
 import { ConfigCache } from '../config-cache';
-import type { KeyMaterialRow } from '../rows';
+import type { BackupKeyRow, KeyMaterialRow } from '../rows';
 
-/** The wrapped DEK and its backup copy (docs/formats.md); never the DEK. */
+/**
+ * The keyset's stored copies (docs/formats.md): per DEK its wrapped blob and backup copy, and the
+ * backup key they are sealed to; never a DEK.
+ */
 export class KeyMaterialRepository implements KeyMaterialStore {
   constructor(
     private readonly db: Knex,
@@ -13,22 +17,32 @@ export class KeyMaterialRepository implements KeyMaterialStore {
     private readonly cache: ConfigCache = new ConfigCache(),
   ) {}
 
-  async current(): Promise<KeyMaterialRecord | null> {
-    const record = await this.cache.get('keyMaterial', async () => recordOf(await this.reader<KeyMaterialRow>('key_material').orderBy('id', 'desc').first()));
-    // Callers get their own buffers: the kept record stays as read.
-    return (
-      record && {
-        ...record,
-        wrapped: record.wrapped && { ...record.wrapped, kek: { ...record.wrapped.kek }, blob: Buffer.from(record.wrapped.blob) },
-        backupCopy: record.backupCopy && Buffer.from(record.backupCopy),
-      }
-    );
+  /** Drops what was read: another process changed the keyset. */
+  forgetReadings(): void {
+    this.cache.invalidate();
   }
 
-  async create(dekKeyId: string, wrapped: WrappedKey): Promise<void> {
+  /** Every DEK not retired, the primary first. */
+  async keyset(): Promise<KeyMaterialRecord[]> {
+    const records = await this.cache.get('keyset', async () => (await this.reader<KeyMaterialRow>('key_material').whereNot({ state: 'retired' }).orderBy('id', 'asc')).map(recordOf));
+    // Callers get their own buffers: the kept records stay as read.
+    return [...records].sort((a, b) => Number(b.state === 'primary') - Number(a.state === 'primary')).map(copyOf);
+  }
+
+  /** The primary DEK's record (the one new values are written with), or null before the first DEK. */
+  async current(): Promise<KeyMaterialRecord | null> {
+    return (await this.keyset()).find((record) => record.state === 'primary') ?? null;
+  }
+
+  /** Every DEK ever made, retired ones included (the status page's history, the audit). */
+  async all(): Promise<KeyMaterialRecord[]> {
+    return (await this.reader<KeyMaterialRow>('key_material').orderBy('id', 'asc')).map(recordOf);
+  }
+
+  async create(dekKeyId: string, wrapped: WrappedKey, state: DekState = 'primary', backupCopy: Buffer | null = null): Promise<void> {
     const at = now();
     try {
-      await this.db('key_material').insert({ dek_key_id: dekKeyId, ...wrappedColumns(wrapped), gcm_encryptions: 0, created_at: at, updated_at: at });
+      await this.db('key_material').insert({ dek_key_id: dekKeyId, ...wrappedColumns(wrapped), backup_copy: backupCopy, state, gcm_encryptions: 0, kek_created_at: at, created_at: at, updated_at: at });
     } finally {
       this.cache.invalidate();
     }
@@ -38,43 +52,129 @@ export class KeyMaterialRepository implements KeyMaterialStore {
     await this.update(dekKeyId, wrappedColumns(wrapped));
   }
 
+  /** Every live DEK wrapped under a new KEK, in one transaction: all or none. */
+  async replaceAllWrapped(wraps: ReadonlyMap<string, WrappedKey>, kekCreatedAt: string): Promise<void> {
+    try {
+      await this.db.transaction(async (trx) => {
+        for (const [dekKeyId, wrapped] of wraps) await updateRow(trx, dekKeyId, { ...wrappedColumns(wrapped), kek_created_at: kekCreatedAt });
+      });
+    } finally {
+      this.cache.invalidate();
+    }
+  }
+
   async setBackupCopy(dekKeyId: string, copy: Buffer): Promise<void> {
     await this.update(dekKeyId, { backup_copy: copy });
   }
 
-  /** Inside `trx` (a row's write): the kept record is dropped again when that transaction ends. */
-  async addEncryptions(dekKeyId: string, count: number, trx: Knex = this.db): Promise<void> {
-    if (count === 0) return;
-    try {
-      await trx('key_material').where({ dek_key_id: dekKeyId }).increment('gcm_encryptions', count);
-    } finally {
-      this.cache.invalidateAfter(trx === this.db ? undefined : trx);
-    }
+  async backupKey(): Promise<BackupKeyRecord | null> {
+    const row = await this.reader<BackupKeyRow>('backup_key').orderBy('id', 'desc').first();
+    return row ? { publicKey: Buffer.from(row.public_key), record: Buffer.from(row.record) } : null;
   }
 
-  private async update(dekKeyId: string, columns: Record<string, unknown>): Promise<void> {
-    let changed: number;
+  /**
+   * A new backup key and every live DEK's copy sealed to it, in one transaction; the old backup key
+   * is deleted with it, so the password that opened it opens nothing in this database any more.
+   */
+  async replaceBackupKey(key: BackupKeyRecord, copies: ReadonlyMap<string, Buffer>): Promise<void> {
     try {
-      changed = await this.db('key_material')
-        .where({ dek_key_id: dekKeyId })
-        .update({ ...columns, updated_at: now() });
+      await this.db.transaction(async (trx) => {
+        await trx('backup_key').delete();
+        await trx('backup_key').insert({ public_key: key.publicKey, record: key.record, created_at: now() });
+        for (const [dekKeyId, copy] of copies) await updateRow(trx, dekKeyId, { backup_copy: copy });
+      });
     } finally {
       this.cache.invalidate();
     }
-    if (changed !== 1) throw new Error(`no key material with DEK key id ${dekKeyId}`);
+  }
+
+  /** Makes `dekKeyId` the primary and the former primary active, in one transaction. */
+  async promote(dekKeyId: string): Promise<void> {
+    try {
+      await this.db.transaction(async (trx) => {
+        const target = await trx<KeyMaterialRow>('key_material').where({ dek_key_id: dekKeyId }).first();
+        if (!target || target.state === 'retired') throw new KeyCustodyError('DEK_UNAVAILABLE', `DEK ${dekKeyId} is not in the keyset: it cannot be promoted`);
+        const at = now();
+        await trx('key_material').where({ state: 'primary' }).whereNot({ dek_key_id: dekKeyId }).update({ state: 'active', updated_at: at });
+        await trx('key_material').where({ dek_key_id: dekKeyId }).update({ state: 'primary', updated_at: at });
+      });
+    } finally {
+      this.cache.invalidate();
+    }
+  }
+
+  /**
+   * Retires DEKs no value uses any more: their wrapped and backup copies are wiped, the row stays
+   * (key id, counts, dates) for the record. `inTransaction` runs first in the same transaction.
+   */
+  async retire(dekKeyIds: readonly string[], inTransaction?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
+    try {
+      await this.db.transaction(async (trx) => {
+        await inTransaction?.(trx);
+        const at = now();
+        await trx('key_material')
+          .whereIn('dek_key_id', [...dekKeyIds])
+          .whereNot({ state: 'primary' })
+          .update({ state: 'retired', wrapped_dek: null, backup_copy: null, retired_at: at, updated_at: at });
+      });
+    } finally {
+      this.cache.invalidate();
+    }
+  }
+
+  /**
+   * Counts encryptions under `dekKeyId` inside the write's transaction, and fences it: the write
+   * commits only while that DEK is still the primary. A process whose keyring missed a promotion
+   * (another process rotated) gets DEK_NOT_PRIMARY and re-seals with the new primary.
+   */
+  async addEncryptions(dekKeyId: string, count: number, trx: Knex = this.db): Promise<void> {
+    if (count === 0) return;
+    let changed: number;
+    try {
+      changed = await trx('key_material').where({ dek_key_id: dekKeyId, state: 'primary' }).increment('gcm_encryptions', count);
+    } finally {
+      this.cache.invalidateAfter(trx === this.db ? undefined : trx);
+    }
+    if (changed !== 1) throw new KeyCustodyError('DEK_NOT_PRIMARY', `DEK ${dekKeyId} is no longer the primary DEK: another process rotated the keyset`);
+  }
+
+  private async update(dekKeyId: string, columns: Record<string, unknown>): Promise<void> {
+    try {
+      await updateRow(this.db, dekKeyId, columns);
+    } finally {
+      this.cache.invalidate();
+    }
   }
 }
 
-function recordOf(row: KeyMaterialRow | undefined): KeyMaterialRecord | null {
-  if (!row) return null;
+async function updateRow(db: Knex, dekKeyId: string, columns: Record<string, unknown>): Promise<void> {
+  const changed = await db('key_material')
+    .where({ dek_key_id: dekKeyId })
+    .update({ ...columns, updated_at: now() });
+  if (changed !== 1) throw new Error(`no key material with DEK key id ${dekKeyId}`);
+}
+
+function recordOf(row: KeyMaterialRow): KeyMaterialRecord {
   // wrappedColumns() writes the mechanism and the KEK's label together with the blob.
   const wrapped: WrappedKey | null =
     row.wrapped_dek === null ? null : { mechanism: row.wrap_mechanism as WrapMechanism, kek: { label: row.kek_label as string, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
   return {
     dekKeyId: row.dek_key_id,
+    state: row.state as DekState,
     wrapped,
     backupCopy: row.backup_copy === null ? null : Buffer.from(row.backup_copy),
     gcmEncryptions: Number(row.gcm_encryptions),
+    createdAt: row.created_at,
+    kekCreatedAt: row.kek_created_at ?? row.created_at,
+    retiredAt: row.retired_at,
+  };
+}
+
+function copyOf(record: KeyMaterialRecord): KeyMaterialRecord {
+  return {
+    ...record,
+    wrapped: record.wrapped && { ...record.wrapped, kek: { ...record.wrapped.kek }, blob: Buffer.from(record.wrapped.blob) },
+    backupCopy: record.backupCopy && Buffer.from(record.backupCopy),
   };
 }
 
