@@ -86,10 +86,14 @@ describe.each(engines())('the key hierarchy on a real SoftHSM2 token and %s', (e
   it('refuses to recover without a backup copy', async () => {
     const other = new KeyHierarchy(
       {
-        current: async () => ({ dekKeyId: '00'.repeat(8), wrapped: null, backupCopy: null, gcmEncryptions: 0 }),
+        keyset: async () => [{ dekKeyId: '00'.repeat(8), state: 'primary', wrapped: null, backupCopy: null, gcmEncryptions: 0, createdAt: '', kekCreatedAt: '', retiredAt: null }],
+        current: async () => null,
         create: async () => {},
-        replaceWrapped: async () => {},
-        setBackupCopy: async () => {},
+        replaceAllWrapped: async () => {},
+        backupKey: async () => null,
+        replaceBackupKey: async () => {},
+        promote: async () => {},
+        retire: async () => {},
       },
       new DekKeyring(),
     );
