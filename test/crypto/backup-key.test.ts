@@ -31,8 +31,14 @@ const KWK1_REGIONS = {
   ciphertext: [91, 123],
   tag: [123, 139],
   checksum: [139, 147],
-};
-const KWD1_REGIONS = { magic: [0, 4], keyId: [4, 12], recipient: [12, 20], ephemeral: [20, 52], nonce: [52, 64], ciphertext: [64, 96], tag: [96, 112], checksum: [112, 120] };
+} as const;
+const KWD1_REGIONS = { magic: [0, 4], keyId: [4, 12], recipient: [12, 20], ephemeral: [20, 52], nonce: [52, 64], ciphertext: [64, 96], tag: [96, 112], checksum: [112, 120] } as const;
+
+function expectTiling(regions: Record<string, readonly [number, number]>, length: number): void {
+  const spans = Object.values(regions);
+  expect(spans.map(([start], i) => start === (i === 0 ? 0 : spans[i - 1]![1]))).not.toContain(false);
+  expect(spans.at(-1)![1]).toBe(length);
+}
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<KeyCustodyError> {
   const error = await promise.then(
@@ -79,6 +85,9 @@ describe('the backup key (KWK1) and the DEK copies sealed to it (KWD1)', () => {
   afterAll(() => opened.wipe());
 
   it('round-trips: the password opens the key, the key opens every copy sealed without the password', () => {
+    // The regions the tests below flip tile both formats, as docs/formats.md §5 lays them out.
+    expectTiling(KWK1_REGIONS, BACKUP_KEY_RECORD_LENGTH);
+    expectTiling(KWD1_REGIONS, DEK_COPY_LENGTH);
     expect(record).toHaveLength(BACKUP_KEY_RECORD_LENGTH);
     expect(BACKUP_KEY_RECORD_LENGTH).toBe(147);
     expect(readBackupKeyRecord(record)).toEqual({ params: { memoryKiB: 65536, iterations: 3, parallelism: 1 }, publicKey, fingerprint: backupKeyFingerprint(publicKey) });
