@@ -31,13 +31,17 @@ const COPY_CIPHERTEXT_END = COPY_NONCE_END + DEK_LENGTH; // 96
 const COPY_TAG_END = COPY_CIPHERTEXT_END + TAG_LENGTH; // 112
 export const DEK_COPY_LENGTH = COPY_TAG_END + CHECKSUM_LENGTH; // 120
 
-// X25519 keys in DER differ from the raw 32 bytes by these fixed prefixes (RFC 8410); Node 20 has no raw import.
+// X25519 keys in DER are the raw 32 bytes behind these fixed prefixes (RFC 8410): Node 20 imports and exports
+// them as DER or JWK only, and DER keeps the private key in a Buffer that can be overwritten, not a string.
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 
 export type BackupCopyFormat = 'KWB1' | 'KWD1' | 'KWK1';
 
-/** The opened backup key. Holds the raw private key until wipe(); no copy of it outlives a call. */
+/**
+ * The opened backup key. The raw private key lives in one Buffer until wipe(); each use builds a
+ * short-lived KeyObject, which OpenSSL cleanses when it is freed.
+ */
 export class BackupPrivateKey {
   readonly publicKey: Buffer;
   /** Hex of the first 8 bytes of SHA-256(public key): names the key in messages and in KWD1. */
