@@ -77,6 +77,7 @@ const keyCustody = {
   WRONG_BACKUP_PASSWORD: entry('ERROR', 403, 'Wrong backup password', 'The backup password is wrong.'),
   BACKUP_COPY_CORRUPT: entry('ERROR', 500, 'Backup copy damaged', 'The backup copy of the DEK is damaged.'),
   BACKUP_COPY_MISSING: entry('ERROR', 500, 'No backup copy', 'There is no backup copy of the DEK.'),
+  BACKUP_KEY_MISMATCH: entry('ERROR', 500, 'Wrong backup key', 'The backup copy of the DEK is sealed to another backup key than the one the backup password opens.'),
   FIELD_CORRUPT: entry('ERROR', 500, 'Value damaged', 'An encrypted value in the database fails its integrity check.'),
   FIELD_FORMAT_UNKNOWN: entry('ERROR', 500, 'Value unreadable', 'An encrypted value in the database has a format keyward does not know.'),
   DEK_UNAVAILABLE: entry('ERROR', 503, 'DEK unavailable', 'The data-encryption key is not in memory.'),
