@@ -344,7 +344,10 @@ async function main(argv: string[]): Promise<number> {
           if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('--payload must be a JSON object');
         }
         const secrets = readSecrets(parsed.flags.get('secret') ?? []);
-        return print(await runtime.send(type, payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
+        const code = print(await runtime.send(type, payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
+        // Back in operation (after auto-restore, say) with a rotation unfinished: it resumes now.
+        const resumed = code === EXIT.OK && !/^ROTATE_/.test(type) ? await runtime.resumeKeyRotation(flag(parsed, 'source') ?? 'cli') : null;
+        return resumed ? print(resumed, json) : code;
       }
       case 'graph': {
         const inspection = await runtime.engine.inspect({ historyLimit: 0 });
