@@ -162,7 +162,7 @@ export class Pkcs11KeyWrapper implements KeyWrapper {
         ? corrupt(why, cause)
         : new KeyCustodyError(
             'KEK_REPLACED',
-            `the key labelled "${kek.id.label}" is not the KEK that wrapped the DEK: its check value differs from the one stored with the wrap, and the DEK does not unwrap under it`,
+            `the key labelled "${kek.id.label}" with CKA_ID ${kek.id.id || '(none)'} is not the KEK that wrapped the DEK: its check value differs from the one stored with the wrap, and the DEK does not unwrap under it`,
             cause === undefined ? undefined : { cause },
           );
     let dek: Buffer;
