@@ -1,10 +1,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KeyCustodyError, isKeyCustodyError } from '../errors/key-custody-error';
+import { KeywardError } from '../errors/keyward-error';
 import type { WrappingKeyId } from './key-wrapper';
 import { describePinSource, PinSource, readPin } from './pin-source';
 import { KeptSession, Pkcs11Module, TokenScan, pkcs11Code } from './pkcs11-module';
 import { explainPkcs11Error } from './pkcs11-return-codes';
+import { checkPinLength, PinLimits, readPinLimits } from './token-pin-limits';
 
 export interface TokenConfig {
   modulePath: string;
@@ -385,6 +387,47 @@ export class Pkcs11Token {
     }
   }
 
+  /**
+   * Refuses, changing nothing, a new user PIN outside the token's length limits (PIN_TOO_LONG or
+   * PIN_TOO_SHORT, naming the limits). Reads the token information only: no login.
+   */
+  checkNewUserPin(newPin: string): void {
+    if (newPin.length === 0 || /[\r\n]/.test(newPin)) {
+      // A PIN file holds one line: a line break could not be read back as the same PIN.
+      throw new KeywardError('INVALID_INPUT', 'the new user PIN is empty or holds a line break; nothing was changed');
+    }
+    const module = this.module();
+    const slot = module.findSlot(this.config.tokenLabel);
+    if (slot === null) throw new KeyCustodyError('TOKEN_MISSING', `no token labelled "${this.config.tokenLabel}" in ${this.config.modulePath}`);
+    let limits: PinLimits;
+    try {
+      limits = readPinLimits(module.api, slot);
+    } catch (error) {
+      throw mapPkcs11Error(error, `reading the PIN limits of token "${this.config.tokenLabel}"`);
+    }
+    const problem = checkPinLength(newPin, limits, 'new user PIN');
+    if (problem) throw new KeyCustodyError(problem.code, `${problem.message}; nothing was changed`);
+  }
+
+  /**
+   * C_SetPIN from the PIN the token's source holds now to newPin, in a logged-in user session, after
+   * checkNewUserPin. The kept session is ended afterwards: the next withSession logs in with what the
+   * source holds then, so the caller puts newPin there first (hsm/pin-change.ts does, crash-safe).
+   */
+  changeUserPin(newPin: string): void {
+    this.checkNewUserPin(newPin);
+    this.withSession((api, session) => {
+      try {
+        api.C_SetPIN(session, readPin(this.config.pin), newPin);
+      } catch (error) {
+        throw mapSetPinError(error, `changing the user PIN of token "${this.config.tokenLabel}"`);
+      }
+    });
+    const module = this.module();
+    const kept = module.sessions.get(this.config.tokenLabel);
+    if (kept) dropSession(module, this.config.tokenLabel, kept, true);
+  }
+
   /** The KEK, generated if there is none: safe to run again after a crash. */
   ensureKek(): WrappingKeyId {
     const existing = this.findKekId();
@@ -427,6 +470,20 @@ export function mapPkcs11Error(error: unknown, doing: string): KeyCustodyError {
       return new KeyCustodyError('TOKEN_UNREACHABLE', detail, { cause: error });
     default:
       return new KeyCustodyError('PKCS11_ERROR', detail, { cause: error });
+  }
+}
+
+/** C_SetPIN's answers about the new PIN; about the old one (CKR_PIN_INCORRECT, locked) it says what a login says. */
+function mapSetPinError(error: unknown, doing: string): KeyCustodyError {
+  switch (pkcs11Code(error)) {
+    case pkcs11js.CKR_PIN_LEN_RANGE:
+      return new KeyCustodyError('PKCS11_ERROR', `${doing} failed: the token refused the new PIN's length although it is within the limits the token states (CKR_PIN_LEN_RANGE); nothing was changed`, {
+        cause: error,
+      });
+    case pkcs11js.CKR_PIN_INVALID:
+      return new KeyCustodyError('PKCS11_ERROR', `${doing} failed: the token refused characters of the new PIN (CKR_PIN_INVALID); nothing was changed`, { cause: error });
+    default:
+      return mapPkcs11Error(error, doing);
   }
 }
 
