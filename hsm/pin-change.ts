@@ -54,7 +54,14 @@ export async function changeTokenPin(request: PinChangeRequest): Promise<'change
   }
   writeFileDurably(stagedPinFile(file), `${newPin}\n`);
   await request.checkpoint?.('pin-staged');
-  token.changeUserPin(newPin);
+  try {
+    token.changeUserPin(newPin);
+  } catch (error) {
+    // A refusal changed nothing on the token: the staging goes with it. Any other failure (the token
+    // went away during the call) may have set the PIN: the staging stays for recoverPinChange.
+    if (isKeyCustodyError(error) && REFUSALS.has(error.code)) discardStaged(file);
+    throw error;
+  }
   await request.checkpoint?.('pin-set');
   commitStaged(file);
   return 'changed';
@@ -88,8 +95,7 @@ export async function recoverPinChange(options: { token: Pkcs11Token; pinSource:
   };
   const current = logsIn(pinSource);
   if (current === true) {
-    unlinkSync(staged);
-    syncDirectory(dirname(file));
+    discardStaged(file);
     return 'discarded';
   }
   if (current === false && finalTry(token)) {
@@ -127,6 +133,14 @@ function writablePinFile(pinSource: PinSource): string {
     throw new KeyCustodyError('PIN_SOURCE_READ_ONLY', `keyward cannot write the PIN file ${file} or its directory, so it cannot change the PIN it holds; nothing was changed`, { cause: error });
   }
   return file;
+}
+
+/** Failures of changeUserPin that leave the token's PIN as it was. */
+const REFUSALS = new Set(['WRONG_PIN', 'PIN_LOCKED', 'PIN_MISSING', 'PIN_TOO_LONG', 'PIN_TOO_SHORT']);
+
+function discardStaged(file: string): void {
+  unlinkSync(stagedPinFile(file));
+  syncDirectory(dirname(file));
 }
 
 /** The staged PIN becomes the PIN file, durably (the rename flushed with the directory). */

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeywardError } from '../../errors/keyward-error';
 import { changeTokenPin, PinChangeCheckpoint, recoverPinChange, stagedPinFile } from '../../hsm/pin-change';
@@ -24,6 +24,20 @@ async function expectCode(promise: Promise<unknown> | (() => unknown), code: str
     return error as KeywardError;
   }
   throw new Error(`expected ${code}, but the call succeeded`);
+}
+
+/**
+ * Makes a file or directory unwritable for this process: by its mode, or, for root (whom modes do not
+ * stop), with the immutable attribute. Returns the undo.
+ */
+function makeReadOnly(path: string): () => void {
+  if (process.getuid?.() !== 0) {
+    const mode = statSync(path).mode & 0o777;
+    chmodSync(path, mode & ~0o222);
+    return () => chmodSync(path, mode);
+  }
+  execFileSync('chattr', ['+i', path]);
+  return () => execFileSync('chattr', ['-i', path]);
 }
 
 /** A crash at a checkpoint, in this process: changeTokenPin stops there as a killed process would. */
@@ -110,6 +124,39 @@ describe('changing the token user PIN kept in a file', () => {
     }
     expect(toolLogsIn(token, token.pin)).toBe(true);
     expect(toolLogsIn(token, newPin)).toBe(false);
+  });
+
+  it('refuses a PIN file, or a directory, keyward cannot write, and changes nothing', async () => {
+    const { token, pkcs11, newPin } = freshToken('KwPinReadOnly');
+    for (const path of [token.pinFile, hsm.dir]) {
+      const restore = makeReadOnly(path);
+      try {
+        const error = await expectCode(changeTokenPin({ token: pkcs11, pinSource: token.config.pin, newPin }), 'PIN_SOURCE_READ_ONLY');
+        expect(error.message).toContain(token.pinFile);
+        expect(error.message).not.toContain(token.pin);
+      } finally {
+        restore();
+      }
+      expect(pinFileHolds(token)).toBe(token.pin);
+      expect(existsSync(stagedPinFile(token.pinFile))).toBe(false);
+      expect(toolLogsIn(token, token.pin)).toBe(true);
+    }
+  });
+
+  it('drops the staged PIN when the token refuses the change (its PIN was changed outside keyward)', async () => {
+    const { token, pkcs11, newPin } = freshToken('KwPinOutside');
+    const outside = newSecret('outsidepin');
+    hsm.tool(['--token-label', token.label, '--login', '--pin', 'env:KW_TEST_PIN', '--change-pin', '--new-pin', 'env:KW_TEST_NEW_PIN'], {
+      ...hsm.env,
+      KW_TEST_PIN: token.pin,
+      KW_TEST_NEW_PIN: outside,
+    });
+    Pkcs11Module.open(SOFTHSM_MODULE).refresh();
+    const error = await expectCode(changeTokenPin({ token: pkcs11, pinSource: token.config.pin, newPin }), 'WRONG_PIN');
+    expect(error.message).not.toContain(token.pin);
+    expect(existsSync(stagedPinFile(token.pinFile))).toBe(false);
+    expect(pinFileHolds(token)).toBe(token.pin);
+    expect(toolLogsIn(token, outside)).toBe(true);
   });
 
   it('recovers a change staged but never set: the staged PIN is discarded and the old one stays', async () => {
