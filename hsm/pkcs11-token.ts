@@ -289,7 +289,10 @@ export class Pkcs11Token {
     const match = candidates.find((c) => c.id.id === kekId.toLowerCase());
     if (match) return match;
     const found = candidates.map((c) => c.id.id || '(none)').join(', ');
-    throw new KeyCustodyError('KEK_REPLACED', `the key labelled "${this.config.kekLabel}" is not the KEK that wrapped the DEK (id ${found}, expected ${kekId})`);
+    throw new KeyCustodyError(
+      'KEK_REPLACED',
+      `no key labelled "${this.config.kekLabel}" on token "${this.config.tokenLabel}" has CKA_ID ${kekId}: that KEK was destroyed or replaced (CKA_ID found: ${found})`,
+    );
   }
 
   private ambiguous(ids: WrappingKeyId[]): KeyCustodyError {
