@@ -1,24 +1,13 @@
-import { KeyCustodyError } from '../../errors/key-custody-error';
 import type { WrappingKeyId } from '../../hsm/key-wrapper';
 import { Pkcs11KeyWrapper } from '../../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { Pkcs11Token } from '../../hsm/pkcs11-token';
 import { initOckToken, OCK_MODULE, releaseOpenCryptoki, reportOckUnavailable, useOpenCryptoki } from '../support/opencryptoki';
 import { SoftHsm, SoftHsmToken, SOFTHSM_MODULE } from '../support/softhsm';
+import { expectCode } from '../support/expect-code';
 
 /** The token side of a KEK rotation (design.md §5a): two KEKs under one label, told apart by CKA_ID. */
 jest.setTimeout(60_000);
-
-async function expectCode(promise: Promise<unknown> | (() => unknown), code: string): Promise<KeyCustodyError> {
-  try {
-    await (typeof promise === 'function' ? promise() : promise);
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeyCustodyError);
-    expect({ code: (error as KeyCustodyError).code, message: (error as Error).message }).toMatchObject({ code });
-    return error as KeyCustodyError;
-  }
-  throw new Error(`expected ${code}, but the call succeeded`);
-}
 
 /** The secret keys pkcs11-tool, an independent client, sees on the token: label and CKA_ID of each. */
 function secretKeysSeenByTool(hsm: SoftHsm, token: SoftHsmToken): Array<{ label: string; id: string }> {

@@ -1,7 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KeywardError } from '../../errors/keyward-error';
 import { changeTokenPin, PinChangeCheckpoint, recoverPinChange, stagedPinFile } from '../../hsm/pin-change';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { Pkcs11Token } from '../../hsm/pkcs11-token';
@@ -9,22 +8,12 @@ import { PROJECT_ROOT } from '../../server/config';
 import { testDir } from '../support/run-dir';
 import { newSecret, registerSecretSource } from '../support/secrets';
 import { SoftHsm, SoftHsmToken, SOFTHSM_MODULE } from '../support/softhsm';
+import { expectCode } from '../support/expect-code';
 
 /** Changing the token's user PIN kept in a file, crash-safe, on real SoftHSM2 tokens. */
 jest.setTimeout(60_000);
 
 const CHILD = join(PROJECT_ROOT, 'dist', 'test', 'support', 'pin-change-child.js');
-
-async function expectCode(promise: Promise<unknown> | (() => unknown), code: string): Promise<KeywardError> {
-  try {
-    await (typeof promise === 'function' ? promise() : promise);
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeywardError);
-    expect({ code: (error as KeywardError).code, message: (error as Error).message }).toMatchObject({ code });
-    return error as KeywardError;
-  }
-  throw new Error(`expected ${code}, but the call succeeded`);
-}
 
 /**
  * Makes a file or directory unwritable for this process: by its mode, or, for root (whom modes do not
