@@ -160,7 +160,12 @@ describe('changing the token user PIN kept in a file', () => {
     expect(pinFileHolds(token)).toBe(token.pin);
     expect(toolLogsIn(token, token.pin)).toBe(true);
     expect(toolLogsIn(token, newPin)).toBe(false);
+    // A staging cut short inside writeFileDurably leaves only its temporary copy, which holds the new PIN.
+    const torn = `${stagedPinFile(token.pinFile)}.4242.tmp`;
+    writeFileSync(torn, `${newPin}\n`, { mode: 0o600 });
+    registerSecretSource(torn);
     expect(await recoverPinChange({ token: new Pkcs11Token(token.config), pinSource: token.config.pin })).toBe('none');
+    expect(existsSync(torn)).toBe(false);
   });
 
   it('recovers a change set but not renamed: the staged PIN becomes the file', async () => {
