@@ -42,10 +42,10 @@ export function stagedPinFile(pinFile: string): string {
  */
 export async function changeTokenPin(request: PinChangeRequest): Promise<'changed' | 'unchanged'> {
   const { token, pinSource, newPin } = request;
+  const file = writablePinFile(pinSource);
   if (describePinSource(token.config.pin) !== describePinSource(pinSource)) {
     throw new Error(`the token reads its PIN from ${describePinSource(token.config.pin)}, not from ${describePinSource(pinSource)}`);
   }
-  const file = writablePinFile(pinSource);
   token.checkNewUserPin(newPin);
   await recoverPinChange({ token, pinSource });
   if (readPin(pinSource) === newPin) {
