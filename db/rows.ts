@@ -46,9 +46,10 @@ export interface KeyMaterialRow {
   kek_id: string | null;
   backup_copy: Buffer | null;
   gcm_encryptions: number | string;
-  state: string;
-  kek_created_at: string | null;
-  retired_at: string | null;
+  /** Absent before migration 010. */
+  state?: string;
+  kek_created_at?: string | null;
+  retired_at?: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -24,7 +24,8 @@ export class KeyMaterialRepository implements KeyMaterialStore {
 
   /** Every DEK not retired, the primary first. */
   async keyset(): Promise<KeyMaterialRecord[]> {
-    const records = await this.cache.get('keyset', async () => (await this.reader<KeyMaterialRow>('key_material').whereNot({ state: 'retired' }).orderBy('id', 'asc')).map(recordOf));
+    // Filtered here, not in SQL: BOOT probes a database whose migrations may not have run yet (no `state` column).
+    const records = await this.cache.get('keyset', async () => (await this.all()).filter((record) => record.state !== 'retired'));
     // Callers get their own buffers: the kept records stay as read.
     return [...records].sort((a, b) => Number(b.state === 'primary') - Number(a.state === 'primary')).map(copyOf);
   }
@@ -164,18 +165,19 @@ async function updateRow(db: Knex, dekKeyId: string, columns: Record<string, unk
 }
 
 function recordOf(row: KeyMaterialRow): KeyMaterialRecord {
+  // A row from before keysets (migration 010) is the one DEK there was: the primary.
   // wrappedColumns() writes the mechanism and the KEK's label together with the blob.
   const wrapped: WrappedKey | null =
     row.wrapped_dek === null ? null : { mechanism: row.wrap_mechanism as WrapMechanism, kek: { label: row.kek_label as string, id: row.kek_id ?? '' }, blob: Buffer.from(row.wrapped_dek) };
   return {
     dekKeyId: row.dek_key_id,
-    state: row.state as DekState,
+    state: (row.state ?? 'primary') as DekState,
     wrapped,
     backupCopy: row.backup_copy === null ? null : Buffer.from(row.backup_copy),
     gcmEncryptions: Number(row.gcm_encryptions),
     createdAt: row.created_at,
     kekCreatedAt: row.kek_created_at ?? row.created_at,
-    retiredAt: row.retired_at,
+    retiredAt: row.retired_at ?? null,
   };
 }
 
