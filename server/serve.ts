@@ -5,6 +5,7 @@ import type { KeywardRuntime } from './runtime';
 import { bootRetryDelayOf } from '../machines/state-names';
 import { isSetupPhase, phaseOf } from './web/lifecycle-phase';
 import { PATHS } from './web/wizard-paths';
+import { AutoRotation } from './web/auto-rotation';
 import { loggableError } from './web/web-errors';
 import { prepareWebServer } from './web/web-server';
 
@@ -53,6 +54,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   const url = `https://${host}:${port}/`;
   let stopped = false;
   let retry: NodeJS.Timeout | null = null;
+  const rotation = new AutoRotation(deps);
   const purge = setInterval(() => void deps.work.track(deps.sessions.purgeExpired().catch(() => 0)), SESSION_PURGE_MS);
   purge.unref();
   let resolveExit!: (code: number) => void;
@@ -63,6 +65,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     operator.say(`${signal}: shutting down (finishing the requests in flight)`);
     if (retry) clearTimeout(retry);
     clearInterval(purge);
+    rotation.stop();
+    if (deps.rotations.current)
+      operator.say(`waiting for the ${deps.rotations.current.kind.toUpperCase()} rotation in progress (what is left after ${deps.config.shutdownGraceMs} ms resumes at the next start)`);
     // Stop accepting; idle keep-alive connections close now, busy ones after their response.
     const closed = new Promise<void>((done) => server.close(() => done()));
     server.closeIdleConnections();
@@ -130,6 +135,10 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   await deps.watcher.poll();
   if (stopped) return exited;
   deps.watcher.start();
+  // The key lifecycle runs in the background while the server serves: a rotation a crash
+  // interrupted is finished first; then, if configured, the policy's timer.
+  if (rotation.resumeInterrupted(deps.watcher.current)) operator.say('resuming the key rotation a crash interrupted (the server serves meanwhile)');
+  rotation.start();
 
   return exited;
 }

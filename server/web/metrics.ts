@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TransitionRow } from '../../db/repositories/lifecycle-repository';
 import type { Inspection } from '../lifecycle-engine';
+import { ageSeconds, PolicyKeyRecord, ReencryptionProgress, reencryptionRate, ROTATION_CHECKS, RotationPolicyConfig, rotationsDue } from '../rotation-policy';
 
 /**
  * The server's Prometheus metrics. Lifecycle metrics come from the transition log, so they count
@@ -44,6 +45,32 @@ export class WebMetrics {
     registers: [this.registry],
   });
 
+  readonly rotationDue = new Gauge({
+    name: 'keyward_rotation_due',
+    help: '1 when the rotation policy says the key is due for rotation, for the reason named (encryptions, age)',
+    labelNames: ['key', 'reason'],
+    registers: [this.registry],
+  });
+  readonly dekEncryptions = new Gauge({
+    name: 'keyward_dek_encryptions',
+    help: 'GCM encryptions recorded under each live DEK (the limit is 2^32)',
+    labelNames: ['key_id'],
+    registers: [this.registry],
+  });
+  readonly dekAge = new Gauge({ name: 'keyward_dek_age_seconds', help: 'Age of the primary DEK', labelNames: ['key_id'], registers: [this.registry] });
+  readonly kekAge = new Gauge({ name: 'keyward_kek_age_seconds', help: 'Age of the KEK that wraps the keyset', registers: [this.registry] });
+  readonly reencryptionDone = new Gauge({ name: 'keyward_dek_reencryption_values_done', help: 'Values the newest DEK re-encryption job has rewritten', registers: [this.registry] });
+  readonly reencryptionLeft = new Gauge({
+    name: 'keyward_dek_reencryption_values_left',
+    help: 'Values the newest DEK re-encryption job has still to rewrite (0 once it finished)',
+    registers: [this.registry],
+  });
+  readonly reencryptionRate = new Gauge({
+    name: 'keyward_dek_reencryption_values_per_second',
+    help: 'Values per second of the newest DEK re-encryption job, from its start to its last batch',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
@@ -78,6 +105,26 @@ export class WebMetrics {
         this.passwordAttempts.inc({ result: 'locked_out' });
       }
     });
+  }
+
+  /** The keyset as the database records it, the newest re-encryption job, and what the policy says of them. */
+  observeKeys(keyset: readonly PolicyKeyRecord[], job: ReencryptionProgress | null, policy: RotationPolicyConfig, now: Date = new Date()): void {
+    const due = rotationsDue(keyset, now, policy);
+    for (const check of ROTATION_CHECKS) this.rotationDue.set(check, due.some((item) => item.key === check.key && item.reason === check.reason) ? 1 : 0);
+    // Retired DEKs leave the gauges with the keyset.
+    this.dekEncryptions.reset();
+    this.dekAge.reset();
+    this.kekAge.reset();
+    for (const record of keyset) if (record.state !== 'retired') this.dekEncryptions.set({ key_id: record.dekKeyId }, record.gcmEncryptions);
+    const primary = keyset.find((record) => record.state === 'primary');
+    if (primary) {
+      this.dekAge.set({ key_id: primary.dekKeyId }, ageSeconds(primary.createdAt, now));
+      if (primary.wrapped) this.kekAge.set(ageSeconds(primary.kekCreatedAt, now));
+    }
+    const rate = job ? reencryptionRate(job) : { valuesLeft: 0, valuesPerSecond: 0 };
+    this.reencryptionDone.set(job?.valuesDone ?? 0);
+    this.reencryptionLeft.set(rate.valuesLeft);
+    this.reencryptionRate.set(rate.valuesPerSecond);
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
