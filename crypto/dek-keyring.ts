@@ -13,6 +13,12 @@ export interface Dek {
   key: Buffer;
 }
 
+/** A key id as its 8 bytes; refuses anything but 16 hex digits (Buffer.from would silently truncate). */
+export function keyIdBytes(keyId: string): Buffer {
+  if (!/^[0-9a-f]{16}$/.test(keyId)) throw new RangeError('a DEK key id is 16 lowercase hex digits');
+  return Buffer.from(keyId, 'hex');
+}
+
 export function generateDek(): Dek {
   return { keyId: randomBytes(KEY_ID_LENGTH).toString('hex'), key: randomBytes(DEK_LENGTH) };
 }

@@ -1,6 +1,6 @@
 import { hkdfSync } from 'node:crypto';
 import * as argon2 from 'argon2';
-import type { KdfParams } from './backup-copy';
+import type { KdfParams } from './kdf-params';
 
 export const ARGON2_VERSION = 0x13;
 

@@ -14,7 +14,16 @@ const EMPTY: ChainVerdict = { ok: true, rows: 0, unverifiedRows: 0, firstBroken:
  */
 export async function auditTransitionLog(store: Store, keyring: DekKeyring, deployment: string): Promise<ChainVerdict> {
   if (!(await store.lifecycle.tablesExist())) return EMPTY;
-  return verifyChain(await store.lifecycle.chain(deployment), keysOf(keyring));
+  return verifyChain(await store.lifecycle.chain(deployment), keysOf(keyring, await retiredChainKeys(store, keyring)));
+}
+
+/**
+ * The chain keys of retired DEKs, kept sealed in the database; empty while the keyset is locked, or
+ * before the schema has the table (a BOOT ahead of its migration).
+ */
+async function retiredChainKeys(store: Store, keyring: DekKeyring): Promise<ReadonlyMap<string, Buffer>> {
+  if (keyring.current === null) return new Map();
+  return store.logChainKeys.all().catch(() => new Map<string, Buffer>());
 }
 
 /**
@@ -28,7 +37,7 @@ export async function auditTransitionLog(store: Store, keyring: DekKeyring, depl
  */
 export async function auditTransitionLogForBoot(store: Store, keyring: DekKeyring, deployment: string): Promise<ChainVerdict> {
   if (!(await store.lifecycle.tablesExist())) return EMPTY;
-  const keyFor = keysOf(keyring);
+  const keyFor = keysOf(keyring, await retiredChainKeys(store, keyring));
   const checkpoint = await store.lifecycle.checkpoint(deployment);
   const verdict = (checkpoint && (await fromCheckpoint(store, keyFor, checkpoint))) ?? verifyChain(await store.lifecycle.chain(deployment), keyFor);
   const keyId = keyring.current;
@@ -55,12 +64,12 @@ async function fromCheckpoint(store: Store, keyFor: (chainKey: string) => Buffer
   return verifyChain(await store.lifecycle.chainAfter(deployment, revision), keyFor, { revision, hash: row.hash });
 }
 
-function keysOf(keyring: DekKeyring): (chainKey: string) => Buffer | null {
+function keysOf(keyring: DekKeyring, retired: ReadonlyMap<string, Buffer>): (chainKey: string) => Buffer | null {
   const keys = new Map<string, Buffer | null>();
   return (chainKey) => {
     if (!keys.has(chainKey)) {
       const keyId = chainKey.startsWith('dek:') ? chainKey.slice(4) : null;
-      keys.set(chainKey, keyId && keyring.has(keyId) ? chainKeyFromDek(keyId, keyring.key(keyId)).key : null);
+      keys.set(chainKey, keyId && keyring.has(keyId) ? chainKeyFromDek(keyId, keyring.key(keyId)).key : (retired.get(chainKey) ?? null));
     }
     return keys.get(chainKey)!;
   };

@@ -51,11 +51,22 @@ type Handle = pkcs11js.Handle;
  */
 export class Pkcs11KeyWrapper implements KeyWrapper {
   private chosen: WrapMechanism | null = null;
+  /** The CKA_ID (hex) of the KEK new wraps use; undefined: the only key with the label. */
+  private readonly kekId: string | undefined;
 
-  constructor(private readonly token: Pkcs11Token) {}
+  /**
+   * options.kekId names the KEK that wrap() and keyId() use while several carry the label (a KEK
+   * rotation); unwrap() always uses the KEK its blob names.
+   */
+  constructor(
+    private readonly token: Pkcs11Token,
+    options: { kekId?: string } = {},
+  ) {
+    this.kekId = options.kekId;
+  }
 
   async keyId(): Promise<WrappingKeyId> {
-    return this.token.withSession((api, session) => this.token.requireKek(api, session).id);
+    return this.token.withSession((api, session) => this.token.requireKek(api, session, this.kekId).id);
   }
 
   /** The mechanism new wraps use on this token, read once from its mechanism list. */
@@ -72,7 +83,7 @@ export class Pkcs11KeyWrapper implements KeyWrapper {
     if (dek.length !== DEK_LENGTH) throw new RangeError(`a DEK is ${DEK_LENGTH} bytes, not ${dek.length}`);
     const mechanism = this.mechanism();
     return this.token.withSession((api, session) => {
-      const kek = this.token.requireKek(api, session);
+      const kek = this.token.requireKek(api, session, this.kekId);
       try {
         if (mechanism !== 'CKM_AES_CBC_PAD') {
           return { mechanism, kek: kek.id, blob: wrapWith(api, session, { mechanism: CODES.get(mechanism)! }, kek.handle, dek) };
@@ -107,25 +118,24 @@ export class Pkcs11KeyWrapper implements KeyWrapper {
       throw new KeyCustodyError('WRAPPED_BLOB_CORRUPT', `wrapped DEK is ${wrapped.blob.length} bytes; ${wrapped.mechanism} of a 32-byte DEK is ${expected}`);
     }
     return this.token.withSession((api, session) => {
-      const kek = this.token.requireKek(api, session);
-      if (wrapped.kek.id !== '' && kek.id.id !== wrapped.kek.id) {
-        throw new KeyCustodyError('KEK_REPLACED', `the key labelled "${kek.id.label}" is not the KEK that wrapped the DEK (id ${kek.id.id}, expected ${wrapped.kek.id})`);
-      }
-      return wrapped.mechanism === 'CKM_AES_CBC_PAD' ? this.unwrapCbc(api, session, kek, wrapped.blob) : this.unwrapKeyWrap(api, session, kek.handle, wrapped.mechanism, code, wrapped.blob);
+      // The blob names its KEK; a blob recorded without a CKA_ID (an import) takes the chosen or only one.
+      const kek = this.token.requireKek(api, session, wrapped.kek.id === '' ? this.kekId : wrapped.kek.id);
+      return wrapped.mechanism === 'CKM_AES_CBC_PAD' ? this.unwrapCbc(api, session, kek, wrapped.blob) : this.unwrapKeyWrap(api, session, kek, wrapped.mechanism, code, wrapped.blob);
     });
   }
 
   /** RFC 3394 / 5649: the mechanism checks integrity itself; the module's word for a failure varies. */
-  private unwrapKeyWrap(api: Api, session: Handle, kek: Handle, name: WrapMechanism, code: number, blob: Buffer): Buffer {
+  private unwrapKeyWrap(api: Api, session: Handle, kek: { handle: Handle; id: WrappingKeyId }, name: WrapMechanism, code: number, blob: Buffer): Buffer {
     try {
-      return unwrapWith(api, session, { mechanism: code }, kek, blob);
+      return unwrapWith(api, session, { mechanism: code }, kek.handle, blob);
     } catch (error) {
       const rv = pkcs11Code(error);
-      if (rv !== undefined && INTEGRITY_FAILURES.has(rv)) throw corrupt(`${name} integrity check failed under the KEK (${returnValueName(rv)})`, error);
+      const under = `under the KEK with CKA_ID ${kek.id.id || '(none)'}`;
+      if (rv !== undefined && INTEGRITY_FAILURES.has(rv)) throw corrupt(`${name} integrity check failed ${under} (${returnValueName(rv)})`, error);
       // SoftHSM2 and others answer a failed RFC 3394 check with CKR_GENERAL_ERROR. A fresh wrap under
       // the same KEK that unwraps shows the module and the KEK work: then it is this blob that failed.
-      if (rv !== undefined && UNSPECIFIED_FAILURES.has(rv) && roundTripWorks(api, session, kek, code)) {
-        throw corrupt(`${name} integrity check failed under the KEK (the module said ${returnValueName(rv)}; a test wrap under the same KEK unwraps)`, error);
+      if (rv !== undefined && UNSPECIFIED_FAILURES.has(rv) && roundTripWorks(api, session, kek.handle, code)) {
+        throw corrupt(`${name} integrity check failed ${under} (the module said ${returnValueName(rv)}; a test wrap under the same KEK unwraps)`, error);
       }
       throw mapPkcs11Error(error, `unwrapping the DEK with ${name}`);
     }
@@ -152,7 +162,7 @@ export class Pkcs11KeyWrapper implements KeyWrapper {
         ? corrupt(why, cause)
         : new KeyCustodyError(
             'KEK_REPLACED',
-            `the key labelled "${kek.id.label}" is not the KEK that wrapped the DEK: its check value differs from the one stored with the wrap, and the DEK does not unwrap under it`,
+            `the key labelled "${kek.id.label}" with CKA_ID ${kek.id.id || '(none)'} is not the KEK that wrapped the DEK: its check value differs from the one stored with the wrap, and the DEK does not unwrap under it`,
             cause === undefined ? undefined : { cause },
           );
     let dek: Buffer;

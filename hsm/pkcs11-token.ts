@@ -1,10 +1,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KeyCustodyError, isKeyCustodyError } from '../errors/key-custody-error';
+import { KeywardError } from '../errors/keyward-error';
 import type { WrappingKeyId } from './key-wrapper';
 import { describePinSource, PinSource, readPin } from './pin-source';
 import { KeptSession, Pkcs11Module, TokenScan, pkcs11Code } from './pkcs11-module';
 import { explainPkcs11Error } from './pkcs11-return-codes';
+import { checkPinLength, PinLimits, readPinLimits } from './token-pin-limits';
 
 export interface TokenConfig {
   modulePath: string;
@@ -103,8 +105,11 @@ export class Pkcs11Token {
    * What the token holds right now, read fresh from the module; never throws for absence. An absent
    * token or KEK is reported only when every rescan of the window agrees; a slot that could not be
    * read makes the answer unknown (tokenPresent null, problem TOKEN_UNREACHABLE), never "absent".
+   * With kekId (the CKA_ID the stored wrap names), `kek` is that KEK, or null when it is absent (other
+   * keys with the label then make it a final answer, as a replaced KEK); without one, the only KEK,
+   * and problem KEK_AMBIGUOUS when several carry the label.
    */
-  async probe(window: AbsenceWindow = ABSENCE_WINDOW): Promise<TokenProbe> {
+  async probe(window: AbsenceWindow = ABSENCE_WINDOW, kekId?: string): Promise<TokenProbe> {
     let module: Pkcs11Module;
     try {
       module = this.module();
@@ -113,7 +118,7 @@ export class Pkcs11Token {
     }
     const verdicts: ScanVerdict[] = [];
     for (let scan = 1; ; scan++) {
-      const verdict = this.scanOnce(module);
+      const verdict = this.scanOnce(module, kekId);
       if (verdict.kind === 'kek') return { moduleLoaded: true, tokenPresent: true, kek: verdict.kek };
       if (verdict.kind === 'final') return verdict.probe;
       verdicts.push(verdict);
@@ -129,7 +134,7 @@ export class Pkcs11Token {
   }
 
   /** One rescan of the module: the token's KEK, an absence, or why it could not tell. */
-  private scanOnce(module: Pkcs11Module): ScanVerdict {
+  private scanOnce(module: Pkcs11Module, kekId: string | undefined): ScanVerdict {
     let scan: TokenScan;
     try {
       module.refresh();
@@ -140,8 +145,14 @@ export class Pkcs11Token {
     }
     if (!scan.found) return scan.unknown === null ? { kind: 'tokenAbsent' } : { kind: 'unknown', tokenSeen: false, problem: 'TOKEN_UNREACHABLE' };
     try {
-      const kek = this.findKekId();
-      return kek === null ? { kind: 'kekAbsent' } : { kind: 'kek', kek };
+      const keks = this.listKeks();
+      if (kekId === undefined) {
+        if (keks.length > 1) throw this.ambiguous(keks);
+        return keks[0] ? { kind: 'kek', kek: keks[0] } : { kind: 'kekAbsent' };
+      }
+      const kek = keks.find((k) => k.id === kekId.toLowerCase());
+      if (kek) return { kind: 'kek', kek };
+      return keks.length === 0 ? { kind: 'kekAbsent' } : { kind: 'final', probe: { moduleLoaded: true, tokenPresent: true, kek: null } };
     } catch (error) {
       const problem = codeOf(error);
       return TRANSIENT_PROBLEMS.has(problem) ? { kind: 'unknown', tokenSeen: true, problem } : { kind: 'final', probe: { moduleLoaded: true, tokenPresent: true, kek: null, problem } };
@@ -221,81 +232,203 @@ export class Pkcs11Token {
     }
   }
 
-  findKekHandle(api: pkcs11js.PKCS11, session: pkcs11js.Handle): pkcs11js.Handle | null {
+  /** Every secret key carrying the KEK label, with its CKA_ID: two of them while a KEK rotation runs. */
+  private kekCandidates(api: pkcs11js.PKCS11, session: pkcs11js.Handle): Array<{ handle: pkcs11js.Handle; id: WrappingKeyId }> {
     api.C_FindObjectsInit(session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
       { type: pkcs11js.CKA_LABEL, value: this.config.kekLabel },
     ]);
+    const handles: pkcs11js.Handle[] = [];
     try {
-      const handles = api.C_FindObjects(session, 2);
-      if (handles.length > 1) {
-        throw new KeyCustodyError('PKCS11_ERROR', `more than one key is labelled "${this.config.kekLabel}"; labels must be unique`);
-      }
-      return handles[0] ?? null;
+      for (let batch = api.C_FindObjects(session, 16); batch.length > 0; batch = api.C_FindObjects(session, 16)) handles.push(...batch);
     } finally {
       api.C_FindObjectsFinal(session);
     }
+    return handles.map((handle) => ({ handle, id: this.identityOf(api, session, handle) }));
   }
 
-  findKekId(): WrappingKeyId | null {
+  /**
+   * The KEK's handle. With a CKA_ID (hex), the key with the label and that id, or null; without one,
+   * the only key with the label, or null, and KEK_AMBIGUOUS when several carry it (a rotation under way:
+   * the caller must say which).
+   */
+  findKekHandle(api: pkcs11js.PKCS11, session: pkcs11js.Handle, kekId?: string): pkcs11js.Handle | null {
+    const candidates = this.kekCandidates(api, session);
+    if (kekId !== undefined) return candidates.find((c) => c.id.id === kekId.toLowerCase())?.handle ?? null;
+    if (candidates.length > 1) throw this.ambiguous(candidates.map((c) => c.id));
+    return candidates[0]?.handle ?? null;
+  }
+
+  /** The KEK's identity (the one with this CKA_ID, or the only one), or null; see findKekHandle. */
+  findKekId(kekId?: string): WrappingKeyId | null {
     return this.withSession((api, session) => {
-      const handle = this.findKekHandle(api, session);
+      const handle = this.findKekHandle(api, session, kekId);
       return handle === null ? null : this.identityOf(api, session, handle);
     });
   }
 
-  requireKek(api: pkcs11js.PKCS11, session: pkcs11js.Handle): { handle: pkcs11js.Handle; id: WrappingKeyId } {
-    const handle = this.findKekHandle(api, session);
-    if (handle === null) {
+  /** Every key carrying the KEK label (label and CKA_ID), in the token's order. */
+  listKeks(): WrappingKeyId[] {
+    return this.withSession((api, session) => this.kekCandidates(api, session).map((c) => c.id));
+  }
+
+  /**
+   * The KEK with this CKA_ID, or the only one. None with the label: KEK_MISSING; keys with the label
+   * but none with this id: KEK_REPLACED (the KEK that wrapped was destroyed or swapped); several and
+   * no id: KEK_AMBIGUOUS.
+   */
+  requireKek(api: pkcs11js.PKCS11, session: pkcs11js.Handle, kekId?: string): { handle: pkcs11js.Handle; id: WrappingKeyId } {
+    const candidates = this.kekCandidates(api, session);
+    if (candidates.length === 0) {
       throw new KeyCustodyError('KEK_MISSING', `no key labelled "${this.config.kekLabel}" on token "${this.config.tokenLabel}"`);
     }
-    return { handle, id: this.identityOf(api, session, handle) };
+    if (kekId === undefined) {
+      if (candidates.length > 1) throw this.ambiguous(candidates.map((c) => c.id));
+      return candidates[0]!;
+    }
+    const match = candidates.find((c) => c.id.id === kekId.toLowerCase());
+    if (match) return match;
+    const found = candidates.map((c) => c.id.id || '(none)').join(', ');
+    throw new KeyCustodyError(
+      'KEK_REPLACED',
+      `no key labelled "${this.config.kekLabel}" on token "${this.config.tokenLabel}" has CKA_ID ${kekId}: that KEK was destroyed or replaced (CKA_ID found: ${found})`,
+    );
   }
 
-  /** Generates the KEK inside the token: AES-256, sensitive, never extractable, wrap and unwrap only. */
+  private ambiguous(ids: WrappingKeyId[]): KeyCustodyError {
+    return new KeyCustodyError(
+      'KEK_AMBIGUOUS',
+      `${ids.length} keys are labelled "${this.config.kekLabel}" on token "${this.config.tokenLabel}" (CKA_ID ${ids.map((i) => i.id || '(none)').join(', ')}); name the KEK by its CKA_ID`,
+    );
+  }
+
+  /** Generates the KEK inside the token; refuses when a key carries the label already (the set-up makes exactly one). */
   generateKek(): WrappingKeyId {
     return this.withSession((api, session) => {
-      if (this.findKekHandle(api, session) !== null) {
+      if (this.kekCandidates(api, session).length > 0) {
         throw new KeyCustodyError('KEK_EXISTS', `a key labelled "${this.config.kekLabel}" already exists on token "${this.config.tokenLabel}"`);
       }
-      const id = randomBytes(16);
-      try {
-        api.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-          { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-          { type: pkcs11js.CKA_LABEL, value: this.config.kekLabel },
-          { type: pkcs11js.CKA_ID, value: id },
-          { type: pkcs11js.CKA_TOKEN, value: true },
-          { type: pkcs11js.CKA_PRIVATE, value: true },
-          { type: pkcs11js.CKA_SENSITIVE, value: true },
-          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-          { type: pkcs11js.CKA_MODIFIABLE, value: false },
-          { type: pkcs11js.CKA_WRAP, value: true },
-          { type: pkcs11js.CKA_UNWRAP, value: true },
-          { type: pkcs11js.CKA_ENCRYPT, value: false },
-          { type: pkcs11js.CKA_DECRYPT, value: false },
-          { type: pkcs11js.CKA_SIGN, value: false },
-          { type: pkcs11js.CKA_VERIFY, value: false },
-        ]);
-      } catch (error) {
-        throw mapPkcs11Error(error, `generating the KEK on token "${this.config.tokenLabel}"`);
-      }
-      return { label: this.config.kekLabel, id: id.toString('hex') };
+      return this.generateUnder(api, session);
     });
   }
 
-  /** Removes the KEK with this identity (a set-up that failed after making it); another key is never touched. */
+  /**
+   * Generates one more KEK under the label, with a new random CKA_ID, whatever keys carry the label
+   * already: the new KEK of a rotation. Not idempotent: a caller that may run again after a crash
+   * first looks (listKeks) for a KEK that no stored wrap references and uses that one instead.
+   */
+  generateAdditionalKek(): WrappingKeyId {
+    return this.withSession((api, session) => this.generateUnder(api, session));
+  }
+
+  /** AES-256 made inside the token: sensitive, never extractable, wrap and unwrap only. */
+  private generateUnder(api: pkcs11js.PKCS11, session: pkcs11js.Handle): WrappingKeyId {
+    const id = randomBytes(16);
+    try {
+      api.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+        { type: pkcs11js.CKA_LABEL, value: this.config.kekLabel },
+        { type: pkcs11js.CKA_ID, value: id },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        { type: pkcs11js.CKA_MODIFIABLE, value: false },
+        { type: pkcs11js.CKA_WRAP, value: true },
+        { type: pkcs11js.CKA_UNWRAP, value: true },
+        { type: pkcs11js.CKA_ENCRYPT, value: false },
+        { type: pkcs11js.CKA_DECRYPT, value: false },
+        { type: pkcs11js.CKA_SIGN, value: false },
+        { type: pkcs11js.CKA_VERIFY, value: false },
+      ]);
+    } catch (error) {
+      throw mapPkcs11Error(error, `generating a KEK on token "${this.config.tokenLabel}"`);
+    }
+    return { label: this.config.kekLabel, id: id.toString('hex') };
+  }
+
+  /**
+   * Removes the key with the KEK label and this CKA_ID, whatever other keys carry the label; nothing
+   * when there is none (safe to run again). A key with another label is never touched.
+   */
   destroyKek(id: WrappingKeyId): void {
     this.withSession((api, session) => {
-      const handle = this.findKekHandle(api, session);
-      if (handle === null || this.identityOf(api, session, handle).id !== id.id) return;
-      try {
-        api.C_DestroyObject(session, handle);
-      } catch (error) {
-        throw mapPkcs11Error(error, `removing the KEK "${id.label}" from token "${this.config.tokenLabel}"`);
+      for (const candidate of this.kekCandidates(api, session)) {
+        if (candidate.id.id === id.id.toLowerCase()) this.destroyHandle(api, session, candidate);
       }
     });
+  }
+
+  /**
+   * Removes every key with the KEK label except the one with this CKA_ID (finishing a rotation, or
+   * rolling one back) and returns what it removed. Refuses, removing nothing, when that KEK is absent.
+   */
+  destroyKeksExcept(keepId: WrappingKeyId): WrappingKeyId[] {
+    return this.withSession((api, session) => {
+      const candidates = this.kekCandidates(api, session);
+      const keep = keepId.id.toLowerCase();
+      if (!candidates.some((c) => c.id.id === keep)) {
+        throw new KeyCustodyError('KEK_MISSING', `no key labelled "${this.config.kekLabel}" with CKA_ID ${keepId.id} on token "${this.config.tokenLabel}"; no KEK was removed`);
+      }
+      const removed: WrappingKeyId[] = [];
+      for (const candidate of candidates) {
+        if (candidate.id.id === keep) continue;
+        this.destroyHandle(api, session, candidate);
+        removed.push(candidate.id);
+      }
+      return removed;
+    });
+  }
+
+  private destroyHandle(api: pkcs11js.PKCS11, session: pkcs11js.Handle, kek: { handle: pkcs11js.Handle; id: WrappingKeyId }): void {
+    try {
+      api.C_DestroyObject(session, kek.handle);
+    } catch (error) {
+      throw mapPkcs11Error(error, `removing the KEK "${kek.id.label}" (CKA_ID ${kek.id.id}) from token "${this.config.tokenLabel}"`);
+    }
+  }
+
+  /**
+   * Refuses, changing nothing, a new user PIN outside the token's length limits (PIN_TOO_LONG or
+   * PIN_TOO_SHORT, naming the limits). Reads the token information only: no login.
+   */
+  checkNewUserPin(newPin: string): void {
+    if (newPin.length === 0 || /[\r\n]/.test(newPin)) {
+      // A PIN file holds one line: a line break could not be read back as the same PIN.
+      throw new KeywardError('INVALID_INPUT', 'the new user PIN is empty or holds a line break; nothing was changed');
+    }
+    const module = this.module();
+    const slot = module.findSlot(this.config.tokenLabel);
+    if (slot === null) throw new KeyCustodyError('TOKEN_MISSING', `no token labelled "${this.config.tokenLabel}" in ${this.config.modulePath}`);
+    let limits: PinLimits;
+    try {
+      limits = readPinLimits(module.api, slot);
+    } catch (error) {
+      throw mapPkcs11Error(error, `reading the PIN limits of token "${this.config.tokenLabel}"`);
+    }
+    const problem = checkPinLength(newPin, limits, 'new user PIN');
+    if (problem) throw new KeyCustodyError(problem.code, `${problem.message}; nothing was changed`);
+  }
+
+  /**
+   * C_SetPIN from the PIN the token's source holds now to newPin, in a logged-in user session, after
+   * checkNewUserPin. The kept session is ended afterwards: the next withSession logs in with what the
+   * source holds then, so the caller puts newPin there first (hsm/pin-change.ts does, crash-safe).
+   */
+  changeUserPin(newPin: string): void {
+    this.checkNewUserPin(newPin);
+    this.withSession((api, session) => {
+      try {
+        api.C_SetPIN(session, readPin(this.config.pin), newPin);
+      } catch (error) {
+        throw mapSetPinError(error, `changing the user PIN of token "${this.config.tokenLabel}"`);
+      }
+    });
+    const module = this.module();
+    const kept = module.sessions.get(this.config.tokenLabel);
+    if (kept) dropSession(module, this.config.tokenLabel, kept, true);
   }
 
   /** The KEK, generated if there is none: safe to run again after a crash. */
@@ -340,6 +473,20 @@ export function mapPkcs11Error(error: unknown, doing: string): KeyCustodyError {
       return new KeyCustodyError('TOKEN_UNREACHABLE', detail, { cause: error });
     default:
       return new KeyCustodyError('PKCS11_ERROR', detail, { cause: error });
+  }
+}
+
+/** C_SetPIN's answers about the new PIN; about the old one (CKR_PIN_INCORRECT, locked) it says what a login says. */
+function mapSetPinError(error: unknown, doing: string): KeyCustodyError {
+  switch (pkcs11Code(error)) {
+    case pkcs11js.CKR_PIN_LEN_RANGE:
+      return new KeyCustodyError('PKCS11_ERROR', `${doing} failed: the token refused the new PIN's length although it is within the limits the token states (CKR_PIN_LEN_RANGE); nothing was changed`, {
+        cause: error,
+      });
+    case pkcs11js.CKR_PIN_INVALID:
+      return new KeyCustodyError('PKCS11_ERROR', `${doing} failed: the token refused characters of the new PIN (CKR_PIN_INVALID); nothing was changed`, { cause: error });
+    default:
+      return mapPkcs11Error(error, doing);
   }
 }
 

@@ -34,6 +34,9 @@ export const COMMAND_OPTIONS: Readonly<Record<string, Readonly<Record<string, Op
   restore: { input: file, 'passphrase-file': file, json },
   drill: { input: file, 'passphrase-file': file, 'backup-password-file': file, json },
   audit: { json },
+  rotate: { json, source },
+  password: { 'current-password-file': file, 'password-file': file, admin: { type: 'string', value: 'USERNAME' }, 'admin-password-file': file, json, source },
+  pin: { 'pin-file': file, json, source },
 };
 
 export interface ParsedCommandLine {

@@ -55,6 +55,14 @@ const USAGE = `usage: keyward <command> [options]
                              restore onto a scratch store with a fresh token, prove a secret
                              decrypts, report the RTO, destroy the scratch store
   audit verify [--json]      check the transition log's hash chain
+  rotate kek|dek [--json]    a new KEK in the token (the DEKs re-wrapped, the old KEK destroyed), or a
+                             new DEK (every value re-encrypted, with a progress bar; the old DEK
+                             retired); the server keeps serving
+  password change [--current-password-file F] [--password-file G]
+  password change --admin USERNAME [--admin-password-file F] [--password-file G]
+                             a new backup password; authorized by the current one or by an
+                             administrator's password; the old one stops working
+  pin change [--pin-file F]  a new user PIN on the token, and in keyward's PIN file
 Secrets (passphrase, backup password) not given in a file are read from stdin, one per line.
   exit-codes                 the table of exit codes
 
@@ -139,6 +147,26 @@ function print(result: SendResult, json: boolean): number {
   return code;
 }
 
+/**
+ * The DEK re-encryption job's progress on stderr: a bar redrawn in place on a terminal, a line per
+ * tenth otherwise (logs, CI). Values per second from the start of this process's run.
+ */
+function progressBar(): (effect: string, report: { done: number; total: number; unit: string }) => void {
+  const started = Date.now();
+  let lastTenth = -1;
+  return (_effect, { done, total, unit }) => {
+    const fraction = total > 0 ? Math.min(1, done / total) : 1;
+    const rate = Math.round(done / Math.max(0.001, (Date.now() - started) / 1000));
+    const line = `re-encrypting [${'#'.repeat(Math.round(fraction * 30)).padEnd(30, '.')}] ${Math.floor(fraction * 100)}% ${done}/${total} ${unit}, ${rate}/s`;
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r${line}${fraction === 1 ? '\n' : ''}`);
+    } else if (Math.floor(fraction * 10) > lastTenth) {
+      lastTenth = Math.floor(fraction * 10);
+      process.stderr.write(`keyward: ${line}\n`);
+    }
+  };
+}
+
 /** Crash tests and drills: KEYWARD_CRASH_AT=effect:checkpoint stops here until the process is killed. */
 function checkpointHook(): ((name: string) => Promise<void>) | undefined {
   const target = process.env.KEYWARD_CRASH_AT;
@@ -182,7 +210,7 @@ async function main(argv: string[]): Promise<number> {
   let runtime: KeywardRuntime;
   const KeywardRuntime = lazy.runtime();
   try {
-    runtime = new KeywardRuntime(config, { onCheckpoint: checkpointHook() });
+    runtime = new KeywardRuntime(config, { onCheckpoint: checkpointHook(), onProgress: progressBar() });
   } catch (error) {
     guard.lock?.release();
     throw error;
@@ -245,7 +273,28 @@ async function main(argv: string[]): Promise<number> {
       case 'boot': {
         const result = await runtime.boot(flag(parsed, 'source') ?? 'cli');
         if (result.outcome === 'startup_refused') process.stderr.write(`keyward: ${result.message}\n`);
-        return print(result, json);
+        const code = print(result, json);
+        // A rotation a crash interrupted is finished now, as `keyward start` does in the background.
+        const resumed = code === EXIT.OK ? await runtime.resumeKeyRotation(flag(parsed, 'source') ?? 'cli') : null;
+        return resumed ? print(resumed, json) : code;
+      }
+      case 'rotate': {
+        const [what] = parsed.positional;
+        if (what !== 'kek' && what !== 'dek') throw new UsageError('rotate takes: kek or dek');
+        return print(await runtime.send(what === 'kek' ? 'ROTATE_KEK' : 'ROTATE_DEK', {}, {}, flag(parsed, 'source') ?? 'cli'), json);
+      }
+      case 'password': {
+        if (parsed.positional[0] !== 'change') throw new UsageError('password takes: change');
+        const admin = flag(parsed, 'admin');
+        const given = readNamedSecrets(parsed, admin ? ['admin-password', 'password'] : ['current-password', 'password']);
+        const secrets: Record<string, string> = admin ? { adminPassword: given['admin-password']!, password: given.password! } : { currentPassword: given['current-password']!, password: given.password! };
+        const payload = admin ? { authorizeWith: 'admin', username: admin } : { authorizeWith: 'backup_password' };
+        return print(await runtime.send('CHANGE_BACKUP_PASSWORD', payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
+      }
+      case 'pin': {
+        if (parsed.positional[0] !== 'change') throw new UsageError('pin takes: change');
+        const { pin } = readNamedSecrets(parsed, ['pin']);
+        return print(await runtime.send('CHANGE_TOKEN_PIN', {}, { pin: pin! }, flag(parsed, 'source') ?? 'cli'), json);
       }
       case 'start': {
         const code = await lazy.serve()(runtime);
@@ -295,7 +344,10 @@ async function main(argv: string[]): Promise<number> {
           if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('--payload must be a JSON object');
         }
         const secrets = readSecrets(parsed.flags.get('secret') ?? []);
-        return print(await runtime.send(type, payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
+        const code = print(await runtime.send(type, payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
+        // Back in operation (after auto-restore, say) with a rotation unfinished: it resumes now.
+        const resumed = code === EXIT.OK && !/^ROTATE_/.test(type) ? await runtime.resumeKeyRotation(flag(parsed, 'source') ?? 'cli') : null;
+        return resumed ? print(resumed, json) : code;
       }
       case 'graph': {
         const inspection = await runtime.engine.inspect({ historyLimit: 0 });

@@ -101,6 +101,18 @@ export class KeywardRuntime {
   }
 
   /**
+   * Finishes a key rotation that a crash interrupted (docs/lifecycle.md "Key rotation"): BOOT leaves
+   * it recorded in the context, and its own event resumes it at the step it reached. Null when
+   * none is under way or the machine is not operational.
+   */
+  async resumeKeyRotation(source: string): Promise<SendResult | null> {
+    const { snapshot } = await this.engine.load();
+    const kind = snapshot.context.keyRotation?.kind;
+    if (!kind || !snapshot.hasTag('operational')) return null;
+    return this.send(kind === 'kek' ? 'ROTATE_KEK' : 'ROTATE_DEK', {}, {}, source);
+  }
+
+  /**
    * An event from outside (CLI, web, script): checked, secrets checked beside it, then applied.
    * A bad payload or a missing secret is refused before anything is touched.
    */

@@ -1,6 +1,6 @@
 import { createDecipheriv, createHash, hkdfSync } from 'node:crypto';
-import * as argon2 from 'argon2';
 import { BackupArchiveError } from '../../backup/archive-errors';
+import { argon2idFromHeader } from '../support/argon2-per-docs';
 
 /**
  * docs/backup-format.md, implemented again from the document with the argon2 library and Node's
@@ -21,16 +21,7 @@ export async function readPerDocs(file: Buffer, passphrase: string): Promise<{ w
   expect(header[13]).toBe(0x13);
   const n = header[50]!;
   expect(headerLength).toBe(75 + n);
-  const root = await argon2.hash(passphrase, {
-    type: argon2.argon2id,
-    version: 0x13,
-    memoryCost: header.readUInt32BE(14),
-    timeCost: header.readUInt32BE(18),
-    parallelism: header[22]!,
-    salt: header.subarray(23, 39),
-    hashLength: 32,
-    raw: true,
-  });
+  const root = await argon2idFromHeader(passphrase, header, 14);
   const key = Buffer.from(hkdfSync('sha256', root, Buffer.alloc(0), 'keyward/backup-archive/v1/payload', 32));
   const verifier = Buffer.from(hkdfSync('sha256', root, Buffer.alloc(0), 'keyward/backup-archive/v1/verify', 16));
   expect(verifier).toEqual(header.subarray(51 + n, 67 + n));

@@ -110,11 +110,12 @@ async function withKeyMaterial<T>(cli: CliHome, fn: (store: Store) => Promise<T>
 }
 
 /**
- * The same bomb in the backup copy of the DEK (key_material, docs/formats.md §3), which had no
- * ceiling at all: a row altered in the database asks for 4 GiB when auto-restore opens it with the
- * backup password. SUBMIT_BACKUP_PASSWORD is rejected from the stored parameters, before Argon2id.
+ * The same bomb in the backup key that the backup password opens (backup_key.record, KWK1,
+ * docs/formats.md §5.1; before keysets the KWB1 copy in key_material, which had no ceiling at all):
+ * a row altered in the database asks for 4 GiB when auto-restore opens it with the backup password.
+ * SUBMIT_BACKUP_PASSWORD is rejected from the stored parameters, before Argon2id.
  */
-describe('CLI: a key_material backup copy asking Argon2id for 4 GiB', () => {
+describe('CLI: a backup key record asking Argon2id for 4 GiB', () => {
   const cli = new CliHome('kdf-bomb-copy');
   const secrets = wizardSecrets();
 
@@ -126,14 +127,14 @@ describe('CLI: a key_material backup copy asking Argon2id for 4 GiB', () => {
     expect(cli.inspect().wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
 
     const forged = await withKeyMaterial(cli, async (store) => {
-      const record = (await store.keyMaterial.current())!;
-      const copy = Buffer.from(record.backupCopy!);
-      copy.writeUInt32BE(BOMB_KDF.memoryKiB, 6);
-      copy.writeUInt32BE(BOMB_KDF.iterations, 10);
-      copy[14] = BOMB_KDF.parallelism;
-      createHash('sha256').update(copy.subarray(0, 115)).digest().copy(copy, 115, 0, 8);
-      await store.keyMaterial.setBackupCopy(record.dekKeyId, copy);
-      return copy;
+      const key = (await store.keyMaterial.backupKey())!;
+      const record = Buffer.from(key.record);
+      record.writeUInt32BE(BOMB_KDF.memoryKiB, 6);
+      record.writeUInt32BE(BOMB_KDF.iterations, 10);
+      record[14] = BOMB_KDF.parallelism;
+      createHash('sha256').update(record.subarray(0, 139)).digest().copy(record, 139, 0, 8);
+      await store.db('backup_key').update({ record });
+      return record;
     });
 
     const env = { ...cli.env };
@@ -151,6 +152,6 @@ describe('CLI: a key_material backup copy asking Argon2id for 4 GiB', () => {
     expect(after.state).toBe(before.state);
     expect(after.wizardState).toBe('WIZARD_AUTO_RESTORE_PASSWORD');
     expect(after.context.passwordFailures).toBe(before.context.passwordFailures); // not a wrong password: no lockout step
-    expect(await withKeyMaterial(cli, async (store) => (await store.keyMaterial.current())!.backupCopy)).toEqual(forged);
+    expect(await withKeyMaterial(cli, async (store) => (await store.keyMaterial.backupKey())!.record)).toEqual(forged);
   });
 });

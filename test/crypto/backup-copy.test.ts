@@ -1,36 +1,9 @@
-import { createDecipheriv, createHash, hkdfSync } from 'node:crypto';
-import * as argon2 from 'argon2';
+import { createHash } from 'node:crypto';
 import { BACKUP_COPY_LENGTH, createBackupCopy, DEFAULT_KDF_CEILING, openBackupCopy, readBackupCopyParams } from '../../crypto/backup-copy';
 import { generateDek } from '../../crypto/dek-keyring';
 import { KeyCustodyError } from '../../errors/key-custody-error';
+import { openKwb1PerDocs } from '../support/backup-key-format';
 import { newSecret } from '../support/secrets';
-
-/** docs/formats.md §3 with the argon2 library and Node's crypto, not keyward's code. */
-async function openPerDocs(copy: Buffer, password: string): Promise<{ keyId: string; dek: Buffer }> {
-  expect(copy.length).toBe(123);
-  expect(copy.subarray(0, 4).toString('ascii')).toBe('KWB1');
-  expect(createHash('sha256').update(copy.subarray(0, 115)).digest().subarray(0, 8)).toEqual(copy.subarray(115));
-  expect(copy[4]).toBe(2);
-  expect(copy[5]).toBe(0x13);
-  const bek = await argon2.hash(password, {
-    type: argon2.argon2id,
-    version: 0x13,
-    memoryCost: copy.readUInt32BE(6),
-    timeCost: copy.readUInt32BE(10),
-    parallelism: copy[14]!,
-    salt: copy.subarray(15, 31),
-    hashLength: 32,
-    raw: true,
-  });
-  const key = Buffer.from(hkdfSync('sha256', bek, Buffer.alloc(0), 'keyward/dek-backup/v1/encrypt', 32));
-  const verifier = Buffer.from(hkdfSync('sha256', bek, Buffer.alloc(0), 'keyward/dek-backup/v1/verify', 16));
-  expect(verifier).toEqual(copy.subarray(39, 55));
-  const decipher = createDecipheriv('aes-256-gcm', key, copy.subarray(55, 67));
-  decipher.setAAD(copy.subarray(0, 39));
-  decipher.setAuthTag(copy.subarray(99, 115));
-  const dek = Buffer.concat([decipher.update(copy.subarray(67, 99)), decipher.final()]);
-  return { keyId: copy.subarray(31, 39).toString('hex'), dek };
-}
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   await expect(promise).rejects.toBeInstanceOf(KeyCustodyError);
@@ -54,7 +27,7 @@ describe('the backup copy of the DEK', () => {
 
   it('is decrypted by an independent implementation that follows docs/formats.md', async () => {
     expect(copy).toHaveLength(BACKUP_COPY_LENGTH);
-    const opened = await openPerDocs(copy, password);
+    const opened = await openKwb1PerDocs(copy, password);
     expect(opened.keyId).toBe(dek.keyId);
     expect(opened.dek).toEqual(dek.key);
   });

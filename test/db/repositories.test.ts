@@ -57,7 +57,7 @@ describe.each(engines())('repositories on %s', (engine) => {
     await store.keyMaterial.setBackupCopy(dek.keyId, Buffer.alloc(123, 5));
     await store.keyMaterial.replaceWrapped(dek.keyId, fakeWrap(2));
     const record = await store.keyMaterial.current();
-    expect(record).toEqual({ dekKeyId: dek.keyId, wrapped: fakeWrap(2), backupCopy: Buffer.alloc(123, 5), gcmEncryptions: 0 });
+    expect(record).toMatchObject({ dekKeyId: dek.keyId, state: 'primary', wrapped: fakeWrap(2), backupCopy: Buffer.alloc(123, 5), gcmEncryptions: 0, retiredAt: null });
     keyring.install(dek);
   });
 

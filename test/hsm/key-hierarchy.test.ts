@@ -49,7 +49,8 @@ describe.each(engines())('the key hierarchy on a real SoftHSM2 token and %s', (e
     const record = await store.keyMaterial.current();
     expect(record).toMatchObject({ dekKeyId: keyId, wrapped: { mechanism: 'CKM_AES_KEY_WRAP', kek: await wrapper.keyId() } });
     expect(record!.wrapped!.blob).toHaveLength(40);
-    expect(record!.backupCopy).toHaveLength(123);
+    expect(record!.backupCopy).toHaveLength(120); // KWD1, sealed to the backup key
+    expect((await store.keyMaterial.backupKey())!.record).toHaveLength(147);
     await store.devices.create({ name: 'dev', estPassword });
   });
 
@@ -86,10 +87,14 @@ describe.each(engines())('the key hierarchy on a real SoftHSM2 token and %s', (e
   it('refuses to recover without a backup copy', async () => {
     const other = new KeyHierarchy(
       {
-        current: async () => ({ dekKeyId: '00'.repeat(8), wrapped: null, backupCopy: null, gcmEncryptions: 0 }),
+        keyset: async () => [{ dekKeyId: '00'.repeat(8), state: 'primary', wrapped: null, backupCopy: null, gcmEncryptions: 0, createdAt: '', kekCreatedAt: '', retiredAt: null }],
+        current: async () => null,
         create: async () => {},
-        replaceWrapped: async () => {},
-        setBackupCopy: async () => {},
+        replaceAllWrapped: async () => {},
+        backupKey: async () => null,
+        replaceBackupKey: async () => {},
+        promote: async () => {},
+        retire: async () => {},
       },
       new DekKeyring(),
     );

@@ -1,21 +1,10 @@
 import { createCipheriv } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
-import { KeyCustodyError } from '../../errors/key-custody-error';
 import { Pkcs11KeyWrapper } from '../../hsm/pkcs11-key-wrapper';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import { mapPkcs11Error, Pkcs11Token } from '../../hsm/pkcs11-token';
 import { SoftHsm, SoftHsmToken, SOFTHSM_MODULE } from '../support/softhsm';
-
-async function expectCode(promise: Promise<unknown> | (() => unknown), code: string): Promise<KeyCustodyError> {
-  try {
-    await (typeof promise === 'function' ? promise() : promise);
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeyCustodyError);
-    expect((error as KeyCustodyError).code).toBe(code);
-    return error as KeyCustodyError;
-  }
-  throw new Error(`expected ${code}, but the call succeeded`);
-}
+import { expectCode } from '../support/expect-code';
 
 describe('the KEK in a real SoftHSM2 token', () => {
   let hsm: SoftHsm;

@@ -9,6 +9,7 @@ import { mapPkcs11Error, Pkcs11Token } from '../../hsm/pkcs11-token';
 import { readCapabilities, requireUsableToken } from '../../hsm/token-capabilities';
 import { initOckToken, OCK_MODULE, OckToken, releaseOpenCryptoki, reportOckUnavailable, useOpenCryptoki } from '../support/opencryptoki';
 import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
+import { expectCode } from '../support/expect-code';
 
 /**
  * Mechanism negotiation against real modules: SoftHSM2 as shipped (RFC 3394), SoftHSM2 restricted by
@@ -16,17 +17,6 @@ import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
  * which offers only AES-ECB, AES-CBC and AES-CBC-PAD for wrapping.
  */
 jest.setTimeout(60_000);
-
-async function expectCode(promise: Promise<unknown> | (() => unknown), code: string): Promise<KeyCustodyError> {
-  try {
-    await (typeof promise === 'function' ? promise() : promise);
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeyCustodyError);
-    expect({ code: (error as KeyCustodyError).code, message: (error as Error).message }).toMatchObject({ code });
-    return error as KeyCustodyError;
-  }
-  throw new Error(`expected ${code}, but the call succeeded`);
-}
 
 // SoftHSM2 2.6.1 ignores the first name of a "-" (disable) list, so the lists name what stays enabled.
 export const KWP_ONLY = 'CKM_AES_KEY_GEN,CKM_AES_KEY_WRAP_PAD,CKM_AES_CBC_PAD,CKM_AES_ECB,CKM_AES_GCM';

@@ -1,6 +1,6 @@
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { openBackupCopy } from '../../crypto/backup-copy';
+import { openBackupKey, openDekCopy } from '../../crypto/backup-key';
 import { CliHome } from '../support/cli';
 import { newSecret } from '../support/secrets';
 import { SOFTHSM_MODULE } from '../support/softhsm';
@@ -67,7 +67,9 @@ async function expectIntact(cli: CliHome): Promise<void> {
   await withStore(cli, async (store, keyring) => {
     expect((await store.devices.findByName('field-device'))!.estPassword).toBe(estPassword);
     const record = (await store.keyMaterial.current())!;
-    const dek = await openBackupCopy(record.backupCopy!, secrets.backup);
+    const backupKey = await openBackupKey((await store.keyMaterial.backupKey())!.record, secrets.backup);
+    const dek = openDekCopy(record.backupCopy!, backupKey);
+    backupKey.wipe();
     expect(dek.key.equals(keyring.key(record.dekKeyId))).toBe(true);
     expect(await store.db('key_material').count({ n: '*' })).toEqual([{ n: 1 }]);
   });
