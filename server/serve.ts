@@ -127,6 +127,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       const revoked = await deps.sessions.revokeSetupAuthorizations();
       if (revoked > 0) deps.logger.info({ revoked }, 'the wizard is complete: set-up sessions ended');
     }
+    // Operational with a rotation still recorded: a crash (or a token loss) interrupted it. It is
+    // finished in the background while the server serves, after BOOT and after an auto-restore alike.
+    if (!stopped && rotation.resumeInterrupted(current)) operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
     if (isSetupPhase(phase) && !announced) {
       announced = true;
       operator.setupCode(web.setupCode, `${url}${PATHS.unlock.slice(1)}`);
@@ -135,9 +138,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   await deps.watcher.poll();
   if (stopped) return exited;
   deps.watcher.start();
-  // The key lifecycle runs in the background while the server serves: a rotation a crash
-  // interrupted is finished first; then, if configured, the policy's timer.
-  if (rotation.resumeInterrupted(deps.watcher.current)) operator.say('resuming the key rotation a crash interrupted (the server serves meanwhile)');
+  // With KEYWARD_AUTO_ROTATE=on, the policy's timer (an interrupted rotation is resumed above).
   rotation.start();
 
   return exited;

@@ -17,10 +17,11 @@ export class AutoRotation {
 
   constructor(private readonly deps: WebDeps) {}
 
-  /** After BOOT: a rotation recorded as under way is resumed in the background (source `boot`). */
+  /** Operational (after BOOT, or after an auto-restore) with a rotation still recorded: it is resumed in the background (source `boot`). */
   resumeInterrupted(inspection: Inspection | null): boolean {
     const rotation = inspection?.context.keyRotation;
-    if (!inspection || !rotation || phaseOf(inspection.state) !== 'operational') return false;
+    // Only from `operational` itself: while a rotation runs the machine is in its rotating state.
+    if (!inspection || !rotation || inspection.state !== 'operational' || this.deps.rotations.current) return false;
     const type = rotation.kind === 'kek' ? 'ROTATE_KEK' : 'ROTATE_DEK';
     if (!inspection.accepts.includes(type)) return false;
     this.deps.logger.warn({ kind: rotation.kind, step: rotation.step, newKeyId: rotation.newKeyId, startedAt: rotation.startedAt }, 'an interrupted key rotation is resumed');

@@ -23,7 +23,9 @@
       .then(function (data) {
         if (data.finished || data.failed) {
           live.textContent = data.failed ? 'The rotation stopped: reloading…' : 'The rotation has finished: reloading…';
-          window.location.replace(window.location.pathname);
+          // Finished without an error: the page says so; else it shows the error and the resume button.
+          var kind = card.getAttribute('data-kind');
+          window.location.replace(window.location.pathname + (data.finished && !data.lastError && kind ? '?done=' + kind : ''));
           return;
         }
         bar.value = Math.round(data.fraction * 1000);
