@@ -198,9 +198,9 @@ describe('web: the Keys page', () => {
       return p.finished ? p : null;
     });
     expect(finished).toMatchObject({ state: 'operational', rotation: null, running: null, fraction: 1 });
-    // The page's script saw the end and reloaded it.
+    // The page's script saw the end and reloaded it (unless the rotation ended before the page was read).
     await page.waitForSelector('#rotation', { state: 'detached', timeout: 15_000 });
-    await page.waitForSelector('#done');
+    await page.waitForLoadState();
     expect(await liveRows()).toEqual([{ id: newId, state: 'primary' }]);
     expect(await retiredIds()).toEqual([oldId]);
     await browser.shot('keys-dek-rotated');
@@ -301,6 +301,35 @@ describe('web: the Keys page', () => {
     expect(metric(body, `keyward_dek_age_seconds{key_id="${primary!.id}"}`)).toBeGreaterThan(0);
     expect(metric(body, 'keyward_kek_age_seconds')).toBeGreaterThan(0);
     expect(metric(body, 'keyward_dek_reencryption_values_per_second')).toBeGreaterThanOrEqual(0);
+  });
+
+  it('shows a failed rotation’s error as a sentence, and a KEK rotation makes a KEK again', async () => {
+    const page = browser.page;
+    // An operator (or a faulty HSM) destroys the KEK behind keyward's back; the DEKs stay in this process's memory.
+    server.pkcs11Tool(['--token-label', 'Trustpoint-SoftHSM', '--login', '--pin', 'env:KW_TEST_PIN', '--delete-object', '--type', 'secrkey', '--label', 'trustpoint-kek'], secrets.pin);
+    expect(kekIdsOnToken(server, secrets.pin)).toEqual([]);
+    await page.goto(`${server.url}/keys`);
+    const [primary] = await liveRows();
+    await page.check('#confirm');
+    await submit(page, '#rotate-dek');
+    const error = await until('the error', async () => {
+      if (pathOf(page) !== '/keys' || (await page.$('#rotation'))) await page.goto(`${server.url}/keys`);
+      const shown = (await page.$('#form-rotate-dek .form-error')) ?? (await page.$('#last-error'));
+      return shown ? ((await shown.textContent()) ?? '').trim() : null;
+    });
+    expect(error).toMatch(/^[A-Z].*no key labelled "trustpoint-kek".*\.$/s);
+    await browser.shot('keys-rotation-failed');
+    // Nothing changed: the same primary DEK, no rotation left recorded.
+    expect(await liveRows()).toEqual([primary]);
+    expect((await progress()).rotation).toBeNull();
+
+    await submit(page, '#rotate-kek');
+    await page.waitForSelector('#rotation', { state: 'detached', timeout: 30_000 });
+    const kekId = await text(page, '#kek-id');
+    expect(kekIdsOnToken(server, secrets.pin)).toEqual([kekId]);
+    await server.restart();
+    client.baseUrl = server.url;
+    expect((await lifecycleOf(client)).state).toBe('operational');
   });
 });
 

@@ -133,7 +133,11 @@ export function keyRoutes(deps: WebDeps): Router {
     const running = progress.running;
     const may = (type: string) => hsm && running === null && inspection.accepts.includes(type);
     const age = (iso: string) => describeAge(ageSeconds(iso, now));
-    const done = typeof req.query.done === 'string' && Object.hasOwn(DONE, req.query.done) ? DONE[req.query.done] : null;
+    // A rotation this browser started may have ended before the page was read: then it is done (or failed).
+    const started = req.query.started === 'kek' || req.query.started === 'dek' ? req.query.started : null;
+    const ended = started && progress.finished ? (progress.lastError ? null : started) : null;
+    const doneKey = typeof req.query.done === 'string' && Object.hasOwn(DONE, req.query.done) ? req.query.done : ended;
+    const done = doneKey ? DONE[doneKey] : null;
     renderPage(
       deps,
       req,
@@ -153,6 +157,8 @@ export function keyRoutes(deps: WebDeps): Router {
         due: rotationsDue(live, now, config.rotation),
         progress,
         active: (progress.rotation !== null && !progress.failed) || running !== null,
+        // Stopped on an error, or interrupted and run by no process now: its own event resumes it.
+        resume: progress.rotation && running === null && (progress.failed || inspection.state === 'operational') ? progress.rotation.kind : null,
         may: {
           rotateKek: may('ROTATE_KEK'),
           rotateDek: may('ROTATE_DEK'),
@@ -207,7 +213,7 @@ export function keyRoutes(deps: WebDeps): Router {
       const after = (await deps.watcher.poll()) ?? inspectionOf(res);
       const failure = settled && failureOf(settled, { mainField: 'rotation', fields: ['rotation'] });
       if (failure) return render(req, res, { form, formError: sentence(failure.message) }, failure.status, after);
-      res.redirect(303, settled ? `${PATHS.keys}?done=${kind}` : PATHS.keys);
+      res.redirect(303, settled ? `${PATHS.keys}?done=${kind}` : `${PATHS.keys}?started=${kind}`);
     }) satisfies RequestHandler;
 
   router.post(`${PATHS.keys}/rotate-kek`, ...requireAdmin(deps), rotate('kek'));
