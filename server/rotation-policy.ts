@@ -138,6 +138,22 @@ export function nextRotation(due: readonly RotationDue[]): RotationKey | null {
   return null;
 }
 
+/**
+ * A DEK due by its encryptions only because its own rotation wrote every stored value under it: the
+ * limit is below the number of values, and rotating again would make the next DEK due at once, for
+ * ever. True when the encryptions made since that job (writes, not re-encryptions) are under the limit.
+ */
+export function dueOnlyFromItsRotation(
+  due: readonly RotationDue[],
+  primary: PolicyKeyRecord | undefined,
+  job: (ReencryptionProgress & { targetKeyId: string }) | null,
+  config: RotationPolicyConfig,
+): boolean {
+  const dek = due.filter((item) => item.key === 'dek');
+  if (!primary || !job || job.targetKeyId !== primary.dekKeyId || dek.length === 0 || dek.some((item) => item.reason !== 'encryptions')) return false;
+  return primary.gcmEncryptions - job.valuesDone < config.dekMaxEncryptions;
+}
+
 /** What the re-encryption job reports (db/dek-reencryption.ts ReencryptionStatus). */
 export interface ReencryptionProgress {
   valuesDone: number;

@@ -1,6 +1,6 @@
 import { isHsmStorage } from '../../hsm/storage-type';
 import type { Inspection } from '../lifecycle-engine';
-import { nextRotation, rotationsDue } from '../rotation-policy';
+import { dueOnlyFromItsRotation, nextRotation, rotationsDue } from '../rotation-policy';
 import { phaseOf } from './lifecycle-phase';
 import type { WebDeps } from './web-deps';
 import { loggableError } from './web-errors';
@@ -14,6 +14,7 @@ import { loggableError } from './web-errors';
 export class AutoRotation {
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
+  private warnedLimit = false;
 
   constructor(private readonly deps: WebDeps) {}
 
@@ -52,8 +53,27 @@ export class AutoRotation {
       if (!inspection || phaseOf(inspection.state) !== 'operational' || inspection.context.keyRotation) return null;
       const { store, config } = deps.runtime;
       if (!isHsmStorage(await store.storage.storageType())) return null;
-      const due = rotationsDue(await store.keyMaterial.keyset(), new Date(), config.rotation);
-      const kind = nextRotation(due);
+      const keyset = await store.keyMaterial.keyset();
+      const due = rotationsDue(keyset, new Date(), config.rotation);
+      let kind = nextRotation(due);
+      if (
+        kind === 'dek' &&
+        dueOnlyFromItsRotation(
+          due,
+          keyset.find((record) => record.state === 'primary'),
+          await store.reencryption.status(),
+          config.rotation,
+        )
+      ) {
+        if (!this.warnedLimit) {
+          this.warnedLimit = true;
+          deps.logger.warn(
+            { limit: config.rotation.dekMaxEncryptions },
+            'KEYWARD_DEK_MAX_ENCRYPTIONS is below the number of stored secret values: the DEK is due only because its rotation re-encrypted them, so it is not rotated again (raise the limit)',
+          );
+        }
+        kind = null;
+      }
       if (!kind) return null;
       const type = kind === 'kek' ? 'ROTATE_KEK' : 'ROTATE_DEK';
       if (!inspection.accepts.includes(type)) return null;

@@ -1,5 +1,15 @@
 import { loadConfig } from '../../server/config';
-import { DEFAULT_ROTATION_POLICY, describeAge, GCM_BUDGET, nextRotation, PolicyKeyRecord, reencryptionRate, RotationPolicyConfig, rotationsDue } from '../../server/rotation-policy';
+import {
+  DEFAULT_ROTATION_POLICY,
+  describeAge,
+  dueOnlyFromItsRotation,
+  GCM_BUDGET,
+  nextRotation,
+  PolicyKeyRecord,
+  reencryptionRate,
+  RotationPolicyConfig,
+  rotationsDue,
+} from '../../server/rotation-policy';
 
 /** The rotation policy alone: records as the database keeps them, a fixed clock, limits as configured. */
 describe('rotation policy', () => {
@@ -73,6 +83,23 @@ describe('rotation policy', () => {
     expect(nextRotation(all)).toBe('kek');
     expect(nextRotation(all.filter((item) => item.key === 'dek'))).toBe('dek');
     expect(nextRotation([])).toBeNull();
+  });
+
+  it('does not call for another DEK rotation when only the last one’s re-encryption used the budget', () => {
+    const config = policy({ dekMaxEncryptions: 100 });
+    const primary = record({ gcmEncryptions: 150 });
+    const due = rotationsDue([primary], now, config);
+    const job = { targetKeyId: primary.dekKeyId, valuesDone: 140, valuesTotal: 140, startedAt: daysAgo(1), updatedAt: daysAgo(1), finishedAt: daysAgo(1) };
+    // 10 encryptions of writes since: the limit of 100 is below the 140 values stored.
+    expect(dueOnlyFromItsRotation(due, primary, job, config)).toBe(true);
+    // 100 writes since the rotation: due on its own account.
+    expect(dueOnlyFromItsRotation(due, { ...primary, gcmEncryptions: 240 }, job, config)).toBe(false);
+    // A job for another DEK, no job, or an age reason too: the policy stands.
+    expect(dueOnlyFromItsRotation(due, primary, { ...job, targetKeyId: 'bbbbbbbbbbbbbbbb' }, config)).toBe(false);
+    expect(dueOnlyFromItsRotation(due, primary, null, config)).toBe(false);
+    const aged = rotationsDue([{ ...primary, createdAt: daysAgo(40) }], now, { ...config, dekMaxAgeDays: 30 });
+    expect(dueOnlyFromItsRotation(aged, primary, job, config)).toBe(false);
+    expect(dueOnlyFromItsRotation([], primary, job, config)).toBe(false);
   });
 
   it('describes ages in the unit a person reads', () => {
