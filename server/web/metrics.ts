@@ -20,7 +20,7 @@ export class WebMetrics {
   });
   readonly passwordAttempts = new Counter({
     name: 'keyward_backup_password_attempts_total',
-    help: 'Backup password submissions in auto-restore, by result (accepted, wrong, locked_out, error)',
+    help: 'Backup password submissions (auto-restore, and the authorizing password of a backup password change), by result (accepted, wrong, locked_out, error)',
     labelNames: ['result'],
     registers: [this.registry],
   });
@@ -96,11 +96,11 @@ export class WebMetrics {
         if (previous && previous.revision === row.revision - 1) {
           this.effectDuration.observe({ effect, result }, Math.max(0, (Date.parse(row.at) - Date.parse(previous.at)) / 1000));
         }
-        if (effect === 'recoverDek') {
+        if (effect === 'recoverDek' || effect === 'changeBackupPassword') {
           const code = (row.payload as { error?: { code?: string } }).error?.code;
           this.passwordAttempts.inc({ result: result === 'done' ? 'accepted' : code === 'WRONG_BACKUP_PASSWORD' ? 'wrong' : 'error' });
         }
-      } else if (row.eventType === 'SUBMIT_BACKUP_PASSWORD' && row.fromState === row.toState) {
+      } else if ((row.eventType === 'SUBMIT_BACKUP_PASSWORD' || row.eventType === 'CHANGE_BACKUP_PASSWORD') && row.fromState === row.toState) {
         // The lockout guard keeps the machine where it is.
         this.passwordAttempts.inc({ result: 'locked_out' });
       }

@@ -241,7 +241,9 @@ describe('web: the Keys page', () => {
     expect(await fill(`Wr-${newSecret('wrong')}`, next, next)).toBe(400);
     expect(await fieldError(page, 'currentPassword')).toMatch(/^The current backup password is wrong: nothing was changed \(1 wrong password in a row/);
     expect(await text(page, '#password-failures')).toBe('1 wrong backup password in a row.');
-    expect(metric((await client.get('/metrics')).body, 'keyward_backup_password_failures')).toBe(1);
+    const counted = (await client.get('/metrics')).body;
+    expect(metric(counted, 'keyward_backup_password_failures')).toBe(1);
+    expect(metric(counted, 'keyward_backup_password_attempts_total{result="wrong"}')).toBe(1);
 
     expect(await fill(secrets.backupPassword, next, next)).toBe(200);
     expect(await text(page, '#done')).toMatch(/^The backup password was changed/);
