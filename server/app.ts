@@ -11,6 +11,7 @@ import { deviceRoutes } from './web/routes/devices';
 import { homeRoutes } from './web/routes/home';
 import { inspectRoutes } from './web/routes/inspect';
 import { inventoryRoutes } from './web/routes/inventory';
+import { keyRoutes } from './web/routes/keys';
 import { probeRoutes } from './web/routes/probes';
 import { statusRoutes } from './web/routes/status';
 import { unlockRoutes } from './web/routes/unlock';
@@ -62,6 +63,7 @@ export function createApp(deps: WebDeps): Express {
   app.use(autoRestoreRoutes(deps));
   app.use(authRoutes(deps));
   app.use(statusRoutes(deps));
+  app.use(keyRoutes(deps));
   app.use(deviceRoutes(deps));
   app.use(inventoryRoutes(deps));
   app.use(inspectRoutes(deps));

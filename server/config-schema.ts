@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_DEK_MAX_ENCRYPTIONS, DEFAULT_ROTATION_CHECK_SECONDS, GCM_BUDGET } from './rotation-policy';
 
 /**
  * Every environment variable keyward reads, in one schema: server/config.ts (what the CLI and the web
@@ -43,6 +44,32 @@ const logLevel = optionalText.transform((raw, ctx) => {
   return z.NEVER;
 });
 
+const dekMaxEncryptions = optionalText.transform((raw, ctx) => {
+  if (raw === undefined) return DEFAULT_DEK_MAX_ENCRYPTIONS;
+  const value = Number(raw);
+  if (/^[0-9]+$/.test(raw.trim()) && value >= 1 && value <= GCM_BUDGET) return value;
+  ctx.addIssue({ code: 'custom', message: `KEYWARD_DEK_MAX_ENCRYPTIONS must be a whole number from 1 to ${GCM_BUDGET} (GCM's limit of 2^32 encryptions per DEK), not ${raw}` });
+  return z.NEVER;
+});
+
+/** An age limit in days: a positive number (fractions allowed), or off (the default). */
+const maxAgeDays = (name: string) =>
+  optionalText.transform((raw, ctx): number | null => {
+    if (raw === undefined || raw.trim().toLowerCase() === 'off') return null;
+    const value = Number(raw);
+    if (/^[0-9]*\.?[0-9]+$/.test(raw.trim()) && value > 0) return value;
+    ctx.addIssue({ code: 'custom', message: `${name} must be a positive number of days, or off, not ${raw}` });
+    return z.NEVER;
+  });
+
+const onOff = (name: string) =>
+  optionalText.transform((raw, ctx) => {
+    const value = (raw ?? 'off').trim().toLowerCase();
+    if (value === 'on' || value === 'off') return value === 'on';
+    ctx.addIssue({ code: 'custom', message: `${name} must be on or off, not ${raw}` });
+    return z.NEVER;
+  });
+
 const absolutePath = (name: string) => optionalText.refine((path) => path === undefined || isAbsolute(path), `${name} must be an absolute path`);
 
 /** Defaults that depend on other settings (the home, the host name) are filled in by the loaders. */
@@ -68,6 +95,11 @@ export const ENVIRONMENT = z.object({
   KEYWARD_KDF_MAX_ITERATIONS: integer('KEYWARD_KDF_MAX_ITERATIONS', 1),
   KEYWARD_KDF_MAX_PARALLELISM: integer('KEYWARD_KDF_MAX_PARALLELISM', 1),
   KEYWARD_OUTAGE_RETRY_SECONDS: integer('KEYWARD_OUTAGE_RETRY_SECONDS', 1, 30),
+  KEYWARD_DEK_MAX_ENCRYPTIONS: dekMaxEncryptions,
+  KEYWARD_DEK_MAX_AGE_DAYS: maxAgeDays('KEYWARD_DEK_MAX_AGE_DAYS'),
+  KEYWARD_KEK_MAX_AGE_DAYS: maxAgeDays('KEYWARD_KEK_MAX_AGE_DAYS'),
+  KEYWARD_AUTO_ROTATE: onOff('KEYWARD_AUTO_ROTATE'),
+  KEYWARD_ROTATION_CHECK_SECONDS: integer('KEYWARD_ROTATION_CHECK_SECONDS', 1, DEFAULT_ROTATION_CHECK_SECONDS),
   // server/web/web-config.ts
   KEYWARD_LOG_LEVEL: logLevel,
   KEYWARD_SESSION_IDLE_MINUTES: integer('KEYWARD_SESSION_IDLE_MINUTES', 1, 30),

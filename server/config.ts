@@ -4,6 +4,7 @@ import { DatabaseConfig, databaseConfigFromEnv } from '../db/database';
 import { DEFAULT_KDF_CEILING, KdfParams, MAX_KDF_CEILING, MINIMUM_KDF } from '../crypto/kdf-params';
 import packageJson from '../package.json';
 import { Environment, readEnvironment } from './config-schema';
+import type { RotationPolicyConfig } from './rotation-policy';
 
 /**
  * Everything keyward reads from its environment, checked by one schema (server/config-schema.ts;
@@ -29,6 +30,8 @@ export interface KeywardConfig {
   /** The most Argon2id parameters read from an archive or a backup copy may ask for. */
   kdfCeiling: KdfParams;
   outageRetrySeconds: number;
+  /** When a key is due for rotation, and whether `keyward start` rotates it by itself. */
+  rotation: RotationPolicyConfig;
 }
 
 export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -64,6 +67,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     kdf,
     kdfCeiling: readKdfCeiling(v, kdf),
     outageRetrySeconds: v.KEYWARD_OUTAGE_RETRY_SECONDS,
+    rotation: {
+      dekMaxEncryptions: v.KEYWARD_DEK_MAX_ENCRYPTIONS,
+      dekMaxAgeDays: v.KEYWARD_DEK_MAX_AGE_DAYS,
+      kekMaxAgeDays: v.KEYWARD_KEK_MAX_AGE_DAYS,
+      autoRotate: v.KEYWARD_AUTO_ROTATE,
+      checkIntervalSeconds: v.KEYWARD_ROTATION_CHECK_SECONDS,
+    },
   };
 }
 

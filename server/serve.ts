@@ -5,6 +5,7 @@ import type { KeywardRuntime } from './runtime';
 import { bootRetryDelayOf } from '../machines/state-names';
 import { isSetupPhase, phaseOf } from './web/lifecycle-phase';
 import { PATHS } from './web/wizard-paths';
+import { AutoRotation } from './web/auto-rotation';
 import { loggableError } from './web/web-errors';
 import { prepareWebServer } from './web/web-server';
 
@@ -53,6 +54,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   const url = `https://${host}:${port}/`;
   let stopped = false;
   let retry: NodeJS.Timeout | null = null;
+  const rotation = new AutoRotation(deps);
   const purge = setInterval(() => void deps.work.track(deps.sessions.purgeExpired().catch(() => 0)), SESSION_PURGE_MS);
   purge.unref();
   let resolveExit!: (code: number) => void;
@@ -63,6 +65,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     operator.say(`${signal}: shutting down (finishing the requests in flight)`);
     if (retry) clearTimeout(retry);
     clearInterval(purge);
+    rotation.stop();
+    if (deps.rotations.current)
+      operator.say(`waiting for the ${deps.rotations.current.kind.toUpperCase()} rotation in progress (what is left after ${deps.config.shutdownGraceMs} ms resumes at the next start)`);
     // Stop accepting; idle keep-alive connections close now, busy ones after their response.
     const closed = new Promise<void>((done) => server.close(() => done()));
     server.closeIdleConnections();
@@ -122,6 +127,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       const revoked = await deps.sessions.revokeSetupAuthorizations();
       if (revoked > 0) deps.logger.info({ revoked }, 'the wizard is complete: set-up sessions ended');
     }
+    // Operational with a rotation still recorded: a crash (or a token loss) interrupted it. It is
+    // finished in the background while the server serves, after BOOT and after an auto-restore alike.
+    if (!stopped && rotation.resumeInterrupted(current)) operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
     if (isSetupPhase(phase) && !announced) {
       announced = true;
       operator.setupCode(web.setupCode, `${url}${PATHS.unlock.slice(1)}`);
@@ -130,6 +138,8 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   await deps.watcher.poll();
   if (stopped) return exited;
   deps.watcher.start();
+  // With KEYWARD_AUTO_ROTATE=on, the policy's timer (an interrupted rotation is resumed above).
+  rotation.start();
 
   return exited;
 }

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TransitionRow } from '../../db/repositories/lifecycle-repository';
 import type { Inspection } from '../lifecycle-engine';
+import { ageSeconds, PolicyKeyRecord, ReencryptionProgress, reencryptionRate, ROTATION_CHECKS, RotationPolicyConfig, rotationsDue } from '../rotation-policy';
 
 /**
  * The server's Prometheus metrics. Lifecycle metrics come from the transition log, so they count
@@ -19,7 +20,7 @@ export class WebMetrics {
   });
   readonly passwordAttempts = new Counter({
     name: 'keyward_backup_password_attempts_total',
-    help: 'Backup password submissions in auto-restore, by result (accepted, wrong, locked_out, error)',
+    help: 'Backup password submissions (auto-restore, and the authorizing password of a backup password change), by result (accepted, wrong, locked_out, error)',
     labelNames: ['result'],
     registers: [this.registry],
   });
@@ -41,6 +42,32 @@ export class WebMetrics {
     help: 'HTTP request duration by route',
     labelNames: ['method', 'route'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly rotationDue = new Gauge({
+    name: 'keyward_rotation_due',
+    help: '1 when the rotation policy says the key is due for rotation, for the reason named (encryptions, age)',
+    labelNames: ['key', 'reason'],
+    registers: [this.registry],
+  });
+  readonly dekEncryptions = new Gauge({
+    name: 'keyward_dek_encryptions',
+    help: 'GCM encryptions recorded under each live DEK (the limit is 2^32)',
+    labelNames: ['key_id'],
+    registers: [this.registry],
+  });
+  readonly dekAge = new Gauge({ name: 'keyward_dek_age_seconds', help: 'Age of the primary DEK', labelNames: ['key_id'], registers: [this.registry] });
+  readonly kekAge = new Gauge({ name: 'keyward_kek_age_seconds', help: 'Age of the KEK that wraps the keyset', registers: [this.registry] });
+  readonly reencryptionDone = new Gauge({ name: 'keyward_dek_reencryption_values_done', help: 'Values the newest DEK re-encryption job has rewritten', registers: [this.registry] });
+  readonly reencryptionLeft = new Gauge({
+    name: 'keyward_dek_reencryption_values_left',
+    help: 'Values the newest DEK re-encryption job has still to rewrite (0 once it finished)',
+    registers: [this.registry],
+  });
+  readonly reencryptionRate = new Gauge({
+    name: 'keyward_dek_reencryption_values_per_second',
+    help: 'Values per second of the newest DEK re-encryption job, from its start to its last batch',
     registers: [this.registry],
   });
 
@@ -69,15 +96,35 @@ export class WebMetrics {
         if (previous && previous.revision === row.revision - 1) {
           this.effectDuration.observe({ effect, result }, Math.max(0, (Date.parse(row.at) - Date.parse(previous.at)) / 1000));
         }
-        if (effect === 'recoverDek') {
+        if (effect === 'recoverDek' || effect === 'changeBackupPassword') {
           const code = (row.payload as { error?: { code?: string } }).error?.code;
           this.passwordAttempts.inc({ result: result === 'done' ? 'accepted' : code === 'WRONG_BACKUP_PASSWORD' ? 'wrong' : 'error' });
         }
-      } else if (row.eventType === 'SUBMIT_BACKUP_PASSWORD' && row.fromState === row.toState) {
+      } else if ((row.eventType === 'SUBMIT_BACKUP_PASSWORD' || row.eventType === 'CHANGE_BACKUP_PASSWORD') && row.fromState === row.toState) {
         // The lockout guard keeps the machine where it is.
         this.passwordAttempts.inc({ result: 'locked_out' });
       }
     });
+  }
+
+  /** The keyset as the database records it, the newest re-encryption job, and what the policy says of them. */
+  observeKeys(keyset: readonly PolicyKeyRecord[], job: ReencryptionProgress | null, policy: RotationPolicyConfig, now: Date = new Date()): void {
+    const due = rotationsDue(keyset, now, policy);
+    for (const check of ROTATION_CHECKS) this.rotationDue.set(check, due.some((item) => item.key === check.key && item.reason === check.reason) ? 1 : 0);
+    // Retired DEKs leave the gauges with the keyset.
+    this.dekEncryptions.reset();
+    this.dekAge.reset();
+    this.kekAge.reset();
+    for (const record of keyset) if (record.state !== 'retired') this.dekEncryptions.set({ key_id: record.dekKeyId }, record.gcmEncryptions);
+    const primary = keyset.find((record) => record.state === 'primary');
+    if (primary) {
+      this.dekAge.set({ key_id: primary.dekKeyId }, ageSeconds(primary.createdAt, now));
+      if (primary.wrapped) this.kekAge.set(ageSeconds(primary.kekCreatedAt, now));
+    }
+    const rate = job ? reencryptionRate(job) : { valuesLeft: 0, valuesPerSecond: 0 };
+    this.reencryptionDone.set(job?.valuesDone ?? 0);
+    this.reencryptionLeft.set(rate.valuesLeft);
+    this.reencryptionRate.set(rate.valuesPerSecond);
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {

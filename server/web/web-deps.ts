@@ -2,10 +2,12 @@ import type { KeywardRuntime } from '../runtime';
 import type { Csrf } from './csrf';
 import type { GraphRenderer } from './graph-svg';
 import type { LifecycleWatcher } from './lifecycle-watcher';
+import type { KeyMetrics } from './key-metrics';
 import type { LiveTls } from './live-tls';
 import type { Logger } from './logger';
 import type { WebMetrics } from './metrics';
 import type { RateLimits } from './rate-limits';
+import type { RotationRunner } from './rotation-runner';
 import type { SessionService } from './sessions';
 import type { SetupCode } from './setup-code';
 import type { UploadArea } from './uploads';
@@ -28,6 +30,10 @@ export interface WebDeps {
   graph: GraphRenderer;
   /** Lifecycle events and readings in progress: shutdown waits for them before closing the database. */
   work: WorkTracker;
+  /** The KEK or DEK rotation this process runs in the background (one at a time). */
+  rotations: RotationRunner;
+  /** The keys' gauges on /metrics, read at most once per watch interval. */
+  keyMetrics: KeyMetrics;
   /** True once this process's BOOT has settled. */
   booted(): boolean;
 }

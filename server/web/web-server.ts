@@ -16,6 +16,8 @@ import { SetupCode } from './setup-code';
 import { UploadArea } from './uploads';
 import { loadWebConfig, WebConfig } from './web-config';
 import type { WebDeps } from './web-deps';
+import { RotationRunner } from './rotation-runner';
+import { KeyMetrics } from './key-metrics';
 import { WorkTracker } from './work-tracker';
 
 export interface WebServer {
@@ -84,6 +86,8 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     rateLimits: createRateLimits(),
     graph: new GraphRenderer(),
     work,
+    rotations: new RotationRunner(runtime, work, logger, () => watcher.poll()),
+    keyMetrics: new KeyMetrics(runtime, metrics, logger, config.watchIntervalMs),
     booted: options.booted,
   };
   return { app: createApp(deps), deps, setupCode: code, console: operator };

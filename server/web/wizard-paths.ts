@@ -21,6 +21,7 @@ export const PATHS = {
   login: '/login',
   logout: '/logout',
   status: '/status',
+  keys: '/keys',
   devices: '/devices',
   credentials: '/credentials',
   cas: '/cas',

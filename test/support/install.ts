@@ -5,6 +5,7 @@ import { DEFAULT_KDF_CEILING, MINIMUM_KDF } from '../../crypto/backup-copy';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
 import type { KeywardConfig } from '../../server/config';
 import { PROJECT_ROOT } from '../../server/config';
+import { DEFAULT_ROTATION_POLICY } from '../../server/rotation-policy';
 import type { SendResult } from '../../server/lifecycle-engine';
 import { KeywardRuntime } from '../../server/runtime';
 import packageJson from '../../package.json';
@@ -56,6 +57,7 @@ export class Install {
       kdf: MINIMUM_KDF,
       kdfCeiling: DEFAULT_KDF_CEILING,
       outageRetrySeconds: 30,
+      rotation: DEFAULT_ROTATION_POLICY,
     };
     this.open();
   }

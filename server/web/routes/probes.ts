@@ -40,6 +40,7 @@ export function probeRoutes(deps: WebDeps): Router {
     const inspection = deps.watcher.current;
     deps.metrics.ready.set(deps.booted() && inspection !== null && isReady(inspection.state) && deps.watcher.healthy ? 1 : 0);
     deps.metrics.tlsNotAfter.set(Date.parse(deps.tls.notAfter) / 1000);
+    await deps.keyMetrics.refresh();
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { isHsmStorage } from '../../../hsm/storage-type';
 import { GCM_ENCRYPTION_LIMIT } from '../../../crypto/dek-keyring';
+import { rotationsDue } from '../../rotation-policy';
 import { inspectionOf, requireAdmin } from '../access';
 import { renderPage } from '../render';
 import type { WebDeps } from '../web-deps';
@@ -16,6 +17,7 @@ export function statusRoutes(deps: WebDeps): Router {
     const storageType = await store.storage.storageType();
     const token = await store.storage.token();
     const material = await store.keyMaterial.current();
+    const due = isHsmStorage(storageType) ? rotationsDue(await store.keyMaterial.keyset(), new Date(), deps.runtime.config.rotation) : [];
     let dekLoaded: string | null = null;
     if (isHsmStorage(storageType)) {
       try {
@@ -39,6 +41,7 @@ export function statusRoutes(deps: WebDeps): Router {
       gcmEncryptionsInProcess: material ? keyring.encryptions(material.dekKeyId) : 0,
       gcmLimit: GCM_ENCRYPTION_LIMIT,
       backupPasswordSet: material?.backupCopy != null,
+      due,
       served: { fingerprintSha256: deps.tls.fingerprintSha256, notAfter: deps.tls.notAfter },
       recorded: inspection.context.tls,
     });

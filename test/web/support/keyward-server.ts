@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../../server/config';
@@ -65,7 +65,8 @@ export class KeywardServer {
     return all[all.length - 1]!;
   }
 
-  async start(): Promise<void> {
+  /** `runEnv`: variables for this run only, over the instance's (a restart without them drops them). */
+  async start(runEnv: NodeJS.ProcessEnv = {}): Promise<void> {
     if (this.child) throw new Error('the server is running already');
     this.runs += 1;
     this.logFile = join(this.home, `server-${this.runs}.log`);
@@ -79,6 +80,7 @@ export class KeywardServer {
       KEYWARD_WATCH_INTERVAL_MS: '300',
       SOFTHSM2_CONF: join(this.home, 'softhsm2.conf'),
       ...this.extraEnv,
+      ...runEnv,
     };
     delete env.DATABASE_URL;
     const child = spawn(process.execPath, [CLI, 'start'], { env, stdio: ['ignore', fd, fd] });
@@ -119,9 +121,29 @@ export class KeywardServer {
     return code;
   }
 
-  async restart(): Promise<void> {
+  async restart(runEnv: NodeJS.ProcessEnv = {}): Promise<void> {
     await this.stop();
-    await this.start();
+    await this.start(runEnv);
+  }
+
+  /** SIGKILL, as a crash: nothing is finished or closed. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** pkcs11-tool (an independent client) against this home's tokens; a PIN only through an env: reference. */
+  pkcs11Tool(args: string[], pin?: string): string {
+    return execFileSync('pkcs11-tool', ['--module', '/usr/lib/softhsm/libsofthsm2.so', ...args], {
+      env: { ...process.env, SOFTHSM2_CONF: join(this.home, 'softhsm2.conf'), ...(pin ? { KW_TEST_PIN: pin } : {}) },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   }
 
   /** As a container with a volatile token directory loses its tokens. */
