@@ -42,6 +42,8 @@ export class KeyMaterialRepository implements KeyMaterialStore {
 
   async create(dekKeyId: string, wrapped: WrappedKey, state: DekState = 'primary', backupCopy: Buffer | null = null): Promise<void> {
     const at = now();
+    // A DEK added beside others is wrapped under their KEK, whose age is theirs, not this DEK's.
+    const kekCreatedAt = (await this.keyset()).find((record) => record.wrapped?.kek.id === wrapped.kek.id)?.kekCreatedAt ?? at;
     try {
       await this.db('key_material').insert({
         dek_key_id: dekKeyId,
@@ -49,7 +51,7 @@ export class KeyMaterialRepository implements KeyMaterialStore {
         backup_copy: backupCopy,
         state,
         gcm_encryptions: 0,
-        kek_created_at: at,
+        kek_created_at: kekCreatedAt,
         created_at: at,
         updated_at: at,
       });

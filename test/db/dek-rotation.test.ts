@@ -77,6 +77,9 @@ describe.each(engines())('DEK rotation on %s', (engine) => {
     values.get('device-0')!.est = legacyPlain;
 
     const { keyId: newKeyId } = await rotator.custody.hierarchy.addDek(await rotator.custody.wrapper());
+    // Wrapped under the same KEK, the new DEK carries that KEK's age, not its own.
+    const [primary, pending] = await rotator.store.keyMaterial.keyset();
+    expect(pending).toMatchObject({ dekKeyId: newKeyId, state: 'pending', kekCreatedAt: primary!.kekCreatedAt });
     await rotator.custody.hierarchy.promote(newKeyId);
     expect(stale.keyring.current).toBe(oldKeyId);
 
