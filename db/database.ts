@@ -28,7 +28,9 @@ export function openDatabase(config: DatabaseConfig, options: { searchPath?: str
     if (!existsSync(config.filename)) closeSync(openSync(config.filename, 'a', 0o600));
     // One connection: SQLite serializes writers anyway, and transactions must not interleave.
     // secure_delete: a deleted secret (a dead plaintext credential) is overwritten, not left in a free page.
-    return sqliteKnex(config.filename, 1, ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL', 'PRAGMA secure_delete = ON']);
+    return immediateTransactions(
+      sqliteKnex(config.filename, 1, ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL', 'PRAGMA secure_delete = ON']),
+    );
   }
   return knex({ client: 'pg', connection: config.connectionString, pool: { min: 0, max: 10 }, ...(options.searchPath ? { searchPath: [options.searchPath] } : {}) });
 }
@@ -59,6 +61,23 @@ export function openReader(config: DatabaseConfig, writer: Knex): Knex {
     return result;
   };
   return reader;
+}
+
+/**
+ * SQLite write transactions take the write lock at BEGIN (BEGIN IMMEDIATE), where busy_timeout waits
+ * for another process's writer. knex's BEGIN is deferred: a transaction that reads first and another
+ * process commits meanwhile gets SQLITE_BUSY at its first write, at once, without waiting (WAL mode).
+ */
+function immediateTransactions(db: Knex): Knex {
+  type Trx = { begin(connection: unknown): Promise<unknown>; query(connection: unknown, sql: string): Promise<unknown> };
+  const client = db.client as { transaction(...args: unknown[]): Trx };
+  const make = client.transaction.bind(client);
+  client.transaction = (...args: unknown[]) => {
+    const trx = make(...args);
+    trx.begin = (connection) => trx.query(connection, 'BEGIN IMMEDIATE;');
+    return trx;
+  };
+  return db;
 }
 
 /** knex is loaded when a database is opened: commands that need none start without it. */

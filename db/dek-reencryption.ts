@@ -60,8 +60,8 @@ function keyIdOf(stored: StoredField): string {
  * transaction that also moves the cursor kept in `dek_rotation_jobs` — so a crash or a restart
  * resumes after the last committed batch. A row rewritten meanwhile by a writer (under the primary,
  * which the GCM counter's fence guarantees) is left as that writer made it: the update is a
- * compare-and-swap on the old value. Associated data stays table and column, so a value moved to
- * another column still fails.
+ * compare-and-swap on the value read (read and re-sealed outside the write transaction).
+ * Associated data stays table and column, so a value moved to another column still fails.
  */
 export class DekReencryption {
   constructor(
@@ -100,28 +100,34 @@ export class DekReencryption {
       const table = tables[tableIndex]!;
       const columns = SECRET_COLUMNS[table]!;
       await options.checkpoint?.('before-batch');
+      const rows = await this.reader(table)
+        .select<SecretRow[]>('id', ...columns)
+        .where('id', '>', cursorId)
+        .orderBy('id', 'asc')
+        .limit(batchSize);
+      // Opened and sealed before the write transaction: other writers (another process's, on SQLite
+      // one at a time) wait only for the updates, not for the cryptography.
+      const codec = await this.secrets.codec();
+      const updates: Array<{ row: SecretRow; stale: string[]; update: Record<string, Buffer> }> = [];
+      for (const row of rows) {
+        const stale = columns.filter((column) => underAnotherKey(row[column], target));
+        if (stale.length === 0) continue;
+        const update: Record<string, Buffer> = {};
+        for (const column of stale) update[column] = codec.seal(codec.open(row[column]!, { table, column }), { table, column });
+        updates.push({ row, stale, update });
+      }
+      const sealed = updates.reduce((sum, { stale }) => sum + stale.length, 0);
+      const full = rows.length === batchSize;
+      const next = { cursor_table: full ? table : (tables[tableIndex + 1] ?? null), cursor_id: full ? rows[rows.length - 1]!.id : 0 };
       const batch = await this.db.transaction(async (trx) => {
-        const rows = await trx(table)
-          .select<SecretRow[]>('id', ...columns)
-          .where('id', '>', cursorId)
-          .orderBy('id', 'asc')
-          .limit(batchSize);
-        const codec = await this.secrets.codec(trx);
-        let sealed = 0;
         let moved = 0;
-        for (const row of rows) {
-          const stale = columns.filter((column) => underAnotherKey(row[column], target));
-          if (stale.length === 0) continue;
-          const update: Record<string, Buffer> = {};
-          for (const column of stale) update[column] = codec.seal(codec.open(row[column]!, { table, column }), { table, column });
-          sealed += stale.length;
+        for (const { row, stale, update } of updates) {
           let query = trx(table).where({ id: row.id });
           for (const column of stale) query = query.andWhere(column, row[column]!);
           if ((await query.update(update)) === 1) moved += stale.length;
         }
+        // Counted whether or not a row was taken: each seal was a GCM encryption. The count is also the fence.
         await this.keyMaterial.addEncryptions(targetKeyId, sealed, trx);
-        const full = rows.length === batchSize;
-        const next = { cursor_table: full ? table : (tables[tableIndex + 1] ?? null), cursor_id: full ? rows[rows.length - 1]!.id : 0 };
         await trx('dek_rotation_jobs')
           .where({ id: job.id })
           .update({ ...next, values_done: Number(job.values_done) + moved, updated_at: now() });
