@@ -20,3 +20,15 @@ export function decryptPerDocs(raw: Buffer, dek: Buffer, table: string, column: 
   const length = body.readUInt32BE(0);
   return { version: raw[0]!, keyId, value: body.subarray(4, 4 + length).toString('utf8'), padding: body.length - 4 - length };
 }
+
+/** Every column docs/formats.md §4 names, log_chain_keys (rows only once a DEK is retired) included. */
+export const ALL_SECRET_COLUMNS_PER_DOCS: Record<string, string[]> = { ...SECRET_COLUMNS, log_chain_keys: ['sealed_key'] };
+
+/** §4 "To read" with a keyset: the value's key id picks the DEK. */
+export function decryptWithKeysetPerDocs(raw: Buffer, deks: ReadonlyMap<string, Buffer>, table: string, column: string): ReturnType<typeof decryptPerDocs> {
+  if (raw[0] !== 0x01) throw new Error(`${table}.${column}: format version ${raw[0]}, not 1`);
+  const keyId = raw.subarray(1, 9).toString('hex');
+  const dek = deks.get(keyId);
+  if (!dek) throw new Error(`${table}.${column}: no DEK with key id ${keyId}`);
+  return decryptPerDocs(raw, dek, table, column);
+}
