@@ -57,8 +57,10 @@ export class KeyCustody {
     return token;
   }
 
+  /** The KEK the stored wraps name (by CKA_ID: during a KEK rotation two carry the label), or the only one. */
   async wrapper(): Promise<Pkcs11KeyWrapper> {
-    return new Pkcs11KeyWrapper(await this.requireToken());
+    const kekId = (await this.store.keyMaterial.current())?.wrapped?.kek.id || undefined;
+    return new Pkcs11KeyWrapper(await this.requireToken(), { kekId });
   }
 
   /**

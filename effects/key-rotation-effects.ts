@@ -64,7 +64,7 @@ export function keyRotationEffects(custody: KeyCustody, secretsDir: string): Rot
         throw new KeyCustodyError('KEK_MISSING', `the KEK ${keep} that the database names is not on the token: no KEK was destroyed`);
       }
       await checkpoint('before-destroy');
-      const destroyed = token.destroyKeksExcept(keep).map((kek) => kek.id);
+      const destroyed = token.destroyKeksExcept({ label: token.config.kekLabel, id: keep }).map((kek) => kek.id);
       return { destroyed, kept: keep };
     },
 

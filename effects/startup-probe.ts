@@ -3,6 +3,9 @@ import { isKeyCustodyError } from '../errors/key-custody-error';
 import { isHsmStorage } from '../hsm/storage-type';
 import { isTokenProblem } from '../machines/lifecycle-machine';
 import type { StartupContext } from '../machines/startup-context';
+import { recoverPinChange } from '../hsm/pin-change';
+import { parsePinSource } from '../hsm/pin-source';
+import type { Pkcs11Token } from '../hsm/pkcs11-token';
 import type { KeyCustody } from './key-custody';
 import { auditTransitionLogForBoot } from './transition-log-audit';
 
@@ -47,7 +50,10 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
 
   const token = await custody.token();
   if (!token) return withLogAudit(custody, { ...context, tokenPresent: null, kekPresent: null, dekAvailable: false }, deployment);
-  const probe = await token.probe();
+  await finishPinChange(custody, token);
+  // By the CKA_ID the wraps name: a KEK rotation interrupted by a crash leaves two KEKs under one label.
+  const storedKekId = record?.wrapped?.kek.id || undefined;
+  const probe = await token.probe(undefined, storedKekId);
   const kekPresent = probe.kek !== null && (record?.wrapped ? record.wrapped.kek.id === '' || record.wrapped.kek.id === probe.kek.id : true);
   let dekAvailable = false;
   let tokenProblem = probe.problem ?? null;
@@ -64,6 +70,20 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
   // A token that could not be read says nothing about its KEK either.
   const kekKnown = probe.tokenPresent === null ? null : probe.tokenPresent && kekPresent;
   return withLogAudit(custody, { ...context, tokenPresent: probe.tokenPresent, kekPresent: kekKnown, dekAvailable, tokenProblem }, deployment);
+}
+
+/**
+ * A PIN change a crash interrupted (docs/lifecycle.md "Key rotation") is finished before the first
+ * login: otherwise the token's new PIN and the file's old one would lock keyward out.
+ */
+async function finishPinChange(custody: KeyCustody, token: Pkcs11Token): Promise<void> {
+  const config = await custody.store.storage.token();
+  if (!config) return;
+  try {
+    await recoverPinChange({ token, pinSource: parsePinSource(config.pinSource, custody.config.secretsDir) });
+  } catch {
+    // The probe's own login reports what is wrong with the PIN (WRONG_PIN, PIN_MISSING).
+  }
 }
 
 /** The transition log's chain, verified with whatever DEK the probe could unwrap (from its checkpoint when one is vouched for). */
