@@ -5,6 +5,7 @@ import knex, { type Knex } from 'knex';
 import { recoverDeksPerDocs } from '../support/backup-key-format';
 import { CliHome, type CliRun } from '../support/cli';
 import { ALL_SECRET_COLUMNS_PER_DOCS, decryptWithKeysetPerDocs } from '../support/field-format';
+import type { BackupKeyRow, CredentialRow, DeviceRow, KeyMaterialRow } from '../../db/rows';
 import { registerSecret } from '../support/secrets';
 import { SOFTHSM_MODULE } from '../support/softhsm';
 import { completeSoftHsmWizard, SOFTHSM_SETUP, wizardSecrets, withStore } from '../support/wizard';
@@ -135,7 +136,7 @@ class Traffic {
 async function storedValues(db: Knex): Promise<Array<{ table: string; column: string; id: number; raw: Buffer }>> {
   const out: Array<{ table: string; column: string; id: number; raw: Buffer }> = [];
   for (const [table, columns] of Object.entries(ALL_SECRET_COLUMNS_PER_DOCS)) {
-    for (const row of await db(table).select('id', ...columns)) {
+    for (const row of await db(table).select<Array<Record<string, Buffer | number | null>>>('id', ...columns)) {
       for (const column of columns) if (row[column] !== null) out.push({ table, column, id: Number(row.id), raw: Buffer.from(row[column] as Buffer) });
     }
   }
@@ -193,7 +194,7 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
           await store.keyMaterial.addEncryptions(keyring.current!, rows.length, trx);
         });
       }
-      for (const { id, name } of await store.db('credentials').select('id', 'name')) expected.set(field('credentials', 'private_key', Number(id)), pems.get(name as string)!);
+      for (const { id, name } of await store.db<CredentialRow>('credentials').select('id', 'name')) expected.set(field('credentials', 'private_key', Number(id)), pems.get(name)!);
       const credentialId = (await store.credentials.list())[0]!.id;
       await store.cas.create({ name: 'db-ca', keyLocation: 'db', credentialId });
       await store.cas.create({ name: 'token-ca', keyLocation: 'token', tokenKeyLabel: 'ca-key' });
@@ -242,7 +243,7 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
       }
       expect(traffic.created.length).toBeGreaterThan(0);
       for (const device of traffic.created) {
-        const row = (await raw('devices').where({ name: device.name }).first('id'))!;
+        const row = (await raw<DeviceRow>('devices').where({ name: device.name }).first('id'))!;
         expected.set(field('devices', 'est_password', Number(row.id)), device.est);
         expected.set(field('devices', 'cmp_shared_secret', Number(row.id)), device.cmp);
       }
@@ -252,13 +253,13 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
       );
 
       // The server did not run the rotation; it still writes under the new DEK and reads old and new.
-      const keyset = await raw('key_material').whereNot({ state: 'retired' });
+      const keyset = await raw<KeyMaterialRow>('key_material').whereNot({ state: 'retired' });
       expect(keyset.map((row) => row.state)).toEqual(['primary']);
-      const after = keyset[0].dek_key_id as string;
+      const after = keyset[0]!.dek_key_id;
       const est = secretValue('est-after', 1);
       const made = await client.post('/devices', { _csrf: csrf!, name: 'after-rotation', estPassword: est, cmpSharedSecret: '' });
       expect(made.status).toBe(303);
-      const row = (await raw('devices').where({ name: 'after-rotation' }).first())!;
+      const row = (await raw<DeviceRow>('devices').where({ name: 'after-rotation' }).first())!;
       expect((row.est_password as Buffer).toString('hex', 1, 9)).toBe(after);
       expect((row.cmp_shared_secret as Buffer).toString('hex', 1, 9)).toBe(after);
       const revealed = await client.post(`/devices/${row.id}/reveal`, { _csrf: csrf!, which: 'estPassword' });
@@ -271,7 +272,7 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
   });
 
   it('leaves one KEK on the token, the one the database names', async () => {
-    const keyset = await raw('key_material').whereNot({ state: 'retired' });
+    const keyset = await raw<KeyMaterialRow>('key_material').whereNot({ state: 'retired' });
     const kekIds = new Set(keyset.map((row) => row.kek_id as string));
     expect(kekIds.size).toBe(1);
     const [kekId] = [...kekIds];
@@ -287,17 +288,17 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
       const keyId = bytes.toString('hex', 1, 9);
       byKeyId.set(keyId, (byKeyId.get(keyId) ?? 0) + 1);
     }
-    const primary = (await raw('key_material').where({ state: 'primary' }).first())!;
+    const primary = (await raw<KeyMaterialRow>('key_material').where({ state: 'primary' }).first())!;
     expect(byKeyId.get(before.dekKeyId) ?? 0).toBe(0);
     expect([...byKeyId.keys()]).toEqual([primary.dek_key_id]);
     expect(byKeyId.get(primary.dek_key_id)).toBeGreaterThanOrEqual(VALUES);
     expect(Number(primary.gcm_encryptions)).toBeGreaterThanOrEqual(VALUES);
 
-    const old = (await raw('key_material').where({ dek_key_id: before.dekKeyId }).first())!;
+    const old = (await raw<KeyMaterialRow>('key_material').where({ dek_key_id: before.dekKeyId }).first())!;
     expect({ state: old.state, wrapped: old.wrapped_dek, backupCopy: old.backup_copy }).toEqual({ state: 'retired', wrapped: null, backupCopy: null });
     // Its transition-log chain key stays readable, sealed under the new DEK (docs/audit-log.md).
     expect(await raw('log_chain_keys').count({ n: '*' })).toEqual([{ n: 1 }]);
-    const job = (await raw('dek_rotation_jobs').orderBy('id', 'desc').first())!;
+    const job = (await raw<{ target_key_id: string; cursor_table: string | null; finished_at: string | null }>('dek_rotation_jobs').orderBy('id', 'desc').first())!;
     expect(job).toMatchObject({ target_key_id: primary.dek_key_id, cursor_table: null });
     expect(job.finished_at).not.toBeNull();
 
@@ -310,11 +311,11 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
   });
 
   it('reads every secret back byte-equal with a reader written from docs/formats.md', async () => {
-    const live = await raw('key_material').whereNot({ state: 'retired' });
-    const record = (await raw('backup_key').first('record'))!.record as Buffer;
+    const live = await raw<KeyMaterialRow>('key_material').whereNot({ state: 'retired' });
+    const record = (await raw<BackupKeyRow>('backup_key').first('record'))!.record;
     const deks = await recoverDeksPerDocs(
       record,
-      live.map((row) => ({ dekKeyId: row.dek_key_id as string, backupCopy: row.backup_copy as Buffer })),
+      live.map((row) => ({ dekKeyId: row.dek_key_id, backupCopy: row.backup_copy as Buffer })),
       secrets.backup,
     );
     expect([...deks.keys()]).toEqual(live.map((row) => row.dek_key_id));
@@ -349,16 +350,16 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
       // through the repository itself.
       const codec = await store.secrets.codec();
       expect(codec.encrypts).toBe(true);
-      for (let after = 0; ; ) {
-        const rows = await store.db('credentials').select('id', 'private_key').where('id', '>', after).orderBy('id').limit(5000);
+      for (let after = 0; ;) {
+        const rows = await store.db<CredentialRow>('credentials').select('id', 'private_key').where('id', '>', after).orderBy('id').limit(5000);
         for (const row of rows) {
           const id = Number(row.id);
           const want = expected.get(field('credentials', 'private_key', id));
-          if (codec.open(row.private_key as Buffer, { table: 'credentials', column: 'private_key' }) !== want) wrong.push(field('credentials', 'private_key', id));
+          if (codec.open(row.private_key, { table: 'credentials', column: 'private_key' }) !== want) wrong.push(field('credentials', 'private_key', id));
           if (id % 997 === 0 && (await store.credentials.get(id))!.privateKeyPem !== want) wrong.push(`get ${id}`);
         }
         if (rows.length < 5000) break;
-        after = Number(rows[rows.length - 1].id);
+        after = Number(rows[rows.length - 1]!.id);
       }
       expect((await store.cas.list()).map((ca) => [ca.name, ca.active])).toEqual([
         ['db-ca', true],
