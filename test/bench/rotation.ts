@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knex, { type Knex } from 'knex';
 import type { KeywardRuntime } from '../../server/runtime';
+import { decryptPerDocs } from '../support/field-format';
 import { WebClient } from '../web/support/web-client';
 import { type Child, LoadProcess, startChild, stopChild } from './http';
 import { CLI, softHsmInstallInProcess } from './installs';
@@ -43,7 +44,8 @@ const DEFINITIONS = [
     'inside a transaction; each value not under the new key id opened (AES-256-GCM, node:crypto, associated data version||keyId||"table.column") and sealed ' +
     "under the new DEK with the same layout (u32 length, value, 0-15 zero bytes; nonce and pad length from a 3,328-byte randomFillSync pool, as keyward's); one " +
     'UPDATE per row with the old values as compare-and-swap; per batch the GCM counter incremented in key_material and the cursor and count written to ' +
-    'dek_rotation_jobs; commit. No scan before or after. Rate = values moved / seconds; medians of interleaved rounds.',
+    'dek_rotation_jobs; commit. No scan before or after. Rate = values moved / seconds; medians of interleaved rounds. Afterwards every value of both ' +
+    "databases is checked to be under its side's last key and the same plaintext on both (keyward's side opened by keyward, the raw side by test/support/field-format.ts).",
   `status page p99: an administrator's GET /status (session cookie) on \`keyward start\` serving that install, ${CONNECTIONS} keep-alive connections from a forked ` +
     "load generator; 'with the job' = DEK rotations (add, promote, run()) back to back in the bench process, a second process beside the server, " +
     'as `keyward rotate dek` runs; baseline = the same load with the bench process idle. Ratio = p99 without / p99 with (1 = no effect).',
@@ -81,6 +83,7 @@ export async function run(): Promise<BenchReport> {
       return values / seconds;
     };
     const rates = await interleave(ROUNDS, ours, baseline);
+    await sameValues(runtime, raw);
     await raw.close();
     const scan = await timeScan(runtime);
     process.stdout.write(
@@ -118,6 +121,31 @@ export async function run(): Promise<BenchReport> {
     if (server) await stopChild(server);
     await runtime?.close();
     rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Both sides did the work: every value of either database is under its side's last key, and the raw
+ * side's (opened by the reader written from docs/formats.md) equal keyward's (opened by keyward).
+ */
+async function sameValues(runtime: KeywardRuntime, raw: RawReencryption): Promise<void> {
+  const codec = await runtime.store.secrets.codec();
+  const current = runtime.keyring.current!;
+  for (const [table, columns] of COLUMNS) {
+    const ours = await runtime.store
+      .db(table)
+      .select<Array<{ id: number } & Record<string, Buffer | null>>>('id', ...columns)
+      .orderBy('id');
+    const theirs = new Map((await raw.rows(table, columns)).map((row) => [Number(row.id), row]));
+    for (const row of ours) {
+      for (const column of columns) {
+        const value = row[column] ?? null;
+        const other = theirs.get(Number(row.id))?.[column] ?? null;
+        if (value === null && other === null) continue;
+        if (value === null || other === null || value.toString('hex', 1, 9) !== current) throw new Error(`${table}.${column} #${row.id}: not moved by keyward's job`);
+        if (codec.open(value, { table, column }) !== raw.openPerDocs(other, table, column)) throw new Error(`${table}.${column} #${row.id}: the two sides hold different values`);
+      }
+    }
   }
 }
 
@@ -189,6 +217,8 @@ class RawReencryption {
   private readonly counterKeyId: string;
   private readonly pool = Buffer.alloc(13 * 256);
   private poolOffset = this.pool.length;
+  private readonly aads = new Map<string, Buffer>();
+  private last: { keyId: Buffer; key: Buffer } | null = null;
 
   constructor(file: string, keyId: string, key: Buffer) {
     this.db = knex({
@@ -252,11 +282,26 @@ class RawReencryption {
       }
     }
     await this.db('dek_rotation_jobs').where({ id: jobId }).update({ finished_at: new Date().toISOString() });
+    this.last = target;
     return done;
   }
 
+  async rows(table: string, columns: string[]): Promise<Array<{ id: number } & Record<string, Buffer | null>>> {
+    return this.db(table).select<Array<{ id: number } & Record<string, Buffer | null>>>('id', ...columns);
+  }
+
+  /** A value of this side, opened with its last key by the reader written from docs/formats.md alone. */
+  openPerDocs(value: Buffer, table: string, column: string): string {
+    if (!this.last || value.compare(this.last.keyId, 0, 8, 1, 9) !== 0) throw new Error(`${table}.${column}: not moved by the raw loop`);
+    return decryptPerDocs(value, this.last.key, table, column).value;
+  }
+
+  /** version || keyId || "table.column", kept per key id and column: a handful of distinct values. */
   private aad(header: Buffer, table: string, column: string): Buffer {
-    return Buffer.concat([header, Buffer.from(`${table}.${column}`, 'utf8')]);
+    const name = `${header.toString('hex', 0, 9)}${table}.${column}`;
+    let aad = this.aads.get(name);
+    if (!aad) this.aads.set(name, (aad = Buffer.concat([header.subarray(0, 9), Buffer.from(`${table}.${column}`, 'utf8')])));
+    return aad;
   }
 
   /** docs/formats.md §4: version(1) keyId(8) nonce(12) GCM(u32 len, value, pad) tag(16); the value's bytes. */
@@ -264,28 +309,34 @@ class RawReencryption {
     const key = this.keys.get(value.toString('hex', 1, 9));
     if (!key) throw new Error(`raw loop: no key for ${value.toString('hex', 1, 9)}`);
     const decipher = createDecipheriv('aes-256-gcm', key, value.subarray(9, 21));
-    decipher.setAAD(this.aad(value.subarray(0, 9), table, column));
+    decipher.setAAD(this.aad(value, table, column));
     decipher.setAuthTag(value.subarray(value.length - 16));
     const body = decipher.update(value.subarray(21, value.length - 16));
     decipher.final();
     return body.subarray(4, 4 + body.readUInt32BE(0));
   }
 
+  /** Written in place into the output, as keyward's writer does. */
   private seal(plaintext: Buffer, target: { keyId: Buffer; key: Buffer }, table: string, column: string): Buffer {
     if (this.poolOffset >= this.pool.length) {
       randomFillSync(this.pool);
       this.poolOffset = 0;
     }
     const random = this.pool.subarray(this.poolOffset, (this.poolOffset += 13));
-    const body = Buffer.alloc(4 + plaintext.length + (random[12]! % 16));
+    const bodyLength = 4 + plaintext.length + (random[12]! % 16);
+    const out = Buffer.allocUnsafe(21 + bodyLength + 16);
+    out[0] = 1;
+    target.keyId.copy(out, 1);
+    random.copy(out, 9, 0, 12);
+    const body = Buffer.alloc(bodyLength);
     body.writeUInt32BE(plaintext.length, 0);
     plaintext.copy(body, 4);
-    const header = Buffer.concat([Buffer.from([1]), target.keyId]);
-    const nonce = random.subarray(0, 12);
-    const cipher = createCipheriv('aes-256-gcm', target.key, nonce);
-    cipher.setAAD(this.aad(header, table, column));
-    const ciphertext = Buffer.concat([cipher.update(body), cipher.final()]);
-    return Buffer.concat([header, nonce, ciphertext, cipher.getAuthTag()]);
+    const cipher = createCipheriv('aes-256-gcm', target.key, out.subarray(9, 21));
+    cipher.setAAD(this.aad(out, table, column));
+    const written = cipher.update(body).copy(out, 21);
+    cipher.final();
+    cipher.getAuthTag().copy(out, 21 + written);
+    return out;
   }
 
   async close(): Promise<void> {
