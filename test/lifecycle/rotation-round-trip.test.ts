@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import knex, { type Knex } from 'knex';
 import { recoverDeksPerDocs } from '../support/backup-key-format';
 import { CliHome, type CliRun } from '../support/cli';
-import { ALL_SECRET_COLUMNS_PER_DOCS, decryptWithKeysetPerDocs } from '../support/field-format';
+import { ALL_SECRET_COLUMNS_PER_DOCS, decryptWithKeysetPerDocs, encryptPerDocs } from '../support/field-format';
 import type { BackupKeyRow, CredentialRow, DeviceRow, KeyMaterialRow } from '../../db/rows';
 import { registerSecret } from '../support/secrets';
 import { SOFTHSM_MODULE } from '../support/softhsm';
@@ -163,7 +163,10 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
   const cli = new CliHome('rotation-round-trip');
   let raw: Knex;
   let devices: Array<{ id: number; est: string; cmp: string }>;
-  let before: { dekKeyId: string; kekId: string };
+  let before: { dekKeyId: string; kekId: string; dek: Buffer };
+  let server: ChildProcess | null = null;
+  let client: WebClient;
+  let csrf: string;
 
   beforeAll(async () => {
     expectRun(cli.run(['boot']), 'boot');
@@ -199,7 +202,8 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
       await store.cas.create({ name: 'db-ca', keyLocation: 'db', credentialId });
       await store.cas.create({ name: 'token-ca', keyLocation: 'token', tokenKeyLabel: 'ca-key' });
       const primary = (await store.keyMaterial.current())!;
-      before = { dekKeyId: primary.dekKeyId, kekId: primary.wrapped!.kek.id };
+      // Kept by the test alone, to seal a value under it once it is retired.
+      before = { dekKeyId: primary.dekKeyId, kekId: primary.wrapped!.kek.id, dek: Buffer.from(keyring.key(primary.dekKeyId)) };
       return made;
     });
     expect(expected.size).toBe(VALUES);
@@ -207,17 +211,23 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
   });
 
   afterAll(async () => {
+    if (server) {
+      server.kill('SIGTERM');
+      await new Promise((resolve) => server!.once('exit', resolve));
+    }
     await raw?.destroy();
+    before?.dek.fill(0);
   });
 
   it('rotates the KEK and then the DEK from the CLI while the server answers every request', async () => {
-    const { child: server, port } = await cli.startServer();
-    try {
-      const client = new WebClient(`https://127.0.0.1:${port}`);
-      await logIn(client, 'admin', secrets.admin);
-      const csrf = csrfToken((await client.get('/devices')).body);
-      expect(csrf).not.toBeNull();
-      const traffic = new Traffic(client, csrf!, devices);
+    const started = await cli.startServer();
+    server = started.child;
+    client = new WebClient(`https://127.0.0.1:${started.port}`);
+    await logIn(client, 'admin', secrets.admin);
+    csrf = csrfToken((await client.get('/devices')).body)!;
+    expect(csrf).toEqual(expect.any(String));
+    {
+      const traffic = new Traffic(client, csrf, devices);
       traffic.start();
 
       const kekFrom = Date.now();
@@ -257,17 +267,14 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
       expect(keyset.map((row) => row.state)).toEqual(['primary']);
       const after = keyset[0]!.dek_key_id;
       const est = secretValue('est-after', 1);
-      const made = await client.post('/devices', { _csrf: csrf!, name: 'after-rotation', estPassword: est, cmpSharedSecret: '' });
+      const made = await client.post('/devices', { _csrf: csrf, name: 'after-rotation', estPassword: est, cmpSharedSecret: '' });
       expect(made.status).toBe(303);
       const row = (await raw<DeviceRow>('devices').where({ name: 'after-rotation' }).first())!;
       expect((row.est_password as Buffer).toString('hex', 1, 9)).toBe(after);
       expect((row.cmp_shared_secret as Buffer).toString('hex', 1, 9)).toBe(after);
-      const revealed = await client.post(`/devices/${row.id}/reveal`, { _csrf: csrf!, which: 'estPassword' });
+      const revealed = await client.post(`/devices/${row.id}/reveal`, { _csrf: csrf, which: 'estPassword' });
       expect(/id="revealed-secret">([^<]*)</.exec(revealed.body)?.[1]).toBe(est);
       expected.set(field('devices', 'est_password', Number(row.id)), est);
-    } finally {
-      server.kill('SIGTERM');
-      await new Promise((resolve) => server.once('exit', resolve));
     }
   });
 
@@ -368,5 +375,23 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
       return wrong;
     });
     expect(mismatches).toEqual([]);
+  });
+
+  it('the server, which did not retire the old DEK, forgets it too: a value sealed under it is not opened', async () => {
+    // As if restored from an old copy or written by a stale replica: a device whose secret is under the retired key id.
+    const stale = secretValue('est-stale', 0);
+    const [id] = await raw('devices').insert({
+      name: 'sealed-under-retired-dek',
+      est_password: encryptPerDocs(stale, before.dek, before.dekKeyId, 'devices', 'est_password'),
+      cmp_shared_secret: null,
+      created_at: new Date().toISOString(),
+    });
+    try {
+      const revealed = await client.post(`/devices/${id}/reveal`, { _csrf: csrf, which: 'estPassword' });
+      expect(revealed.body.includes(stale)).toBe(false);
+      expect(revealed.status).not.toBe(200);
+    } finally {
+      await raw('devices').where({ id }).delete();
+    }
   });
 });

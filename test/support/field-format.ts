@@ -1,4 +1,4 @@
-import { createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomInt } from 'node:crypto';
 
 /** The secret columns of docs/formats.md §4, by table. */
 export const SECRET_COLUMNS: Record<string, string[]> = {
@@ -31,4 +31,17 @@ export function decryptWithKeysetPerDocs(raw: Buffer, deks: ReadonlyMap<string, 
   const dek = deks.get(keyId);
   if (!dek) throw new Error(`${table}.${column}: no DEK with key id ${keyId}`);
   return decryptPerDocs(raw, dek, table, column);
+}
+
+/** §4 written with Node's crypto alone: a value as another implementation holding the DEK would seal it. */
+export function encryptPerDocs(value: string, dek: Buffer, keyId: string, table: string, column: string): Buffer {
+  const header = Buffer.concat([Buffer.from([0x01]), Buffer.from(keyId, 'hex')]);
+  const utf8 = Buffer.from(value, 'utf8');
+  const body = Buffer.concat([Buffer.alloc(4), utf8, Buffer.alloc(randomInt(16))]);
+  body.writeUInt32BE(utf8.length, 0);
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', dek, nonce);
+  cipher.setAAD(Buffer.concat([header, Buffer.from(`${table}.${column}`, 'utf8')]));
+  const ciphertext = Buffer.concat([cipher.update(body), cipher.final()]);
+  return Buffer.concat([header, nonce, ciphertext, cipher.getAuthTag()]);
 }
