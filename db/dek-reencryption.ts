@@ -4,6 +4,7 @@ import { FIELD_FORMAT_VERSION } from '../crypto/field-aead';
 import type { StoredField } from '../crypto/field-codec';
 import { KeyCustodyError } from '../errors/key-custody-error';
 import { now } from './clock';
+import { returnedId } from './rows';
 import type { KeyMaterialRepository } from './repositories/key-material-repository';
 import { SECRET_COLUMNS, SecretFields } from './secret-fields';
 
@@ -162,13 +163,18 @@ export class DekReencryption {
   /** Every stored secret value, read in pages so that memory stays flat in the number of rows. */
   private async scan(visit: (stored: StoredField) => void): Promise<void> {
     for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
-      for (let after = 0; ; ) {
+      for (let after = 0; ;) {
         const rows = await this.reader(table)
           .select<SecretRow[]>('id', ...columns)
           .where('id', '>', after)
           .orderBy('id', 'asc')
           .limit(5000);
-        for (const row of rows) for (const column of columns) if (row[column] !== null && row[column] !== undefined && row[column]!.length > 0) visit(row[column]!);
+        for (const row of rows) {
+          for (const column of columns) {
+            const stored = row[column];
+            if (stored !== null && stored !== undefined && stored.length > 0) visit(stored);
+          }
+        }
         if (rows.length < 5000) break;
         after = rows[rows.length - 1]!.id;
       }
@@ -185,8 +191,7 @@ export class DekReencryption {
     if (resumed) return resumed;
     const total = await this.countOutside(Buffer.from(targetKeyId, 'hex'));
     const row = { target_key_id: targetKeyId, cursor_table: null, cursor_id: 0, values_done: 0, values_total: total, started_at: at, updated_at: at, finished_at: null };
-    const [inserted] = await this.db('dek_rotation_jobs').insert(row).returning('id');
-    const id = typeof inserted === 'object' ? (inserted as { id: number }).id : (inserted as number);
+    const id = returnedId(await this.db('dek_rotation_jobs').insert(row).returning('id'));
     return { id, ...row };
   }
 

@@ -101,7 +101,10 @@ export function keyRotationEffects(custody: KeyCustody, secretsDir: string): Rot
       const counts = await store.reencryption.countValuesByKeyId();
       const inUse = old.filter((id) => (counts.get(id) ?? 0) > 0);
       if (inUse.length > 0 || (counts.get('legacy') ?? 0) > 0) {
-        throw new KeyCustodyError('ROTATION_REFUSED', `values under DEK ${[...inUse, ...(counts.has('legacy') ? ['legacy'] : [])].join(', ')} remain: the re-encryption must run again before the old DEK is retired`);
+        throw new KeyCustodyError(
+          'ROTATION_REFUSED',
+          `values under DEK ${[...inUse, ...(counts.has('legacy') ? ['legacy'] : [])].join(', ')} remain: the re-encryption must run again before the old DEK is retired`,
+        );
       }
       await checkpoint('before-retire');
       // The rows these DEKs keyed in the transition log must still verify: keep their chain keys.

@@ -287,7 +287,9 @@ async function main(argv: string[]): Promise<number> {
         if (parsed.positional[0] !== 'change') throw new UsageError('password takes: change');
         const admin = flag(parsed, 'admin');
         const given = readNamedSecrets(parsed, admin ? ['admin-password', 'password'] : ['current-password', 'password']);
-        const secrets: Record<string, string> = admin ? { adminPassword: given['admin-password']!, password: given.password! } : { currentPassword: given['current-password']!, password: given.password! };
+        const secrets: Record<string, string> = admin
+          ? { adminPassword: given['admin-password']!, password: given.password! }
+          : { currentPassword: given['current-password']!, password: given.password! };
         const payload = admin ? { authorizeWith: 'admin', username: admin } : { authorizeWith: 'backup_password' };
         return print(await runtime.send('CHANGE_BACKUP_PASSWORD', payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
       }

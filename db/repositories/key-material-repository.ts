@@ -42,7 +42,16 @@ export class KeyMaterialRepository implements KeyMaterialStore {
   async create(dekKeyId: string, wrapped: WrappedKey, state: DekState = 'primary', backupCopy: Buffer | null = null): Promise<void> {
     const at = now();
     try {
-      await this.db('key_material').insert({ dek_key_id: dekKeyId, ...wrappedColumns(wrapped), backup_copy: backupCopy, state, gcm_encryptions: 0, kek_created_at: at, created_at: at, updated_at: at });
+      await this.db('key_material').insert({
+        dek_key_id: dekKeyId,
+        ...wrappedColumns(wrapped),
+        backup_copy: backupCopy,
+        state,
+        gcm_encryptions: 0,
+        kek_created_at: at,
+        created_at: at,
+        updated_at: at,
+      });
     } finally {
       this.cache.invalidate();
     }
