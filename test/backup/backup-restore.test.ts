@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { extractArchive, verifyArchive } from '../../backup';
 import { writeArchive } from '../../backup/archive-writer';
 import { CliHome } from '../support/cli';
@@ -59,24 +58,6 @@ function passphraseFile(cli: CliHome, value = passphrase): string {
   return cli.secretFile(value);
 }
 
-function startServer(cli: CliHome): Promise<{ child: ChildProcess; port: number }> {
-  const child = cli.spawn(['start'], { KEYWARD_PORT: '0', KEYWARD_HOST: '127.0.0.1' });
-  child.stdin!.end();
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`the server did not start: ${out}`)), 30_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /serving https:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(match[1]) });
-      }
-    });
-    child.on('exit', () => reject(new Error(`the server exited: ${out}`)));
-  });
-}
-
 function get(port: number, path: string): Promise<number> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path, rejectUnauthorized: false }, (res) => {
@@ -119,7 +100,7 @@ describe('backup and restore', () => {
   });
 
   it('backs up while the server answers requests; the archive is 0600 and verifies', async () => {
-    const { child, port } = await startServer(source);
+    const { child, port } = await source.startServer();
     try {
       let answered = 0;
       let failed = 0;

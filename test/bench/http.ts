@@ -35,12 +35,12 @@ const DEFINITIONS = [
 ];
 const CLI = join(PROJECT_ROOT, 'dist', 'server', 'cli.js');
 
-interface Child {
+export interface Child {
   process: ChildProcess;
   url: string;
 }
 
-async function startChild(args: string[], env: NodeJS.ProcessEnv, logFile: string, ready: RegExp): Promise<Child> {
+export async function startChild(args: string[], env: NodeJS.ProcessEnv, logFile: string, ready: RegExp): Promise<Child> {
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
@@ -53,7 +53,7 @@ async function startChild(args: string[], env: NodeJS.ProcessEnv, logFile: strin
   }
 }
 
-async function stopChild(child: Child): Promise<void> {
+export async function stopChild(child: Child): Promise<void> {
   if (child.process.exitCode !== null) return;
   const exited = new Promise((resolve) => child.process.once('exit', resolve));
   child.process.kill('SIGTERM');
@@ -88,7 +88,7 @@ interface Target {
 }
 
 /** The forked load generator: one round per message. */
-class LoadProcess {
+export class LoadProcess {
   private readonly child = fork(join(__dirname, 'load-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 
   round(target: Target, durationMs: number): Promise<LoadResult> {

@@ -24,6 +24,7 @@ export interface InProcessInstall {
   runtime: KeywardRuntime;
   env: NodeJS.ProcessEnv;
   backupPassword: string;
+  adminPassword: string;
 }
 
 /** A SoftHSM install on SQLite walked through the wizard in this process; the runtime stays open. */
@@ -33,6 +34,7 @@ export async function softHsmInstallInProcess(home: string): Promise<InProcessIn
   process.env.SOFTHSM2_CONF = env.SOFTHSM2_CONF;
   const secret = () => randomBytes(18).toString('base64url');
   const backupPassword = `Bk-${secret()}`;
+  const adminPassword = `Ad-${secret()}`;
   const runtime = new KeywardRuntime(loadConfig(env));
   try {
     await runtime.boot('bench');
@@ -47,12 +49,12 @@ export async function softHsmInstallInProcess(home: string): Promise<InProcessIn
     await step('APPLY_TLS');
     await step('SET_BACKUP_PASSWORD', {}, { password: backupPassword });
     await step('SKIP_DEMO_DATA');
-    await step('CREATE_ADMIN', { username: 'admin' }, { password: `Ad-${secret()}` });
+    await step('CREATE_ADMIN', { username: 'admin' }, { password: adminPassword });
   } catch (error) {
     await runtime.close().catch(() => undefined);
     throw error;
   }
-  return { runtime, env, backupPassword };
+  return { runtime, env, backupPassword, adminPassword };
 }
 
 /** A SoftHSM install walked through the wizard by the CLI; PINs and passwords random, given in files. */

@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<BenchReport>> = {
   events: async () => (await import('./events.js')).run(),
   startup: async () => (await import('./startup.js')).run(),
   boot: async () => (await import('./boot.js')).run(),
+  rotation: async () => (await import('./rotation.js')).run(),
 };
 
 const name = process.argv[2];

@@ -57,6 +57,39 @@ export class CliHome {
     return child;
   }
 
+  /** `keyward start` on loopback at a free port; resolves once it serves. Stop it with SIGTERM. */
+  startServer(env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number }> {
+    const child = this.spawn(['start'], { KEYWARD_PORT: '0', KEYWARD_HOST: '127.0.0.1', ...env });
+    child.stdin!.end();
+    return new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`the server did not start: ${out}`)), 30_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /serving https:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+        if (match) {
+          clearTimeout(timer);
+          resolve({ child, port: Number(match[1]) });
+        }
+      });
+      child.on('exit', () => reject(new Error(`the server exited: ${out}`)));
+    });
+  }
+
+  /** A command in its own process without blocking this one's event loop (spawnSync would). */
+  runAsync(args: string[]): Promise<CliRun> {
+    const child = this.spawn(args);
+    child.stdin!.end();
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    return new Promise((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+  }
+
   /**
    * Runs a command with KEYWARD_CRASH_AT=checkpoint, waits until the process says it is paused
    * there, and kills it with SIGKILL: a crash inside that effect. Fails if the point is never reached.
