@@ -87,7 +87,7 @@ describe.each(engines())('DEK rotation on %s', (engine) => {
     const latePlain = newSecret('late');
     await stale.store.devices.create({ name: 'late-device', estPassword: latePlain, cmpSharedSecret: null });
     expect(stale.keyring.current).toBe(newKeyId);
-    const lateRow = (await rotator.store.db('devices').where({ name: 'late-device' }).first('est_password')) as { est_password: Buffer };
+    const lateRow = (await rotator.store.db<{ name: string; est_password: Buffer }>('devices').where({ name: 'late-device' }).first('est_password'))!;
     expect(lateRow.est_password.toString('hex', 1, 9)).toBe(newKeyId);
 
     // Interrupted after its first batch (the checkpoint throws, as a crash would stop it)…
@@ -142,7 +142,7 @@ describe.each(engines())('DEK rotation on %s', (engine) => {
       const device = (await stale.store.devices.findByName(name))!;
       expect([device.estPassword, device.cmpSharedSecret]).toEqual([v.est, v.cmp]);
     }
-    const raw = (await rotator.store.db('devices').where({ name: 'device-5' }).first('est_password', 'cmp_shared_secret')) as { est_password: Buffer; cmp_shared_secret: Buffer };
+    const raw = (await rotator.store.db<{ name: string; est_password: Buffer; cmp_shared_secret: Buffer }>('devices').where({ name: 'device-5' }).first('est_password', 'cmp_shared_secret'))!;
     expect(decryptPerDocs(raw.est_password, rotator.keyring.key(newKeyId), 'devices', 'est_password').value).toBe(values.get('device-5')!.est);
 
     // Associated data is kept: the EST password copied into the CMP column does not open there.
