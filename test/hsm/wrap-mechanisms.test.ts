@@ -196,6 +196,24 @@ describe("openCryptoki's software token (CKM_AES_CBC_PAD only)", () => {
     expect(wrong.message).toMatch(/check value differs/);
   });
 
+  // A KEK rotation on a CBC-PAD token: two KEKs under one label, told apart by CKA_ID and by the check value.
+  it('wraps under the chosen KEK of two and tells the other by its check value (KEK_REPLACED)', async () => {
+    const oldKek = pkcs11.findKekId()!;
+    const newKek = pkcs11.generateAdditionalKek();
+    const [dekOld, dekNew] = [Buffer.alloc(32, 0x11), Buffer.alloc(32, 0x22)];
+    const wrappedOld = await new Pkcs11KeyWrapper(pkcs11, { kekId: oldKek.id }).wrap(dekOld);
+    const wrappedNew = await new Pkcs11KeyWrapper(pkcs11, { kekId: newKek.id }).wrap(dekNew);
+    expect([wrappedOld.mechanism, wrappedNew.mechanism]).toEqual(['CKM_AES_CBC_PAD', 'CKM_AES_CBC_PAD']);
+    expect([wrappedOld.kek, wrappedNew.kek]).toEqual([oldKek, newKek]);
+    const wrapper = new Pkcs11KeyWrapper(pkcs11, { kekId: newKek.id });
+    expect(await wrapper.unwrap(wrappedOld)).toEqual(dekOld);
+    expect(await wrapper.unwrap(wrappedNew)).toEqual(dekNew);
+    const wrong = await expectCode(wrapper.unwrap({ ...wrappedNew, kek: oldKek }), 'KEK_REPLACED');
+    expect(wrong.message).toMatch(/check value differs/);
+    expect(pkcs11.destroyKeksExcept(newKek)).toEqual([oldKek]);
+    expect(pkcs11.listKeks()).toEqual([newKek]);
+  });
+
   it('writes the CBC-PAD blob exactly as docs/formats.md describes it (opened here with OpenSSL alone)', async () => {
     knownKek(pkcs11, 'known-kek', KNOWN_KEK);
     const wrapped = await new Pkcs11KeyWrapper(new Pkcs11Token({ ...token.config, kekLabel: 'known-kek' })).wrap(DEK);
