@@ -129,9 +129,6 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     }
     // Another process (the CLI, a replica) may have rotated the keyset: take its DEKs now rather than
     // at the first fenced write.
-    if (phase === 'operational') await deps.runtime.custody.reloadKeyset().catch((error: unknown) => deps.logger.warn({ err: loggableError(error) }, 'the keyset could not be reloaded'));
-    // Another process (the CLI, a replica) may have rotated the keyset: take its DEKs now rather than
-    // at the first fenced write.
     if (phase === 'operational') await deps.runtime.custody.reloadKeyset().catch((error: unknown) => deps.logger.warn({ error: loggableError(error) }, 'the keyset could not be reloaded'));
     // Operational with a rotation still recorded: a crash (or a token loss) interrupted it. It is
     // finished in the background while the server serves, after BOOT and after an auto-restore alike.
