@@ -328,7 +328,10 @@ async function main(argv: string[]): Promise<number> {
           if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.message} (error code ${inspection.context.lastError.code})`);
           if (tokenCapabilities) lines.push(...lazy.capabilities().capabilityLines(tokenCapabilities));
           lines.push(`nodes:        ${nodes.length === 0 ? '-' : ''}`);
-          for (const node of nodes) lines.push(`  ${node.host} pid ${node.pid} keyward ${node.version}, last heartbeat ${node.lastHeartbeat}: ${node.state === 'unready' ? `not ready: ${node.reasons.join('; ')}` : node.state}`);
+          for (const node of nodes)
+            lines.push(
+              `  ${node.host} pid ${node.pid} keyward ${node.version}, last heartbeat ${node.lastHeartbeat}: ${node.state === 'unready' ? `not ready: ${node.reasons.join('; ')}` : node.state}`,
+            );
           if (inspection.pendingEffect) lines.push(`in flight:    ${inspection.pendingEffect.src} (pid ${inspection.pendingEffect.owner.pid} on ${inspection.pendingEffect.owner.host})`);
           lines.push('history:');
           for (const row of inspection.history) lines.push(`  ${row.revision}\t${row.at}\t${row.source}\t${row.eventType}\t${row.fromState} -> ${row.toState}`);

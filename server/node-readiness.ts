@@ -138,5 +138,8 @@ export function probeWouldEndOperation(startup: StartupContext): Reason | null {
 
 /** The reason a node gives while it waits for its own probe rather than sending BOOT. */
 export function deferredBoot(problem: Reason, peer: string): Reason {
-  return reason(`${problem.summary}; another node serves the deployment`, `${problem.detail}; node ${peer} serves the deployment (it reaches the token and holds the DEK), so this node re-probes instead of sending BOOT`);
+  return reason(
+    "waiting for this node's own probe (another node serves the deployment)",
+    `${problem.detail}; node ${peer} serves the deployment (it reaches the token and holds the DEK), so this node re-probes instead of sending BOOT`,
+  );
 }

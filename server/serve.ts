@@ -143,7 +143,8 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (phase === 'operational') await deps.runtime.custody.reloadKeyset().catch((error: unknown) => deps.logger.warn({ error: loggableError(error) }, 'the keyset could not be reloaded'));
     // Operational with a rotation still recorded: a crash (or a token loss) interrupted it. It is
     // finished in the background while the server serves, after BOOT and after an auto-restore alike.
-    if (!stopped && !health.bootDeferred && rotation.resumeInterrupted(current)) operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
+    if (!stopped && !health.bootDeferred && rotation.resumeInterrupted(current))
+      operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
     if (isSetupPhase(phase) && !announced) {
       announced = true;
       operator.setupCode(web.setupCode, `${url}${PATHS.unlock.slice(1)}`);

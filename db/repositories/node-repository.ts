@@ -100,7 +100,9 @@ export class NodeRepository {
 
   /** The deployment's nodes, oldest start first. */
   async list(deployment: string): Promise<NodeRecord[]> {
-    const rows = await this.reader<NodeRow>('nodes').where({ deployment }).orderBy([{ column: 'started_at' }, { column: 'node_id' }]);
+    const rows = await this.reader<NodeRow>('nodes')
+      .where({ deployment })
+      .orderBy([{ column: 'started_at' }, { column: 'node_id' }]);
     return rows.map(recordOf);
   }
 
