@@ -199,7 +199,8 @@ async function until<T>(what: string, read: () => Promise<T>, done: (value: T) =
   });
 
   it('a running node turns unready when the database records another keyward version; an older node is refused at start', async () => {
-    const version = (await sql('app_version').where({ id: 1 }).first('version')) as { version: string };
+    const version = await sql<{ id: number; version: string }>('app_version').where({ id: 1 }).first('version');
+    if (!version) throw new Error('the database records no keyward version');
     // What a newer keyward's BOOT does to the database (VERSION_UPGRADE): the nodes beside it fall outside their window.
     await sql('app_version').where({ id: 1 }).update({ version: '99.0.0' });
     try {
