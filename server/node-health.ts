@@ -1,5 +1,8 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { NodeRecord, NodeRepository } from '../db/repositories/node-repository';
+import { describePinSource, readPin } from '../hsm/pin-source';
+import type { Pkcs11Token } from '../hsm/pkcs11-token';
 import { isHsmStorage } from '../hsm/storage-type';
 import { readEnvironment } from './config-schema';
 import type { SendResult } from './lifecycle-engine';
@@ -29,6 +32,12 @@ export async function listNodes(runtime: KeywardRuntime, now: Date = new Date())
   return (await nodes.list(runtime.config.deployment)).map((record) => ({ ...record, state: nodeState(record, now) }));
 }
 
+/** What the token says of a PIN it refuses: the heartbeat does not try that PIN again. */
+const PIN_REFUSED = new Set(['WRONG_PIN', 'PIN_LOCKED']);
+
+/** Keys the tag of a refused PIN: random per process, so the tag is no stored PIN check. */
+const PIN_TAG_KEY = randomBytes(32);
+
 /** Rows of nodes silent for this long are pruned when a node starts: a day of "gone" is enough to be seen. */
 const PRUNE_AFTER_MS = 24 * 3_600_000;
 
@@ -54,6 +63,8 @@ export class NodeHealth {
   private stopped = false;
   private pruned = false;
   private onBooted: ((result: SendResult) => Promise<void> | void) | null = null;
+  /** The tag of the PIN the token last refused (source and PIN): each try would cost one of the token's attempts. */
+  private refusedPin: string | null = null;
   /** When this node last wrote its row (ms since the epoch), or null. */
   lastBeatAt: number | null = null;
 
@@ -193,6 +204,30 @@ export class NodeHealth {
     await this.onBooted?.(result);
   }
 
+  /**
+   * The token answers and holds the KEK. A failed probe is repeated as BOOT's is (REPROBE): other
+   * processes rescanning the same token may hide it from one probe, and a blip must not make a
+   * healthy node unready. A PIN the token refused is not tried again until the PIN changes.
+   */
+  private async checkToken(token: Pkcs11Token, kekId: string | undefined): Promise<Pick<NodeChecks, 'tokenReachable' | 'tokenProblem'>> {
+    let pinTag: string;
+    try {
+      pinTag = createHmac('sha256', PIN_TAG_KEY).update(describePinSource(token.config.pin)).update('\0').update(readPin(token.config.pin)).digest('hex');
+    } catch {
+      return { tokenReachable: false, tokenProblem: 'PIN_MISSING' };
+    }
+    if (pinTag === this.refusedPin) return { tokenReachable: false, tokenProblem: 'WRONG_PIN' };
+    let probe = await token.probe(undefined, kekId);
+    const reached = () => probe.tokenPresent === true && probe.kek !== null;
+    for (let again = 0; again < REPROBE.times && !reached() && !PIN_REFUSED.has(probe.problem ?? ''); again++) {
+      await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
+      probe = await token.probe(undefined, kekId);
+    }
+    this.refusedPin = PIN_REFUSED.has(probe.problem ?? '') ? pinTag : null;
+    if (reached()) return { tokenReachable: true, tokenProblem: null };
+    return { tokenReachable: false, tokenProblem: probe.problem ?? (probe.tokenPresent === false ? 'TOKEN_MISSING' : 'KEK_MISSING') };
+  }
+
   /** What this node sees now. Cheap when all is well: one row read per check, one token scan. */
   private async check(): Promise<NodeChecks> {
     const { store, custody, keyring, config } = this.runtime;
@@ -218,20 +253,9 @@ export class NodeHealth {
       const hsm = isHsmStorage(await store.storage.storageType());
       const record = hsm ? await store.keyMaterial.current() : null;
       const token = hsm ? await custody.token() : null;
-      if (token) {
-        // By the CKA_ID the stored wrap names, as BOOT's probe does. The probe rescans the module,
-        // so a module that cannot be loaded or a token gone from it is seen here.
-        // A failed probe is repeated as BOOT's is (REPROBE): other processes rescanning the same
-        // token may hide it from one probe, and a blip must not make a healthy node unready.
-        const kekId = record?.wrapped?.kek.id || undefined;
-        let probe = await token.probe(undefined, kekId);
-        for (let again = 0; again < REPROBE.times && !(probe.tokenPresent === true && probe.kek !== null); again++) {
-          await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
-          probe = await token.probe(undefined, kekId);
-        }
-        checks.tokenReachable = probe.tokenPresent === true && probe.kek !== null;
-        if (!checks.tokenReachable) checks.tokenProblem = probe.problem ?? (probe.tokenPresent === false ? 'TOKEN_MISSING' : 'KEK_MISSING');
-      }
+      // By the CKA_ID the stored wrap names, as BOOT's probe does. The probe rescans the module, so a
+      // module that cannot be loaded or a token gone from it is seen here.
+      if (token) Object.assign(checks, await this.checkToken(token, record?.wrapped?.kek.id || undefined));
       if (record?.wrapped) {
         const phase = phaseOf(this.surroundings?.lifecycleState() ?? '');
         // The DEK is loaded here only where the lifecycle holds one: never into a recovery in progress.

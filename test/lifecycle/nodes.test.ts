@@ -198,6 +198,43 @@ async function until<T>(what: string, read: () => Promise<T>, done: (value: T) =
     }
   });
 
+  it('a running node that loses its module turns unready at its next heartbeat, sends no event, and recovers by itself', async () => {
+    const second = nodes[1]!;
+    const conf = second.cli.env.SOFTHSM2_CONF!;
+    const before = nodes[0]!.cli.inspect();
+    renameSync(conf, `${conf}.away`);
+    try {
+      const unready = await until(
+        'the second node unready',
+        () => readyz(second),
+        (r) => r.status === 503,
+      );
+      expect(unready.body).toBe('not ready: this node cannot reach the token\n');
+      expect(
+        rowOf(
+          await until(
+            'its row unready',
+            async () => listed(),
+            (list) => rowOf(list, second)?.state === 'unready',
+          ),
+          second,
+        )!.reasons,
+      ).toEqual([expect.stringMatching(/^this node cannot reach the token \(\w+\)$/)]);
+      for (const node of [nodes[0]!, nodes[2]!]) expect((await readyz(node)).status).toBe(200);
+    } finally {
+      renameSync(`${conf}.away`, conf);
+    }
+    expect(
+      await until(
+        'the second node ready again',
+        () => readyz(second),
+        (r) => r.status === 200,
+      ),
+    ).toEqual({ status: 200, body: 'ready: operational\n' });
+    const after = nodes[0]!.cli.inspect();
+    expect({ state: after.state, revision: after.revision }).toEqual({ state: 'operational', revision: before.revision });
+  });
+
   it('a running node turns unready when the database records another keyward version; an older node is refused at start', async () => {
     const version = await sql<{ id: number; version: string }>('app_version').where({ id: 1 }).first('version');
     if (!version) throw new Error('the database records no keyward version');
