@@ -42,6 +42,11 @@ export class SetupCodeRepository {
     return (await this.db(TABLE).where({ id: ONLY, hash }).whereNull('used_at').update({ used_at: at })) === 1;
   }
 
+  /** Deletes the code whose hash is `expected` (not one another process made meanwhile). */
+  async deleteIf(expected: Buffer): Promise<void> {
+    await this.db(TABLE).where({ id: ONLY, hash: expected }).delete();
+  }
+
   /** The wizard is complete: no code is left to match. */
   async delete(): Promise<void> {
     await this.db(TABLE).delete();

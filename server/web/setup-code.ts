@@ -46,8 +46,8 @@ export function generateSetupCode(): string {
  * whoever reaches the port first cannot take the install. One code per database, kept only as its
  * salted hash, so any node accepts it and a dump cannot be turned into it. The first node that needs
  * one makes it and prints it; a node that finds an unused code made by another node prints where it
- * is. A node that starts again makes a new one (ending the set-up sessions its earlier code granted,
- * as a restart always did), and so does any node once the code has been used.
+ * is. A node that starts again withdraws its earlier code and ends the set-up sessions it granted (as
+ * a restart always did), then makes a new one; any node makes a new one once the code has been used.
  */
 export class SharedSetupCode {
   constructor(
@@ -72,6 +72,17 @@ export class SharedSetupCode {
       const revoked = !current || current.createdBy === this.node ? await this.revokeGrants() : 0;
       return { code, revoked };
     }
+  }
+
+  /**
+   * At this node's start, before it serves: the code its earlier run printed is withdrawn, and what
+   * it granted ends (as a restart always did). Returns how many set-up sessions ended.
+   */
+  async restarted(): Promise<number> {
+    const current = await this.codes.find();
+    if (current?.createdBy !== this.node) return 0;
+    await this.codes.deleteIf(current.hash);
+    return this.revokeGrants();
   }
 
   async used(): Promise<boolean> {

@@ -79,6 +79,14 @@ describe.each(engines())('web state shared through %s', (engine) => {
     const replaced = await node(1).announce();
     expect('code' in replaced).toBe(true);
     expect(revoked).toEqual([]);
+    // Node 1 starts again, before it serves: its code is withdrawn and what it granted ends; node 0's start changes nothing of it.
+    revoked = [];
+    expect(await node(0).restarted()).toBe(0);
+    expect(await new SetupCodeRepository(stores[0]!.db).find()).not.toBeNull();
+    expect(await node(1).restarted()).toBe(1);
+    expect(revoked).toEqual(['host-1:/var/lib/keyward']);
+    expect(await new SetupCodeRepository(stores[0]!.db).find()).toBeNull();
+    await node(1).announce();
     await node(0).retire();
     expect(await new SetupCodeRepository(stores[1]!.db).find()).toBeNull();
   });
