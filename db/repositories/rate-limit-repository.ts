@@ -36,7 +36,7 @@ export class RateLimitRepository {
   }
 
   async get(key: string, nowMs: number): Promise<RateLimitCount | null> {
-    const row = (await this.db('web_rate_limits').where({ key }).andWhere('reset_at', '>', nowMs).first('hits', 'reset_at')) as Row | undefined;
+    const row = await this.db('web_rate_limits').where({ key }).andWhere('reset_at', '>', nowMs).first<Row | undefined>('hits', 'reset_at');
     return row ? toCount(row) : null;
   }
 

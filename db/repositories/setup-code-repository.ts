@@ -28,7 +28,11 @@ export class SetupCodeRepository {
 
   /** False when another process stored a code first. */
   async create(code: Omit<StoredSetupCode, 'usedAt'>): Promise<boolean> {
-    const inserted = await this.db(TABLE).insert({ id: ONLY, ...toRow(code) }).onConflict('id').ignore().returning('id');
+    const inserted = await this.db(TABLE)
+      .insert({ id: ONLY, ...toRow(code) })
+      .onConflict('id')
+      .ignore()
+      .returning('id');
     return inserted.length > 0;
   }
 

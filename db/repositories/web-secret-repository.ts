@@ -32,7 +32,7 @@ export class WebSecretRepository {
   ) {}
 
   async read(name: string): Promise<WebSecretReading> {
-    const row = (await this.db(TABLE).where({ name }).first('value')) as { value: Buffer | string } | undefined;
+    const row = await this.db(TABLE).where({ name }).first<{ value: Buffer | string } | undefined>('value');
     if (!row) return { state: 'missing' };
     const stored = Buffer.isBuffer(row.value) ? row.value : Buffer.from(row.value, 'utf8');
     if (isPlaintext(stored)) return { state: 'open', value: stored.toString('utf8'), stored, sealed: false };
@@ -62,7 +62,7 @@ export class WebSecretRepository {
   /** Compare-and-swap on the stored bytes: false when another process changed the value meanwhile. */
   async replace(name: string, expected: Buffer, value: string): Promise<boolean> {
     return this.db.transaction(async (trx) => {
-      const row = (await trx(TABLE).where({ name }).first('value')) as { value: Buffer } | undefined;
+      const row = await trx(TABLE).where({ name }).first<{ value: Buffer } | undefined>('value');
       if (!row || !Buffer.from(row.value).equals(expected)) return false;
       const stored = await this.sealOrPlain(trx, value);
       await trx(TABLE).where({ name }).update({ value: stored, created_at: now() });

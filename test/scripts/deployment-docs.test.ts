@@ -15,7 +15,39 @@ import { newSecret, registerSecretSource } from '../support/secrets';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const yaml = require('js-yaml') as { safeLoad(text: string): unknown; safeLoadAll(text: string): unknown[] };
 
-type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** What the tests read of the compose file and of the manifest (the rest is the orchestrator's). */
+interface ComposeService {
+  image?: string;
+  hostname?: string;
+  environment: Record<string, string>;
+  secrets?: string[];
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+}
+interface Compose {
+  services: Record<string, ComposeService>;
+  secrets: Record<string, { file?: string }>;
+}
+interface Mount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+}
+interface Container {
+  env: Array<{ name: string; value?: string; valueFrom?: unknown }>;
+  volumeMounts: Mount[];
+  readinessProbe: { httpGet: { path: string } };
+}
+interface Manifest {
+  kind: string;
+  metadata: { name: string };
+  spec: {
+    replicas?: number;
+    serviceName?: string;
+    template: { spec: { securityContext: Record<string, unknown>; containers: Container[]; volumes: Array<{ name: string; secret?: { secretName: string } }> } };
+    volumeClaimTemplates: Array<{ metadata: { name: string } }>;
+  };
+}
 
 function yamlBlocks(): string[] {
   const markdown = readFileSync(join(PROJECT_ROOT, 'docs', 'deployment.md'), 'utf8');
@@ -36,8 +68,8 @@ describe('docs/deployment.md: replicas', () => {
   });
 
   it('compose: three replicas on one PostgreSQL, each with its own home and host name, the PIN as a mounted secret', () => {
-    const compose = yaml.safeLoad(yamlBlocks()[0]!) as Doc;
-    const replicas = Object.entries(compose.services as Record<string, Doc>).filter(([name]) => name.startsWith('keyward-'));
+    const compose = yaml.safeLoad(yamlBlocks()[0]!) as Compose;
+    const replicas = Object.entries(compose.services).filter(([name]) => name.startsWith('keyward-'));
     expect(replicas.map(([name]) => name)).toEqual(['keyward-0', 'keyward-1', 'keyward-2']);
     const urls = new Set<string>();
     const homes = new Set<string>();
@@ -45,39 +77,39 @@ describe('docs/deployment.md: replicas', () => {
       expect(service.hostname).toBe(name);
       expect(service.image).toMatch(/^keyward:/);
       expectNoSecretIn(service.environment);
-      urls.add(service.environment.DATABASE_URL);
-      homes.add((service.volumes as string[]).find((volume) => volume.endsWith(':/var/lib/keyward'))!);
+      urls.add(service.environment.DATABASE_URL!);
+      homes.add(service.volumes!.find((volume) => volume.endsWith(':/var/lib/keyward'))!);
       expect(service.secrets).toContain('hsm-user-pin');
       expect(service.environment.KEYWARD_USER_PIN_FROM).toBe('/run/secrets/hsm-user-pin');
-      expect(service.depends_on.db.condition).toBe('service_healthy');
+      expect(service.depends_on!.db!.condition).toBe('service_healthy');
     }
     expect(urls.size).toBe(1);
     expect(new URL([...urls][0]!).hostname).toBe('db');
     expect(homes.size).toBe(3);
-    expect(compose.secrets['hsm-user-pin'].file).toBeDefined();
-    expect(compose.services.db.image).toMatch(/^postgres:/);
+    expect(compose.secrets['hsm-user-pin']!.file).toBeDefined();
+    expect(compose.services.db!.image).toMatch(/^postgres:/);
   });
 
   it('Kubernetes: a StatefulSet of three, the PIN from a read-only Secret volume, no secret in the environment', () => {
-    const docs = (yaml.safeLoadAll(yamlBlocks()[1]!) as Doc[]).filter(Boolean);
+    const docs = (yaml.safeLoadAll(yamlBlocks()[1]!) as Manifest[]).filter(Boolean);
     const set = docs.find((doc) => doc.kind === 'StatefulSet')!;
     expect(set.spec.replicas).toBe(3);
     const pod = set.spec.template.spec;
     expect(pod.securityContext).toMatchObject({ runAsUser: 10001, runAsNonRoot: true });
-    const container = pod.containers[0];
+    const container = pod.containers[0]!;
     const env: Record<string, string> = {};
-    for (const variable of container.env as Doc[]) {
+    for (const variable of container.env) {
       expect({ name: variable.name, valueFrom: variable.valueFrom }).toEqual({ name: variable.name, valueFrom: undefined });
-      env[variable.name] = variable.value;
+      env[variable.name] = variable.value!;
     }
     expectNoSecretIn(env);
     expect(env.DATABASE_URL).toMatch(/^postgres:\/\//);
-    const pinMount = (container.volumeMounts as Doc[]).find((mount) => env.KEYWARD_USER_PIN_FROM!.startsWith(`${mount.mountPath}/`))!;
+    const pinMount = container.volumeMounts.find((mount) => env.KEYWARD_USER_PIN_FROM!.startsWith(`${mount.mountPath}/`))!;
     expect(pinMount.readOnly).toBe(true);
-    const pinVolume = (pod.volumes as Doc[]).find((volume) => volume.name === pinMount.name)!;
-    expect(pinVolume.secret.secretName).toBe('keyward-hsm-pin');
+    const pinVolume = pod.volumes.find((volume) => volume.name === pinMount.name)!;
+    expect(pinVolume.secret!.secretName).toBe('keyward-hsm-pin');
     expect(container.readinessProbe.httpGet.path).toBe('/readyz');
-    expect(set.spec.volumeClaimTemplates[0].metadata.name).toBe((container.volumeMounts as Doc[]).find((mount) => mount.mountPath === '/var/lib/keyward')!.name);
+    expect(set.spec.volumeClaimTemplates[0]!.metadata.name).toBe(container.volumeMounts.find((mount) => mount.mountPath === '/var/lib/keyward')!.name);
     expect(docs.filter((doc) => doc.kind === 'Service').map((doc) => doc.metadata.name)).toContain(set.spec.serviceName);
   });
 });

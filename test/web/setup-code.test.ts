@@ -95,10 +95,18 @@ describe.each(engines())('web state shared through %s', (engine) => {
     const notice = await node(0).announce();
     const code = (notice as { code: string }).code;
     const rows = await stores[1]!.db('web_setup_code').select();
-    const dump = JSON.stringify(rows) + rows.map((row: Record<string, unknown>) => Object.values(row).map((v) => (Buffer.isBuffer(v) ? v.toString('latin1') : String(v))).join('')).join('');
+    const dump =
+      JSON.stringify(rows) +
+      rows
+        .map((row: Record<string, unknown>) =>
+          Object.values(row)
+            .map((v) => (Buffer.isBuffer(v) ? v.toString('latin1') : String(v)))
+            .join(''),
+        )
+        .join('');
     expect(dump).not.toContain(code);
     expect(dump).not.toContain(code.replace(/-/g, ''));
-    expect(rows[0].kdf).toMatch(/^scrypt:N=\d+,r=8,p=1$/);
+    expect((rows[0] as { kdf: string }).kdf).toMatch(/^scrypt:N=\d+,r=8,p=1$/);
   });
 
   it('failed attempts through two nodes count against one limit, and a window that ended starts again', async () => {
@@ -141,7 +149,7 @@ describe.each(engines())('web state shared through %s', (engine) => {
     const key = (sealed as { value: string }).value;
     expect(key).toMatch(/^[0-9a-f]{64}$/);
     expect(key).not.toBe('a'.repeat(64));
-    const raw = (await two.db('web_secrets').first('value')).value as Buffer;
+    const raw = (await two.db('web_secrets').first<{ value: Buffer }>('value')).value;
     expect(raw.includes(Buffer.from(key))).toBe(false);
     expect(raw[0]).toBe(1);
 

@@ -41,7 +41,7 @@ describePg('web: two nodes on one PostgreSQL share the set-up code, the CSRF key
             .join('|');
         }
       }
-      const csrf = (await store.db('web_secrets').where({ name: 'csrf-hmac-key' }).first('value')) as { value: Buffer } | undefined;
+      const csrf = await store.db('web_secrets').where({ name: 'csrf-hmac-key' }).first<{ value: Buffer } | undefined>('value');
       return { text, csrfValue: csrf ? Buffer.from(csrf.value) : null };
     } finally {
       await store.close();
@@ -115,7 +115,7 @@ describePg('web: two nodes on one PostgreSQL share the set-up code, the CSRF key
       const token = csrfToken((await guesser.get('/setup-wizard/unlock/')).body)!;
       statuses.push((await guesser.post('/setup-wizard/unlock/', { _csrf: token, code: 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA' })).status);
     }
-    expect(statuses).toEqual([...Array(10).fill(400), 429]);
+    expect(statuses).toEqual([...(Array(10).fill(400) as number[]), 429]);
 
     // Before the DEK: a form fetched from one node posts to the other (the key is plaintext, and documented so).
     const before = await dump();
@@ -142,7 +142,7 @@ describePg('web: two nodes on one PostgreSQL share the set-up code, the CSRF key
     expect(after.text).not.toContain(sealedKey);
 
     // After the DEK, a form still crosses both ways (the node that did not create the DEK loads it).
-    at = await crossPost(a, b, at, { mode: 'fresh' });
+    await crossPost(a, b, at, { mode: 'fresh' });
     at = await crossPost(b, a, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
     at = await crossPost(a, b, at, {});
     at = await crossPost(b, a, at, { password: secrets.backupPassword, passwordConfirm: secrets.backupPassword });
