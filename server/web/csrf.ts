@@ -44,6 +44,7 @@ export class SharedCsrfKey {
   private keys: string[] = [];
   private legacyKey: string | null = null;
   private lastRefresh = 0;
+  private refreshing: Promise<boolean> | null = null;
 
   constructor(
     private readonly secrets: WebSecretRepository,
@@ -66,7 +67,8 @@ export class SharedCsrfKey {
     for (let attempt = 0; attempt < 8; attempt++) {
       const reading = await this.secrets.read(CSRF_KEY_NAME);
       if (reading.state === 'missing') {
-        if (await this.secrets.create(CSRF_KEY_NAME, this.legacyKey ?? newWebSecretValue())) this.options.logger.info('the CSRF key is now kept in the database');
+        const made = await this.secrets.create(CSRF_KEY_NAME, this.legacyKey ?? newWebSecretValue());
+        if (made) this.options.logger.info(this.legacyKey ? `the CSRF key of ${this.options.legacyFile} moved into the database` : 'a new CSRF key is stored in the database');
         continue;
       }
       if (reading.state === 'open') {
@@ -97,11 +99,16 @@ export class SharedCsrfKey {
     throw new Error('the CSRF key kept changing while it was read');
   }
 
-  /** After a failed check: the key may have been replaced by another node. At most once a second. */
+  /**
+   * After a failed check: the key may have been replaced by another node. Reads at most once a second;
+   * a check that fails while a reading is in progress waits for that reading.
+   */
   async refresh(): Promise<boolean> {
+    if (this.refreshing) return this.refreshing;
     if (Date.now() - this.lastRefresh < REFRESH_AFTER_FAILURE_MS) return false;
     this.lastRefresh = Date.now();
-    return this.load({ loadDek: false });
+    this.refreshing = this.load({ loadDek: true }).finally(() => (this.refreshing = null));
+    return this.refreshing;
   }
 
   private adopt(key: string, shared = true): boolean {
