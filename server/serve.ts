@@ -41,6 +41,10 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   let web;
   try {
     web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted, node: health });
+    // This node starts again: the code it printed before is withdrawn before it serves (here, not in
+    // the app's builder: only a process that holds the home lock is this node).
+    const revoked = await web.deps.setupCode.restarted();
+    if (revoked > 0) web.deps.logger.info({ revoked }, "set-up sessions of this node's earlier code ended");
   } catch (error) {
     // Closed either way: an open database would keep a process that serves nothing alive. The error
     // table gives the exit code (no TLS credential: start-up failed).
@@ -134,6 +138,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (phase === 'operational' && (previous === null || phaseOf(previous.state) !== 'operational')) {
       const revoked = await deps.sessions.revokeSetupAuthorizations();
       if (revoked > 0) deps.logger.info({ revoked }, 'the wizard is complete: set-up sessions ended');
+      await deps.setupCode.retire();
     }
     // Another process (the CLI, a replica) may have rotated the keyset: take its DEKs now rather than
     // at the first fenced write.
@@ -143,8 +148,11 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (!stopped && !health.bootDeferred && rotation.resumeInterrupted(current))
       operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
     if (isSetupPhase(phase) && !announced) {
+      // The code is in the database: a reading that fails is tried again at the next change.
+      const notice = await deps.setupCode.announce();
       announced = true;
-      operator.setupCode(web.setupCode, `${url}${PATHS.unlock.slice(1)}`);
+      if (notice.revoked) deps.logger.info({ revoked: notice.revoked }, 'set-up sessions of an earlier code ended');
+      operator.setupCode(notice, `${url}${PATHS.unlock.slice(1)}`);
     }
   });
   await deps.watcher.poll();
