@@ -13,6 +13,9 @@ import { checkSecrets, EventPayloadError, parseExternalEvent } from '../machines
 import { keepsOperation } from '../machines/startup-scenario';
 import type { EffectName, EffectProgress } from '../machines/effect-signatures';
 import type { KeywardConfig } from './config';
+import { hostname } from 'node:os';
+import { BootLeaseRepository } from '../db/repositories/boot-lease-repository';
+import { BootLease } from './boot-lease';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
 import { SecretBox } from './secret-box';
 
@@ -34,6 +37,8 @@ export class KeywardRuntime {
   readonly keyring = new DekKeyring();
   readonly custody: KeyCustody;
   readonly engine: LifecycleEngine;
+  /** One BOOT decides at a time, whichever process (replica, CLI) sends it. */
+  readonly bootLease: BootLease;
   private cachedChainKey: ChainKey | null = null;
   private triedDekForChain = false;
 
@@ -47,6 +52,14 @@ export class KeywardRuntime {
     this.store.lifecycle.onCommit = markFollower(config.home);
     this.custody = new KeyCustody(this.store, this.keyring, { secretsDir: config.secretsDir, kekLabel: config.kekLabel, kdf: config.kdf, kdfCeiling: config.kdfCeiling });
     const effects = new LifecycleEffects(this.custody, config);
+    this.bootLease = new BootLease(new BootLeaseRepository(this.store.db), config.deployment, {
+      engine: config.database.client,
+      host: hostname(),
+      pid: process.pid,
+      ttlMs: config.bootLeaseMs,
+      onWait: (holder) => process.stderr.write(`keyward: waiting for the BOOT of process ${holder.pid ?? '?'} on ${holder.host ?? '?'} (one BOOT decides at a time)\n`),
+      onLost: () => process.stderr.write('keyward: the BOOT lease expired while this BOOT ran (another process took it over): its commits will be refused\n'),
+    });
     this.engine = new LifecycleEngine({
       repository: this.store.lifecycle,
       effects,
@@ -56,6 +69,7 @@ export class KeywardRuntime {
       busyWaitMs: options.busyWaitMs,
       chainKey: () => this.chainKey(),
       onVersion: (version) => this.store.cache.observe(version),
+      leaseHeld: (lease) => this.bootLease.holds(lease),
     });
   }
 
@@ -80,11 +94,51 @@ export class KeywardRuntime {
   }
 
   /**
-   * Probes the real situation and sends BOOT, from whatever state was persisted. An operational
-   * install whose probe says otherwise is probed again before that BOOT may take it out of
-   * operation: one probe racing other processes on the same token must not end a healthy service.
+   * Probes the real situation and sends BOOT, from whatever state was persisted, under the BOOT
+   * lease. A process that had to wait while another's BOOT decided follows that decision instead of
+   * deciding again (both looked at the same deployment at the same moment), unless it must decide
+   * itself: nothing persisted yet, an effect left behind by a dead holder, another keyward version, or
+   * a store a restore has just replaced (`follow: false`).
    */
-  async boot(source = 'startup'): Promise<SendResult> {
+  async boot(source = 'startup', options: { follow?: boolean } = {}): Promise<SendResult> {
+    const lease = await this.bootLease.acquire();
+    let decided = false;
+    try {
+      if (options.follow !== false && lease.decidedSinceAsked) {
+        const followed = await this.followDecidedBoot();
+        if (followed) return followed;
+      }
+      const result = await this.probeAndBoot(source, lease.holder);
+      decided = result.outcome !== 'startup_refused' && result.outcome !== 'conflict';
+      return result;
+    } finally {
+      await lease.release(decided).catch(() => undefined); // unreleased, it expires
+    }
+  }
+
+  /** The state another process's BOOT decided, when this process may take it as its own. */
+  private async followDecidedBoot(): Promise<SendResult | null> {
+    const inspection = await this.engine.inspect({ historyLimit: 0 });
+    const { context } = inspection;
+    if (inspection.revision === null || inspection.pendingEffect || inspection.state === 'unbooted') return null;
+    if (context.startup?.appVersion !== this.config.appVersion) return null;
+    return {
+      outcome: 'applied',
+      followed: true,
+      state: inspection.state,
+      wizardState: inspection.wizardState,
+      scenario: inspection.scenario,
+      revision: inspection.revision,
+      message: `another process's BOOT decided this state (revision ${inspection.revision}) while this one waited for the lease: followed it`,
+      error: null,
+    };
+  }
+
+  /**
+   * An operational install whose probe says otherwise is probed again before that BOOT may take it
+   * out of operation: one probe racing other processes on the same token must not end a healthy service.
+   */
+  private async probeAndBoot(source: string, lease: string): Promise<SendResult> {
     // The probe reads what is really there now (a restore may have replaced the store): nothing kept.
     this.store.cache.invalidate();
     await refuseStoreBehindMark(this.config.home, this.config.deployment, this.store.lifecycle);
@@ -97,7 +151,7 @@ export class KeywardRuntime {
         startup = await probe();
       }
     }
-    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
+    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox(), lease });
   }
 
   /**
@@ -124,7 +178,7 @@ export class KeywardRuntime {
       const result = await this.engine.send(event, { source, secrets: box });
       if (result.bootRequired) {
         await this.endRestoredSessions();
-        return await this.boot('restore');
+        return await this.boot('restore', { follow: false });
       }
       return result;
     } catch (error) {
@@ -179,7 +233,7 @@ export class KeywardRuntime {
     );
     this.keyring.clear();
     await this.endRestoredSessions();
-    return { report, boot: await this.boot('restore') };
+    return { report, boot: await this.boot('restore', { follow: false }) };
   }
 
   /** A restored store holds the web sessions of the installation it came from: none stays valid here. */
