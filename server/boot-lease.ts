@@ -48,8 +48,8 @@ export function pidAlive(pid: number): boolean {
 
 export interface HeldLease {
   readonly holder: string;
-  /** Another process's BOOT released the lease after deciding, after this process first asked for it. */
-  readonly decidedSinceAsked: boolean;
+  /** Another process's BOOT released the lease after deciding, after this process started. */
+  readonly decidedSinceStart: boolean;
   /** Gives the lease up; `decided`: a BOOT ran to its end under it. */
   release(decided: boolean): Promise<void>;
 }
@@ -60,6 +60,8 @@ export interface BootLeaseOptions {
   pid: number;
   /** How long a holder that stops renewing keeps the lease. */
   ttlMs: number;
+  /** How long this process has run (process.uptime in ms): its start is placed on the database's clock with it. */
+  uptimeMs: () => number;
   /** How often a waiting process asks again. */
   pollMs?: number;
   /** Told once when this process starts waiting for another holder. */
@@ -104,15 +106,15 @@ export class BootLease {
     await this.repository.ensureTable();
     const holder = `${this.options.pid}-${randomBytes(8).toString('hex')}`;
     const self = this.self(holder);
-    let firstGeneration: number | null = null;
+    // This process's start on the database's clock: only a duration is taken from this host.
+    const startedAt = (await this.repository.now()) - this.options.uptimeMs();
     let told = false;
     for (;;) {
       const row = await this.repository.read(this.deployment);
-      firstGeneration ??= row?.generation ?? 0;
       const verdict = holderVerdict(row, self, this.options.engine, pidAlive);
       if (verdict !== 'live' && (await this.repository.acquire(this.deployment, self, this.options.ttlMs, verdict === 'dead' ? row!.holder : null))) {
         const now = await this.repository.read(this.deployment);
-        return this.held(holder, (now?.generation ?? 0) > firstGeneration);
+        return this.held(holder, (now?.decidedAt ?? 0) >= startedAt);
       }
       if (!told && verdict === 'live') {
         told = true;
@@ -129,7 +131,7 @@ export class BootLease {
     return holderVerdict(row, this.self(''), this.options.engine, pidAlive) === 'live';
   }
 
-  private held(holder: string, decidedSinceAsked: boolean): HeldLease {
+  private held(holder: string, decidedSinceStart: boolean): HeldLease {
     const renew = setInterval(
       () =>
         void this.repository.renew(this.deployment, holder, this.options.ttlMs).then(
@@ -146,7 +148,7 @@ export class BootLease {
     renew.unref();
     return {
       holder,
-      decidedSinceAsked,
+      decidedSinceStart,
       release: async (decided) => {
         clearInterval(renew);
         await this.repository.release(this.deployment, holder, decided);

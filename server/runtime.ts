@@ -57,6 +57,7 @@ export class KeywardRuntime {
       host: hostname(),
       pid: process.pid,
       ttlMs: config.bootLeaseMs,
+      uptimeMs: () => process.uptime() * 1000,
       onWait: (holder) => process.stderr.write(`keyward: waiting for the BOOT of process ${holder.pid ?? '?'} on ${holder.host ?? '?'} (one BOOT decides at a time)\n`),
       onLost: () => process.stderr.write('keyward: the BOOT lease expired while this BOOT ran (another process took it over): its commits will be refused\n'),
     });
@@ -95,8 +96,8 @@ export class KeywardRuntime {
 
   /**
    * Probes the real situation and sends BOOT, from whatever state was persisted, under the BOOT
-   * lease. A process that had to wait while another's BOOT decided follows that decision instead of
-   * deciding again (both looked at the same deployment at the same moment), unless it must decide
+   * lease. A process that another's BOOT decided for after it started (replicas started at once)
+   * follows that decision instead of deciding again, unless it must decide
    * itself: nothing persisted yet, an effect left behind by a dead holder, another keyward version, or
    * a store a restore has just replaced (`follow: false`).
    */
@@ -104,7 +105,7 @@ export class KeywardRuntime {
     const lease = await this.bootLease.acquire();
     let decided = false;
     try {
-      if (options.follow !== false && lease.decidedSinceAsked) {
+      if (options.follow !== false && lease.decidedSinceStart) {
         const followed = await this.followDecidedBoot();
         if (followed) return followed;
       }

@@ -3,8 +3,8 @@ import type { Knex } from 'knex';
 /**
  * boot_lease: one row per deployment, the lease under which one process at a time runs BOOT
  * (docs/lifecycle.md "The engine"). `expires_at` is in milliseconds on the database's clock, so the
- * hosts' clocks never have to agree; `generation` counts the BOOTs that released it after deciding, so
- * a process that waited can tell that the lifecycle was decided after it started.
+ * hosts' clocks never have to agree; `decided_at` is when a BOOT last released it after deciding, so a
+ * process can tell that the lifecycle was decided after it started.
  *
  * BOOT takes the lease before it migrates anything: on an empty database the table must exist before
  * the first migration runs, so it is created here and, idempotently, by the lease itself.
@@ -26,7 +26,7 @@ export async function createBootLeaseTable(db: Knex): Promise<void> {
       t.string('host', 255).nullable();
       t.integer('pid').nullable();
       t.bigInteger('expires_at').notNullable().defaultTo(0);
-      t.integer('generation').notNullable().defaultTo(0);
+      t.bigInteger('decided_at').notNullable().defaultTo(0);
     });
   } catch (error) {
     // Another process created it between the check and the CREATE (PostgreSQL reports the race as a
