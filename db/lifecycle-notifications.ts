@@ -30,7 +30,6 @@ interface PgClient {
  */
 export function listenForLifecycleChanges(config: DatabaseConfig, deployment: string, onChange: () => void, options: ListenOptions = {}): LifecycleListener | null {
   if (config.client !== 'pg') return null;
-  const { Client } = require('pg') as { Client: new (options: { connectionString: string }) => PgClient };
   let current: PgClient | null = null;
   let closed = false;
   let retry: NodeJS.Timeout | null = null;
@@ -52,6 +51,8 @@ export function listenForLifecycleChanges(config: DatabaseConfig, deployment: st
   };
   const connect = async () => {
     if (closed) return;
+    // pg itself, not knex's pool: loaded by a server on PostgreSQL only.
+    const { Client } = require('pg') as { Client: new (options: { connectionString: string }) => PgClient };
     const client = new Client({ connectionString: config.connectionString });
     client.on('notification', (message) => {
       if (message.channel === LIFECYCLE_CHANNEL && (message.payload ?? '').startsWith(`${deployment}:`)) onChange();

@@ -26,6 +26,7 @@ export async function followDeploymentTls(runtime: KeywardRuntime, tls: TlsSumma
     }
   }
   if (onDisk || !options.temporaryIfNone) return onDisk ? 'current' : 'unavailable';
+  // Loaded here only: serving never needs the certificate generator otherwise (see live-tls.ts).
   const { generateTlsCredential } = require('../../tls') as typeof import('../../tls');
   await writeTlsFiles(tlsDir, await generateTlsCredential({ subjectAltNames: parseSubjectAltNames(runtime.config.defaultSubjectAltNames) }));
   return 'temporary';

@@ -59,9 +59,8 @@ pgOnly('replicas on one PostgreSQL: one BOOT decides, every node follows', () =>
   /** Waits until every node serves one certificate (the expected one, when given); how long it took. */
   async function sameCertificate(expected: string | null, withinMs: number): Promise<{ fingerprints: string[]; ms: number }> {
     const started = Date.now();
-    let fingerprints: string[] = [];
     for (;;) {
-      fingerprints = servers.map(({ port }) => servedFingerprint(port));
+      const fingerprints = servers.map(({ port }) => servedFingerprint(port));
       if (new Set(fingerprints).size === 1 && (expected === null || fingerprints[0] === expected)) return { fingerprints, ms: Date.now() - started };
       if (Date.now() - started > withinMs) return { fingerprints, ms: Date.now() - started };
       await sleep(100);
