@@ -41,6 +41,7 @@ export class KeywardRuntime {
   readonly bootLease: BootLease;
   private cachedChainKey: ChainKey | null = null;
   private triedDekForChain = false;
+  private booted = false;
 
   constructor(
     readonly config: KeywardConfig,
@@ -57,7 +58,6 @@ export class KeywardRuntime {
       host: hostname(),
       pid: process.pid,
       ttlMs: config.bootLeaseMs,
-      uptimeMs: () => process.uptime() * 1000,
       onWait: (holder) => process.stderr.write(`keyward: waiting for the BOOT of process ${holder.pid ?? '?'} on ${holder.host ?? '?'} (one BOOT decides at a time)\n`),
       onLost: () => process.stderr.write('keyward: the BOOT lease expired while this BOOT ran (another process took it over): its commits will be refused\n'),
     });
@@ -102,7 +102,9 @@ export class KeywardRuntime {
    * a store a restore has just replaced (`follow: false`).
    */
   async boot(source = 'startup', options: { follow?: boolean } = {}): Promise<SendResult> {
-    const lease = await this.bootLease.acquire();
+    // Its first BOOT stands for the process's start (replicas started at once); a later one for itself.
+    const lease = await this.bootLease.acquire(this.booted ? 0 : process.uptime() * 1000);
+    this.booted = true;
     let decided = false;
     try {
       if (options.follow !== false && lease.decidedSinceStart) {
