@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { ChainKey, chainKeyFromDek, ChainVerdict, UNKEYED_CHAIN } from '../db/audit-chain';
 import type { ArchiveProgress } from '../backup';
 import type { BackupResult } from '../effects/backup-service';
@@ -13,7 +14,6 @@ import { checkSecrets, EventPayloadError, parseExternalEvent } from '../machines
 import { keepsOperation } from '../machines/startup-scenario';
 import type { EffectName, EffectProgress } from '../machines/effect-signatures';
 import type { KeywardConfig } from './config';
-import { hostname } from 'node:os';
 import { BootLeaseRepository } from '../db/repositories/boot-lease-repository';
 import { BootLease } from './boot-lease';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
@@ -96,10 +96,10 @@ export class KeywardRuntime {
 
   /**
    * Probes the real situation and sends BOOT, from whatever state was persisted, under the BOOT
-   * lease. A process that another's BOOT decided for after it started (replicas started at once)
-   * follows that decision instead of deciding again, unless it must decide
-   * itself: nothing persisted yet, an effect left behind by a dead holder, another keyward version, or
-   * a store a restore has just replaced (`follow: false`).
+   * lease. A process for which another's BOOT decided after it started (replicas started at once)
+   * follows that decision instead of deciding again, unless it must decide itself: nothing persisted
+   * yet, an effect left behind by a dead holder, another keyward version, or a store a restore has
+   * just replaced (`follow: false`).
    */
   async boot(source = 'startup', options: { follow?: boolean } = {}): Promise<SendResult> {
     // Its first BOOT stands for the process's start (replicas started at once); a later one for itself.
@@ -132,7 +132,7 @@ export class KeywardRuntime {
       wizardState: inspection.wizardState,
       scenario: inspection.scenario,
       revision: inspection.revision,
-      message: `another process's BOOT decided this state (revision ${inspection.revision}) while this one waited for the lease: followed it`,
+      message: `another process's BOOT decided this state (revision ${inspection.revision}) after this one started: followed it`,
       error: null,
     };
   }
