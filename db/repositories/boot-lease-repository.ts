@@ -44,7 +44,9 @@ export class BootLeaseRepository {
   }
 
   async read(deployment: string): Promise<BootLeaseRow | null> {
-    const [row] = await rawRows<Record<string, unknown>>(this.db, `SELECT holder, host, pid, expires_at, decided_at, decided_by, ${this.nowSql} AS now FROM boot_lease WHERE deployment = ?`, [deployment]);
+    const [row] = await rawRows<Record<string, unknown>>(this.db, `SELECT holder, host, pid, expires_at, decided_at, decided_by, ${this.nowSql} AS now FROM boot_lease WHERE deployment = ?`, [
+      deployment,
+    ]);
     if (!row) return null;
     return {
       holder: (row.holder as string | null) ?? null,
