@@ -192,6 +192,37 @@ export class NodeHealth {
     } catch (error) {
       this.surroundings?.logger.warn({ error: (error as Error).message }, 'this node could not write its heartbeat');
     }
+    await this.takeOverDeadStep().catch((error: unknown) => this.surroundings?.logger.warn({ error: (error as Error).message }, 'a step whose node died could not be taken over'));
+  }
+
+  /**
+   * A step recorded as running whose node died (killed inside an effect an event started): that node
+   * will send nothing more, and every other node's event is refused as busy meanwhile. A BOOT under
+   * the lease settles it — it re-probes what the dead node left, and the machine goes on from there;
+   * a secret given to the dead node died with it, so the operator gives it again through any node.
+   */
+  private async takeOverDeadStep(): Promise<void> {
+    if (this.deferred || !this.booted || this.stopped) return;
+    const { pendingEffect } = await this.runtime.engine.inspect({ historyLimit: 0 });
+    if (!pendingEffect || !(await this.ownerGone(pendingEffect.owner))) return;
+    this.surroundings?.logger.warn({ effect: pendingEffect.src, owner: pendingEffect.owner }, 'the node running a step died: this node takes it over with a BOOT');
+    const result = await this.runtime.boot('takeover');
+    await this.onBooted?.(result);
+  }
+
+  /** Same host: its process is gone. Another host: no heartbeat of that host and pid for 3 of its intervals. */
+  private async ownerGone(owner: { host: string; pid: number }): Promise<boolean> {
+    if (owner.host === this.host) {
+      if (owner.pid === process.pid) return false;
+      try {
+        process.kill(owner.pid, 0);
+        return false;
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    }
+    const row = (await this.nodes.list(this.runtime.config.deployment)).find((node) => node.host === owner.host && node.pid === owner.pid);
+    return !row || nodeState(row, new Date()) === 'gone';
   }
 
   /**

@@ -159,7 +159,10 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       if (notice.revoked) deps.logger.info({ revoked: notice.revoked }, 'set-up sessions of an earlier code ended');
       operator.setupCode(notice, `${url}${PATHS.unlock.slice(1)}`);
     }
+    // The node's own checks again now, not at the next beat: /readyz follows a recovery at once.
+    if (healthStarted && !stopped) void health.beat();
   });
+  let healthStarted = false;
   await deps.watcher.poll();
   if (stopped) return exited;
   await health.start(
@@ -177,6 +180,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       if (!stopped) rotation.start();
     },
   );
+  healthStarted = true;
   if (stopped) return exited;
   deps.watcher.start();
   // With KEYWARD_AUTO_ROTATE=on, the policy's timer (an interrupted rotation is resumed above).
