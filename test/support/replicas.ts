@@ -12,6 +12,7 @@ import { servedFingerprint } from '../web/support/tls-probe';
 import { WebClient } from '../web/support/web-client';
 
 const PIN_FILE = 'hsm-user-pin';
+const KEEP_ALIVE = 'setInterval(() => {}, 1 << 30)';
 
 /**
  * One `keyward start` process of a replica set: a home of its own (TLS directory, secrets, log),
@@ -69,7 +70,10 @@ export class ReplicaNode {
     const fd = openSync(this.logFile, 'a');
     const env = { ...this.env, KEYWARD_HOST: '127.0.0.1', KEYWARD_PORT: '0', ...runEnv };
     // unshare execs the server in place (no fork): the child's pid is the server's.
-    const [command, args] = this.isolated ? ['unshare', ['-m', '--propagation', 'private', process.execPath, CLI, 'start']] : [process.execPath, [CLI, 'start']];
+    // A process paused at a crash point before it serves has nothing left on its event loop and
+    // would exit by itself (running its exit handlers): a timer keeps it there until the SIGKILL.
+    const node = [process.execPath, ...(runEnv.KEYWARD_CRASH_AT ? ['--import', `data:text/javascript,${KEEP_ALIVE}`] : []), CLI, 'start'];
+    const [command, args] = this.isolated ? ['unshare', ['-m', '--propagation', 'private', ...node]] : [node[0]!, node.slice(1)];
     this.child = spawn(command, args, { env, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.port = 0;
