@@ -258,13 +258,17 @@ describePg('three replicas on one PostgreSQL database', () => {
       await driving;
 
       // Another node notices the dead holder and settles its effect without being asked.
+      const killed = JSON.stringify(before.pendingEffect!.owner);
       const deadline = Date.now() + TAKEOVER_MS;
       let now = set.inspect();
-      while (now.pendingEffect !== null && now.pendingEffect.owner === before.pendingEffect!.owner && Date.now() < deadline) {
+      while (JSON.stringify(now.pendingEffect?.owner) === killed && Date.now() < deadline) {
         await sleep(500);
         now = set.inspect();
       }
-      expect({ pendingEffectOfTheKilledNode: now.pendingEffect?.owner === before.pendingEffect!.owner ? now.pendingEffect : null }).toEqual({ pendingEffectOfTheKilledNode: null });
+      expect({ pendingEffectOfTheKilledNode: JSON.stringify(now.pendingEffect?.owner) === killed ? now.pendingEffect : null, state: now.state }).toEqual({
+        pendingEffectOfTheKilledNode: null,
+        state: expect.not.stringMatching(/^startup\./),
+      });
 
       await driveAutoRestore(set.node(1));
       await holder.start();
