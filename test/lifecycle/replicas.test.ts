@@ -291,7 +291,7 @@ describePg('three replicas on one PostgreSQL database', () => {
     const others = [set.node(1), set.node(3)];
     const revision = set.inspect().revision;
 
-    cut.cutHsm(set.modulePath, set.tokenDir);
+    cut.cutHsm(set.hsm);
     try {
       const deadline = Date.now() + NODE_HEALTH_MS;
       let answer = await cut.readyz();
@@ -306,12 +306,36 @@ describePg('three replicas on one PostgreSQL database', () => {
       expect({ state: during.state, revision: during.revision }).toEqual({ state: 'operational', revision });
       for (const node of others) expect(await revealThrough(node)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
     } finally {
-      cut.restoreHsm(set.modulePath, set.tokenDir);
+      cut.restoreHsm(set.hsm);
     }
 
     await set.waitReady(set.nodes, NODE_HEALTH_MS);
     expect(set.inspect().state).toBe('operational');
     expect(await revealThrough(cut)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
     await expectIntactLog();
+
+    it('one node restarted while its HSM is unreachable: it serves unready and does not move the deployment; it recovers by itself', async () => {
+      await ensureOperational();
+      const cut = set.node(2);
+      const others = [set.node(1), set.node(3)];
+      await cut.stop();
+      const logBefore = (await set.transitionLog()).length;
+      await cut.start({}, { withoutHsm: set.hsm });
+      try {
+        expect({ node: cut.name, readyz: (await cut.readyz()).status }).toEqual({ node: cut.name, readyz: 503 });
+        for (const node of others) expect({ node: node.name, readyz: (await node.readyz()).status }).toEqual({ node: node.name, readyz: 200 });
+        // Its BOOT did not take the deployment into auto-restore or an outage: the others' view is the deployment's.
+        expect(set.inspect().state).toBe('operational');
+        const moved = (await set.transitionLog()).slice(logBefore).filter((row) => !row.toState.startsWith('startup.') && row.toState !== 'operational');
+        expect(moved).toEqual([]);
+        for (const node of others) expect(await revealThrough(node)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
+      } finally {
+        cut.restoreHsm(set.hsm);
+      }
+      await set.waitReady(set.nodes, NODE_HEALTH_MS);
+      expect(await revealThrough(cut)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
+      expect(set.inspect().state).toBe('operational');
+      await expectIntactLog();
+    });
   });
 });

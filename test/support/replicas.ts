@@ -63,31 +63,41 @@ export class ReplicaNode {
    * Spawns `keyward start` and returns at once; `serving()` waits for it. `runEnv` is for this run
    * only (a crash point, say).
    */
-  launch(runEnv: NodeJS.ProcessEnv = {}): void {
+  launch(runEnv: NodeJS.ProcessEnv = {}, options: { withoutHsm?: HsmPaths } = {}): void {
     if (this.running) throw new Error(`${this.name} is running already`);
+    if (options.withoutHsm && !this.isolated) throw new Error(`${this.name} does not run in a namespace of its own`);
     this.runs += 1;
     this.logFile = join(this.home, `server-${this.runs}.log`);
     const fd = openSync(this.logFile, 'a');
     const env = { ...this.env, KEYWARD_HOST: '127.0.0.1', KEYWARD_PORT: '0', ...runEnv };
-    // unshare execs the server in place (no fork): the child's pid is the server's.
     // A process paused at a crash point before it serves has nothing left on its event loop and
     // would exit by itself (running its exit handlers): a timer keeps it there until the SIGKILL.
     const node = [process.execPath, ...(runEnv.KEYWARD_CRASH_AT ? ['--import', `data:text/javascript,${KEEP_ALIVE}`] : []), CLI, 'start'];
-    const [command, args] = this.isolated ? ['unshare', ['-m', '--propagation', 'private', ...node]] : [node[0]!, node.slice(1)];
+    let command = node[0]!;
+    let args = node.slice(1);
+    if (options.withoutHsm) {
+      // Its namespace has no HSM from the first instruction on: the mounts, then exec (same pid).
+      const empty = this.emptyHsm();
+      const script = 'mount --bind "$1" "$2" && mount --bind "$3" "$4" && shift 4 && exec "$@"';
+      [command, args] = ['unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', empty.module, options.withoutHsm.modulePath, empty.tokens, options.withoutHsm.tokenDir, ...node]];
+    } else if (this.isolated) {
+      // unshare execs the server in place (no fork): the child's pid is the server's.
+      [command, args] = ['unshare', ['-m', '--propagation', 'private', ...node]];
+    }
     this.child = spawn(command, args, { env, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.port = 0;
+  }
+
+  async start(runEnv: NodeJS.ProcessEnv = {}, options: { withoutHsm?: HsmPaths } = {}): Promise<void> {
+    this.launch(runEnv, options);
+    await this.serving();
   }
 
   /** Waits until this run serves; fails if it exits first. */
   async serving(timeoutMs = 60_000): Promise<void> {
     const match = await this.waitFor(/serving https:\/\/127\.0\.0\.1:(\d+)\//, timeoutMs);
     this.port = Number(match[1]);
-  }
-
-  async start(runEnv: NodeJS.ProcessEnv = {}): Promise<void> {
-    this.launch(runEnv);
-    await this.serving();
   }
 
   /** Waits until this run's output matches; fails at once if the process has exited. */
@@ -163,23 +173,36 @@ export class ReplicaNode {
    * module and an empty directory over the token directory (a host that lost its HSM client and its
    * route to the HSM). Only for an isolated node.
    */
-  cutHsm(modulePath: string, tokenDir: string): void {
+  cutHsm({ modulePath, tokenDir }: HsmPaths): void {
     if (!this.isolated) throw new Error(`${this.name} does not run in a namespace of its own`);
+    const empty = this.emptyHsm();
+    this.nsenter(['mount', '--bind', empty.module, modulePath]);
+    this.nsenter(['mount', '--bind', empty.tokens, tokenDir]);
+  }
+
+  /** Gives this node its HSM back (the mounts of cutHsm or of a start `withoutHsm` removed). */
+  restoreHsm({ modulePath, tokenDir }: HsmPaths): void {
+    this.nsenter(['umount', tokenDir]);
+    this.nsenter(['umount', modulePath]);
+  }
+
+  /** An empty file to stand for the module, an empty directory for the tokens. */
+  private emptyHsm(): { module: string; tokens: string } {
     const empty = join(this.home, 'unreachable');
     mkdirSync(join(empty, 'tokens'), { recursive: true });
     writeFileSync(join(empty, 'module.so'), '');
-    this.nsenter(['mount', '--bind', join(empty, 'module.so'), modulePath]);
-    this.nsenter(['mount', '--bind', join(empty, 'tokens'), tokenDir]);
-  }
-
-  restoreHsm(modulePath: string, tokenDir: string): void {
-    this.nsenter(['umount', tokenDir]);
-    this.nsenter(['umount', modulePath]);
+    return { module: join(empty, 'module.so'), tokens: join(empty, 'tokens') };
   }
 
   private nsenter(args: string[]): void {
     execFileSync('nsenter', ['-t', String(this.pid), '-m', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
+}
+
+/** Where a node finds its HSM: the PKCS#11 module and the token directory (see ReplicaNode.cutHsm). */
+export interface HsmPaths {
+  modulePath: string;
+  tokenDir: string;
 }
 
 export interface ReplicaSetOptions {
@@ -236,6 +259,10 @@ export class ReplicaSet {
 
   get modulePath(): string {
     return SOFTHSM_MODULE;
+  }
+
+  get hsm(): HsmPaths {
+    return { modulePath: this.modulePath, tokenDir: this.tokenDir };
   }
 
   /** What every node shares. */
