@@ -23,6 +23,7 @@ const lazy = {
   drill: () => require('./drill') as typeof import('./drill'),
   drillReport: () => (require('../effects/restore-drill') as typeof import('../effects/restore-drill')).formatDrillReport,
   capabilities: () => require('../hsm/token-capabilities') as typeof import('../hsm/token-capabilities'),
+  nodes: () => (require('./node-health') as typeof import('./node-health')).listNodes,
   verifyArchive: () => (require('../backup') as typeof import('../backup')).verifyArchive,
 };
 
@@ -312,8 +313,9 @@ async function main(argv: string[]): Promise<number> {
         const configured = await runtime.store.storage.token().catch(() => null);
         const token = configured ? { modulePath: configured.modulePath, label: configured.tokenLabel } : inspection.context.hsm;
         const tokenCapabilities = token ? lazy.capabilities().reportCapabilities(token.modulePath, token.label, true) : null;
+        const nodes = await lazy.nodes()(runtime);
         if (json) {
-          process.stdout.write(`${JSON.stringify({ ...inspection, tokenCapabilities })}\n`);
+          process.stdout.write(`${JSON.stringify({ ...inspection, tokenCapabilities, nodes })}\n`);
         } else {
           const lines = [
             `state:        ${inspection.state}`,
@@ -325,6 +327,11 @@ async function main(argv: string[]): Promise<number> {
           if (inspection.context.reason) lines.push(`reason:       ${inspection.context.reason}`);
           if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.message} (error code ${inspection.context.lastError.code})`);
           if (tokenCapabilities) lines.push(...lazy.capabilities().capabilityLines(tokenCapabilities));
+          lines.push(`nodes:        ${nodes.length === 0 ? '-' : ''}`);
+          for (const node of nodes)
+            lines.push(
+              `  ${node.host} pid ${node.pid} keyward ${node.version}, last heartbeat ${node.lastHeartbeat}: ${node.state === 'unready' ? `not ready: ${node.reasons.join('; ')}` : node.state}`,
+            );
           if (inspection.pendingEffect) lines.push(`in flight:    ${inspection.pendingEffect.src} (pid ${inspection.pendingEffect.owner.pid} on ${inspection.pendingEffect.owner.host})`);
           lines.push('history:');
           for (const row of inspection.history) lines.push(`  ${row.revision}\t${row.at}\t${row.source}\t${row.eventType}\t${row.fromState} -> ${row.toState}`);

@@ -12,12 +12,20 @@ import { probeStartup } from '../effects/startup-probe';
 import { checkSecrets, EventPayloadError, parseExternalEvent } from '../machines/events';
 import { keepsOperation } from '../machines/startup-scenario';
 import type { EffectName, EffectProgress } from '../machines/effect-signatures';
+import type { StartupContext } from '../machines/startup-context';
 import type { KeywardConfig } from './config';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
 import { SecretBox } from './secret-box';
+import { deferredBoot, probeWouldEndOperation, Reason } from './node-readiness';
 
 /** How often, and how far apart, BOOT probes again before it takes an operational install out of operation. */
 export const REPROBE = { times: 2, intervalMs: 300 };
+
+/** A node's BOOT not sent: its own probe failed while another node serves the deployment. */
+export interface BootDeferred {
+  outcome: 'deferred';
+  reason: Reason;
+}
 
 export interface RuntimeOptions {
   onCheckpoint?: (name: string) => Promise<void>;
@@ -85,19 +93,40 @@ export class KeywardRuntime {
    * operation: one probe racing other processes on the same token must not end a healthy service.
    */
   async boot(source = 'startup'): Promise<SendResult> {
+    const { startup } = await this.probeForBoot();
+    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
+  }
+
+  /**
+   * BOOT as one node of several (`keyward start`, server/node-health.ts): when this node's probe
+   * would take an operational deployment out of operation while another node serves it (a fresh
+   * heartbeat, the token reached, the DEK held), the trouble is this node's, not the deployment's:
+   * no BOOT is sent, and the caller keeps the node unready and asks again. With no such node BOOT
+   * decides as always, so a real loss or outage is still found.
+   */
+  async bootAsNode(source: string, servingPeer: () => Promise<{ nodeId: string } | null>): Promise<SendResult | BootDeferred> {
+    const { operational, startup } = await this.probeForBoot();
+    const problem = operational ? probeWouldEndOperation(startup) : null;
+    const peer = problem ? await servingPeer() : null;
+    if (problem && peer) return { outcome: 'deferred', reason: deferredBoot(problem, peer.nodeId) };
+    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
+  }
+
+  private async probeForBoot(): Promise<{ operational: boolean; startup: StartupContext }> {
     // The probe reads what is really there now (a restore may have replaced the store): nothing kept.
     this.store.cache.invalidate();
     await refuseStoreBehindMark(this.config.home, this.config.deployment, this.store.lifecycle);
     const { snapshot } = await this.engine.load();
     const probe = () => probeStartup(this.custody, this.config.appVersion, snapshot.context.wizardCompleted, this.config.deployment);
     let startup = await probe();
-    if (snapshot.hasTag('operational')) {
+    const operational = snapshot.hasTag('operational');
+    if (operational) {
       for (let again = 0; again < REPROBE.times && !keepsOperation(startup); again++) {
         await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
         startup = await probe();
       }
     }
-    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
+    return { operational, startup };
   }
 
   /**

@@ -8,6 +8,7 @@ import { PATHS } from './web/wizard-paths';
 import { AutoRotation } from './web/auto-rotation';
 import { loggableError } from './web/web-errors';
 import { prepareWebServer } from './web/web-server';
+import { NodeHealth } from './node-health';
 
 const SESSION_PURGE_MS = 10 * 60_000;
 
@@ -21,19 +22,25 @@ const SESSION_PURGE_MS = 10 * 60_000;
 export async function serve(runtime: KeywardRuntime): Promise<number> {
   let booted = false;
   const before = await runtime.engine.inspect({ historyLimit: 0 }).catch(() => null);
-  const result = await runtime.boot('startup');
+  // One node of the deployment: its BOOT waits while its own probe fails and another node serves.
+  const health = new NodeHealth(runtime);
+  const result = await health.boot('startup');
   if (result.outcome === 'startup_refused') {
     process.stderr.write(`keyward: start-up refused: ${result.message}\n`);
     await runtime.close();
     return EXIT.STARTUP_REFUSED;
   }
   booted = true;
-  process.stdout.write(`keyward: ${result.state}${result.wizardState ? ` (${result.wizardState})` : ''}\n`);
-  if (result.message) process.stderr.write(`keyward: ${result.message}\n`);
+  if (result.outcome === 'deferred') {
+    process.stderr.write(`keyward: this node is not ready: ${result.reason.detail}; it re-probes every ${health.heartbeatSeconds} s\n`);
+  } else {
+    process.stdout.write(`keyward: ${result.state}${result.wizardState ? ` (${result.wizardState})` : ''}\n`);
+    if (result.message) process.stderr.write(`keyward: ${result.message}\n`);
+  }
 
   let web;
   try {
-    web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted });
+    web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted, node: health });
   } catch (error) {
     // Closed either way: an open database would keep a process that serves nothing alive. The error
     // table gives the exit code (no TLS credential: start-up failed).
@@ -77,6 +84,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     clearTimeout(grace);
     // The database closes last: after the watcher's reading and every event this process applies.
     await deps.watcher.stop();
+    await health.stop();
     if (!(await deps.work.drain(deps.config.shutdownGraceMs))) deps.logger.warn({ pending: deps.work.size }, 'shutting down with lifecycle work still running');
     removePidFile(runtime.config.home);
     try {
@@ -135,7 +143,8 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (phase === 'operational') await deps.runtime.custody.reloadKeyset().catch((error: unknown) => deps.logger.warn({ error: loggableError(error) }, 'the keyset could not be reloaded'));
     // Operational with a rotation still recorded: a crash (or a token loss) interrupted it. It is
     // finished in the background while the server serves, after BOOT and after an auto-restore alike.
-    if (!stopped && rotation.resumeInterrupted(current)) operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
+    if (!stopped && !health.bootDeferred && rotation.resumeInterrupted(current))
+      operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
     if (isSetupPhase(phase) && !announced) {
       announced = true;
       operator.setupCode(web.setupCode, `${url}${PATHS.unlock.slice(1)}`);
@@ -143,9 +152,25 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   });
   await deps.watcher.poll();
   if (stopped) return exited;
+  await health.start(
+    {
+      lifecycleState: () => deps.watcher.current?.state ?? null,
+      watcherHealthy: () => deps.watcher.healthy,
+      servedFingerprint: () => deps.tls.fingerprintSha256,
+      logger: deps.logger,
+    },
+    // A BOOT deferred at start-up, sent once this node's own probe was fine: what start-up does after BOOT.
+    async (late) => {
+      operator.say(`this node is ready: its BOOT was sent (${late.state})`);
+      // The watcher's observers take the new revision (TLS, keyset, an interrupted rotation).
+      await deps.watcher.poll();
+      if (!stopped) rotation.start();
+    },
+  );
+  if (stopped) return exited;
   deps.watcher.start();
   // With KEYWARD_AUTO_ROTATE=on, the policy's timer (an interrupted rotation is resumed above).
-  rotation.start();
+  if (!health.bootDeferred) rotation.start();
 
   return exited;
 }

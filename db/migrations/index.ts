@@ -9,6 +9,7 @@ import * as sealPlaintextSecrets from './007_seal_plaintext_secrets';
 import * as adminLoginLimit from './008_admin_login_limit';
 import * as transitionLogCheckpoint from './009_transition_log_checkpoint';
 import * as keyRotation from './010_key_rotation';
+import * as nodes from './011_nodes';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   '008_admin_login_limit': adminLoginLimit,
   '009_transition_log_checkpoint': transitionLogCheckpoint,
   '010_key_rotation': keyRotation,
+  '011_nodes': nodes,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

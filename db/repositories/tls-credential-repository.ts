@@ -69,6 +69,12 @@ export class TlsCredentialRepository {
     return row ? this.open(row) : null;
   }
 
+  /** The active credential's fingerprint alone: no private key opened, so no DEK needed. */
+  async activeFingerprint(): Promise<string | null> {
+    const row = await this.db<TlsCredentialRow>('tls_server_credentials').where({ active: true }).orderBy('id', 'desc').first('fingerprint_sha256');
+    return row?.fingerprint_sha256 ?? null;
+  }
+
   async get(id: number): Promise<TlsCredential | null> {
     const row = await this.db<TlsCredentialRow>('tls_server_credentials').where({ id }).first();
     return row ? this.open(row) : null;

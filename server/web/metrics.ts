@@ -34,6 +34,9 @@ export class WebMetrics {
     registers: [this.registry],
   });
   readonly ready = new Gauge({ name: 'keyward_ready', help: '1 when /readyz answers 200', registers: [this.registry] });
+  readonly nodeReady = new Gauge({ name: 'keyward_node_ready', help: '1 when this node is ready: the lifecycle settled and its own checks pass', registers: [this.registry] });
+  readonly nodeHeartbeat = new Gauge({ name: 'keyward_node_heartbeat_timestamp_seconds', help: 'When this node last wrote its heartbeat (Unix time)', registers: [this.registry] });
+  readonly nodes = new Gauge({ name: 'keyward_nodes', help: "The deployment's nodes in the nodes table, by state (ready, unready, gone)", labelNames: ['state'], registers: [this.registry] });
   readonly tlsNotAfter = new Gauge({ name: 'keyward_tls_certificate_not_after_seconds', help: 'Expiry of the served TLS certificate (Unix time)', registers: [this.registry] });
   readonly tlsSwaps = new Counter({ name: 'keyward_tls_swaps_total', help: 'Live TLS credential swaps in this process', registers: [this.registry] });
   readonly httpRequests = new Counter({ name: 'keyward_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
@@ -125,6 +128,10 @@ export class WebMetrics {
     this.reencryptionDone.set(job?.valuesDone ?? 0);
     this.reencryptionLeft.set(rate.valuesLeft);
     this.reencryptionRate.set(rate.valuesPerSecond);
+  }
+
+  observeNodes(states: readonly string[]): void {
+    for (const state of ['ready', 'unready', 'gone']) this.nodes.set({ state }, states.filter((s) => s === state).length);
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {

@@ -1,3 +1,4 @@
+import type { NodeHealth } from '../node-health';
 import type { KeywardRuntime } from '../runtime';
 import type { Csrf } from './csrf';
 import type { GraphRenderer } from './graph-svg';
@@ -36,4 +37,6 @@ export interface WebDeps {
   keyMetrics: KeyMetrics;
   /** True once this process's BOOT has settled. */
   booted(): boolean;
+  /** This process as a node of the deployment (`keyward start`): its own readiness; absent where no server runs. */
+  node?: NodeHealth;
 }

@@ -1,6 +1,7 @@
 import type { Express } from 'express';
 import { WebSessionRepository } from '../../db/store';
 import { createApp } from '../app';
+import type { NodeHealth } from '../node-health';
 import type { KeywardRuntime } from '../runtime';
 import { createCsrf, loadCsrfKey } from './csrf';
 import { GraphRenderer } from './graph-svg';
@@ -32,6 +33,7 @@ export interface WebServerOptions {
   /** The lifecycle revision before this process's BOOT, so the metrics count BOOT's transitions. */
   revisionBeforeBoot: number;
   booted: () => boolean;
+  node?: NodeHealth;
   logger?: Logger;
   console?: OperatorConsole;
 }
@@ -89,6 +91,7 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     rotations: new RotationRunner(runtime, work, logger, () => watcher.poll()),
     keyMetrics: new KeyMetrics(runtime, metrics, logger, config.watchIntervalMs),
     booted: options.booted,
+    node: options.node,
   };
   return { app: createApp(deps), deps, setupCode: code, console: operator };
 }

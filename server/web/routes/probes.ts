@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import { isReady } from '../lifecycle-phase';
+import { listNodes } from '../../node-health';
+import { Readiness, readiness } from '../../node-readiness';
 import type { WebDeps } from '../web-deps';
 
 /**
@@ -15,19 +16,13 @@ export function probeRoutes(deps: WebDeps): Router {
   });
 
   router.get('/readyz', (_req, res) => {
-    const inspection = deps.watcher.current;
-    const state = inspection?.state ?? 'unbooted';
-    let ready = deps.booted() && inspection !== null && isReady(state);
-    let reason = state;
-    if (ready && !deps.watcher.healthy) {
-      ready = false;
-      reason = 'the database does not answer';
-    }
+    const { ready, reasons } = readinessOf(deps);
     deps.metrics.ready.set(ready ? 1 : 0);
+    // The summaries only: a probe is anonymous, and a token's error code is for the administrator.
     res
       .status(ready ? 200 : 503)
       .type('text/plain')
-      .send(`${ready ? 'ready' : 'not ready'}: ${reason}\n`);
+      .send(ready ? `ready: ${deps.watcher.current!.state}\n` : `not ready: ${reasons.map((reason) => reason.summary).join('; ')}\n`);
   });
 
   router.get('/status.json', async (_req, res) => {
@@ -37,12 +32,21 @@ export function probeRoutes(deps: WebDeps): Router {
   });
 
   router.get('/metrics', async (_req, res) => {
-    const inspection = deps.watcher.current;
-    deps.metrics.ready.set(deps.booted() && inspection !== null && isReady(inspection.state) && deps.watcher.healthy ? 1 : 0);
+    const { ready } = readinessOf(deps);
+    deps.metrics.ready.set(ready ? 1 : 0);
+    deps.metrics.nodeReady.set(ready ? 1 : 0);
+    if (deps.node?.lastBeatAt) deps.metrics.nodeHeartbeat.set(deps.node.lastBeatAt / 1000);
+    if (deps.node) deps.metrics.observeNodes((await listNodes(deps.runtime).catch(() => [])).map((node) => node.state));
     deps.metrics.tlsNotAfter.set(Date.parse(deps.tls.notAfter) / 1000);
     await deps.keyMetrics.refresh();
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
   return router;
+}
+
+/** This node's readiness: its own (`keyward start`), or, where no node runs, the lifecycle's alone. */
+function readinessOf(deps: WebDeps): Readiness {
+  if (deps.node) return deps.node.readiness;
+  return readiness({ booted: deps.booted(), state: deps.watcher.current?.state ?? null, watcherHealthy: deps.watcher.healthy, bootDeferred: null }, []);
 }

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { isHsmStorage } from '../../../hsm/storage-type';
 import { GCM_ENCRYPTION_LIMIT } from '../../../crypto/dek-keyring';
+import { listNodes } from '../../node-health';
 import { rotationsDue } from '../../rotation-policy';
 import { inspectionOf, requireAdmin } from '../access';
 import { renderPage } from '../render';
@@ -44,6 +45,8 @@ export function statusRoutes(deps: WebDeps): Router {
       due,
       served: { fingerprintSha256: deps.tls.fingerprintSha256, notAfter: deps.tls.notAfter },
       recorded: inspection.context.tls,
+      nodes: await listNodes(deps.runtime),
+      selfNodeId: deps.node?.nodeId ?? null,
     });
   });
 
