@@ -26,7 +26,16 @@ export default tseslint.config(
   },
   {
     // Lazy loading: these modules `require()` heavy dependencies (knex, the runtime, the web stack) only when a command needs them.
-    files: ['server/cli.ts', 'server/runtime.ts', 'server/exit-codes.ts', 'effects/lifecycle-effects.ts', 'db/database.ts', 'test/bench/bare-start.ts'],
+    files: [
+      'server/cli.ts',
+      'server/runtime.ts',
+      'server/exit-codes.ts',
+      'effects/lifecycle-effects.ts',
+      'db/database.ts',
+      'db/lifecycle-notifications.ts',
+      'server/web/deployment-tls.ts',
+      'test/bench/bare-start.ts',
+    ],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -26,8 +26,8 @@ export interface TableInfo {
   serial: string | null;
 }
 
-/** knex's lock row belongs to the running process, not to the data. */
-export const EXCLUDED_TABLES = new Set(['knex_migrations_lock']);
+/** knex's lock row and the BOOT lease belong to the running processes, not to the data. */
+export const EXCLUDED_TABLES = new Set(['knex_migrations_lock', 'boot_lease']);
 export const MIGRATIONS_TABLE = 'knex_migrations';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -104,6 +104,10 @@ function sqliteKnex(filename: string, max: number, pragmas: string[], min = max)
   });
 }
 
+export function isPostgres(db: Knex): boolean {
+  return String((db.client as { config: { client: unknown } }).config.client) === 'pg';
+}
+
 /** The rows of a raw query: SQLite's driver gives them as an array, PostgreSQL's in `rows`. */
 export async function rawRows<T>(db: Knex, sql: string, bindings: readonly Knex.RawBinding[] = []): Promise<T[]> {
   const result = (await db.raw(sql, bindings)) as T[] | { rows: T[] };

@@ -30,6 +30,8 @@ export interface KeywardConfig {
   /** The most Argon2id parameters read from an archive or a backup copy may ask for. */
   kdfCeiling: KdfParams;
   outageRetrySeconds: number;
+  /** How long a BOOT lease outlives its holder's last renewal (docs/lifecycle.md "The engine"). */
+  bootLeaseMs: number;
   /** When a key is due for rotation, and whether `keyward start` rotates it by itself. */
   rotation: RotationPolicyConfig;
 }
@@ -67,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     kdf,
     kdfCeiling: readKdfCeiling(v, kdf),
     outageRetrySeconds: v.KEYWARD_OUTAGE_RETRY_SECONDS,
+    bootLeaseMs: v.KEYWARD_BOOT_LEASE_MS,
     rotation: {
       dekMaxEncryptions: v.KEYWARD_DEK_MAX_ENCRYPTIONS,
       dekMaxAgeDays: v.KEYWARD_DEK_MAX_AGE_DAYS,

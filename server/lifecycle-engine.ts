@@ -18,6 +18,8 @@ type Snapshot = ReturnType<typeof lifecycleMachine.resolveState>;
 export interface EffectOwner {
   host: string;
   pid: number;
+  /** The BOOT lease its process held while running it: the effect lives exactly as long as that lease. */
+  lease?: string;
 }
 
 export interface PendingEffect {
@@ -43,6 +45,8 @@ export interface SendResult {
   bootRequired?: boolean;
   state: string;
   wizardState: string | null;
+  /** Another process's BOOT decided the state while this one waited for the lease: nothing was sent. */
+  followed?: boolean;
   /** The start-up scenario the machine classified (a refused start-up's too, which is not persisted). */
   scenario?: string | null;
   revision: number | null;
@@ -105,6 +109,15 @@ export interface EngineOptions {
   chainKey?: () => Promise<ChainKey>;
   /** Told each lifecycle version ("revision:chain head", null before the first) read or committed. */
   onVersion?: (version: string | null) => void;
+  /** Whether a BOOT lease is still held (an effect recorded under it is running); without it, leases count as held. */
+  leaseHeld?: (lease: string) => Promise<boolean>;
+}
+
+export interface SendOptions {
+  source: string;
+  secrets: SecretBox;
+  /** The BOOT lease this process holds for the event: its effects are recorded under it. */
+  lease?: string;
 }
 
 const CONFLICT_RETRIES = 5;
@@ -135,7 +148,7 @@ export class LifecycleEngine {
   }
 
   /** One event at a time in this process; other processes are kept in line by the revision CAS. */
-  async send(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+  async send(event: LifecycleEvent, options: SendOptions): Promise<SendResult> {
     return this.exclusive(() => this.sendWithRetries(event, options));
   }
 
@@ -149,7 +162,7 @@ export class LifecycleEngine {
     return run;
   }
 
-  private async sendWithRetries(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+  private async sendWithRetries(event: LifecycleEvent, options: SendOptions): Promise<SendResult> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.sendOnce(event, options);
@@ -165,10 +178,10 @@ export class LifecycleEngine {
     }
   }
 
-  private async sendOnce(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+  private async sendOnce(event: LifecycleEvent, options: SendOptions): Promise<SendResult> {
     const remembered = this.last;
     let loaded = remembered ?? (await this.load());
-    if (loaded.pendingEffect) loaded = await this.settlePending(loaded, event);
+    if (loaded.pendingEffect) loaded = await this.settlePending(loaded, event, options.lease);
     const before = loaded.snapshot;
     if (!before.can(event)) {
       if (loaded === remembered) return this.sendFresh(event, options);
@@ -194,7 +207,8 @@ export class LifecycleEngine {
 
     for (;;) {
       const spawn = actions.find((a) => a.type === 'xstate.spawnChild') as { params: { id: string; src: EffectName; input: unknown } } | undefined;
-      const pending: PendingEffect | null = spawn ? { id: spawn.params.id, src: spawn.params.src, input: spawn.params.input, owner: this.owner, startedAt: this.clock().toISOString() } : null;
+      const owner = options.lease ? { ...this.owner, lease: options.lease } : this.owner;
+      const pending: PendingEffect | null = spawn ? { id: spawn.params.id, src: spawn.params.src, input: spawn.params.input, owner, startedAt: this.clock().toISOString() } : null;
       buffered.push(entry);
       if (tablesExist) {
         try {
@@ -264,7 +278,7 @@ export class LifecycleEngine {
   }
 
   /** A refusal decided on the remembered snapshot stands only if the persisted one says the same. */
-  private async sendFresh(event: LifecycleEvent, options: { source: string; secrets: SecretBox }): Promise<SendResult> {
+  private async sendFresh(event: LifecycleEvent, options: SendOptions): Promise<SendResult> {
     this.last = null;
     return this.sendOnce(event, options);
   }
@@ -310,12 +324,13 @@ export class LifecycleEngine {
   /**
    * An effect recorded as running. If its process is alive, BOOT waits for it and other events are
    * refused as busy; if the process died, the effect was interrupted and BOOT (which re-probes what
-   * really happened) may proceed.
+   * really happened) may proceed. An effect run under a BOOT lease is alive exactly while that lease
+   * is held: an expired one means its holder died, and BOOT proceeds at once.
    */
-  private async settlePending(loaded: Loaded, event: LifecycleEvent): Promise<Loaded> {
+  private async settlePending(loaded: Loaded, event: LifecycleEvent, lease: string | undefined): Promise<Loaded> {
     const deadline = Date.now() + (this.options.busyWaitMs ?? 30_000);
     let current = loaded;
-    while (current.pendingEffect && isAlive(current.pendingEffect.owner, this.owner)) {
+    while (current.pendingEffect && (await this.alive(current.pendingEffect.owner, lease))) {
       if (event.type !== 'BOOT') throw new LifecycleBusyError(current.pendingEffect);
       // A stuck effect must not block start-up for ever: after the wait, BOOT re-probes regardless.
       if (Date.now() > deadline) break;
@@ -324,6 +339,13 @@ export class LifecycleEngine {
     }
     if (current.pendingEffect && event.type !== 'BOOT') throw new LifecycleBusyError(current.pendingEffect);
     return current;
+  }
+
+  private async alive(owner: EffectOwner, lease: string | undefined): Promise<boolean> {
+    if (owner.lease === undefined) return isAlive(owner, this.owner);
+    // Sends are serialized in a process: an effect under the lease this event holds is a finished attempt's.
+    if (owner.lease === lease) return false;
+    return this.options.leaseHeld ? this.options.leaseHeld(owner.lease) : isAlive(owner, this.owner);
   }
 
   private entry(eventType: string, source: string, from: Snapshot, to: Snapshot, payload: Record<string, unknown>): TransitionEntry {

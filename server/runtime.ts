@@ -12,8 +12,10 @@ import { probeStartup } from '../effects/startup-probe';
 import { checkSecrets, EventPayloadError, parseExternalEvent } from '../machines/events';
 import { keepsOperation } from '../machines/startup-scenario';
 import type { EffectName, EffectProgress } from '../machines/effect-signatures';
-import type { StartupContext } from '../machines/startup-context';
 import type { KeywardConfig } from './config';
+import { hostname } from 'node:os';
+import { BootLeaseRepository } from '../db/repositories/boot-lease-repository';
+import { BootLease } from './boot-lease';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
 import { SecretBox } from './secret-box';
 import { deferredBoot, probeWouldEndOperation, Reason } from './node-readiness';
@@ -42,6 +44,8 @@ export class KeywardRuntime {
   readonly keyring = new DekKeyring();
   readonly custody: KeyCustody;
   readonly engine: LifecycleEngine;
+  /** One BOOT decides at a time, whichever process (replica, CLI) sends it. */
+  readonly bootLease: BootLease;
   private cachedChainKey: ChainKey | null = null;
   private triedDekForChain = false;
 
@@ -55,6 +59,15 @@ export class KeywardRuntime {
     this.store.lifecycle.onCommit = markFollower(config.home);
     this.custody = new KeyCustody(this.store, this.keyring, { secretsDir: config.secretsDir, kekLabel: config.kekLabel, kdf: config.kdf, kdfCeiling: config.kdfCeiling });
     const effects = new LifecycleEffects(this.custody, config);
+    this.bootLease = new BootLease(new BootLeaseRepository(this.store.db), config.deployment, {
+      engine: config.database.client,
+      host: hostname(),
+      pid: process.pid,
+      ttlMs: config.bootLeaseMs,
+      uptimeMs: () => process.uptime() * 1000,
+      onWait: (holder) => process.stderr.write(`keyward: waiting for the BOOT of process ${holder.pid ?? '?'} on ${holder.host ?? '?'} (one BOOT decides at a time)\n`),
+      onLost: () => process.stderr.write('keyward: the BOOT lease expired while this BOOT ran (another process took it over): its commits will be refused\n'),
+    });
     this.engine = new LifecycleEngine({
       repository: this.store.lifecycle,
       effects,
@@ -64,6 +77,7 @@ export class KeywardRuntime {
       busyWaitMs: options.busyWaitMs,
       chainKey: () => this.chainKey(),
       onVersion: (version) => this.store.cache.observe(version),
+      leaseHeld: (lease) => this.bootLease.holds(lease),
     });
   }
 
@@ -88,13 +102,16 @@ export class KeywardRuntime {
   }
 
   /**
-   * Probes the real situation and sends BOOT, from whatever state was persisted. An operational
-   * install whose probe says otherwise is probed again before that BOOT may take it out of
-   * operation: one probe racing other processes on the same token must not end a healthy service.
+   * Probes the real situation and sends BOOT, from whatever state was persisted, under the BOOT
+   * lease. A process that another's BOOT decided for after it started (replicas started at once)
+   * follows that decision instead of deciding again, unless it must decide
+   * itself: nothing persisted yet, an effect left behind by a dead holder, another keyward version, or
+   * a store a restore has just replaced (`follow: false`).
    */
-  async boot(source = 'startup'): Promise<SendResult> {
-    const { startup } = await this.probeForBoot();
-    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
+  async boot(source = 'startup', options: { follow?: boolean } = {}): Promise<SendResult> {
+    const result = await this.leasedBoot(source, options, null);
+    if (result.outcome === 'deferred') throw new Error('a BOOT that asks for no serving peer is never deferred');
+    return result;
   }
 
   /**
@@ -105,14 +122,48 @@ export class KeywardRuntime {
    * decides as always, so a real loss or outage is still found.
    */
   async bootAsNode(source: string, servingPeer: () => Promise<{ nodeId: string } | null>): Promise<SendResult | BootDeferred> {
-    const { operational, startup } = await this.probeForBoot();
-    const problem = operational ? probeWouldEndOperation(startup) : null;
-    const peer = problem ? await servingPeer() : null;
-    if (problem && peer) return { outcome: 'deferred', reason: deferredBoot(problem, peer.nodeId) };
-    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox() });
+    return this.leasedBoot(source, {}, servingPeer);
   }
 
-  private async probeForBoot(): Promise<{ operational: boolean; startup: StartupContext }> {
+  private async leasedBoot(source: string, options: { follow?: boolean }, servingPeer: (() => Promise<{ nodeId: string } | null>) | null): Promise<SendResult | BootDeferred> {
+    const lease = await this.bootLease.acquire();
+    let decided = false;
+    try {
+      if (options.follow !== false && lease.decidedSinceStart) {
+        const followed = await this.followDecidedBoot();
+        if (followed) return followed;
+      }
+      const result = await this.probeAndBoot(source, lease.holder, servingPeer);
+      decided = result.outcome !== 'startup_refused' && result.outcome !== 'conflict' && result.outcome !== 'deferred';
+      return result;
+    } finally {
+      await lease.release(decided).catch(() => undefined); // unreleased, it expires
+    }
+  }
+
+  /** The state another process's BOOT decided, when this process may take it as its own. */
+  private async followDecidedBoot(): Promise<SendResult | null> {
+    const inspection = await this.engine.inspect({ historyLimit: 0 });
+    const { context } = inspection;
+    if (inspection.revision === null || inspection.pendingEffect || inspection.state === 'unbooted') return null;
+    if (context.startup?.appVersion !== this.config.appVersion) return null;
+    return {
+      outcome: 'applied',
+      followed: true,
+      state: inspection.state,
+      wizardState: inspection.wizardState,
+      scenario: inspection.scenario,
+      revision: inspection.revision,
+      message: `another process's BOOT decided this state (revision ${inspection.revision}) while this one waited for the lease: followed it`,
+      error: null,
+    };
+  }
+
+  /**
+   * An operational install whose probe says otherwise is probed again before that BOOT may take it
+   * out of operation: one probe racing other processes on the same token must not end a healthy service.
+   */
+  private async probeAndBoot(source: string, lease: string, servingPeer: (() => Promise<{ nodeId: string } | null>) | null): Promise<SendResult | BootDeferred> {
     // The probe reads what is really there now (a restore may have replaced the store): nothing kept.
     this.store.cache.invalidate();
     await refuseStoreBehindMark(this.config.home, this.config.deployment, this.store.lifecycle);
@@ -126,7 +177,12 @@ export class KeywardRuntime {
         startup = await probe();
       }
     }
-    return { operational, startup };
+    if (servingPeer) {
+      const problem = operational ? probeWouldEndOperation(startup) : null;
+      const peer = problem ? await servingPeer() : null;
+      if (problem && peer) return { outcome: 'deferred', reason: deferredBoot(problem, peer.nodeId) };
+    }
+    return this.engine.send({ type: 'BOOT', at: new Date().toISOString(), startup }, { source, secrets: new SecretBox(), lease });
   }
 
   /**
@@ -153,7 +209,7 @@ export class KeywardRuntime {
       const result = await this.engine.send(event, { source, secrets: box });
       if (result.bootRequired) {
         await this.endRestoredSessions();
-        return await this.boot('restore');
+        return await this.boot('restore', { follow: false });
       }
       return result;
     } catch (error) {
@@ -208,7 +264,7 @@ export class KeywardRuntime {
     );
     this.keyring.clear();
     await this.endRestoredSessions();
-    return { report, boot: await this.boot('restore') };
+    return { report, boot: await this.boot('restore', { follow: false }) };
   }
 
   /** A restored store holds the web sessions of the installation it came from: none stays valid here. */

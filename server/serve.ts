@@ -9,6 +9,7 @@ import { AutoRotation } from './web/auto-rotation';
 import { loggableError } from './web/web-errors';
 import { prepareWebServer } from './web/web-server';
 import { NodeHealth } from './node-health';
+import { followDeploymentTls, followKeyset } from './web/deployment-tls';
 
 const SESSION_PURGE_MS = 10 * 60_000;
 
@@ -40,6 +41,8 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
 
   let web;
   try {
+    // Another process's BOOT decided: its certificate is the deployment's, in the database, not yet in this node's directory.
+    if (result.outcome !== 'deferred' && result.followed) await followDeploymentTls(runtime, (await runtime.engine.inspect({ historyLimit: 0 })).context.tls, { temporaryIfNone: true });
     web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted, node: health });
   } catch (error) {
     // Closed either way: an open database would keep a process that serves nothing alive. The error
@@ -129,18 +132,17 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   let announced = false;
   deps.watcher.onChange(async (current, previous) => {
     armRetry(current.state);
-    await deps.tls.refresh(current.context.tls?.fingerprintSha256);
     const phase = phaseOf(current.state);
+    // Another process (the CLI, a replica) may have rotated or recovered the keyset: take its DEKs now
+    // rather than at the first fenced write; the stored TLS key opens with them.
+    if (phase === 'operational') await followKeyset(deps.runtime).catch((error: unknown) => deps.logger.warn({ error: loggableError(error) }, 'the keyset could not be reloaded'));
+    // A replica may have put another certificate in place: this node's directory follows the database's.
+    await followDeploymentTls(deps.runtime, current.context.tls).catch((error: unknown) => deps.logger.warn({ error: loggableError(error) }, "the deployment's TLS credential could not be taken"));
+    await deps.tls.refresh(current.context.tls?.fingerprintSha256);
     if (phase === 'operational' && (previous === null || phaseOf(previous.state) !== 'operational')) {
       const revoked = await deps.sessions.revokeSetupAuthorizations();
       if (revoked > 0) deps.logger.info({ revoked }, 'the wizard is complete: set-up sessions ended');
     }
-    // Another process (the CLI, a replica) may have rotated the keyset: take its DEKs now rather than
-    // at the first fenced write.
-    if (phase === 'operational') await deps.runtime.custody.reloadKeyset().catch((error: unknown) => deps.logger.warn({ err: loggableError(error) }, 'the keyset could not be reloaded'));
-    // Another process (the CLI, a replica) may have rotated the keyset: take its DEKs now rather than
-    // at the first fenced write.
-    if (phase === 'operational') await deps.runtime.custody.reloadKeyset().catch((error: unknown) => deps.logger.warn({ error: loggableError(error) }, 'the keyset could not be reloaded'));
     // Operational with a rotation still recorded: a crash (or a token loss) interrupted it. It is
     // finished in the background while the server serves, after BOOT and after an auto-restore alike.
     if (!stopped && !health.bootDeferred && rotation.resumeInterrupted(current))

@@ -10,6 +10,7 @@ import * as adminLoginLimit from './008_admin_login_limit';
 import * as transitionLogCheckpoint from './009_transition_log_checkpoint';
 import * as keyRotation from './010_key_rotation';
 import * as nodes from './011_nodes';
+import * as bootLease from './012_boot_lease';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '009_transition_log_checkpoint': transitionLogCheckpoint,
   '010_key_rotation': keyRotation,
   '011_nodes': nodes,
+  '012_boot_lease': bootLease,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -2,7 +2,8 @@ import type { Knex } from 'knex';
 import { KeywardError } from '../../errors/keyward-error';
 import { ChainCheckpoint, ChainKey, ChainedRow, GENESIS, rowFromDatabase, rowHash, UNKEYED_CHAIN } from '../audit-chain';
 import { now } from '../clock';
-import { pendingMigrations } from '../database';
+import { isPostgres, pendingMigrations } from '../database';
+import { LIFECYCLE_CHANNEL } from '../lifecycle-notifications';
 import type { LifecycleRow, TransitionLogCheckpointRow, TransitionLogRow } from '../rows';
 
 export interface StoredLifecycle {
@@ -113,6 +114,8 @@ export class LifecycleRepository {
           if (changed !== 1) throw new LifecycleConflictError(expectedRevision);
         }
         await trx('transition_log').insert(rows);
+        // Delivered at commit, and only if it commits: every node listening polls at once.
+        if (isPostgres(this.db)) await trx.raw('SELECT pg_notify(?, ?)', [LIFECYCLE_CHANNEL, `${deployment}:${revision}`]);
       });
     } catch (error) {
       if (error instanceof LifecycleConflictError) throw error;

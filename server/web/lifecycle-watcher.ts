@@ -1,3 +1,4 @@
+import { LifecycleListener, listenForLifecycleChanges } from '../../db/lifecycle-notifications';
 import type { Inspection } from '../lifecycle-engine';
 import type { KeywardRuntime } from '../runtime';
 import type { Logger } from './logger';
@@ -10,8 +11,9 @@ export type LifecycleObserver = (current: Inspection, previous: Inspection | nul
 const HISTORY_PAGE = 1000;
 
 /**
- * Re-reads the persisted lifecycle every interval, and at once after this process sent an event:
- * another process (the CLI, another replica) may have moved it. On a new revision it feeds the new
+ * Re-reads the persisted lifecycle every interval, at once after this process sent an event, and on
+ * PostgreSQL at once when any process commits (LISTEN/NOTIFY): another process (the CLI, another
+ * replica) may have moved it. On a new revision it feeds the new
  * transition-log rows to the metrics and tells the observers (live TLS swap, set-up sessions,
  * the set-up code announcement). /readyz answers from the last reading.
  */
@@ -22,6 +24,9 @@ export class LifecycleWatcher {
   private polling: Promise<Inspection | null> = Promise.resolve(null);
   private readonly observers: LifecycleObserver[] = [];
   private stopped = false;
+  private listener: LifecycleListener | null = null;
+  /** A notified reading is waiting to start: further notifications until it starts are covered by it. */
+  private notifiedPending = false;
 
   constructor(
     private readonly runtime: KeywardRuntime,
@@ -53,6 +58,15 @@ export class LifecycleWatcher {
     this.runtime.store.cache.enable(this.intervalMs * 3 + 1000);
     this.timer ??= setInterval(() => void this.poll(), this.intervalMs);
     this.timer.unref();
+    this.listener ??= listenForLifecycleChanges(this.runtime.config.database, this.runtime.engine.deployment, () => this.pollNotified(), {
+      onError: (error) => this.logger.warn({ error: loggableError(error) }, 'the lifecycle notification connection failed: reconnecting (polling meanwhile)'),
+    });
+  }
+
+  private pollNotified(): void {
+    if (this.notifiedPending || this.stopped) return;
+    this.notifiedPending = true;
+    void this.poll().catch(() => null);
   }
 
   /** No more readings; resolves when the one in progress (if any) has finished with the database. */
@@ -61,6 +75,8 @@ export class LifecycleWatcher {
     this.runtime.store.cache.disable();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.listener?.close();
+    this.listener = null;
     await this.polling;
   }
 
@@ -73,6 +89,7 @@ export class LifecycleWatcher {
   }
 
   private async pollOnce(): Promise<Inspection | null> {
+    this.notifiedPending = false;
     let inspection: Inspection;
     try {
       inspection = await this.runtime.engine.inspect({ historyLimit: 0 });

@@ -57,6 +57,7 @@ export class Install {
       kdf: MINIMUM_KDF,
       kdfCeiling: DEFAULT_KDF_CEILING,
       outageRetrySeconds: 30,
+      bootLeaseMs: 10_000,
       rotation: DEFAULT_ROTATION_POLICY,
     };
     this.open();
