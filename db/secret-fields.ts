@@ -14,10 +14,11 @@ export const SECRET_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   tls_server_credentials: ['private_key'],
   custody_canary: ['value'],
   log_chain_keys: ['sealed_key'],
+  web_secrets: ['value'],
 };
 
 /** Rows that mean nothing once their secret cannot be read: they are deleted rather than kept dead. */
-const DISPOSABLE = new Set(['tls_server_credentials', 'custody_canary']);
+const DISPOSABLE = new Set(['tls_server_credentials', 'custody_canary', 'web_secrets']);
 
 type Values<K extends string> = Record<K, string | null>;
 type Stored<K extends string> = Record<K, StoredField | null>;
@@ -38,6 +39,11 @@ export class SecretFields {
     private readonly keyring: DekKeyring,
   ) {
     this.encrypted = new EncryptedFieldCodec(keyring);
+  }
+
+  /** True when this process holds a DEK to seal with (none before the wizard creates it, or after a token loss). */
+  get hasDek(): boolean {
+    return this.keyring.current !== null;
   }
 
   async codec(trx?: Knex): Promise<FieldCodec> {
@@ -167,7 +173,7 @@ export class SecretFields {
 }
 
 /** Not keyward's format (which starts with a version byte below 0x20): UTF-8 text, or Trustpoint's base64. */
-function isPlaintext(stored: StoredField | null | undefined): stored is StoredField {
+export function isPlaintext(stored: StoredField | null | undefined): stored is StoredField {
   if (stored === null || stored === undefined) return false;
   return typeof stored === 'string' || stored.length === 0 || stored[0]! >= 0x20;
 }

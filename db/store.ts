@@ -14,9 +14,12 @@ import { LifecycleRepository } from './repositories/lifecycle-repository';
 import { LogChainKeyRepository } from './repositories/log-chain-key-repository';
 import { StorageConfigRepository } from './repositories/storage-config-repository';
 import { TlsCredentialRepository } from './repositories/tls-credential-repository';
+import { WebSecretRepository } from './repositories/web-secret-repository';
 import { SecretFields } from './secret-fields';
 
 export { WebSessionRepository } from './repositories/web-session-repository';
+export { SetupCodeRepository } from './repositories/setup-code-repository';
+export { RateLimitRepository } from './repositories/rate-limit-repository';
 
 /**
  * Every repository over one database (a writer, and readers for reads outside transactions); the
@@ -36,6 +39,8 @@ export class Store {
   readonly canary: CanaryRepository;
   readonly reencryption: DekReencryption;
   readonly logChainKeys: LogChainKeyRepository;
+  /** The keys the web processes share (the CSRF key): here because the DEK's creation replaces them. */
+  readonly webSecrets: WebSecretRepository;
   /** Storage type, token configuration and key material between lifecycle versions (off until enabled). */
   readonly cache = new ConfigCache();
 
@@ -57,6 +62,7 @@ export class Store {
     this.canary = new CanaryRepository(db, this.secrets);
     this.reencryption = new DekReencryption(db, reader, this.secrets, this.keyMaterial, keyring);
     this.logChainKeys = new LogChainKeyRepository(reader, this.secrets);
+    this.webSecrets = new WebSecretRepository(db, this.secrets);
   }
 
   static open(config: DatabaseConfig, keyring: DekKeyring): Store {

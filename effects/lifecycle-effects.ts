@@ -141,6 +141,8 @@ export class LifecycleEffects implements EffectRunner {
         const wrapper = await this.custody.wrapper();
         await checkpoint('before-create');
         const dekKeyId = await this.custody.hierarchy.createDek(wrapper);
+        // Replaced, not sealed: the plaintext CSRF key of the wizard's first steps may be in a dump.
+        await this.store.webSecrets.replacePlaintext();
         await this.store.secrets.sealPlaintext();
         await this.store.canary.reset();
         return { dekKeyId };

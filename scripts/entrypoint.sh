@@ -70,6 +70,18 @@ else
   fi
 fi
 
+# Replicas: the token's user PIN is an orchestrator secret, mounted read-only into every replica
+# (KEYWARD_USER_PIN_FROM names the file, not the PIN). keyward keeps and renames its PIN file in the
+# secrets directory, so the mounted file is copied there (file to file: the PIN passes through no
+# variable) whenever it differs.
+if [ -n "${KEYWARD_USER_PIN_FROM:-}" ]; then
+  [ -r "$KEYWARD_USER_PIN_FROM" ] || fail "KEYWARD_USER_PIN_FROM names $KEYWARD_USER_PIN_FROM, which uid $(id -u) cannot read"
+  if ! cmp -s "$KEYWARD_USER_PIN_FROM" "$secrets/hsm-user-pin"; then
+    cp "$KEYWARD_USER_PIN_FROM" "$secrets/.hsm-user-pin.$$" && chmod 600 "$secrets/.hsm-user-pin.$$" && mv "$secrets/.hsm-user-pin.$$" "$secrets/hsm-user-pin"
+    say "copied the token PIN file from $KEYWARD_USER_PIN_FROM into $secrets"
+  fi
+fi
+
 export KEYWARD_HOME="$home" SOFTHSM2_CONF="$conf"
 say "home $home, SoftHSM2 configuration $conf, uid $(id -u)"
 

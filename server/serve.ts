@@ -142,6 +142,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (phase === 'operational' && (previous === null || phaseOf(previous.state) !== 'operational')) {
       const revoked = await deps.sessions.revokeSetupAuthorizations();
       if (revoked > 0) deps.logger.info({ revoked }, 'the wizard is complete: set-up sessions ended');
+      await deps.setupCode.retire();
     }
     // Operational with a rotation still recorded: a crash (or a token loss) interrupted it. It is
     // finished in the background while the server serves, after BOOT and after an auto-restore alike.
@@ -149,7 +150,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
     if (isSetupPhase(phase) && !announced) {
       announced = true;
-      operator.setupCode(web.setupCode, `${url}${PATHS.unlock.slice(1)}`);
+      const notice = await deps.setupCode.announce();
+      if (notice.revoked) deps.logger.info({ revoked: notice.revoked }, 'set-up sessions of an earlier code ended');
+      operator.setupCode(notice, `${url}${PATHS.unlock.slice(1)}`);
     }
   });
   await deps.watcher.poll();

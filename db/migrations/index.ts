@@ -11,6 +11,7 @@ import * as transitionLogCheckpoint from './009_transition_log_checkpoint';
 import * as keyRotation from './010_key_rotation';
 import * as nodes from './011_nodes';
 import * as bootLease from './012_boot_lease';
+import * as sharedWebState from './013_shared_web_state';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -31,6 +32,7 @@ const migrations: Record<string, Migration> = {
   '010_key_rotation': keyRotation,
   '011_nodes': nodes,
   '012_boot_lease': bootLease,
+  '013_shared_web_state': sharedWebState,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

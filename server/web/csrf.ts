@@ -1,11 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import { doubleCsrf } from 'csrf-csrf';
 import type { Request, RequestHandler, Response } from 'express';
+import type { WebSecretRepository } from '../../db/repositories/web-secret-repository';
+import { newWebSecretValue } from '../../db/repositories/web-secret-repository';
+import type { Phase } from './lifecycle-phase';
+import type { Logger } from './logger';
+import { loggableError } from './web-errors';
 
 export const CSRF_COOKIE = '__Host-keyward-csrf';
 export const CSRF_FIELD = '_csrf';
+/** The CSRF key's name in web_secrets. */
+export const CSRF_KEY_NAME = 'csrf-hmac-key';
+/** A failed check reads the database again at most this often (another node may have replaced the key). */
+const REFRESH_AFTER_FAILURE_MS = 1000;
 
 export interface Csrf {
   /** Checks every POST (and any other unsafe method); a failure is a 403 that changes nothing. */
@@ -14,24 +22,109 @@ export interface Csrf {
   token(req: Request, res: Response): string;
 }
 
+export interface CsrfKeyOptions {
+  /** The 0600 file an earlier keyward kept the key in: its key moves into the database, the file goes. */
+  legacyFile: string;
+  /** The lifecycle's phase as this process last read it (null before the first reading). */
+  phase: () => Phase | null;
+  /** Loads the DEK from the token if this process has none yet (a replica that did not create it). */
+  loadDek: () => Promise<void>;
+  logger: Logger;
+}
+
 /**
- * The HMAC key of the CSRF tokens: random, 0600 in the secrets directory, made on first start. A
- * file rather than a per-process key so that a form loaded before a restart still submits.
+ * The CSRF HMAC key, one for every process on the database (web_secrets), so that a form served by
+ * one node posts to another. Sealed under the DEK once one exists; plaintext before (the wizard's
+ * first steps, software storage), and replaced by a new sealed key where the DEK is created. A node
+ * that cannot open the sealed key (its token unreachable) signs with a key of its own meanwhile; in
+ * auto-restore, where no node can open it, the key is replaced by a plaintext one until the DEK is
+ * recovered.
  */
-export function loadCsrfKey(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+export class SharedCsrfKey {
+  private keys: string[] = [];
+  private legacyKey: string | null = null;
+  private lastRefresh = 0;
+  private refreshing: Promise<boolean> | null = null;
+
+  constructor(
+    private readonly secrets: WebSecretRepository,
+    private readonly options: CsrfKeyOptions,
+  ) {}
+
+  /** The keys forms are checked with; the first signs new forms. */
+  get current(): string[] {
+    if (this.keys.length === 0) throw new Error('the CSRF key has not been loaded');
+    return this.keys;
   }
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const key = randomBytes(32).toString('hex');
+
+  /**
+   * Reads the shared key (making it if there is none) and takes it; `loadDek`: may load the DEK to
+   * open it. Returns true when the key this process signs with changed.
+   */
+  async load({ loadDek }: { loadDek: boolean }): Promise<boolean> {
+    this.legacyKey ??= readLegacy(this.options.legacyFile);
+    let triedDek = !loadDek;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const reading = await this.secrets.read(CSRF_KEY_NAME);
+      if (reading.state === 'missing') {
+        const made = await this.secrets.create(CSRF_KEY_NAME, this.legacyKey ?? newWebSecretValue());
+        if (made) this.options.logger.info(this.legacyKey ? `the CSRF key of ${this.options.legacyFile} moved into the database` : 'a new CSRF key is stored in the database');
+        continue;
+      }
+      if (reading.state === 'open') {
+        const phase = this.options.phase();
+        // Plaintext under HSM storage with the DEK here: replaced by a sealed key (not in auto-restore,
+        // where the nodes without the DEK need a key they can read).
+        if (!reading.sealed && phase !== 'autoRestore' && (await this.secrets.seals())) {
+          await this.secrets.replace(CSRF_KEY_NAME, reading.stored, newWebSecretValue());
+          continue;
+        }
+        return this.adopt(reading.value);
+      }
+      if (!triedDek) {
+        triedDek = true;
+        await this.options.loadDek().catch((error: unknown) => this.options.logger.warn({ error: loggableError(error) }, 'the DEK could not be loaded to open the CSRF key'));
+        continue;
+      }
+      if (this.options.phase() === 'autoRestore') {
+        await this.secrets.replace(CSRF_KEY_NAME, reading.stored, newWebSecretValue());
+        continue;
+      }
+      if (this.keys.length === 0) {
+        this.options.logger.warn({ reason: reading.reason }, 'the CSRF key is sealed under a DEK this process cannot load: its forms post only to itself until it can');
+        return this.adopt(randomBytes(32).toString('hex'), false);
+      }
+      return false;
+    }
+    throw new Error('the CSRF key kept changing while it was read');
+  }
+
+  /**
+   * After a failed check: the key may have been replaced by another node. Reads at most once a second;
+   * a check that fails while a reading is in progress waits for that reading.
+   */
+  async refresh(): Promise<boolean> {
+    if (this.refreshing) return this.refreshing;
+    if (Date.now() - this.lastRefresh < REFRESH_AFTER_FAILURE_MS) return false;
+    this.lastRefresh = Date.now();
+    this.refreshing = this.load({ loadDek: true }).finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private adopt(key: string, shared = true): boolean {
+    const changed = this.keys[0] !== key;
+    // An earlier keyward's file key still checks the forms this node served before the upgrade.
+    this.keys = this.legacyKey && this.legacyKey !== key ? [key, this.legacyKey] : [key];
+    if (shared) rmSync(this.options.legacyFile, { force: true });
+    return changed;
+  }
+}
+
+function readLegacy(file: string): string | null {
   try {
-    writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
-    return key;
+    return readFileSync(file, 'utf8').trim() || null;
   } catch (error) {
-    // Another process made it first: use that one.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(file, 'utf8').trim();
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
 }
@@ -40,9 +133,9 @@ export function loadCsrfKey(file: string): string {
  * csrf-csrf's signed double-submit tokens, bound to the session id: the token in the form must equal
  * the one in an HttpOnly __Host- cookie and carry an HMAC over this session's id.
  */
-export function createCsrf(key: string): Csrf {
-  const { doubleCsrfProtection, generateCsrfToken } = doubleCsrf({
-    getSecret: () => key,
+export function createCsrf(key: SharedCsrfKey): Csrf {
+  const { doubleCsrfProtection, generateCsrfToken, invalidCsrfTokenError } = doubleCsrf({
+    getSecret: () => key.current,
     getSessionIdentifier: (req) => req.keyward?.sessionId ?? '',
     cookieName: CSRF_COOKIE,
     cookieOptions: { sameSite: 'strict', secure: true, httpOnly: true, path: '/' },
@@ -52,5 +145,14 @@ export function createCsrf(key: string): Csrf {
       return typeof fromBody === 'string' ? fromBody : req.headers['x-csrf-token'];
     },
   });
-  return { protect: doubleCsrfProtection, token: (req, res) => generateCsrfToken(req, res) };
+  const protect: RequestHandler = (req, res, next) =>
+    doubleCsrfProtection(req, res, (error?: unknown) => {
+      if (error !== invalidCsrfTokenError) return next(error);
+      // Signed by another node with a key this one has not read yet: read it, check once more.
+      key.refresh().then(
+        (changed) => (changed ? doubleCsrfProtection(req, res, next) : next(error)),
+        (failure: unknown) => next(failure),
+      );
+    });
+  return { protect, token: (req, res) => generateCsrfToken(req, res) };
 }

@@ -1,3 +1,5 @@
+import type { SetupCodeNotice } from './setup-code';
+
 /**
  * What the operator reads on the console, in plain lines beside the JSON log: where the server
  * listens, the TLS certificate it serves, and the one-time set-up code (as Jenkins prints its
@@ -18,14 +20,21 @@ export class OperatorConsole {
     this.say(`TLS certificate replaced without restart: now serving TLS SHA-256 ${fingerprint}, valid until ${notAfter}`);
   }
 
-  setupCode(code: string, url: string): void {
+  /** The code this node made, or where the code another node made was printed (this node never knows it). */
+  setupCode(notice: SetupCodeNotice, url: string): void {
     this.out('');
     this.out('*************************************************************');
-    this.out('keyward: the set-up wizard is locked. Unlock it in the browser with this one-time code:');
-    this.out('');
-    this.out(`    set-up code: ${code}`);
-    this.out('');
-    this.out(`keyward: open ${url} — the code works once; restart keyward for a new one.`);
+    if ('code' in notice) {
+      this.out('keyward: the set-up wizard is locked. Unlock it in the browser with this one-time code:');
+      this.out('');
+      this.out(`    set-up code: ${notice.code}`);
+      this.out('');
+      this.out(`keyward: open ${url} — any node accepts it; the code works once; restart keyward for a new one.`);
+    } else {
+      this.out('keyward: the set-up wizard is locked. Its one-time set-up code was printed on the console of');
+      this.out(`keyward: the node ${notice.printedBy} at ${notice.printedAt} (read that node's log).`);
+      this.out(`keyward: enter it at ${url} — this node accepts it too; restart that node for a new code.`);
+    }
     this.out('*************************************************************');
     this.out('');
   }

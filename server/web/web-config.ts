@@ -23,7 +23,7 @@ export interface WebConfig {
   publicDir: string;
   /** Uploaded TLS files wait here (0700) for the few milliseconds the import takes. */
   uploadsDir: string;
-  /** The CSRF HMAC key (0600), shared by the processes of one home so a restart keeps forms valid. */
+  /** Where an earlier keyward kept the CSRF key (0600): moved into the database (web_secrets) at start. */
   csrfKeyFile: string;
   /** The largest backup archive the restore page accepts (larger ones: `keyward restore`). */
   restoreUploadBytes: number;

@@ -10,7 +10,7 @@ import type { WebMetrics } from './metrics';
 import type { RateLimits } from './rate-limits';
 import type { RotationRunner } from './rotation-runner';
 import type { SessionService } from './sessions';
-import type { SetupCode } from './setup-code';
+import type { SharedSetupCode } from './setup-code';
 import type { UploadArea } from './uploads';
 import type { WebConfig } from './web-config';
 import type { WorkTracker } from './work-tracker';
@@ -23,7 +23,7 @@ export interface WebDeps {
   metrics: WebMetrics;
   sessions: SessionService;
   csrf: Csrf;
-  setupCode: SetupCode;
+  setupCode: SharedSetupCode;
   tls: LiveTls;
   watcher: LifecycleWatcher;
   uploads: UploadArea;

@@ -1,9 +1,10 @@
+import { hostname } from 'node:os';
 import type { Express } from 'express';
-import { WebSessionRepository } from '../../db/store';
+import { RateLimitRepository, SetupCodeRepository, WebSessionRepository } from '../../db/store';
 import { createApp } from '../app';
 import type { NodeHealth } from '../node-health';
 import type { KeywardRuntime } from '../runtime';
-import { createCsrf, loadCsrfKey } from './csrf';
+import { createCsrf, SharedCsrfKey } from './csrf';
 import { GraphRenderer } from './graph-svg';
 import { LifecycleWatcher } from './lifecycle-watcher';
 import { LiveTls } from './live-tls';
@@ -13,7 +14,8 @@ import { OperatorConsole } from './operator-console';
 import { createRateLimits } from './rate-limits';
 import { DatabaseSessionStore, MemorySessionStore, SessionStore } from './session-store';
 import { SessionService } from './sessions';
-import { SetupCode } from './setup-code';
+import { SharedSetupCode } from './setup-code';
+import { phaseOf } from './lifecycle-phase';
 import { UploadArea } from './uploads';
 import { loadWebConfig, WebConfig } from './web-config';
 import type { WebDeps } from './web-deps';
@@ -24,8 +26,6 @@ import { WorkTracker } from './work-tracker';
 export interface WebServer {
   app: Express;
   deps: WebDeps;
-  /** The code to print once, on the console, when the lifecycle needs a set-up. */
-  setupCode: string;
   console: OperatorConsole;
 }
 
@@ -67,12 +67,23 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
   const sessions = new SessionService(store, { idleMs: config.sessionIdleMs, maxMs: config.sessionMaxMs });
   const uploads = new UploadArea(config.uploadsDir);
   await uploads.clear();
-  const { code, setupCode } = SetupCode.generate();
-  // A new code is printed: what the codes of earlier starts granted ends now.
-  const revoked = await sessions.revokeSetupAuthorizations();
-  if (revoked > 0) logger.info({ revoked }, 'set-up sessions of an earlier start ended');
+  // Made (or found) when the lifecycle first needs a set-up: server/serve.ts announces it.
+  const setupCode = new SharedSetupCode(new SetupCodeRepository(runtime.store.db), `${hostname()}:${runtime.config.home}`, () => sessions.revokeSetupAuthorizations());
+  const revoked = await setupCode.restarted();
+  if (revoked > 0) logger.info({ revoked }, "set-up sessions of this node's earlier code ended");
   const work = new WorkTracker();
   const watcher = new LifecycleWatcher(runtime, metrics, logger, config.watchIntervalMs, options.revisionBeforeBoot, work);
+  const csrfKey = new SharedCsrfKey(runtime.store.webSecrets, {
+    legacyFile: config.csrfKeyFile,
+    phase: () => (watcher.current ? phaseOf(watcher.current.state) : null),
+    loadDek: () => runtime.custody.ensureDek(),
+    logger,
+  });
+  await csrfKey.load({ loadDek: true });
+  // A DEK created, recovered or lost, a storage type chosen: the shared key may have been replaced.
+  watcher.onChange(async () => {
+    if (await csrfKey.load({ loadDek: true })) logger.info('the CSRF key changed (forms signed with the earlier one are refused once)');
+  });
 
   const deps: WebDeps = {
     runtime,
@@ -80,12 +91,12 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     logger,
     metrics,
     sessions,
-    csrf: createCsrf(loadCsrfKey(config.csrfKeyFile)),
+    csrf: createCsrf(csrfKey),
     setupCode,
     tls,
     watcher,
     uploads,
-    rateLimits: createRateLimits(),
+    rateLimits: createRateLimits(new RateLimitRepository(runtime.store.db)),
     graph: new GraphRenderer(),
     work,
     rotations: new RotationRunner(runtime, work, logger, () => watcher.poll()),
@@ -93,5 +104,5 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     booted: options.booted,
     node: options.node,
   };
-  return { app: createApp(deps), deps, setupCode: code, console: operator };
+  return { app: createApp(deps), deps, console: operator };
 }

@@ -22,7 +22,7 @@ export function decryptPerDocs(raw: Buffer, dek: Buffer, table: string, column: 
 }
 
 /** Every column docs/formats.md §4 names, log_chain_keys (rows only once a DEK is retired) included. */
-export const ALL_SECRET_COLUMNS_PER_DOCS: Record<string, string[]> = { ...SECRET_COLUMNS, log_chain_keys: ['sealed_key'] };
+export const ALL_SECRET_COLUMNS_PER_DOCS: Record<string, string[]> = { ...SECRET_COLUMNS, log_chain_keys: ['sealed_key'], web_secrets: ['value'] };
 
 /** §4 "To read" with a keyset: the value's key id picks the DEK. */
 export function decryptWithKeysetPerDocs(raw: Buffer, deks: ReadonlyMap<string, Buffer>, table: string, column: string): ReturnType<typeof decryptPerDocs> {

@@ -24,9 +24,18 @@ export function scanForSecrets(runRoot: string, extraRoots: string[] = []): Scan
   const registry = join(runRoot, '.secrets');
   const secrets = new Set<string>();
   const sources = new Set<string>();
+  /** Per secret, the files that show it on purpose. */
+  const shown = new Map<string, Set<string>>();
   if (existsSync(registry)) {
     for (const name of readdirSync(registry)) {
       const lines = readFileSync(join(registry, name), 'utf8').split('\n').filter(Boolean);
+      if (name.endsWith('.shown')) {
+        for (const line of lines) {
+          const [path, secret] = line.split('\t') as [string, string];
+          shown.set(secret, (shown.get(secret) ?? new Set()).add(path));
+        }
+        continue;
+      }
       for (const line of lines) (name.endsWith('.sources') ? sources : secrets).add(line);
     }
   }
@@ -41,6 +50,7 @@ export function scanForSecrets(runRoot: string, extraRoots: string[] = []): Scan
     result.files += 1;
     result.bytes += content.length;
     for (const needle of needles) {
+      if (shown.get(needle.secret)?.has(file)) continue;
       if (content.includes(needle.bytes)) result.leaks.push({ file, secretKind: needle.secret.split('-')[0]! });
     }
   }

@@ -22,6 +22,16 @@ export function registerSecret(secret: string): void {
   appendFileSync(join(dir, `${process.pid}.txt`), `${secret}\n`);
 }
 
+/**
+ * A secret that one file shows on purpose (the console log of the node that printed a set-up code):
+ * the scan looks for it in every other file.
+ */
+export function registerSecretShownIn(secret: string, path: string): void {
+  registerSecret(secret);
+  const dir = join(runRoot(), '.secrets');
+  appendFileSync(join(dir, `${process.pid}.shown`), `${path}\t${secret}\n`);
+}
+
 /** Files that hold a secret on purpose (a PIN file, a password file handed to the CLI): not scanned. */
 export function registerSecretSource(path: string): void {
   const dir = join(runRoot(), '.secrets');

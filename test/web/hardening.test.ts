@@ -134,9 +134,13 @@ describe('web: hardening after the first outside review', () => {
       expect(row?.failed_logins).toBe(10);
       expect(Date.parse(row?.locked_until ?? '')).toBeGreaterThan(Date.now());
 
-      // The per-address limit is in memory: a restart lifts it. The account's is not.
+      // Neither limit is lifted by a restart: both are in the database (the per-address one since 013).
       await server.restart();
       const owner = new WebClient(server.url);
+      const limited = await owner.postForm('/login', '/login', { username: 'opsadmin', password: secrets.adminPassword });
+      expect([limited.status, /from this address/.test(limited.body)]).toEqual([429, true]);
+      // Once the address's window has passed, the account's lock still holds.
+      await query(server, (db) => db('web_rate_limits').update({ reset_at: Date.now() - 1 }));
       const refused = await owner.postForm('/login', '/login', { username: 'opsadmin', password: secrets.adminPassword });
       expect(refused.status).toBe(429);
       expect(refused.body).toMatch(/Too many failed logins for this account: it is locked until \d\d:\d\d UTC/);

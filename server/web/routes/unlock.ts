@@ -8,21 +8,21 @@ import { PATHS } from '../wizard-paths';
 
 /**
  * The set-up code page (keyward's, beside Trustpoint's wizard paths): the wizard and auto-restore
- * open only to the session that presents the code printed on the console at start-up.
+ * open only to the session that presents the code a node printed on its console (any node accepts it).
  */
 export function unlockRoutes(deps: WebDeps): Router {
   const router = Router();
 
-  router.get(PATHS.unlock, (req, res) => {
+  router.get(PATHS.unlock, async (req, res) => {
     const inspection = inspectionOf(res);
     if (maySetUp(req, phaseOf(inspection.state))) return res.redirect(302, homeFor(req, inspection));
-    renderPage(deps, req, res, 'setup-wizard/unlock', { title: 'Unlock the set-up', inspection, used: deps.setupCode.used });
+    renderPage(deps, req, res, 'setup-wizard/unlock', { title: 'Unlock the set-up', inspection, used: await deps.setupCode.used() });
   });
 
   router.post(PATHS.unlock, deps.rateLimits.setupCode, async (req, res) => {
     const inspection = inspectionOf(res);
     try {
-      deps.setupCode.redeem(field(req, 'code'));
+      await deps.setupCode.redeem(field(req, 'code'));
     } catch (error) {
       if (!(error instanceof SetupCodeError)) throw error;
       deps.logger.warn({ reason: error.reason }, 'set-up code refused');
@@ -31,7 +31,7 @@ export function unlockRoutes(deps: WebDeps): Router {
         req,
         res,
         'setup-wizard/unlock',
-        { title: 'Unlock the set-up', inspection, used: deps.setupCode.used, errors: { code: error.message } },
+        { title: 'Unlock the set-up', inspection, used: await deps.setupCode.used(), errors: { code: error.message } },
         error.reason === 'used' ? 403 : 400,
       );
     }

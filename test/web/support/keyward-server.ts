@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, c
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../../server/config';
 import { testDir } from '../../support/run-dir';
-import { registerSecretSource } from '../../support/secrets';
+import { registerSecretShownIn, registerSecretSource } from '../../support/secrets';
 
 export const CLI = join(PROJECT_ROOT, 'dist', 'server', 'cli.js');
 
@@ -71,8 +71,10 @@ export class KeywardServer {
     this.runs += 1;
     this.logFile = join(this.home, `server-${this.runs}.log`);
     const fd = openSync(this.logFile, 'a');
+    // SQLite in the home unless this server was given a DATABASE_URL (replicas on one PostgreSQL).
+    const { DATABASE_URL: _inherited, ...inherited } = process.env;
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...inherited,
       KEYWARD_HOME: this.home,
       KEYWARD_HOST: '127.0.0.1',
       KEYWARD_PORT: '0',
@@ -82,7 +84,6 @@ export class KeywardServer {
       ...this.extraEnv,
       ...runEnv,
     };
-    delete env.DATABASE_URL;
     const child = spawn(process.execPath, [CLI, 'start'], { env, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.child = child;
@@ -102,9 +103,20 @@ export class KeywardServer {
     }
   }
 
-  /** The one-time set-up code this run printed (it prints one when the lifecycle needs a set-up). */
+  /** The console log of the current run. */
+  get logPath(): string {
+    return this.logFile;
+  }
+
+  /**
+   * The one-time set-up code this run printed (it prints one when the lifecycle needs a set-up),
+   * registered for the end-of-suite scan: only this run's console may hold it.
+   */
   async setupCode(): Promise<string> {
-    return (await this.waitFor(/set-up code: ([0-9A-Z-]{29})/))[1]!;
+    const code = (await this.waitFor(/set-up code: ([0-9A-Z-]{29})/))[1]!;
+    registerSecretShownIn(code, this.logFile);
+    registerSecretShownIn(code.replace(/-/g, ''), this.logFile);
+    return code;
   }
 
   /** SIGTERM, as an orchestrator stops it; resolves with the exit code. */
