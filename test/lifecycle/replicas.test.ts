@@ -97,10 +97,10 @@ describePg('three replicas on one PostgreSQL database', () => {
   }
 
   /** Every node's view: /readyz, the certificate it serves. */
-  async function views(): Promise<Array<{ node: string; readyz: number; certificate: string }>> {
+  async function views(): Promise<Array<{ node: string; readyz: string; certificate: string }>> {
     const running = set.nodes.filter((n) => n.running);
     const answers = await Promise.all(running.map((n) => n.readyz()));
-    return running.map((n, i) => ({ node: n.name, readyz: answers[i]!.status, certificate: n.fingerprint() }));
+    return running.map((n, i) => ({ node: n.name, readyz: `${answers[i]!.status} ${answers[i]!.body}`, certificate: n.fingerprint() }));
   }
 
   /** All nodes ready and serving the lifecycle's certificate; resolves with how long that took. */
@@ -110,7 +110,7 @@ describePg('three replicas on one PostgreSQL database', () => {
     for (;;) {
       const now = await views();
       const ms = Date.now() - started;
-      if (now.every((v) => v.readyz === 200 && v.certificate === expected) || ms > timeoutMs) return { ms, views: now, expected };
+      if (now.every((v) => v.readyz.startsWith('200 ') && v.certificate === expected) || ms > timeoutMs) return { ms, views: now, expected };
       await sleep(100);
     }
   }
@@ -178,7 +178,6 @@ describePg('three replicas on one PostgreSQL database', () => {
     const rows = await set.transitionLog();
     const effectRuns = Object.fromEntries(FIRST_BOOT_EFFECTS.map((src) => [src, rows.filter((r) => r.eventType === `${src}:done` || r.eventType === `${src}:error`).length]));
     expect(effectRuns).toEqual({ migrateDatabase: 1, issueTlsCredential: 1 });
-    expect(rows.filter((r) => r.eventType === 'BOOT').length).toBe(3);
     expect(logBreaks(rows)).toEqual([]);
 
     await runWizard();
@@ -191,7 +190,7 @@ describePg('three replicas on one PostgreSQL database', () => {
     installed = true;
 
     const after = await converged(PROMPT_MS);
-    expect(after.views).toEqual(set.nodes.map((n) => ({ node: n.name, readyz: 200, certificate: after.expected })));
+    expect(after.views).toEqual(set.nodes.map((n) => ({ node: n.name, readyz: expect.stringMatching(/^200 /), certificate: after.expected })));
   });
 
   it('token loss: all three restart at once, auto-restore through node 3, all ready with one certificate within two seconds, every secret through each node', async () => {
@@ -204,7 +203,10 @@ describePg('three replicas on one PostgreSQL database', () => {
 
     await driveAutoRestore(set.node(3));
     const after = await converged(PROMPT_MS);
-    expect({ withinMs: PROMPT_MS, views: after.views }).toEqual({ withinMs: PROMPT_MS, views: set.nodes.map((n) => ({ node: n.name, readyz: 200, certificate: after.expected })) });
+    expect({ withinMs: PROMPT_MS, views: after.views }).toEqual({
+      withinMs: PROMPT_MS,
+      views: set.nodes.map((n) => ({ node: n.name, readyz: expect.stringMatching(/^200 /), certificate: after.expected })),
+    });
     expect(after.ms).toBeLessThanOrEqual(PROMPT_MS);
     await expectSecretsEverywhere();
     await expectIntactLog();
@@ -279,7 +281,7 @@ describePg('three replicas on one PostgreSQL database', () => {
     async function expectRecovered(): Promise<void> {
       expect(set.inspect().state).toBe('operational');
       const after = await converged(PROMPT_MS);
-      expect(after.views).toEqual(set.nodes.map((n) => ({ node: n.name, readyz: 200, certificate: after.expected })));
+      expect(after.views).toEqual(set.nodes.map((n) => ({ node: n.name, readyz: expect.stringMatching(/^200 /), certificate: after.expected })));
       await expectSecretsEverywhere();
       await expectIntactLog();
     }
@@ -313,29 +315,29 @@ describePg('three replicas on one PostgreSQL database', () => {
     expect(set.inspect().state).toBe('operational');
     expect(await revealThrough(cut)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
     await expectIntactLog();
+  });
 
-    it('one node restarted while its HSM is unreachable: it serves unready and does not move the deployment; it recovers by itself', async () => {
-      await ensureOperational();
-      const cut = set.node(2);
-      const others = [set.node(1), set.node(3)];
-      await cut.stop();
-      const logBefore = (await set.transitionLog()).length;
-      await cut.start({}, { withoutHsm: set.hsm });
-      try {
-        expect({ node: cut.name, readyz: (await cut.readyz()).status }).toEqual({ node: cut.name, readyz: 503 });
-        for (const node of others) expect({ node: node.name, readyz: (await node.readyz()).status }).toEqual({ node: node.name, readyz: 200 });
-        // Its BOOT did not take the deployment into auto-restore or an outage: the others' view is the deployment's.
-        expect(set.inspect().state).toBe('operational');
-        const moved = (await set.transitionLog()).slice(logBefore).filter((row) => !row.toState.startsWith('startup.') && row.toState !== 'operational');
-        expect(moved).toEqual([]);
-        for (const node of others) expect(await revealThrough(node)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
-      } finally {
-        cut.restoreHsm(set.hsm);
-      }
-      await set.waitReady(set.nodes, NODE_HEALTH_MS);
-      expect(await revealThrough(cut)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
+  it('one node restarted while its HSM is unreachable: it serves unready and does not move the deployment; it recovers by itself', async () => {
+    await ensureOperational();
+    const cut = set.node(2);
+    const others = [set.node(1), set.node(3)];
+    await cut.stop();
+    const logBefore = (await set.transitionLog()).length;
+    await cut.start({}, { withoutHsm: set.hsm });
+    try {
+      expect({ node: cut.name, readyz: (await cut.readyz()).status }).toEqual({ node: cut.name, readyz: 503 });
+      for (const node of others) expect({ node: node.name, readyz: (await node.readyz()).status }).toEqual({ node: node.name, readyz: 200 });
+      // Its BOOT did not take the deployment into auto-restore or an outage: the others' view is the deployment's.
       expect(set.inspect().state).toBe('operational');
-      await expectIntactLog();
-    });
+      const moved = (await set.transitionLog()).slice(logBefore).filter((row) => !row.toState.startsWith('startup.') && row.toState !== 'operational');
+      expect(moved).toEqual([]);
+      for (const node of others) expect(await revealThrough(node)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
+    } finally {
+      cut.restoreHsm(set.hsm);
+    }
+    await set.waitReady(set.nodes, NODE_HEALTH_MS);
+    expect(await revealThrough(cut)).toEqual({ estPassword: device.estPassword, cmpSharedSecret: device.cmpSharedSecret });
+    expect(set.inspect().state).toBe('operational');
+    await expectIntactLog();
   });
 });
