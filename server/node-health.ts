@@ -62,6 +62,8 @@ export class NodeHealth {
   private beating: Promise<void> = Promise.resolve();
   private stopped = false;
   private pruned = false;
+  /** Migration 011 is in the database: asked until it is (a node may start before the first BOOT migrates). */
+  private tableSeen = false;
   private onBooted: ((result: SendResult) => Promise<void> | void) | null = null;
   /** The tag of the PIN the token last refused (source and PIN): each try would cost one of the token's attempts. */
   private refusedPin: string | null = null;
@@ -158,6 +160,7 @@ export class NodeHealth {
     this.checks = await this.check();
     if (this.deferred && !this.stopped) await this.retryBoot();
     if (!this.checks.databaseReachable) return;
+    const checks = this.current(this.checks);
     const verdict = this.readiness;
     const now = new Date();
     const record: NodeRecord = {
@@ -171,13 +174,14 @@ export class NodeHealth {
       lastHeartbeat: now.toISOString(),
       ready: verdict.ready,
       reasons: verdict.reasons.map((reason) => reason.detail),
-      databaseReachable: this.checks.databaseReachable,
-      tokenReachable: this.checks.tokenReachable,
-      dekLoaded: this.checks.dekLoaded,
-      tlsCurrent: this.checks.tlsCurrent,
+      databaseReachable: checks.databaseReachable,
+      tokenReachable: checks.tokenReachable,
+      dekLoaded: checks.dekLoaded,
+      tlsCurrent: checks.tlsCurrent,
     };
     try {
-      if (!(await this.nodes.tableExists())) return;
+      this.tableSeen ||= await this.nodes.tableExists();
+      if (!this.tableSeen) return;
       await this.nodes.beat(record);
       this.lastBeatAt = now.getTime();
       if (!this.pruned) {
