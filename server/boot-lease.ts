@@ -37,6 +37,15 @@ export function holderVerdict(row: BootLeaseRow | null, self: LeaseSelf, engine:
   return row.expiresAt < row.now ? 'dead' : 'live';
 }
 
+/**
+ * Whether a BOOT that ended under the lease decided for this process too: it ran to its end after
+ * `startedAt` (this process's start, or this BOOT's for a later one, on the database's clock), in
+ * another process. A process never follows its own earlier BOOT: a retry is asked to look again.
+ */
+export function decidedForUs(row: BootLeaseRow | null, startedAt: number, self: { host: string; pid: number }): boolean {
+  return row !== null && row.decidedAt > 0 && row.decidedAt >= startedAt && row.decidedBy !== `${self.host}:${self.pid}`;
+}
+
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -48,7 +57,7 @@ export function pidAlive(pid: number): boolean {
 
 export interface HeldLease {
   readonly holder: string;
-  /** Another process's BOOT released the lease after deciding, after this process started. */
+  /** Another process's BOOT released the lease after deciding, after this process (or this BOOT) started. */
   readonly decidedSinceStart: boolean;
   /** Gives the lease up; `decided`: a BOOT ran to its end under it. */
   release(decided: boolean): Promise<void>;
@@ -60,8 +69,6 @@ export interface BootLeaseOptions {
   pid: number;
   /** How long a holder that stops renewing keeps the lease. */
   ttlMs: number;
-  /** How long this process has run (process.uptime in ms): its start is placed on the database's clock with it. */
-  uptimeMs: () => number;
   /** How often a waiting process asks again. */
   pollMs?: number;
   /** Told once when this process starts waiting for another holder. */
@@ -85,15 +92,18 @@ export class BootLease {
     return { holder, host: this.options.host, pid: this.options.pid };
   }
 
-  /** Waits until this process holds the lease. */
-  async acquire(): Promise<HeldLease> {
+  /**
+   * Waits until this process holds the lease. `startedAgoMs`: how long ago what this BOOT stands for
+   * began (the process, for its first BOOT): its start is placed on the database's clock with it.
+   */
+  async acquire(startedAgoMs = 0): Promise<HeldLease> {
     // Another holder under this host and pid reads as a dead predecessor: this process's own BOOTs queue here instead.
     const before = this.local;
     let done!: () => void;
     this.local = new Promise<void>((resolve) => (done = resolve));
     await before;
     try {
-      const held = await this.acquireFor();
+      const held = await this.acquireFor(startedAgoMs);
       return { ...held, release: (decided) => held.release(decided).finally(done) };
     } catch (error) {
       done();
@@ -101,20 +111,20 @@ export class BootLease {
     }
   }
 
-  private async acquireFor(): Promise<HeldLease> {
+  private async acquireFor(startedAgoMs: number): Promise<HeldLease> {
     // Asked every time: a restore may have replaced the store (a backup holds no lease table).
     await this.repository.ensureTable();
     const holder = `${this.options.pid}-${randomBytes(8).toString('hex')}`;
     const self = this.self(holder);
     // This process's start on the database's clock: only a duration is taken from this host.
-    const startedAt = (await this.repository.now()) - this.options.uptimeMs();
+    const startedAt = (await this.repository.now()) - startedAgoMs;
     let told = false;
     for (;;) {
       const row = await this.repository.read(this.deployment);
       const verdict = holderVerdict(row, self, this.options.engine, pidAlive);
       if (verdict !== 'live' && (await this.repository.acquire(this.deployment, self, this.options.ttlMs, verdict === 'dead' ? row!.holder : null))) {
         const now = await this.repository.read(this.deployment);
-        return this.held(holder, (now?.decidedAt ?? 0) >= startedAt);
+        return this.held(holder, decidedForUs(now, startedAt, this.options));
       }
       if (!told && verdict === 'live') {
         told = true;
@@ -151,7 +161,7 @@ export class BootLease {
       decidedSinceStart,
       release: async (decided) => {
         clearInterval(renew);
-        await this.repository.release(this.deployment, holder, decided);
+        await this.repository.release(this.deployment, holder, decided ? `${this.options.host}:${this.options.pid}` : null);
       },
     };
   }

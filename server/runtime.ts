@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { ChainKey, chainKeyFromDek, ChainVerdict, UNKEYED_CHAIN } from '../db/audit-chain';
 import type { ArchiveProgress } from '../backup';
 import type { BackupResult } from '../effects/backup-service';
@@ -13,7 +14,6 @@ import { checkSecrets, EventPayloadError, parseExternalEvent } from '../machines
 import { keepsOperation } from '../machines/startup-scenario';
 import type { EffectName, EffectProgress } from '../machines/effect-signatures';
 import type { KeywardConfig } from './config';
-import { hostname } from 'node:os';
 import { BootLeaseRepository } from '../db/repositories/boot-lease-repository';
 import { BootLease } from './boot-lease';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
@@ -48,6 +48,7 @@ export class KeywardRuntime {
   readonly bootLease: BootLease;
   private cachedChainKey: ChainKey | null = null;
   private triedDekForChain = false;
+  private booted = false;
 
   constructor(
     readonly config: KeywardConfig,
@@ -64,7 +65,6 @@ export class KeywardRuntime {
       host: hostname(),
       pid: process.pid,
       ttlMs: config.bootLeaseMs,
-      uptimeMs: () => process.uptime() * 1000,
       onWait: (holder) => process.stderr.write(`keyward: waiting for the BOOT of process ${holder.pid ?? '?'} on ${holder.host ?? '?'} (one BOOT decides at a time)\n`),
       onLost: () => process.stderr.write('keyward: the BOOT lease expired while this BOOT ran (another process took it over): its commits will be refused\n'),
     });
@@ -103,10 +103,10 @@ export class KeywardRuntime {
 
   /**
    * Probes the real situation and sends BOOT, from whatever state was persisted, under the BOOT
-   * lease. A process that another's BOOT decided for after it started (replicas started at once)
-   * follows that decision instead of deciding again, unless it must decide
-   * itself: nothing persisted yet, an effect left behind by a dead holder, another keyward version, or
-   * a store a restore has just replaced (`follow: false`).
+   * lease. A process for which another's BOOT decided after it started (replicas started at once)
+   * follows that decision instead of deciding again, unless it must decide itself: nothing persisted
+   * yet, an effect left behind by a dead holder, another keyward version, or a store a restore has
+   * just replaced (`follow: false`).
    */
   async boot(source = 'startup', options: { follow?: boolean } = {}): Promise<SendResult> {
     const result = await this.leasedBoot(source, options, null);
@@ -126,7 +126,9 @@ export class KeywardRuntime {
   }
 
   private async leasedBoot(source: string, options: { follow?: boolean }, servingPeer: (() => Promise<{ nodeId: string } | null>) | null): Promise<SendResult | BootDeferred> {
-    const lease = await this.bootLease.acquire();
+    // Its first BOOT stands for the process's start (replicas started at once); a later one for itself.
+    const lease = await this.bootLease.acquire(this.booted ? 0 : process.uptime() * 1000);
+    this.booted = true;
     let decided = false;
     try {
       if (options.follow !== false && lease.decidedSinceStart) {
@@ -154,7 +156,7 @@ export class KeywardRuntime {
       wizardState: inspection.wizardState,
       scenario: inspection.scenario,
       revision: inspection.revision,
-      message: `another process's BOOT decided this state (revision ${inspection.revision}) while this one waited for the lease: followed it`,
+      message: `another process's BOOT decided this state (revision ${inspection.revision}) after this one started: followed it`,
       error: null,
     };
   }

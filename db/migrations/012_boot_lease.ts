@@ -3,8 +3,9 @@ import type { Knex } from 'knex';
 /**
  * boot_lease: one row per deployment, the lease under which one process at a time runs BOOT
  * (docs/lifecycle.md "The engine"). `expires_at` is in milliseconds on the database's clock, so the
- * hosts' clocks never have to agree; `decided_at` is when a BOOT last released it after deciding, so a
- * process can tell that the lifecycle was decided after it started.
+ * hosts' clocks never have to agree; `decided_at` and `decided_by` (host:pid) say when and by whom a
+ * BOOT last released it after deciding, so a process can tell that another one decided the lifecycle
+ * after it started.
  *
  * BOOT takes the lease before it migrates anything: on an empty database the table must exist before
  * the first migration runs, so it is created here and, idempotently, by the lease itself.
@@ -27,6 +28,7 @@ export async function createBootLeaseTable(db: Knex): Promise<void> {
       t.integer('pid').nullable();
       t.bigInteger('expires_at').notNullable().defaultTo(0);
       t.bigInteger('decided_at').notNullable().defaultTo(0);
+      t.string('decided_by', 300).nullable();
     });
   } catch (error) {
     // Another process created it between the check and the CREATE (PostgreSQL reports the race as a

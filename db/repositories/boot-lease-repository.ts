@@ -10,6 +10,8 @@ export interface BootLeaseRow {
   expiresAt: number;
   /** When a BOOT last released the lease after deciding (0: never). */
   decidedAt: number;
+  /** The host:pid of the process whose BOOT that was. */
+  decidedBy: string | null;
   /** The database's clock when the row was read. */
   now: number;
 }
@@ -42,7 +44,9 @@ export class BootLeaseRepository {
   }
 
   async read(deployment: string): Promise<BootLeaseRow | null> {
-    const [row] = await rawRows<Record<string, unknown>>(this.db, `SELECT holder, host, pid, expires_at, decided_at, ${this.nowSql} AS now FROM boot_lease WHERE deployment = ?`, [deployment]);
+    const [row] = await rawRows<Record<string, unknown>>(this.db, `SELECT holder, host, pid, expires_at, decided_at, decided_by, ${this.nowSql} AS now FROM boot_lease WHERE deployment = ?`, [
+      deployment,
+    ]);
     if (!row) return null;
     return {
       holder: (row.holder as string | null) ?? null,
@@ -50,6 +54,7 @@ export class BootLeaseRepository {
       pid: row.pid === null || row.pid === undefined ? null : Number(row.pid),
       expiresAt: Number(row.expires_at),
       decidedAt: Number(row.decided_at),
+      decidedBy: (row.decided_by as string | null) ?? null,
       now: Number(row.now),
     };
   }
@@ -77,10 +82,10 @@ export class BootLeaseRepository {
     return Number(changed) === 1;
   }
 
-  /** Gives the lease up; `decided`: a BOOT ran to its end under it (processes started before now follow it). */
-  async release(deployment: string, holder: string, decided: boolean): Promise<void> {
+  /** Gives the lease up; `decidedBy` (host:pid): a BOOT of that process ran to its end under it. */
+  async release(deployment: string, holder: string, decidedBy: string | null): Promise<void> {
     await this.db('boot_lease')
       .where({ deployment, holder })
-      .update({ holder: null, host: null, pid: null, expires_at: 0, ...(decided ? { decided_at: this.db.raw(this.nowSql) } : {}) });
+      .update({ holder: null, host: null, pid: null, expires_at: 0, ...(decidedBy ? { decided_at: this.db.raw(this.nowSql), decided_by: decidedBy } : {}) });
   }
 }

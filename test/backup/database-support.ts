@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Knex } from 'knex';
 import type { ArchiveEntry } from '../../backup';
 import { rawRows } from '../../db/database';
+import { EXCLUDED_TABLES } from '../../backup/database-schema';
 
 const T = '2024-05-06T07:08:09.123Z';
 
@@ -87,7 +88,7 @@ export async function seed(db: Knex): Promise<void> {
   }
 }
 
-/** The tables as the database lists them (so later migrations' tables are compared too), knex's lock excluded. */
+/** The tables as the database lists them (so later migrations' tables are compared too), those of running processes excluded (knex's lock, the BOOT lease). */
 export async function tablesOf(db: Knex): Promise<string[]> {
   const sqlite = String((db.client as { config: { client: string } }).config.client) === 'sqlite3';
   const rows = await rawRows<{ name: string }>(
@@ -97,7 +98,7 @@ export async function tablesOf(db: Knex): Promise<string[]> {
       : "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
   );
   const names = rows.map((row) => row.name);
-  return names.filter((name) => name !== 'knex_migrations_lock').sort();
+  return names.filter((name) => !EXCLUDED_TABLES.has(name)).sort();
 }
 
 async function declaredTypes(db: Knex, table: string): Promise<Map<string, string>> {

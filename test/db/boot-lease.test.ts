@@ -36,7 +36,6 @@ describe.each(engines())('the BOOT lease on %s', (engine) => {
       pid: 1000 + index,
       ttlMs: 600,
       pollMs: 50,
-      uptimeMs: () => 0,
       ...over,
     });
 
@@ -50,7 +49,7 @@ describe.each(engines())('the BOOT lease on %s', (engine) => {
   it('one holder at a time; renewal keeps it past its period; the next one sees the decision was made after it started', async () => {
     const first = await lease(0).acquire();
     let secondHeld = false;
-    const waiting = lease(1, { uptimeMs: () => 0 })
+    const waiting = lease(1)
       .acquire()
       .then((held) => ((secondHeld = true), held));
     await sleep(1_500); // more than twice the period: only renewal explains the wait

@@ -1,10 +1,10 @@
 import type { BootLeaseRow } from '../../db/repositories/boot-lease-repository';
-import { holderVerdict, LeaseSelf } from '../../server/boot-lease';
+import { decidedForUs, holderVerdict, LeaseSelf } from '../../server/boot-lease';
 
 /** Who holds the BOOT lease (docs/lifecycle.md "The engine"): the rule, without a database. */
 describe('the BOOT lease holder verdict', () => {
   const self: LeaseSelf = { holder: 'mine', host: 'node-a', pid: 100 };
-  const row = (over: Partial<BootLeaseRow>): BootLeaseRow => ({ holder: 'other', host: 'node-b', pid: 200, expiresAt: 10_000, decidedAt: 0, now: 5_000, ...over });
+  const row = (over: Partial<BootLeaseRow>): BootLeaseRow => ({ holder: 'other', host: 'node-b', pid: 200, expiresAt: 10_000, decidedAt: 0, decidedBy: null, now: 5_000, ...over });
   const alive = (pids: number[]) => (pid: number) => pids.includes(pid);
 
   it("a missing or released row is free; this holder's own is mine", () => {
@@ -30,5 +30,17 @@ describe('the BOOT lease holder verdict', () => {
   it("another lease under this very host and pid is a dead predecessor's (containers reuse pid 1)", () => {
     expect(holderVerdict(row({ host: 'node-a', pid: 100 }), self, 'pg', alive([100]))).toBe('dead');
     expect(holderVerdict(row({ host: 'node-a', pid: 100 }), self, 'sqlite', alive([100]))).toBe('dead');
+  });
+
+  it('a BOOT decided for this process when another process ended it after this one started', () => {
+    const released = (decidedAt: number, decidedBy: string | null) => row({ holder: null, decidedAt, decidedBy });
+    expect(decidedForUs(released(4_000, 'node-b:200'), 3_000, self)).toBe(true);
+    expect(decidedForUs(released(3_000, 'node-b:200'), 3_000, self)).toBe(true);
+    // Decided before this process started: that BOOT did not see what this one sees.
+    expect(decidedForUs(released(2_999, 'node-b:200'), 3_000, self)).toBe(false);
+    // Its own earlier BOOT (an outage retry asks to look again), or none yet.
+    expect(decidedForUs(released(4_000, 'node-a:100'), 3_000, self)).toBe(false);
+    expect(decidedForUs(released(0, null), 0, self)).toBe(false);
+    expect(decidedForUs(null, 0, self)).toBe(false);
   });
 });
