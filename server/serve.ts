@@ -44,6 +44,10 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     // Another process's BOOT decided: its certificate is the deployment's, in the database, not yet in this node's directory.
     if (result.outcome !== 'deferred' && result.followed) await followDeploymentTls(runtime, (await runtime.engine.inspect({ historyLimit: 0 })).context.tls, { temporaryIfNone: true });
     web = await prepareWebServer(runtime, { revisionBeforeBoot: before?.revision ?? 0, booted: () => booted, node: health });
+    // This node starts again: the code it printed before is withdrawn before it serves (here, not in
+    // the app's builder: only a process that holds the home lock is this node).
+    const revoked = await web.deps.setupCode.restarted();
+    if (revoked > 0) web.deps.logger.info({ revoked }, "set-up sessions of this node's earlier code ended");
   } catch (error) {
     // Closed either way: an open database would keep a process that serves nothing alive. The error
     // table gives the exit code (no TLS credential: start-up failed).
@@ -149,8 +153,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (!stopped && !health.bootDeferred && rotation.resumeInterrupted(current))
       operator.say(`resuming the ${current.context.keyRotation!.kind.toUpperCase()} rotation that was interrupted (the server serves meanwhile)`);
     if (isSetupPhase(phase) && !announced) {
-      announced = true;
+      // The code is in the database: a reading that fails is tried again at the next change.
       const notice = await deps.setupCode.announce();
+      announced = true;
       if (notice.revoked) deps.logger.info({ revoked: notice.revoked }, 'set-up sessions of an earlier code ended');
       operator.setupCode(notice, `${url}${PATHS.unlock.slice(1)}`);
     }

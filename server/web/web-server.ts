@@ -67,10 +67,8 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
   const sessions = new SessionService(store, { idleMs: config.sessionIdleMs, maxMs: config.sessionMaxMs });
   const uploads = new UploadArea(config.uploadsDir);
   await uploads.clear();
-  // Made (or found) when the lifecycle first needs a set-up: server/serve.ts announces it.
+  // Made (or found) when the lifecycle first needs a set-up: server/serve.ts withdraws this node's earlier one and announces it.
   const setupCode = new SharedSetupCode(new SetupCodeRepository(runtime.store.db), `${hostname()}:${runtime.config.home}`, () => sessions.revokeSetupAuthorizations());
-  const revoked = await setupCode.restarted();
-  if (revoked > 0) logger.info({ revoked }, "set-up sessions of this node's earlier code ended");
   const work = new WorkTracker();
   const watcher = new LifecycleWatcher(runtime, metrics, logger, config.watchIntervalMs, options.revisionBeforeBoot, work);
   const csrfKey = new SharedCsrfKey(runtime.store.webSecrets, {
