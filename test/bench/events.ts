@@ -53,7 +53,7 @@ export async function run(): Promise<BenchReport> {
  * Its directory sits directly in the temporary directory: run as root, the server runs as postgres,
  * which could not enter the bench's private directory.
  */
-async function withPrivateCluster<T>(fsync: 'on' | 'off', fn: (url: string) => Promise<T>): Promise<T> {
+export async function withPrivateCluster<T>(fsync: 'on' | 'off', fn: (url: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), `keyward-bench-pg-fsync-${fsync}-`));
   try {
     const url = execFileSync('bash', [PG_CLUSTER, 'start', dir], { env: { ...process.env, KEYWARD_PG_FSYNC: fsync }, encoding: 'utf8' }).trim();
@@ -177,7 +177,7 @@ class RawBaseline {
 }
 
 /** A database of its own on the given PostgreSQL server, dropped afterwards; named by the server's fsync setting. */
-async function withScratchPostgres<T>(url: string, fn: (config: DatabaseConfig, engineName: string) => Promise<T>): Promise<T> {
+export async function withScratchPostgres<T>(url: string, fn: (config: DatabaseConfig, engineName: string) => Promise<T>): Promise<T> {
   const name = `kw_bench_events_${randomBytes(4).toString('hex')}`;
   const admin = knex({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);

@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<BenchReport>> = {
   startup: async () => (await import('./startup.js')).run(),
   boot: async () => (await import('./boot.js')).run(),
   rotation: async () => (await import('./rotation.js')).run(),
+  replicas: async () => (await import('./replicas.js')).run(),
 };
 
 const name = process.argv[2];
