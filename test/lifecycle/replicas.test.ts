@@ -264,7 +264,8 @@ describePg('three replicas on one PostgreSQL database', () => {
       const killed = JSON.stringify(before.pendingEffect!.owner);
       const deadline = Date.now() + TAKEOVER_MS;
       let now = set.inspect();
-      while (JSON.stringify(now.pendingEffect?.owner) === killed && Date.now() < deadline) {
+      // Settled: the dead node's step is no longer recorded, and the taking-over BOOT has come to rest.
+      while ((JSON.stringify(now.pendingEffect?.owner) === killed || now.state.startsWith('startup.')) && Date.now() < deadline) {
         await sleep(500);
         now = set.inspect();
       }
