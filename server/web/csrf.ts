@@ -79,7 +79,7 @@ export class SharedCsrfKey {
           await this.secrets.replace(CSRF_KEY_NAME, reading.stored, newWebSecretValue());
           continue;
         }
-        return this.adopt(reading.value);
+        return this.adopt(reading.value, true, !reading.sealed);
       }
       if (!triedDek) {
         triedDek = true;
@@ -111,10 +111,17 @@ export class SharedCsrfKey {
     return this.refreshing;
   }
 
-  private adopt(key: string, shared = true): boolean {
+  /**
+   * `keepPrevious`: the key this node signed with until now still checks the forms it served before
+   * the change — only when the new key is plaintext (auto-restore's interim key replacing the sealed
+   * one: a page opened just before still posts). A new sealed key drops the old one, which may be a
+   * plaintext key a dump holds.
+   */
+  private adopt(key: string, shared = true, keepPrevious = false): boolean {
     const changed = this.keys[0] !== key;
+    const previous = keepPrevious ? (changed ? this.keys[0] : this.keys[1]) : undefined;
     // An earlier keyward's file key still checks the forms this node served before the upgrade.
-    this.keys = this.legacyKey && this.legacyKey !== key ? [key, this.legacyKey] : [key];
+    this.keys = [...new Set([key, previous, this.legacyKey].filter((k): k is string => !!k))];
     if (shared) rmSync(this.options.legacyFile, { force: true });
     return changed;
   }
