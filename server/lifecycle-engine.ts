@@ -152,9 +152,17 @@ export class LifecycleEngine {
     return this.exclusive(() => this.sendWithRetries(event, options));
   }
 
+  private running = 0;
+
+  /** An event (or exclusive work) of this process is under way or waiting. */
+  get busy(): boolean {
+    return this.running > 0;
+  }
+
   /** Runs work that must not interleave with any event of this process (a restore). */
   async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work);
+    this.running += 1;
+    const run = this.queue.then(work).finally(() => (this.running -= 1));
     this.queue = run.then(
       () => undefined,
       () => undefined,

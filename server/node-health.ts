@@ -252,6 +252,15 @@ export class NodeHealth {
       return { tokenReachable: false, tokenProblem: 'PIN_MISSING' };
     }
     if (pinTag === this.refusedPin) return { tokenReachable: false, tokenProblem: 'WRONG_PIN' };
+    // A full probe rescans the module, which ends every session of this process: while an event's
+    // effect runs here, the session it works in answers instead (a failure there falls through).
+    if (this.runtime.engine.busy) {
+      try {
+        if (token.findKekId(kekId) !== null) return { tokenReachable: true, tokenProblem: null };
+      } catch {
+        // Not through the kept session: the probe below says why.
+      }
+    }
     let probe = await token.probe(undefined, kekId);
     const reached = () => probe.tokenPresent === true && probe.kek !== null;
     for (let again = 0; again < REPROBE.times && !reached() && !PIN_REFUSED.has(probe.problem ?? ''); again++) {
