@@ -60,7 +60,7 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
   if (probe.tokenPresent && kekPresent && record?.wrapped) {
     custody.keyring.clear();
     try {
-      await custody.hierarchy.unwrapDek(await custody.wrapper());
+      await custody.hierarchy.unwrapKeyset(await custody.wrapper());
       dekAvailable = true;
     } catch (error) {
       // A corrupt wrapped blob is "DEK not available"; a PIN or module problem is a problem of its own.

@@ -87,11 +87,6 @@ export class KeyHierarchy {
     return this.settleKeyring(keyset);
   }
 
-  /** The former name: the keyset is what a KEK unwraps now. */
-  async unwrapDek(wrapper: KeyWrapper): Promise<string> {
-    return this.unwrapKeyset(wrapper);
-  }
-
   /** A new backup key for `password` (new salt, today's KDF parameters), every live DEK sealed to it. */
   async setBackupPassword(password: string): Promise<void> {
     const keyset = await this.requireKeyset();

@@ -58,7 +58,7 @@ describe.each(engines())('the key hierarchy on a real SoftHSM2 token and %s', (e
     hierarchy.lock();
     await expect(store.devices.findByName('dev')).rejects.toMatchObject({ code: 'DEK_UNAVAILABLE' });
     const token = new Pkcs11Token({ ...(await tokenConfigOf('FirstToken')) });
-    await hierarchy.unwrapDek(new Pkcs11KeyWrapper(token));
+    await hierarchy.unwrapKeyset(new Pkcs11KeyWrapper(token));
     expect((await store.devices.findByName('dev'))!.estPassword).toBe(estPassword);
   });
 
@@ -80,7 +80,7 @@ describe.each(engines())('the key hierarchy on a real SoftHSM2 token and %s', (e
     expect(after!.backupCopy).toEqual(before!.backupCopy);
 
     hierarchy.lock();
-    await hierarchy.unwrapDek(wrapper);
+    await hierarchy.unwrapKeyset(wrapper);
     expect((await store.devices.findByName('dev'))!.estPassword).toBe(estPassword);
   });
 
