@@ -43,6 +43,21 @@ export class Browser {
     return file;
   }
 
+  /**
+   * The page at both widths an operator meets it (a desktop at 1280 px, a phone at 390 px): a
+   * screenshot of each, and what overflows there (see `overflowsOf`). Leaves the page at 1280 px.
+   */
+  async shotAtBothWidths(name: string, page: Page = this.page): Promise<string[]> {
+    const problems: string[] = [];
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: width > 600 ? 900 : 844 });
+      await this.shot(`${name}-${width}`, page);
+      for (const problem of await overflowsOf(page)) problems.push(`${name} at ${width} px: ${problem}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    return problems;
+  }
+
   get screenshots(): number {
     return this.count;
   }
@@ -51,6 +66,42 @@ export class Browser {
     await this.context.close();
   }
 }
+
+const WIDTHS = [1280, 390] as const;
+
+/**
+ * Text that does not fit its box: the page wider than the viewport, an element whose text spills out
+ * of it (wider content than box, where the box does not scroll or clip on purpose), or text placed
+ * beyond the viewport's edges. Each as a short description of the element.
+ */
+export async function overflowsOf(page: Page): Promise<string[]> {
+  return page.evaluate<string[]>(OVERFLOWS);
+}
+
+// Runs in the page (the tests' TypeScript has no DOM types): the checks `overflowsOf` names.
+const OVERFLOWS = `(() => {
+  const problems = [];
+  const width = document.documentElement.clientWidth;
+  const describe = (el) => {
+    const text = (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+    const cls = typeof el.className === 'string' && el.className.trim() ? '.' + el.className.trim().split(/\\s+/).join('.') : '';
+    return '<' + el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + cls + '> "' + text + '"';
+  };
+  if (document.documentElement.scrollWidth > width + 1) problems.push('the page is ' + document.documentElement.scrollWidth + ' px wide in a ' + width + ' px viewport');
+  for (const el of Array.from(document.body.querySelectorAll('*'))) {
+    const style = getComputedStyle(el);
+    if (style.display === 'none' || style.visibility === 'hidden') continue;
+    // Inside a box that scrolls or clips on purpose (marked data-scrolls), spilling is not overflow.
+    if (el.parentElement && el.parentElement.closest('[data-scrolls]')) continue;
+    const ownText = Array.from(el.childNodes).some((node) => node.nodeType === 3 && (node.textContent || '').trim() !== '');
+    if (!ownText) continue;
+    const clips = /auto|scroll|hidden|clip/.test(style.overflowX);
+    if (!clips && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) problems.push(describe(el) + ' is ' + el.scrollWidth + ' px of text in a ' + el.clientWidth + ' px box');
+    const box = el.getBoundingClientRect();
+    if (box.width > 0 && (box.right > width + 1 || box.left < -1)) problems.push(describe(el) + ' reaches ' + Math.round(box.left) + '..' + Math.round(box.right) + ' px of a ' + width + ' px viewport');
+  }
+  return problems;
+})()`;
 
 /** The path of the page, without the origin (ports change across restarts). */
 export function pathOf(page: Page): string {
