@@ -148,6 +148,17 @@ export class NodeHealth {
     return { ...checks, servedFingerprint: served, tlsCurrent: served === checks.activeFingerprint };
   }
 
+  /**
+   * The lifecycle moved (an event on any node): checked again now, not at the next beat, so /readyz
+   * follows a recovery at once. A refused PIN is tried once more: the token may be a new one (an
+   * auto-restore set it up), or one another node was still initialising when this node looked (no
+   * user PIN yet). Once per lifecycle change, never in a loop: a physical token counts wrong PINs.
+   */
+  lifecycleChanged(): Promise<void> {
+    this.refusedPin = null;
+    return this.beat();
+  }
+
   /** One beat at a time: a beat that overran its interval is not stacked. */
   beat(): Promise<void> {
     if (this.stopped) return this.beating;

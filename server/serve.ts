@@ -159,8 +159,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
       if (notice.revoked) deps.logger.info({ revoked: notice.revoked }, 'set-up sessions of an earlier code ended');
       operator.setupCode(notice, `${url}${PATHS.unlock.slice(1)}`);
     }
-    // The node's own checks again now, not at the next beat: /readyz follows a recovery at once.
-    if (healthStarted && !stopped) void health.beat();
+    if (healthStarted && !stopped) void health.lifecycleChanged();
   });
   let healthStarted = false;
   await deps.watcher.poll();
