@@ -13,7 +13,8 @@ import { BenchReport, BenchResult, scaled, printBench } from './measure';
 import { templateOf } from './page-template';
 
 /**
- * `npm run bench -- http`: p50 and p99 latency and requests per second of keyward's status page (an
+ * `npm run bench -- http`: CPU time per request of each server process (user + system, all threads,
+ * from /proc: the figure this shared machine's contention disturbs least), p50 and p99 latency and requests per second of keyward's status page (an
  * administrator's session, four database reads and a template) and of /readyz, under a loopback
  * load generator in a process of its own, against a bare Express handler over the same HTTPS setup
  * rendering through EJS a page of keyward's bytes with keyward's headers, measured in the same run in
@@ -85,6 +86,24 @@ async function install(home: string, adminPassword: string): Promise<void> {
 interface Target {
   url: URL;
   headers: Record<string, string>;
+  /** The serving process, when its CPU time per round is read from /proc. */
+  pid?: number;
+}
+
+/** A process's CPU time (user + system) so far, in milliseconds, from /proc/PID/stat. */
+function cpuMs(pid: number): number {
+  // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
+
+/** A load round and the server's CPU milliseconds per request in it (contention stretches time, hardly CPU). */
+async function cpuRound(load: LoadProcess, target: Target, durationMs: number): Promise<LoadResult & { cpuMsPerRequest: number }> {
+  const pid = target.pid!;
+  const before = cpuMs(pid);
+  const result = await load.round(target, durationMs);
+  return { ...result, cpuMsPerRequest: (cpuMs(pid) - before) / Math.max(1, result.requests) };
 }
 
 /** The forked load generator: one round per message. */
@@ -110,29 +129,33 @@ export class LoadProcess {
 }
 
 /** keyward's and the baseline's target in alternating rounds (the first alternating too), after a warm-up of each. */
-async function measure(load: LoadProcess, ours: Target, bare: Target): Promise<{ ours: LoadResult; bare: LoadResult }> {
+async function measure(load: LoadProcess, ours: Target, bare: Target): Promise<{ ours: Measured; bare: Measured }> {
   await load.round(ours, WARMUP_MS);
   await load.round(bare, WARMUP_MS);
-  const a: LoadResult[] = [];
-  const b: LoadResult[] = [];
+  const a: Array<Awaited<ReturnType<typeof cpuRound>>> = [];
+  const b: typeof a = [];
   for (let i = 0; i < ROUNDS; i++) {
     if (i % 2 === 0) {
-      b.push(await load.round(bare, ROUND_MS));
-      a.push(await load.round(ours, ROUND_MS));
+      b.push(await cpuRound(load, bare, ROUND_MS));
+      a.push(await cpuRound(load, ours, ROUND_MS));
     } else {
-      a.push(await load.round(ours, ROUND_MS));
-      b.push(await load.round(bare, ROUND_MS));
+      a.push(await cpuRound(load, ours, ROUND_MS));
+      b.push(await cpuRound(load, bare, ROUND_MS));
     }
   }
-  const result = { ours: medianOfRounds(a), bare: medianOfRounds(b) };
+  const medianCpu = (rounds: typeof a) => rounds.map((r) => r.cpuMsPerRequest).sort((x, y) => x - y)[Math.floor(rounds.length / 2)]!;
+  const result = { ours: { ...medianOfRounds(a), cpuMsPerRequest: medianCpu(a) }, bare: { ...medianOfRounds(b), cpuMsPerRequest: medianCpu(b) } };
   for (const [side, r] of Object.entries(result)) if (r.errors > 0) throw new Error(`${side} ${ours.url.pathname}: ${r.errors} requests did not answer 200`);
   return result;
 }
 
 const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
-function compare(name: string, { ours: keyward, bare }: { ours: LoadResult; bare: LoadResult }): BenchResult[] {
+type Measured = LoadResult & { cpuMsPerRequest: number };
+
+function compare(name: string, { ours: keyward, bare }: { ours: Measured; bare: Measured }): BenchResult[] {
   return [
+    { name: `${name} CPU per request`, value: round(keyward.cpuMsPerRequest), unit: 'ms', baseline: round(bare.cpuMsPerRequest), ratio: round(bare.cpuMsPerRequest / keyward.cpuMsPerRequest) },
     { name: `${name} p50`, value: round(keyward.p50), unit: 'ms', baseline: round(bare.p50), ratio: round(bare.p50 / keyward.p50) },
     { name: `${name} p99`, value: round(keyward.p99), unit: 'ms', baseline: round(bare.p99), ratio: round(bare.p99 / keyward.p99) },
     { name: `${name} throughput`, value: round(keyward.rps, 1), unit: 'req/s', baseline: round(bare.rps, 1), ratio: round(keyward.rps / bare.rps) },
@@ -152,7 +175,7 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     const adminPassword = `Bench-${randomBytes(12).toString('base64url')}`;
     await install(home, adminPassword);
     const keyward = await startChild(
-      [CLI, 'start'],
+      [...(process.env.KEYWARD_BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KEYWARD_BENCH_CPU_PROFILE}`] : []), CLI, 'start'],
       { KEYWARD_HOME: home, KEYWARD_PORT: '0', KEYWARD_HOST: '127.0.0.1', DATABASE_URL: '' },
       join(home, 'keyward.log'),
       /serving (https:\/\/127\.0\.0\.1:\d+\/)/,
@@ -188,9 +211,16 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     const results = [
       ...compare(
         'status page',
-        await measure(load, { url: new URL('/status', keyward.url), headers: { cookie, accept: 'text/html' } }, { url: new URL('/status', bare.url), headers: { cookie, accept: 'text/html' } }),
+        await measure(
+          load,
+          { url: new URL('/status', keyward.url), headers: { cookie, accept: 'text/html' }, pid: keyward.process.pid! },
+          { url: new URL('/status', bare.url), headers: { cookie, accept: 'text/html' }, pid: bare.process.pid! },
+        ),
       ),
-      ...compare('/readyz', await measure(load, { url: new URL('/readyz', keyward.url), headers: {} }, { url: new URL('/readyz', bare.url), headers: {} })),
+      ...compare(
+        '/readyz',
+        await measure(load, { url: new URL('/readyz', keyward.url), headers: {}, pid: keyward.process.pid! }, { url: new URL('/readyz', bare.url), headers: {}, pid: bare.process.pid! }),
+      ),
     ];
     return { bench: 'http', definitions: DEFINITIONS, results };
   } finally {
