@@ -135,6 +135,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
 
   let announced = false;
   deps.watcher.onChange(async (current, previous) => {
+    deps.sessions.forgetRecent();
     armRetry(current.state);
     const phase = phaseOf(current.state);
     // Another process (the CLI, a replica) may have rotated or recovered the keyset: take its DEKs now

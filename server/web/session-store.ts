@@ -10,6 +10,8 @@ export interface SessionStore {
   revokeSetupAuthorizations(): Promise<number>;
   deleteExpired(now: string, idleBefore: string): Promise<number>;
   deleteAll(): Promise<number>;
+  /** Sessions read earlier are read again (another process may have ended them). */
+  forgetRecent?(): void;
 }
 
 /**
@@ -101,3 +103,81 @@ export class DatabaseSessionStore implements SessionStore {
     return this.repository.deleteAll();
   }
 }
+
+/**
+ * The web_sessions rows a request read, served again for up to `freshMs`: a page under load reads its
+ * session once a second, not once per request. What this process changes is changed here at once;
+ * what another process changes (a logout on another replica, a restore) is seen within `freshMs`,
+ * or at once where the lifecycle moved (`forgetRecent`). Ending a session never waits for the cache.
+ */
+export class RecentSessionStore implements SessionStore {
+  readonly persistent: boolean;
+  private readonly recent = new Map<string, { record: WebSessionRecord; readAt: number }>();
+
+  constructor(
+    private readonly inner: SessionStore,
+    private readonly freshMs: number,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.persistent = inner.persistent;
+  }
+
+  async create(session: NewWebSession, adminUsername: string | null): Promise<void> {
+    await this.inner.create(session, adminUsername);
+  }
+
+  async find(idHash: string): Promise<WebSessionRecord | null> {
+    const now = this.clock();
+    const kept = this.recent.get(idHash);
+    if (kept && now - kept.readAt < this.freshMs && now >= kept.readAt) return { ...kept.record };
+    const record = await this.inner.find(idHash);
+    if (record) {
+      // Bounded: a flood of distinct ids keeps no more than a short window's worth.
+      if (this.recent.size >= MAX_RECENT_SESSIONS) this.forgetRecent();
+      this.recent.set(idHash, { record: { ...record }, readAt: now });
+    } else {
+      this.recent.delete(idHash);
+    }
+    return record;
+  }
+
+  async touch(idHash: string, at: string): Promise<void> {
+    await this.inner.touch(idHash, at);
+    const kept = this.recent.get(idHash);
+    if (kept) kept.record.lastSeenAt = at;
+  }
+
+  // Forgotten before and after: a read that raced the change must not keep the row it saw.
+  async delete(idHash: string): Promise<void> {
+    this.recent.delete(idHash);
+    await this.inner.delete(idHash);
+    this.recent.delete(idHash);
+  }
+
+  revokeSetupAuthorizations(): Promise<number> {
+    return this.forgettingAround(() => this.inner.revokeSetupAuthorizations());
+  }
+
+  deleteExpired(now: string, idleBefore: string): Promise<number> {
+    return this.forgettingAround(() => this.inner.deleteExpired(now, idleBefore));
+  }
+
+  deleteAll(): Promise<number> {
+    return this.forgettingAround(() => this.inner.deleteAll());
+  }
+
+  forgetRecent(): void {
+    this.recent.clear();
+  }
+
+  private async forgettingAround(change: () => Promise<number>): Promise<number> {
+    this.forgetRecent();
+    try {
+      return await change();
+    } finally {
+      this.forgetRecent();
+    }
+  }
+}
+
+const MAX_RECENT_SESSIONS = 10_000;

@@ -91,6 +91,11 @@ export class SessionService {
     return this.store.deleteAll();
   }
 
+  /** The lifecycle moved (a restore, a completed wizard, on any node): sessions are read afresh. */
+  forgetRecent(): void {
+    this.store.forgetRecent?.();
+  }
+
   revokeSetupAuthorizations(): Promise<number> {
     return this.store.revokeSetupAuthorizations();
   }

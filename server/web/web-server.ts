@@ -12,7 +12,7 @@ import { createLogger, Logger } from './logger';
 import { WebMetrics } from './metrics';
 import { OperatorConsole } from './operator-console';
 import { createRateLimits } from './rate-limits';
-import { DatabaseSessionStore, MemorySessionStore, SessionStore } from './session-store';
+import { DatabaseSessionStore, MemorySessionStore, RecentSessionStore, SessionStore } from './session-store';
 import { SessionService } from './sessions';
 import { SharedSetupCode } from './setup-code';
 import { phaseOf } from './lifecycle-phase';
@@ -56,10 +56,12 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
   });
   metrics.tlsNotAfter.set(Date.parse(tls.notAfter) / 1000);
 
+  // A logout on another replica is seen here within this time (docs/deployment.md).
+  const SESSION_ROWS_FRESH_MS = 1_000;
   const repository = new WebSessionRepository(runtime.store.db, runtime.store.reader);
   let store: SessionStore;
   if (await repository.tableExists()) {
-    store = new DatabaseSessionStore(repository);
+    store = new RecentSessionStore(new DatabaseSessionStore(repository), SESSION_ROWS_FRESH_MS);
   } else {
     logger.warn('the database has no web_sessions table yet (its schema predates it at this keyward version): sessions are kept in memory and end with this process');
     store = new MemorySessionStore();
