@@ -11,8 +11,9 @@ import { scaled } from './measure';
 import { insertDevices } from './restore';
 
 /**
- * README's scale figures (issue 13 item 6): backup, restore and restore + auto-restore of a SoftHSM
- * install on SQLite holding N encrypted secret values (devices with two each). Each operation runs
+ * README's scale figures (issue 13 item 6): backup, restore, restore + auto-restore and a DEK rotation
+ * (`keyward rotate dek`: add, promote, re-encrypt every value, retire) of a SoftHSM install on SQLite
+ * holding N encrypted secret values (devices with two each). Each operation runs
  * in its own process, so its peak memory is that process's maximum resident set (getrusage), Node
  * and Argon2id's 64 MiB included. Not a bench: there is no baseline, only the figures.
  *   node dist/test/bench/scale.js [N ...]
@@ -57,6 +58,17 @@ async function child(step: string, dir: string): Promise<void> {
       } finally {
         await runtime.close();
       }
+    } else if (step === 'rotate') {
+      const runtime = new KeywardRuntime(loadConfig(install.env));
+      try {
+        await runtime.boot('scale');
+        const t = process.hrtime.bigint();
+        const result = await runtime.send('ROTATE_DEK', {}, {}, 'scale');
+        if (result.outcome !== 'applied' || result.state !== 'operational') throw new Error(`ROTATE_DEK: ${result.outcome} ${result.state} ${result.message ?? ''}`);
+        out = { seconds: Number(process.hrtime.bigint() - t) / 1e9, peakMiB: 0 };
+      } finally {
+        await runtime.close();
+      }
     } else {
       const report = await drill(install.archive, install.passphrase, install.backupPassword);
       if (!report.ok) throw new Error(`the drill failed: ${JSON.stringify(report.steps)}`);
@@ -81,21 +93,22 @@ function main(): void {
       const prepared = runChild('prepare', dir, [String(values)]);
       const backup = runChild('backup', dir);
       const restored = runChild('drill', dir);
+      const rotated = runChild('rotate', dir);
       const row =
         `| ${values.toLocaleString('en-US')} | ${prepared.detail!.databaseMiB!.toFixed(1)} MiB | ${backup.seconds.toFixed(2)} s, ${backup.peakMiB.toFixed(0)} MiB (archive ${backup.detail!.archiveMiB!.toFixed(1)} MiB) ` +
-        `| ${restored.detail!.restoreSeconds!.toFixed(2)} s | ${restored.seconds.toFixed(2)} s, ${restored.peakMiB.toFixed(0)} MiB |`;
+        `| ${restored.detail!.restoreSeconds!.toFixed(2)} s | ${restored.seconds.toFixed(2)} s, ${restored.peakMiB.toFixed(0)} MiB | ${rotated.seconds.toFixed(2)} s, ${rotated.peakMiB.toFixed(0)} MiB |`;
       process.stdout.write(`${row}\n`);
       rows.push(row);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  process.stdout.write(`\n| secret values | database | backup: time, peak memory | restore | restore + auto-restore: time, peak memory |\n|---|---|---|---|---|\n${rows.join('\n')}\n`);
+  process.stdout.write(`\n| secret values | database | backup: time, peak memory | restore | restore + auto-restore: time, peak memory | DEK rotation: time, peak memory |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n`);
 }
 
 if (require.main === module) {
   const [step, dir] = process.argv.slice(2);
-  if (step === 'prepare' || step === 'backup' || step === 'drill') {
+  if (step === 'prepare' || step === 'backup' || step === 'drill' || step === 'rotate') {
     child(step, dir!).catch((error: Error) => {
       process.stderr.write(`${error.stack ?? error.message}\n`);
       process.exit(1);
