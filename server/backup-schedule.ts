@@ -22,7 +22,10 @@ export interface ScheduleLog {
 const ARCHIVE_NAME = /^keyward-\d{8}T\d{6}Z\.kwbak$/;
 
 export function archiveNameOf(slot: Date): string {
-  return `keyward-${slot.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}.kwbak`;
+  return `keyward-${slot
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '')}.kwbak`;
 }
 
 /** The schedule's archives in the directory, newest first (their names sort by time). */
@@ -92,7 +95,10 @@ export async function drillInChild(archive: string, passphrase: string, backupPa
   try {
     return JSON.parse(line) as DrillReport;
   } catch {
-    const said = stderr.trim().split('\n').find((text) => text.startsWith('keyward: '));
+    const said = stderr
+      .trim()
+      .split('\n')
+      .find((text) => text.startsWith('keyward: '));
     throw new Error(`the drill process ended (exit ${code}) without a report${said ? `: ${said.slice(9)}` : ''}`);
   }
 }

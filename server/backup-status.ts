@@ -36,12 +36,12 @@ export function summarize(kind: BackupRunKind, latest: { finished: BackupRun | n
   const failed = last?.status === 'failed';
   const name = NAMES[kind];
   const problems: string[] = [];
-  if (failed) problems.push(`The last ${name.one} failed (${last!.finishedAt ?? last!.startedAt}): ${sentence(last!.message ?? 'no reason was recorded')}`);
+  if (failed) problems.push(`The last ${name.one} failed (${last.finishedAt ?? last.startedAt}): ${sentence(last.message ?? 'no reason was recorded')}`);
   if (stale)
     problems.push(
       age === null
-        ? `There has been no successful ${name.one} yet, and one is expected at least every ${describeAge(maxAgeSeconds!)}.`
-        : `The last successful ${name.one} is ${describeAge(age)} old: older than the ${describeAge(maxAgeSeconds!)} allowed.`,
+        ? `There has been no successful ${name.one} yet, and one is expected at least every ${describeAge(maxAgeSeconds)}.`
+        : `The last successful ${name.one} is ${describeAge(age)} old: older than the ${describeAge(maxAgeSeconds)} allowed.`,
     );
   return { kind, last, lastSuccess, running, ageSeconds: age, age: age === null ? null : describeAge(age), maxAgeSeconds, stale, failed, problems };
 }
@@ -55,4 +55,3 @@ function sentence(message: string): string {
   const text = message.trim();
   return `${text[0]?.toUpperCase() ?? ''}${text.slice(1)}${/[.!?)]$/.test(text) ? '' : '.'}`;
 }
-

@@ -91,13 +91,17 @@ export class BackupRunRepository {
 
   /** A run asked for by hand (the web page): nothing to claim. */
   async begin(kind: BackupRunKind, trigger: BackupRunTrigger, node: RunNode, startedAt: string): Promise<number> {
-    const [inserted] = await this.db('backup_runs')
+    const rows: Array<number | { id: number }> = await this.db('backup_runs')
       .insert({ deployment: this.deployment, kind, triggered_by: trigger, slot: null, status: 'running', started_at: startedAt, node_host: node.host, node_pid: node.pid, node_home: node.home })
       .returning('id');
-    return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
+    const inserted = rows[0]!;
+    return Number(typeof inserted === 'object' ? inserted.id : inserted);
   }
 
-  async finish(id: number, outcome: { status: 'ok' | 'failed'; finishedAt: string; archive?: string | null; size?: number | null; rtoSeconds?: number | null; message?: string | null }): Promise<void> {
+  async finish(
+    id: number,
+    outcome: { status: 'ok' | 'failed'; finishedAt: string; archive?: string | null; size?: number | null; rtoSeconds?: number | null; message?: string | null },
+  ): Promise<void> {
     await this.db('backup_runs')
       .where({ id })
       .update({
@@ -124,18 +128,27 @@ export class BackupRunRepository {
   async recent(limit: number, kind?: BackupRunKind): Promise<BackupRun[]> {
     const query = this.db('backup_runs').where({ deployment: this.deployment });
     if (kind) query.andWhere({ kind });
-    return ((await query.orderBy([{ column: 'started_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(limit)) as Row[]).map(runOf);
+    return (
+      (await query
+        .orderBy([
+          { column: 'started_at', order: 'desc' },
+          { column: 'id', order: 'desc' },
+        ])
+        .limit(limit)) as Row[]
+    ).map(runOf);
   }
 
   /** The newest finished run of a kind, and the newest successful one. */
   async latest(kind: BackupRunKind): Promise<{ finished: BackupRun | null; succeeded: BackupRun | null; running: BackupRun | null }> {
     const base = () => this.db('backup_runs').where({ deployment: this.deployment, kind });
-    const newest = async (query: Knex.QueryBuilder) => (await query.orderBy([{ column: 'started_at', order: 'desc' }, { column: 'id', order: 'desc' }]).first()) as Row | undefined;
-    const [finished, succeeded, running] = await Promise.all([
-      newest(base().whereNot({ status: 'running' })),
-      newest(base().where({ status: 'ok' })),
-      newest(base().where({ status: 'running' })),
-    ]);
+    const newest = async (query: Knex.QueryBuilder) =>
+      (await query
+        .orderBy([
+          { column: 'started_at', order: 'desc' },
+          { column: 'id', order: 'desc' },
+        ])
+        .first()) as Row | undefined;
+    const [finished, succeeded, running] = await Promise.all([newest(base().whereNot({ status: 'running' })), newest(base().where({ status: 'ok' })), newest(base().where({ status: 'running' }))]);
     return { finished: finished ? runOf(finished) : null, succeeded: succeeded ? runOf(succeeded) : null, running: running ? runOf(running) : null };
   }
 }

@@ -85,7 +85,11 @@ export class WebMetrics {
     help: 'When the last successful restore drill finished (Unix time; 0: none yet)',
     registers: [this.registry],
   });
-  readonly drillRto = new Gauge({ name: 'keyward_drill_rto_seconds', help: 'The recovery time the last successful restore drill measured, from an empty host to a verified secret', registers: [this.registry] });
+  readonly drillRto = new Gauge({
+    name: 'keyward_drill_rto_seconds',
+    help: 'The recovery time the last successful restore drill measured, from an empty host to a verified secret',
+    registers: [this.registry],
+  });
   readonly backupLastFailed = new Gauge({
     name: 'keyward_backup_last_run_failed',
     help: '1 when the newest finished run failed, by kind (backup, drill)',

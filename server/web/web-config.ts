@@ -67,7 +67,7 @@ export function loadWebConfig(config: KeywardConfig, env: NodeJS.ProcessEnv = pr
 function backupScheduleConfig(v: ReturnType<typeof readEnvironment>, config: KeywardConfig): BackupScheduleConfig {
   const schedule = v.KEYWARD_BACKUP_SCHEDULE;
   // Checked at start rather than at the first run, which may be a day away.
-  if (schedule && !v.KEYWARD_BACKUP_PASSPHRASE_FILE) throw new Error('KEYWARD_BACKUP_SCHEDULE needs KEYWARD_BACKUP_PASSPHRASE_FILE: the file that holds the archives\' passphrase');
+  if (schedule && !v.KEYWARD_BACKUP_PASSPHRASE_FILE) throw new Error("KEYWARD_BACKUP_SCHEDULE needs KEYWARD_BACKUP_PASSPHRASE_FILE: the file that holds the archives' passphrase");
   return {
     schedule,
     dir: v.KEYWARD_BACKUP_DIR ?? join(config.home, 'backups'),

@@ -114,7 +114,9 @@ describe('configuration', () => {
     expect(refused({ KEYWARD_LOG_LEVEL: 'loud' })).toBe('KEYWARD_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
     expect(refused({ KEYWARD_PKCS11_MODULE: 'libsofthsm2.so' })).toBe('KEYWARD_PKCS11_MODULE must be an absolute path');
     expect(refused({ KEYWARD_KDF_MAX_ITERATIONS: '65' })).toBe('KEYWARD_KDF_MAX_ITERATIONS must be at most 64');
-    expect(refused({ KEYWARD_BACKUP_SCHEDULE: '0 25 * * *', KEYWARD_BACKUP_PASSPHRASE_FILE: '/p' })).toMatch(/^KEYWARD_BACKUP_SCHEDULE must be a cron pattern such as "0 3 \* \* \*" \(.*hour.*\), not 0 25 \* \* \*$/);
+    expect(refused({ KEYWARD_BACKUP_SCHEDULE: '0 25 * * *', KEYWARD_BACKUP_PASSPHRASE_FILE: '/p' })).toMatch(
+      /^KEYWARD_BACKUP_SCHEDULE must be a cron pattern such as "0 3 \* \* \*" \(.*hour.*\), not 0 25 \* \* \*$/,
+    );
     expect(refused({ KEYWARD_BACKUP_SCHEDULE: 'daily', KEYWARD_BACKUP_PASSPHRASE_FILE: '/p' })).toMatch(/^KEYWARD_BACKUP_SCHEDULE must be a cron pattern/);
     expect(refused({ KEYWARD_BACKUP_SCHEDULE: '0 3 * * *' })).toBe("KEYWARD_BACKUP_SCHEDULE needs KEYWARD_BACKUP_PASSPHRASE_FILE: the file that holds the archives' passphrase");
     expect(refused({ KEYWARD_BACKUP_PASSPHRASE_FILE: 'secrets/passphrase' })).toBe('KEYWARD_BACKUP_PASSPHRASE_FILE must be an absolute path');

@@ -64,9 +64,11 @@ describe('web: the Backups page', () => {
 
     await page.goto(`${server.url}/backups`);
     expect(await text(page, '#last-backup')).toMatch(/^succeeded \d+ seconds? ago/);
-    expect(await page.$$eval('#history tr[data-kind]', (rows: Array<{ getAttribute(name: string): string | null }>) => rows.map((row) => [row.getAttribute('data-kind'), row.getAttribute('data-trigger'), row.getAttribute('data-status')]))).toEqual([
-      ['backup', 'web', 'ok'],
-    ]);
+    expect(
+      await page.$$eval('#history tr[data-kind]', (rows: Array<{ getAttribute(name: string): string | null }>) =>
+        rows.map((row) => [row.getAttribute('data-kind'), row.getAttribute('data-trigger'), row.getAttribute('data-status')]),
+      ),
+    ).toEqual([['backup', 'web', 'ok']]);
     await page.goto(`${server.url}/status`);
     expect(await text(page, '#last-backup')).toMatch(/^succeeded/);
   });
@@ -84,7 +86,9 @@ describe('web: the Backups page', () => {
     await page.fill('#verify-passphrase', passphrase);
     expect(await submit(page, '#verify-archive')).toBe(200);
     expect(await page.getAttribute('#verified', 'data-intact')).toBe('true');
-    const entries = await page.$$eval('#verified-entries tr[data-entry]', (rows: Array<{ getAttribute(name: string): string | null }>) => rows.map((row) => [row.getAttribute('data-entry'), row.getAttribute('data-ok')]));
+    const entries = await page.$$eval('#verified-entries tr[data-entry]', (rows: Array<{ getAttribute(name: string): string | null }>) =>
+      rows.map((row) => [row.getAttribute('data-entry'), row.getAttribute('data-ok')]),
+    );
     expect(entries.map(([name]) => name)).toEqual(expect.arrayContaining(['config.json', 'tls/server.crt', 'transition-log.jsonl']));
     expect(entries.every(([, ok]) => ok === 'true')).toBe(true);
     expect(await browser.shotAtBothWidths('backups-verified', page)).toEqual([]);

@@ -87,7 +87,13 @@ export function backupRoutes(deps: WebDeps): Router {
       res.type('application/octet-stream');
       res.setHeader('Content-Length', String((await stat(path)).size));
       await pipeline(createReadStream(path), res);
-      await backups.runs.finish(id, { status: 'ok', finishedAt: new Date().toISOString(), archive: name, size: result.size, message: `downloaded by ${req.ip ?? 'a browser'}, ${result.manifest.entries.length} entries` });
+      await backups.runs.finish(id, {
+        status: 'ok',
+        finishedAt: new Date().toISOString(),
+        archive: name,
+        size: result.size,
+        message: `downloaded by ${req.ip ?? 'a browser'}, ${result.manifest.entries.length} entries`,
+      });
       deps.logger.info({ archive: name, size: result.size }, 'a backup was made and downloaded from the web');
     } catch (error) {
       const message = safeErrorMessage(error);
@@ -115,11 +121,17 @@ export function backupRoutes(deps: WebDeps): Router {
         return verifyArchive(path!, passphrase, { kdfCeiling: deps.runtime.config.kdfCeiling });
       });
       const intact = verified.entries.every((entry) => entry.ok);
-      return render(req, res, { form, verified: { ...verified, filename: archive.filename || 'the archive' }, formError: intact ? null : 'The archive does not match its manifest: do not rely on it.' }, intact ? 200 : 422);
+      return render(
+        req,
+        res,
+        { form, verified: { ...verified, filename: archive.filename || 'the archive' }, formError: intact ? null : 'The archive does not match its manifest: do not rely on it.' },
+        intact ? 200 : 422,
+      );
     } catch (error) {
       if (isBackupArchiveError(error)) {
         const target = error.code === 'WRONG_PASSPHRASE' ? 'passphrase' : 'archive';
-        const message = error.code === 'WRONG_PASSPHRASE' ? 'The passphrase does not open this archive (or the archive is damaged at its start). Nothing was changed.' : sentence(describe(error.message));
+        const message =
+          error.code === 'WRONG_PASSPHRASE' ? 'The passphrase does not open this archive (or the archive is damaged at its start). Nothing was changed.' : sentence(describe(error.message));
         return render(req, res, { form, errors: { [target]: message } }, 422);
       }
       throw error;
