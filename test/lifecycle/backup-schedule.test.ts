@@ -7,7 +7,9 @@ import { freshDatabase, TestDatabase } from '../support/databases';
 import { testDir } from '../support/run-dir';
 import { newSecret, registerSecretSource } from '../support/secrets';
 import { completeSoftHsmWizard, wizardSecrets } from '../support/wizard';
+import { Browser } from '../web/support/browser';
 import { logIn } from '../web/support/http-wizard';
+import { logIn as logInPage } from '../web/support/pages';
 import { WebClient } from '../web/support/web-client';
 
 jest.setTimeout(240_000);
@@ -212,5 +214,19 @@ describe('scheduled backups and drills on SQLite: a failing drill shows on the s
       ['drill', expect.stringMatching(/^Restore drills: There has been no successful restore drill yet, and one is expected at least every 60 minutes\./)],
     ]);
     expect(status).toMatch(/id="last-backup"><span class="ok">succeeded<\/span>/);
+
+    // The failure as an operator sees it, on the Backups page and the status page, at both widths.
+    const browser = await Browser.launch('backup-schedule');
+    try {
+      await browser.page.goto(`https://127.0.0.1:${nodes[0]!.port}/backups`);
+      await logInPage(browser, 'admin', adminPassword);
+      expect(await browser.page.$$eval('.backup-problem', (items: unknown[]) => items.length)).toBe(2);
+      expect(await browser.page.textContent('#schedule-pattern')).toBe('*/6 * * * * *');
+      expect(await browser.shotAtBothWidths('backups-schedule-failing')).toEqual([]);
+      await browser.page.goto(`https://127.0.0.1:${nodes[0]!.port}/status`);
+      expect(await browser.shotAtBothWidths('status-drill-failing')).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 });

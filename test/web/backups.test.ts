@@ -71,6 +71,7 @@ describe('web: the Backups page', () => {
     ).toEqual([['backup', 'web', 'ok']]);
     await page.goto(`${server.url}/status`);
     expect(await text(page, '#last-backup')).toMatch(/^succeeded/);
+    expect(await browser.shotAtBothWidths('status-backups', page)).toEqual([]);
   });
 
   it('verifies the downloaded archive through the page, and says so when the passphrase is wrong', async () => {
