@@ -106,7 +106,7 @@ export async function drillInChild(archive: string, passphrase: string, backupPa
 /** The first failed step of a drill report, as a sentence; or what was proven. */
 function drillMessage(report: DrillReport): string {
   const failed = report.steps.find((step) => !step.ok);
-  if (failed) return `${failed.step}: ${failed.detail}`;
+  if (failed) return `the step "${failed.step}" failed: ${failed.detail}`;
   if (!report.scratchDestroyed) return `the scratch store ${report.scratchHome} was not destroyed`;
   return `${report.steps.length} steps passed, RTO ${report.rtoSeconds.toFixed(1)} s`;
 }
@@ -145,7 +145,8 @@ export class BackupSchedule {
   /** Marks what this home's earlier process left running as interrupted, then arms the timer (if a schedule is configured). */
   async start(): Promise<void> {
     if (await this.runs.tableExists()) {
-      const interrupted = await this.runs.markInterrupted(this.node, new Date().toISOString());
+      const processStartedAt = new Date(Date.now() - process.uptime() * 1000).toISOString();
+      const interrupted = await this.runs.markInterrupted(this.node, processStartedAt, new Date().toISOString());
       if (interrupted > 0) this.log.error({ interrupted }, 'backup runs of an earlier process of this home were interrupted');
     }
     if (!this.config.schedule || this.job) return;

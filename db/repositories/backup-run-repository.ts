@@ -114,12 +114,16 @@ export class BackupRunRepository {
       });
   }
 
-  /** Runs this home's earlier process left running (it stopped or crashed meanwhile): failed, and said so. */
-  async markInterrupted(node: RunNode, finishedAt: string): Promise<number> {
+  /**
+   * Runs this home's earlier process left running (it stopped or crashed meanwhile): failed, and said
+   * so. Earlier means started before this process did: a restarted container's process often has
+   * the same pid as the one before it.
+   */
+  async markInterrupted(node: RunNode, processStartedAt: string, finishedAt: string): Promise<number> {
     return Number(
       await this.db('backup_runs')
         .where({ deployment: this.deployment, status: 'running', node_host: node.host, node_home: node.home })
-        .whereNot({ node_pid: node.pid })
+        .andWhere('started_at', '<', processStartedAt)
         .update({ status: 'failed', finished_at: finishedAt, message: 'interrupted: the keyward process that ran it stopped before it finished' }),
     );
   }

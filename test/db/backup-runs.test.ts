@@ -64,12 +64,15 @@ describe.each(engines())('backup runs on %s', (engine) => {
   });
 
   it("marks the runs this home's earlier process left running as interrupted, and no other process's", async () => {
+    // The same pid as before, as a restarted container's process often has.
     const earlier = node(3, 77);
-    const id = await repo(3).begin('backup', 'web', earlier, new Date().toISOString());
-    const elsewhere = await repo(3).begin('backup', 'web', { ...earlier, host: 'other-host' }, new Date().toISOString());
-    expect(await repo(3).markInterrupted(node(3, 78), new Date().toISOString())).toBe(1);
+    const id = await repo(3).begin('backup', 'web', earlier, '2026-12-07T10:00:00.000Z');
+    const elsewhere = await repo(3).begin('backup', 'web', { ...earlier, host: 'other-host' }, '2026-12-07T10:00:00.000Z');
+    const ownNew = await repo(3).begin('backup', 'web', earlier, '2026-12-07T11:00:01.000Z');
+    expect(await repo(3).markInterrupted(earlier, '2026-12-07T11:00:00.000Z', '2026-12-07T11:00:02.000Z')).toBe(1);
     const rows = await repo(3).recent(20, 'backup');
     expect(rows.find((run) => run.id === id)).toMatchObject({ status: 'failed', message: expect.stringMatching(/^interrupted/) });
     expect(rows.find((run) => run.id === elsewhere)).toMatchObject({ status: 'running' });
+    expect(rows.find((run) => run.id === ownNew)).toMatchObject({ status: 'running' });
   });
 });
