@@ -6,6 +6,7 @@ import { restoreUploadGate } from './web/restore-upload';
 import { PATHS } from './web/wizard-paths';
 import { requestLog } from './web/request-log';
 import { authRoutes } from './web/routes/auth';
+import { BACKUP_PATHS, backupRoutes, backupVerifyGate } from './web/routes/backups';
 import { autoRestoreRoutes } from './web/routes/auto-restore';
 import { deviceRoutes } from './web/routes/devices';
 import { homeRoutes } from './web/routes/home';
@@ -48,8 +49,11 @@ export function createApp(deps: WebDeps): Express {
   app.use(deps.sessions.middleware());
   app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
   app.use(PATHS.restore, restoreUploadGate);
+  app.use(BACKUP_PATHS.verify, backupVerifyGate);
   const restoreLimits = { ...MULTIPART_LIMITS, maxFileBytes: deps.config.restoreUploadBytes, maxBodyBytes: deps.config.restoreUploadBytes };
-  app.use(multipartForms(deps.uploads, (req) => (req.path.replace(/\/?$/, '/') === PATHS.restore ? restoreLimits : MULTIPART_LIMITS)));
+  // An archive to verify is as large as one to restore.
+  const archiveUpload = (req: { path: string }) => [PATHS.restore, `${BACKUP_PATHS.verify}/`].includes(req.path.replace(/\/?$/, '/'));
+  app.use(multipartForms(deps.uploads, (req) => (archiveUpload(req) ? restoreLimits : MULTIPART_LIMITS)));
   app.use(deps.csrf.protect);
   app.use(noStore);
 
@@ -64,6 +68,7 @@ export function createApp(deps: WebDeps): Express {
   app.use(authRoutes(deps));
   app.use(statusRoutes(deps));
   app.use(keyRoutes(deps));
+  app.use(backupRoutes(deps));
   app.use(deviceRoutes(deps));
   app.use(inventoryRoutes(deps));
   app.use(inspectRoutes(deps));

@@ -1,4 +1,5 @@
 import { isAbsolute } from 'node:path';
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { DEFAULT_DEK_MAX_ENCRYPTIONS, DEFAULT_ROTATION_CHECK_SECONDS, GCM_BUDGET } from './rotation-policy';
 
@@ -70,6 +71,31 @@ const onOff = (name: string) =>
     return z.NEVER;
   });
 
+/** Cron syntax (croner's: five fields, or six with seconds first), or unset: no schedule. */
+const cronPattern = (name: string) =>
+  optionalText.transform((raw, ctx): string | null => {
+    if (raw === undefined) return null;
+    try {
+      new Cron(raw.trim()).stop();
+      return raw.trim();
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a cron pattern such as "0 3 * * *" (${(error as Error).message.replace(/^CronPattern: /, '')}), not ${raw}` });
+      return z.NEVER;
+    }
+  });
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** An age limit such as 90m, 26h or 8d (in seconds), or off (the default). */
+const maxAge = (name: string) =>
+  optionalText.transform((raw, ctx): number | null => {
+    if (raw === undefined || raw.trim().toLowerCase() === 'off') return null;
+    const match = /^([0-9]+)\s*([smhd])$/.exec(raw.trim());
+    if (match && Number(match[1]) > 0) return Number(match[1]) * DURATION_UNITS[match[2]!]!;
+    ctx.addIssue({ code: 'custom', message: `${name} must be a duration such as 90m, 26h or 8d, or off, not ${raw}` });
+    return z.NEVER;
+  });
+
 const absolutePath = (name: string) => optionalText.refine((path) => path === undefined || isAbsolute(path), `${name} must be an absolute path`);
 
 /** Defaults that depend on other settings (the home, the host name) are filled in by the loaders. */
@@ -111,6 +137,14 @@ export const ENVIRONMENT = z.object({
   KEYWARD_SHUTDOWN_GRACE_MS: integer('KEYWARD_SHUTDOWN_GRACE_MS', 1, 10_000),
   KEYWARD_HSTS_SECONDS: integer('KEYWARD_HSTS_SECONDS', 0, 0),
   KEYWARD_RESTORE_UPLOAD_MB: integer('KEYWARD_RESTORE_UPLOAD_MB', 1, 64),
+  // server/backup-schedule.ts
+  KEYWARD_BACKUP_SCHEDULE: cronPattern('KEYWARD_BACKUP_SCHEDULE'),
+  KEYWARD_BACKUP_DIR: absolutePath('KEYWARD_BACKUP_DIR'),
+  KEYWARD_BACKUP_KEEP: integer('KEYWARD_BACKUP_KEEP', 1, 7),
+  KEYWARD_BACKUP_PASSPHRASE_FILE: absolutePath('KEYWARD_BACKUP_PASSPHRASE_FILE'),
+  KEYWARD_DRILL_PASSWORD_FILE: absolutePath('KEYWARD_DRILL_PASSWORD_FILE'),
+  KEYWARD_BACKUP_MAX_AGE: maxAge('KEYWARD_BACKUP_MAX_AGE'),
+  KEYWARD_DRILL_MAX_AGE: maxAge('KEYWARD_DRILL_MAX_AGE'),
 });
 
 export type Environment = z.output<typeof ENVIRONMENT>;

@@ -80,6 +80,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (retry) clearTimeout(retry);
     clearInterval(purge);
     rotation.stop();
+    deps.backups.stop();
     if (deps.rotations.current)
       operator.say(`waiting for the ${deps.rotations.current.kind.toUpperCase()} rotation in progress (what is left after ${deps.config.shutdownGraceMs} ms resumes at the next start)`);
     // Stop accepting; idle keep-alive connections close now, busy ones after their response.
@@ -185,6 +186,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   deps.watcher.start();
   // With KEYWARD_AUTO_ROTATE=on, the policy's timer (an interrupted rotation is resumed above).
   if (!health.bootDeferred) rotation.start();
+  // Every node arms the backup schedule; the database gives each scheduled time to one of them.
+  await deps.backups.start().catch((error: unknown) => deps.logger.error({ error: loggableError(error) }, 'the backup schedule could not be armed'));
+  if (stopped) deps.backups.stop();
 
   return exited;
 }

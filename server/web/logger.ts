@@ -14,6 +14,7 @@ const SECRET_FIELDS = [
   'secret',
   'secrets',
   'passphrase',
+  'passphraseConfirm',
   'cookie',
   'authorization',
   'setupCode',

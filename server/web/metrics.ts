@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TransitionRow } from '../../db/repositories/lifecycle-repository';
+import type { BackupStatus } from '../backup-status';
 import type { Inspection } from '../lifecycle-engine';
 import { ageSeconds, PolicyKeyRecord, ReencryptionProgress, reencryptionRate, ROTATION_CHECKS, RotationPolicyConfig, rotationsDue } from '../rotation-policy';
 
@@ -74,6 +75,34 @@ export class WebMetrics {
     registers: [this.registry],
   });
 
+  readonly backupLastSuccess = new Gauge({
+    name: 'keyward_backup_last_success_timestamp_seconds',
+    help: 'When the last successful backup (scheduled or from the web page) finished (Unix time; 0: none yet)',
+    registers: [this.registry],
+  });
+  readonly drillLastSuccess = new Gauge({
+    name: 'keyward_drill_last_success_timestamp_seconds',
+    help: 'When the last successful restore drill finished (Unix time; 0: none yet)',
+    registers: [this.registry],
+  });
+  readonly drillRto = new Gauge({
+    name: 'keyward_drill_rto_seconds',
+    help: 'The recovery time the last successful restore drill measured, from an empty host to a verified secret',
+    registers: [this.registry],
+  });
+  readonly backupLastFailed = new Gauge({
+    name: 'keyward_backup_last_run_failed',
+    help: '1 when the newest finished run failed, by kind (backup, drill)',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly backupStale = new Gauge({
+    name: 'keyward_backup_stale',
+    help: '1 when no run of the kind (backup, drill) succeeded within its configured maximum age',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
@@ -128,6 +157,17 @@ export class WebMetrics {
     this.reencryptionDone.set(job?.valuesDone ?? 0);
     this.reencryptionLeft.set(rate.valuesLeft);
     this.reencryptionRate.set(rate.valuesPerSecond);
+  }
+
+  observeBackups(status: BackupStatus): void {
+    const finished = (run: { finishedAt: string | null; startedAt: string } | null) => (run ? Date.parse(run.finishedAt ?? run.startedAt) / 1000 : 0);
+    this.backupLastSuccess.set(finished(status.backup.lastSuccess));
+    this.drillLastSuccess.set(finished(status.drill.lastSuccess));
+    this.drillRto.set(status.drill.lastSuccess?.rtoSeconds ?? 0);
+    for (const summary of [status.backup, status.drill]) {
+      this.backupLastFailed.set({ kind: summary.kind }, summary.failed ? 1 : 0);
+      this.backupStale.set({ kind: summary.kind }, summary.stale ? 1 : 0);
+    }
   }
 
   observeNodes(states: readonly string[]): void {

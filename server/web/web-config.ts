@@ -27,6 +27,22 @@ export interface WebConfig {
   csrfKeyFile: string;
   /** The largest backup archive the restore page accepts (larger ones: `keyward restore`). */
   restoreUploadBytes: number;
+  /** Scheduled backups and drills (server/backup-schedule.ts), and the ages past which they count as stale. */
+  backups: BackupScheduleConfig;
+}
+
+export interface BackupScheduleConfig {
+  /** Cron pattern, or null: no schedule. */
+  schedule: string | null;
+  dir: string;
+  keep: number;
+  /** The archive passphrase's file (an orchestrator secret, like the PIN file): read at each run, never kept. */
+  passphraseFile: string | null;
+  /** The backup password's file, for the drill's auto-restore; without it the scheduled drill cannot run. */
+  drillPasswordFile: string | null;
+  /** Seconds, or null: no limit. */
+  backupMaxAgeSeconds: number | null;
+  drillMaxAgeSeconds: number | null;
 }
 
 export function loadWebConfig(config: KeywardConfig, env: NodeJS.ProcessEnv = process.env): WebConfig {
@@ -44,5 +60,21 @@ export function loadWebConfig(config: KeywardConfig, env: NodeJS.ProcessEnv = pr
     uploadsDir: join(config.home, 'uploads'),
     csrfKeyFile: join(config.secretsDir, 'web-csrf-key'),
     restoreUploadBytes: v.KEYWARD_RESTORE_UPLOAD_MB * 1024 * 1024,
+    backups: backupScheduleConfig(v, config),
+  };
+}
+
+function backupScheduleConfig(v: ReturnType<typeof readEnvironment>, config: KeywardConfig): BackupScheduleConfig {
+  const schedule = v.KEYWARD_BACKUP_SCHEDULE;
+  // Checked at start rather than at the first run, which may be a day away.
+  if (schedule && !v.KEYWARD_BACKUP_PASSPHRASE_FILE) throw new Error("KEYWARD_BACKUP_SCHEDULE needs KEYWARD_BACKUP_PASSPHRASE_FILE: the file that holds the archives' passphrase");
+  return {
+    schedule,
+    dir: v.KEYWARD_BACKUP_DIR ?? join(config.home, 'backups'),
+    keep: v.KEYWARD_BACKUP_KEEP,
+    passphraseFile: v.KEYWARD_BACKUP_PASSPHRASE_FILE ?? null,
+    drillPasswordFile: v.KEYWARD_DRILL_PASSWORD_FILE ?? null,
+    backupMaxAgeSeconds: v.KEYWARD_BACKUP_MAX_AGE,
+    drillMaxAgeSeconds: v.KEYWARD_DRILL_MAX_AGE,
   };
 }

@@ -1,4 +1,6 @@
+import type { BackupSchedule } from '../backup-schedule';
 import type { NodeHealth } from '../node-health';
+import type { BackupMetrics } from './backup-metrics';
 import type { KeywardRuntime } from '../runtime';
 import type { Csrf } from './csrf';
 import type { GraphRenderer } from './graph-svg';
@@ -35,6 +37,10 @@ export interface WebDeps {
   rotations: RotationRunner;
   /** The keys' gauges on /metrics, read at most once per watch interval. */
   keyMetrics: KeyMetrics;
+  /** Scheduled backups and drills, and their history in the database (the Backups page, the status page). */
+  backups: BackupSchedule;
+  /** The backup and drill gauges on /metrics. */
+  backupMetrics: BackupMetrics;
   /** True once this process's BOOT has settled. */
   booted(): boolean;
   /** This process as a node of the deployment (`keyward start`): its own readiness; absent where no server runs. */

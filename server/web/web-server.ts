@@ -21,6 +21,8 @@ import { loadWebConfig, WebConfig } from './web-config';
 import type { WebDeps } from './web-deps';
 import { RotationRunner } from './rotation-runner';
 import { KeyMetrics } from './key-metrics';
+import { BackupSchedule } from '../backup-schedule';
+import { BackupMetrics } from './backup-metrics';
 import { WorkTracker } from './work-tracker';
 
 export interface WebServer {
@@ -85,6 +87,7 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     if (await csrfKey.load({ loadDek: true })) logger.info('the CSRF key changed (forms signed with the earlier one are refused once)');
   });
 
+  const backups = new BackupSchedule(runtime, config.backups, logger, (job) => work.track(job));
   const deps: WebDeps = {
     runtime,
     config,
@@ -101,6 +104,8 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     work,
     rotations: new RotationRunner(runtime, work, logger, () => watcher.poll()),
     keyMetrics: new KeyMetrics(runtime, metrics, logger, config.watchIntervalMs),
+    backups,
+    backupMetrics: new BackupMetrics(backups, metrics, logger, config.watchIntervalMs),
     booted: options.booted,
     node: options.node,
   };

@@ -19,7 +19,12 @@ describe('configuration', () => {
     // KEYWARD_HOME blank too: the default home, not the working directory.
     const blanked = both(blank);
     expect(blanked.config).toEqual({ ...defaults.config, ...pathsUnder(join(PROJECT_ROOT, 'var')) });
-    expect(blanked.web).toEqual({ ...defaults.web, uploadsDir: join(PROJECT_ROOT, 'var', 'uploads'), csrfKeyFile: join(PROJECT_ROOT, 'var', 'secrets', 'web-csrf-key') });
+    expect(blanked.web).toEqual({
+      ...defaults.web,
+      uploadsDir: join(PROJECT_ROOT, 'var', 'uploads'),
+      csrfKeyFile: join(PROJECT_ROOT, 'var', 'secrets', 'web-csrf-key'),
+      backups: { ...defaults.web.backups, dir: join(PROJECT_ROOT, 'var', 'backups') },
+    });
     expect(both({ KEYWARD_PORT: '' }).config.port).toBe(8443);
     expect(both({ KEYWARD_TOKEN_LABEL: '', KEYWARD_DEPLOYMENT: '' }).config).toMatchObject({ tokenLabel: 'Trustpoint-SoftHSM', deployment: 'default' });
     expect(both({ KEYWARD_ARGON2_ITERATIONS: '', KEYWARD_OUTAGE_RETRY_SECONDS: '', KEYWARD_SESSION_IDLE_MINUTES: '' })).toMatchObject({
@@ -56,6 +61,41 @@ describe('configuration', () => {
     expect(web).toMatchObject({ logLevel: 'debug', hstsSeconds: 0, restoreUploadBytes: 2 * 1024 * 1024 });
   });
 
+  it('reads the backup schedule: cron with or without seconds, ages with units, the secrets as file paths only', () => {
+    expect(both({}).web.backups).toEqual({
+      schedule: null,
+      dir: join(home, 'backups'),
+      keep: 7,
+      passphraseFile: null,
+      drillPasswordFile: null,
+      backupMaxAgeSeconds: null,
+      drillMaxAgeSeconds: null,
+    });
+    const { web } = both({
+      KEYWARD_BACKUP_SCHEDULE: ' 0 3 * * * ',
+      KEYWARD_BACKUP_DIR: '/var/backups/keyward',
+      KEYWARD_BACKUP_KEEP: '14',
+      KEYWARD_BACKUP_PASSPHRASE_FILE: '/run/secrets/archive-passphrase',
+      KEYWARD_DRILL_PASSWORD_FILE: '/run/secrets/backup-password',
+      KEYWARD_BACKUP_MAX_AGE: '26h',
+      KEYWARD_DRILL_MAX_AGE: '8d',
+    });
+    expect(web.backups).toEqual({
+      schedule: '0 3 * * *',
+      dir: '/var/backups/keyward',
+      keep: 14,
+      passphraseFile: '/run/secrets/archive-passphrase',
+      drillPasswordFile: '/run/secrets/backup-password',
+      backupMaxAgeSeconds: 26 * 3600,
+      drillMaxAgeSeconds: 8 * 86400,
+    });
+    expect(both({ KEYWARD_BACKUP_SCHEDULE: '*/5 * * * * *', KEYWARD_BACKUP_PASSPHRASE_FILE: '/p', KEYWARD_BACKUP_MAX_AGE: 'off', KEYWARD_DRILL_MAX_AGE: '90m' }).web.backups).toMatchObject({
+      schedule: '*/5 * * * * *',
+      backupMaxAgeSeconds: null,
+      drillMaxAgeSeconds: 5400,
+    });
+  });
+
   it('refuses a bad value with a message naming the variable', () => {
     const refused = (env: NodeJS.ProcessEnv) => {
       try {
@@ -74,6 +114,15 @@ describe('configuration', () => {
     expect(refused({ KEYWARD_LOG_LEVEL: 'loud' })).toBe('KEYWARD_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
     expect(refused({ KEYWARD_PKCS11_MODULE: 'libsofthsm2.so' })).toBe('KEYWARD_PKCS11_MODULE must be an absolute path');
     expect(refused({ KEYWARD_KDF_MAX_ITERATIONS: '65' })).toBe('KEYWARD_KDF_MAX_ITERATIONS must be at most 64');
+    expect(refused({ KEYWARD_BACKUP_SCHEDULE: '0 25 * * *', KEYWARD_BACKUP_PASSPHRASE_FILE: '/p' })).toMatch(
+      /^KEYWARD_BACKUP_SCHEDULE must be a cron pattern such as "0 3 \* \* \*" \(.*hour.*\), not 0 25 \* \* \*$/,
+    );
+    expect(refused({ KEYWARD_BACKUP_SCHEDULE: 'daily', KEYWARD_BACKUP_PASSPHRASE_FILE: '/p' })).toMatch(/^KEYWARD_BACKUP_SCHEDULE must be a cron pattern/);
+    expect(refused({ KEYWARD_BACKUP_SCHEDULE: '0 3 * * *' })).toBe("KEYWARD_BACKUP_SCHEDULE needs KEYWARD_BACKUP_PASSPHRASE_FILE: the file that holds the archives' passphrase");
+    expect(refused({ KEYWARD_BACKUP_PASSPHRASE_FILE: 'secrets/passphrase' })).toBe('KEYWARD_BACKUP_PASSPHRASE_FILE must be an absolute path');
+    expect(refused({ KEYWARD_BACKUP_KEEP: '0' })).toBe('KEYWARD_BACKUP_KEEP must be a positive integer');
+    expect(refused({ KEYWARD_BACKUP_MAX_AGE: '26' })).toBe('KEYWARD_BACKUP_MAX_AGE must be a duration such as 90m, 26h or 8d, or off, not 26');
+    expect(refused({ KEYWARD_DRILL_MAX_AGE: '0d' })).toBe('KEYWARD_DRILL_MAX_AGE must be a duration such as 90m, 26h or 8d, or off, not 0d');
     expect(refused({ KEYWARD_ARGON2_ITERATIONS: '13', KEYWARD_KDF_MAX_ITERATIONS: '12' })).toMatch(/^KEYWARD_KDF_MAX_ITERATIONS \(12\) is below the Argon2id parameter/);
   });
 

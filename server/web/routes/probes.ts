@@ -39,6 +39,7 @@ export function probeRoutes(deps: WebDeps): Router {
     if (deps.node) deps.metrics.observeNodes((await listNodes(deps.runtime).catch(() => [])).map((node) => node.state));
     deps.metrics.tlsNotAfter.set(Date.parse(deps.tls.notAfter) / 1000);
     await deps.keyMetrics.refresh();
+    await deps.backupMetrics.refresh();
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 

@@ -47,6 +47,8 @@ export function statusRoutes(deps: WebDeps): Router {
       recorded: inspection.context.tls,
       nodes: await listNodes(deps.runtime),
       selfNodeId: deps.node?.nodeId ?? null,
+      backups: await deps.backupMetrics.status().catch(() => null),
+      backupSchedule: deps.backups.config.schedule,
     });
   });
 
