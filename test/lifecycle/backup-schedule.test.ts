@@ -222,9 +222,9 @@ describe('scheduled backups and drills on SQLite: a failing drill shows on the s
       await logInPage(browser, 'admin', adminPassword);
       expect(await browser.page.$$eval('.backup-problem', (items: unknown[]) => items.length)).toBe(2);
       expect(await browser.page.textContent('#schedule-pattern')).toBe('*/6 * * * * *');
-      expect(await browser.shotAtBothWidths('backups-schedule-failing')).toEqual([]);
+      expect(await browser.shot('backups-schedule-failing')).toEqual([]);
       await browser.page.goto(`https://127.0.0.1:${nodes[0]!.port}/status`);
-      expect(await browser.shotAtBothWidths('status-drill-failing')).toEqual([]);
+      expect(await browser.shot('status-drill-failing')).toEqual([]);
     } finally {
       await browser.close();
     }

@@ -47,7 +47,7 @@ describe('web: the Backups page', () => {
     await logIn(browser, 'admin', secrets.adminPassword);
     expect(pathOf(page)).toBe('/backups');
     expect(await text(page, '#last-backup')).toBe('none yet');
-    expect(await browser.shotAtBothWidths('backups', page)).toEqual([]);
+    expect(await browser.shot('backups', page)).toEqual([]);
 
     await page.fill('#passphrase', passphrase);
     await page.fill('#passphraseConfirm', `${passphrase}x`);
@@ -71,7 +71,7 @@ describe('web: the Backups page', () => {
     ).toEqual([['backup', 'web', 'ok']]);
     await page.goto(`${server.url}/status`);
     expect(await text(page, '#last-backup')).toMatch(/^succeeded/);
-    expect(await browser.shotAtBothWidths('status-backups', page)).toEqual([]);
+    expect(await browser.shot('status-backups', page)).toEqual([]);
   });
 
   it('verifies the downloaded archive through the page, and says so when the passphrase is wrong', async () => {
@@ -92,7 +92,7 @@ describe('web: the Backups page', () => {
     );
     expect(entries.map(([name]) => name)).toEqual(expect.arrayContaining(['config.json', 'tls/server.crt', 'transition-log.jsonl']));
     expect(entries.every(([, ok]) => ok === 'true')).toBe(true);
-    expect(await browser.shotAtBothWidths('backups-verified', page)).toEqual([]);
+    expect(await browser.shot('backups-verified', page)).toEqual([]);
   });
 
   it('the CLI restores the downloaded archive on a new host, and auto-restore brings every secret back byte-equal', async () => {
