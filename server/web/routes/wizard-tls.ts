@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { MAX_INPUT_BYTES } from '../../../tls/input-file';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
-import { failureOf, formEvent, sendEvent } from '../web-events';
+import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
@@ -62,7 +62,7 @@ export function tlsRoutes(deps: WebDeps): Router {
       }
       const { result, after } = await sendEvent(deps, req, 'GENERATE_TLS', { subjectAltNames });
       const failure = failureOf(result, { mainField: 'subjectAltNames', fields: ['subjectAltNames'] });
-      if (failure) return renderGenerate(req, res, after ?? inspection, { values: { subjectAltNames: text }, errors: { [failure.field]: failure.message } }, failure.status);
+      if (failure) return renderGenerate(req, res, after ?? inspection, { values: { subjectAltNames: text }, ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
@@ -131,7 +131,7 @@ export function tlsRoutes(deps: WebDeps): Router {
     stepAction(APPLY, async (req, res, inspection) => {
       const { result, after } = await sendEvent(deps, req, 'APPLY_TLS', {});
       const failure = failureOf(result, { mainField: 'apply', fields: ['apply'] });
-      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message }, failure.status);
+      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message, formErrorCode: failure.code }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
@@ -141,7 +141,7 @@ export function tlsRoutes(deps: WebDeps): Router {
     stepAction(APPLY, async (req, res, inspection) => {
       const { result, after } = await sendEvent(deps, req, 'CANCEL_TLS', {});
       const failure = failureOf(result, { mainField: 'apply', fields: ['apply'] });
-      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message }, failure.status);
+      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message, formErrorCode: failure.code }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
