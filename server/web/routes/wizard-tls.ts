@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { MAX_INPUT_BYTES } from '../../../tls/input-file';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
+import { requestHost, tlsWarnings } from '../tls-warnings';
 import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
@@ -118,7 +119,9 @@ export function tlsRoutes(deps: WebDeps): Router {
     await deps.runtime.custody.ensureDek();
     const pending = id === null ? null : await deps.runtime.store.tls.get(id);
     const offered = pending && { fingerprintSha256: pending.fingerprintSha256, notAfter: pending.notAfter, subjectAltNames: pending.subjectAltNames, source: pending.source };
-    renderPage(deps, req, res, 'setup-wizard/tls-apply', { title: 'Apply the TLS server credential', inspection, served: served(), offered, ...form }, status);
+    // Said before the credential is applied: a name it misses or an end close by (KEYWARD_TLS_SANS are the configured names).
+    const warnings = offered ? tlsWarnings(offered, { request: requestHost(req.headers.host), configured: deps.runtime.config.defaultSubjectAltNames }, Date.now()) : [];
+    renderPage(deps, req, res, 'setup-wizard/tls-apply', { title: 'Apply the TLS server credential', inspection, served: served(), offered, warnings, ...form }, status);
   };
 
   router.get(
