@@ -13,14 +13,7 @@ const KEY = Buffer.from('keyward/device-audit/v1', 'utf8');
 export { GENESIS };
 
 /** What changed in one audit entry: a closed list, so that no caller can put a value in it. */
-export type DeviceAuditAction =
-  | 'created'
-  | 'renamed'
-  | 'estPassword replaced'
-  | 'estPassword regenerated'
-  | 'cmpSharedSecret replaced'
-  | 'cmpSharedSecret regenerated'
-  | 'deleted';
+export type DeviceAuditAction = 'created' | 'renamed' | 'estPassword replaced' | 'estPassword regenerated' | 'cmpSharedSecret replaced' | 'cmpSharedSecret regenerated' | 'deleted';
 
 export interface DeviceAuditEntry {
   seq: number;
@@ -61,4 +54,31 @@ export function verifyDeviceAudit(entries: readonly DeviceAuditEntry[]): DeviceA
     expected += 1;
   }
   return { ok: true, entries: entries.length, firstBroken: null };
+}
+
+/** A row of the device_audit table (db/migrations/017_device_audit.ts). */
+export interface DeviceAuditRow {
+  seq: number | string;
+  device_id: number | string;
+  device_name: string;
+  actor: string;
+  action: string;
+  detail: string;
+  created_at: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export function deviceAuditEntryOf(row: DeviceAuditRow): DeviceAuditEntry {
+  return {
+    seq: Number(row.seq),
+    deviceId: Number(row.device_id),
+    deviceName: row.device_name,
+    actor: row.actor,
+    action: row.action as DeviceAuditAction,
+    detail: row.detail,
+    at: row.created_at,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
 }

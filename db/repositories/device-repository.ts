@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { now } from '../clock';
-import { type DeviceAuditAction, type DeviceAuditEntry, deviceAuditHash, GENESIS, verifyDeviceAudit, type DeviceAuditVerdict } from '../device-audit';
+import { type DeviceAuditEntry, deviceAuditEntryOf, deviceAuditHash, type DeviceAuditRow, GENESIS, verifyDeviceAudit, type DeviceAuditVerdict } from '../device-audit';
 import type { SecretFields } from '../secret-fields';
 import { optionalSecret, requireName, ValidationError } from '../validation';
 import { type DeviceRow, returnedId } from '../rows';
@@ -30,18 +30,6 @@ const SECRET_COLUMNS = ['est_password', 'cmp_shared_secret'] as const;
 export type DeviceSecretName = 'estPassword' | 'cmpSharedSecret';
 const COLUMN_OF: Record<DeviceSecretName, (typeof SECRET_COLUMNS)[number]> = { estPassword: 'est_password', cmpSharedSecret: 'cmp_shared_secret' };
 export const MAX_DEVICE_SECRET = 128;
-
-interface DeviceAuditRow {
-  seq: number | string;
-  device_id: number | string;
-  device_name: string;
-  actor: string;
-  action: string;
-  detail: string;
-  created_at: string;
-  prev_hash: string;
-  hash: string;
-}
 
 /** Devices with their EST password and CMP shared secret; callers see plaintext only. */
 export class DeviceRepository {
@@ -106,13 +94,13 @@ export class DeviceRepository {
     let query = this.db<DeviceAuditRow>('device_audit').orderBy('seq', 'desc');
     if (options.deviceId !== undefined) query = query.where({ device_id: options.deviceId });
     if (options.limit !== undefined) query = query.limit(options.limit);
-    return (await query.select()).map(auditEntry);
+    return (await query.select()).map(deviceAuditEntryOf);
   }
 
   /** Checks the whole audit chain (docs/audit-log.md, "Device audit"). */
   async verifyAudit(): Promise<DeviceAuditVerdict> {
     const rows = await this.db<DeviceAuditRow>('device_audit').orderBy('seq').select();
-    return verifyDeviceAudit(rows.map(auditEntry));
+    return verifyDeviceAudit(rows.map(deviceAuditEntryOf));
   }
 
   private async existing(trx: Knex, id: number): Promise<Pick<DeviceRow, 'id' | 'name'>> {
@@ -179,20 +167,6 @@ export class DeviceRepository {
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '23505' || (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT'));
-}
-
-function auditEntry(row: DeviceAuditRow): DeviceAuditEntry {
-  return {
-    seq: Number(row.seq),
-    deviceId: Number(row.device_id),
-    deviceName: row.device_name,
-    actor: row.actor,
-    action: row.action as DeviceAuditAction,
-    detail: row.detail,
-    at: row.created_at,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
 }
 
 function summary(row: DeviceRow): DeviceSummary {

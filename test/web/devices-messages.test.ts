@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { openDatabase } from '../../db/database';
-import { type DeviceAuditEntry, verifyDeviceAudit } from '../../db/device-audit';
+import { deviceAuditEntryOf, type DeviceAuditRow, verifyDeviceAudit } from '../../db/device-audit';
 import { testDir } from '../support/run-dir';
 import { newSecret, registerSecret } from '../support/secrets';
 import { Browser, pathOf } from './support/browser';
@@ -128,7 +128,7 @@ describe('web: devices and plain messages', () => {
     // A secret too long: the label, not `estPassword`.
     await page.fill('#name', 'router-1');
     // Past the field's maxlength, as a client that ignores it would send.
-    await page.$eval('#estPassword', (input) => input.removeAttribute('maxlength'));
+    await page.$eval('#estPassword', (input: { removeAttribute(name: string): void }) => input.removeAttribute('maxlength'));
     await page.fill('#estPassword', 'e'.repeat(129));
     expect(await submit(page, '#add-device')).toBe(400);
     expect(await fieldError(page, 'estPassword')).toMatch(/^EST password is longer than 128 characters\./);
@@ -164,7 +164,7 @@ describe('web: devices and plain messages', () => {
     await shoot('device-regenerated');
     await page.goto(`${server.url}${devicePath}`);
     expect(await page.$('#shown-secret')).toBeNull();
-    expect(await page.$$eval('#device-audit tbody tr', (rows) => rows.map((row) => row.getAttribute('data-action')))).toEqual([
+    expect(await page.$$eval('#device-audit tbody tr', (rows: Array<{ getAttribute(name: string): string | null }>) => rows.map((row) => row.getAttribute('data-action')))).toEqual([
       'cmpSharedSecret regenerated',
       'estPassword replaced',
       'renamed',
@@ -193,7 +193,7 @@ describe('web: devices and plain messages', () => {
     expect(pathOf(page)).toBe('/devices');
     expect(await text(page, '#deleted-notice')).toBe('Device “router-2” deleted.');
     expect(await page.$('tr[data-device="router-2"]')).toBeNull();
-    expect(await page.$$eval('#device-audit tbody tr', (rows) => rows.map((row) => row.getAttribute('data-action')))).toEqual([
+    expect(await page.$$eval('#device-audit tbody tr', (rows: Array<{ getAttribute(name: string): string | null }>) => rows.map((row) => row.getAttribute('data-action')))).toEqual([
       'deleted',
       'cmpSharedSecret regenerated',
       'estPassword replaced',
@@ -207,18 +207,8 @@ describe('web: devices and plain messages', () => {
     // The audit table directly: a chain that verifies, and no value of any secret in any column.
     const db = openDatabase({ client: 'sqlite', filename: join(server.home, 'keyward.sqlite') });
     try {
-      const rows = await db('device_audit').orderBy('seq').select();
-      const entries: DeviceAuditEntry[] = rows.map((r) => ({
-        seq: Number(r.seq),
-        deviceId: Number(r.device_id),
-        deviceName: r.device_name,
-        actor: r.actor,
-        action: r.action,
-        detail: r.detail,
-        at: r.created_at,
-        prevHash: r.prev_hash,
-        hash: r.hash,
-      }));
+      const rows = await db<DeviceAuditRow>('device_audit').orderBy('seq').select();
+      const entries = rows.map(deviceAuditEntryOf);
       expect(verifyDeviceAudit(entries)).toEqual({ ok: true, entries: 6, firstBroken: null });
       const dump = JSON.stringify(rows);
       for (const secret of [estPassword, cmpSecret, newEstPassword, regenerated]) expect(dump).not.toContain(secret);
