@@ -227,6 +227,6 @@ describe('wizard_setup_hsm.sh: the token PIN step', () => {
     expect(labelled(hsm, label)).toEqual([{ label, userPinSet: false }]);
     const ready = hsm.initToken('PhysicalReady');
     const long = await failure(setUpToken({ ...physical, label: ready.label, pin: 'q'.repeat(256) }, paths));
-    expect(long.message).toContain('the PIN is longer than this token allows (at most 255 characters for the user PIN)');
+    expect(long.message).toBe('The user PIN is longer than this token allows (at most 255 characters). Nothing was changed on the token "PhysicalReady".');
   });
 });
