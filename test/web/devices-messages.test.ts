@@ -213,8 +213,13 @@ describe('web: devices and plain messages', () => {
       const dump = JSON.stringify(rows);
       for (const secret of [estPassword, cmpSecret, newEstPassword, regenerated]) expect(dump).not.toContain(secret);
       // Tampering shows: an entry's actor edited in place breaks the chain there.
-      const tampered = entries.map((entry) => (entry.seq === 3 ? { ...entry, actor: 'web:nobody' } : entry));
-      expect(verifyDeviceAudit(tampered).firstBroken?.seq).toBe(3);
+      // An entry edited in the database: the devices page says where the chain breaks.
+      await page.goto(`${server.url}/devices`);
+      expect(await text(page, '#audit-verdict')).toBe("The audit trail's hash chain is intact (6 entries).");
+      await db('device_audit').where({ seq: 3 }).update({ actor: 'web:nobody' });
+      await page.reload();
+      expect(await text(page, '#audit-verdict')).toMatch(/^The audit trail's hash chain is broken at entry 3: entry 3 was altered/);
+      await db('device_audit').where({ seq: 3 }).update({ actor: entries[2]!.actor });
     } finally {
       await db.destroy();
     }

@@ -54,12 +54,26 @@ export function deviceRoutes(deps: WebDeps): Router {
     const devices = await store.devices.list();
     const storageType = await store.storage.storageType();
     const audit = await store.devices.auditEntries({ limit: 20 });
+    // The whole chain is checked on each view: an edited or deleted entry shows here at once.
+    const auditVerdict = await store.devices.verifyAudit();
     renderPage(
       deps,
       req,
       res,
       'devices',
-      { title: 'Devices', devices, audit, actionWords: ACTION_WORDS, plaintext: !isHsmStorage(storageType), secretNames: SECRET_NAMES, revealed: null, created: null, deleted: null, ...extra },
+      {
+        title: 'Devices',
+        devices,
+        audit,
+        auditVerdict,
+        actionWords: ACTION_WORDS,
+        plaintext: !isHsmStorage(storageType),
+        secretNames: SECRET_NAMES,
+        revealed: null,
+        created: null,
+        deleted: null,
+        ...extra,
+      },
       status,
     );
   };
