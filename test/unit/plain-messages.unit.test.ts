@@ -1,4 +1,5 @@
 import { deviceAuditHash, GENESIS, verifyDeviceAudit, type DeviceAuditEntry } from '../../db/device-audit';
+import { pinLengthRefusal } from '../../effects/token-setup';
 import { ERRORS } from '../../errors/keyward-error';
 import { keySizes } from '../../hsm/key-sizes';
 import { sentence, withLabels } from '../../server/web/field-labels';
@@ -26,6 +27,19 @@ describe('field names become the form’s labels', () => {
     expect(sentence('a device named "x" exists already')).toBe('A device named "x" exists already.');
     expect(sentence('The PIN is longer than this token allows (at most 255 characters)')).toBe('The PIN is longer than this token allows (at most 255 characters)');
     expect(sentence('  ')).toBe('');
+  });
+
+  it('says which PIN is outside the token’s limits, and marks its field', () => {
+    expect(pinLengthRefusal('PIN_TOO_LONG', 'at most 255 characters for the user PIN', 'Trustpoint-SoftHSM')).toEqual({
+      message: 'The user PIN is longer than this token allows (at most 255 characters). Nothing was changed on the token "Trustpoint-SoftHSM".',
+      field: 'pin',
+    });
+    expect(pinLengthRefusal('PIN_TOO_SHORT', 'at least 4 characters for the SO PIN', 'T')).toEqual({
+      message: 'The SO PIN is shorter than this token allows (at least 4 characters). Nothing was changed on the token "T".',
+      field: 'soPin',
+    });
+    expect(pinLengthRefusal('INIT_TOKEN_FAILED', 'at most 255 characters for the user PIN', 'T')).toBeNull();
+    expect(pinLengthRefusal('PIN_TOO_LONG', 'something else', 'T')).toBeNull();
   });
 
   it('titles the PIN length refusals by what they are, not as a failed set-up', () => {
