@@ -14,7 +14,7 @@ import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength } from './password-policy';
 import { isBackupArchiveError } from '../backup/archive-errors';
 import { keyRotationEffects } from './key-rotation-effects';
-import { setUpToken } from './token-setup';
+import { setUpToken, TokenSetupError } from './token-setup';
 import { TlsInputError } from '../tls/errors';
 import { parseSubjectAltNames } from '../tls/subject-alt-names';
 import type { TlsMaterial } from '../tls/tls-material';
@@ -245,6 +245,7 @@ export class LifecycleEffects implements EffectRunner {
     // The code is one of the error table's; the field tells a form which input to mark.
     if (error instanceof TlsInputError || error instanceof ValidationError) return { code: error.code, message: error.message, field: error.field };
     if (isBackupArchiveError(error) || error.name === 'RestoreError') return { code: error.code, message: error.message, field: 'archive' };
+    if (error instanceof TokenSetupError && error.field) return { code: error.code, message: error.message, field: error.field };
     return { code: error.code, message: error.message };
   }
 

@@ -12,6 +12,8 @@ export class TokenSetupError extends KeywardError {
   constructor(
     readonly script: string,
     message: string,
+    /** The form field at fault ("pin", "soPin"), where the script named one. */
+    readonly field?: string,
   ) {
     super(scriptErrorCode(script), message);
     this.name = 'TokenSetupError';
@@ -37,6 +39,18 @@ export interface TokenSetupPaths {
 }
 
 /**
+ * A PIN outside the token's limits, said for the person who typed it: which PIN, the token's bound.
+ * The script checks the lengths before it initializes anything (server/token-pin-tool.ts).
+ */
+export function pinLengthRefusal(name: string, detail: string, label: string): { message: string; field: 'pin' | 'soPin' } | null {
+  const match = /^(at (?:most|least) \d+ characters) for the (user PIN|SO PIN)$/.exec(detail);
+  if (!match || (name !== 'PIN_TOO_LONG' && name !== 'PIN_TOO_SHORT')) return null;
+  const [, bound, which] = match;
+  const compared = name === 'PIN_TOO_LONG' ? 'longer' : 'shorter';
+  return { message: `The ${which} is ${compared} than this token allows (${bound}). Nothing was changed on the token "${label}".`, field: which === 'SO PIN' ? 'soPin' : 'pin' };
+}
+
+/**
  * Runs scripts/wizard_setup_hsm.sh. The PINs go to it in files (mode 0600 in the private secrets
  * directory), never as arguments; the SO PIN file is removed as soon as the script ends, the user PIN
  * file is kept only once the script has proven that the PIN logs in.
@@ -55,6 +69,8 @@ export async function setUpToken(request: TokenSetupRequest, paths: TokenSetupPa
       const entry = describeScriptExit(paths.scriptsDir, code, signal);
       // The script's last line says why; its "wizard_setup_hsm: NAME:" prefix repeats the code.
       const detail = (stderr.trim().split('\n').pop() ?? '').replace(/^wizard_setup_hsm: (?:[A-Z_]+(?::\s*|$))?/, '');
+      const pin = pinLengthRefusal(entry.name, detail, request.label);
+      if (pin) throw new TokenSetupError(entry.name, pin.message, pin.field);
       throw new TokenSetupError(entry.name, `setting up token "${request.label}" failed: ${entry.message}${detail ? ` (${detail})` : ''}`);
     }
     renameSync(pinFile, paths.userPinFile);

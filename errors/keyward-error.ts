@@ -126,8 +126,8 @@ const tokenScript = {
   INIT_TOKEN_FAILED: entry('REJECTED', 500, 'Token set-up failed', 'Initializing the token failed.'),
   INIT_PIN_FAILED: entry('REJECTED', 500, 'Token set-up failed', "Setting the new token's user PIN failed."),
   LABEL_AMBIGUOUS: entry('REJECTED', 409, 'Token set-up failed', 'More than one token has this label.'),
-  PIN_TOO_SHORT: entry('REJECTED', 400, 'Token set-up failed', 'The PIN is shorter than this token allows.'),
-  PIN_TOO_LONG: entry('REJECTED', 400, 'Token set-up failed', 'The PIN is longer than this token allows.'),
+  PIN_TOO_SHORT: entry('REJECTED', 400, 'PIN too short', 'The PIN is shorter than this token allows. Nothing was changed on the token: choose a longer PIN.'),
+  PIN_TOO_LONG: entry('REJECTED', 400, 'PIN too long', 'The PIN is longer than this token allows. Nothing was changed on the token: choose a shorter PIN.'),
   SCRIPT_KILLED: entry('REJECTED', 500, 'Token set-up failed', 'The token set-up script was stopped by a signal.'),
   SCRIPT_FAILED: entry('REJECTED', 500, 'Token set-up failed', 'The token set-up script failed with an exit code keyward does not know.'),
 } satisfies Record<string, ErrorEntry>;

@@ -1,5 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import { KeyCustodyError } from '../errors/key-custody-error';
+import { keySizes } from './key-sizes';
 import type { WrapMechanism } from './key-wrapper';
 import { Pkcs11Module } from './pkcs11-module';
 import { PinLimits, pinLimitsOf } from './token-pin-limits';
@@ -108,7 +109,7 @@ export function describeMechanisms(capabilities: TokenCapabilities): string {
   return capabilities.mechanisms
     .map((m) => {
       const uses = [m.generate && 'generate', m.wrap && 'wrap', m.unwrap && 'unwrap'].filter(Boolean).join('/') || 'encrypt/decrypt only';
-      return `${m.name} (${uses}, keys ${m.minKeySize}–${m.maxKeySize})`;
+      return `${m.name} (${uses}, ${keySizes(m.minKeySize, m.maxKeySize)})`;
     })
     .join(', ');
 }

@@ -222,7 +222,7 @@ export class KeywardRuntime {
     } catch (error) {
       if (error instanceof EventPayloadError) {
         const { state, wizardState, revision } = await this.engine.inspect({ historyLimit: 0 }).catch(() => ({ state: 'unknown', wizardState: null, revision: null }));
-        return { outcome: 'refused', state, wizardState, revision, message: error.message, error: { code: 'INVALID_EVENT', message: error.message } };
+        return { outcome: 'refused', state, wizardState, revision, message: error.message, error: { code: 'INVALID_EVENT', message: error.message, field: error.field } };
       }
       throw error;
     } finally {

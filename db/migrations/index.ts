@@ -13,6 +13,7 @@ import * as nodes from './011_nodes';
 import * as bootLease from './012_boot_lease';
 import * as sharedWebState from './013_shared_web_state';
 import * as backupRuns from './014_backup_runs';
+import * as deviceAudit from './017_device_audit';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -35,6 +36,7 @@ const migrations: Record<string, Migration> = {
   '012_boot_lease': bootLease,
   '013_shared_web_state': sharedWebState,
   '014_backup_runs': backupRuns,
+  '017_device_audit': deviceAudit,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -16,7 +16,10 @@ export function formStepOf(inspection: Inspection | undefined): string | null {
 export interface FormState {
   values?: Record<string, string>;
   errors?: Record<string, string>;
+  /** The internal code of a field's error, shown small after its sentence. */
+  errorCodes?: Record<string, string>;
   formError?: string | null;
+  formErrorCode?: string | null;
 }
 
 /** Renders a page with what every page needs: the CSRF token for its forms, who is logged in. */
@@ -29,7 +32,9 @@ export function renderPage(deps: WebDeps, req: Request, res: Response, view: str
     path: req.path,
     values: {},
     errors: {},
+    errorCodes: {},
     formError: null,
+    formErrorCode: null,
     formStep: formStepOf(locals.inspection as Inspection | undefined),
     ...locals,
   });

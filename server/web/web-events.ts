@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { eventFromForm, LifecycleEventType } from '../../machines/events';
 import type { Inspection, SendResult } from '../lifecycle-engine';
+import { withLabels } from './field-labels';
 import { field } from './render';
 import { contextOf } from './request-context';
 import type { WebDeps } from './web-deps';
@@ -10,6 +11,13 @@ export interface FormFailure {
   /** The form field to show the message beside. */
   field: string;
   message: string;
+  /** The internal code, shown small beside the message (a detail for support, not the message). */
+  code: string | null;
+}
+
+/** A failure as a form's state: its message beside its field, the code with it. */
+export function fieldFailure(failure: FormFailure): { errors: Record<string, string>; errorCodes: Record<string, string> } {
+  return { errors: { [failure.field]: failure.message }, errorCodes: failure.code ? { [failure.field]: failure.code } : {} };
 }
 
 /** Who sent an event, for the transition log: the web, and the administrator when there is one. */
@@ -51,13 +59,15 @@ export function failureOf(result: SendResult, form: { mainField: string; fields:
   if (result.outcome === 'applied') return null;
   const named = result.error?.field ? (form.fieldMap?.[result.error.field] ?? result.error.field) : null;
   const field = named && form.fields.includes(named) ? named : form.mainField;
-  const message = result.error?.message ?? result.message ?? `the event was ${result.outcome}`;
+  // Field names in the message become the form's labels ("modulePath is required" → "PKCS#11 module path is required").
+  const message = withLabels(result.error?.message ?? result.message ?? `the event was ${result.outcome}`);
+  const code = result.error?.code ?? null;
   switch (result.outcome) {
     case 'refused':
-      return { status: result.error?.code === 'INVALID_EVENT' ? 400 : 409, field, message };
+      return { status: result.error?.code === 'INVALID_EVENT' ? 400 : 409, field, message, code };
     case 'rejected':
-      return { status: result.error?.code === 'LOCKED_OUT' ? 429 : 400, field, message };
+      return { status: result.error?.code === 'LOCKED_OUT' ? 429 : 400, field, message, code };
     default:
-      return { status: 409, field, message };
+      return { status: 409, field, message, code };
   }
 }

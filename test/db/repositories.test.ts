@@ -90,6 +90,51 @@ describe.each(engines())('repositories on %s', (engine) => {
     expect(await store.db('devices').count({ n: '*' })).toEqual(before);
   });
 
+  it('renames, re-seals and deletes a device, each change one chained audit entry without a value; concurrent changes keep the chain', async () => {
+    const est = newSecret('est-audit');
+    const replaced = newSecret('est-replaced');
+    const id = await store.devices.create({ name: 'audited', estPassword: est }, 'web:alice');
+    await store.devices.rename(id, 'audited-2', 'web:alice');
+    await store.devices.rename(id, 'audited-2', 'web:alice'); // the same name: no change, no entry
+    await expect(store.devices.rename(id, 'device-1', 'web:alice')).rejects.toThrow(/exists already/);
+    await store.devices.replaceSecret(id, 'estPassword', replaced, 'replaced', 'cli');
+    await expect(store.devices.replaceSecret(id, 'cmpSharedSecret', 'x'.repeat(129), 'replaced', 'cli')).rejects.toThrow(/longer than 128/);
+    expect(await store.devices.get(id)).toMatchObject({ name: 'audited-2', estPassword: replaced, cmpSharedSecret: null });
+    const raw = (await store.db<DeviceRow>('devices').where({ id }).first())!;
+    expect(raw.est_password![0]).toBe(1);
+
+    // Two writers at once: each change gets its own entry, the chain stays whole.
+    const other = await store.devices.create({ name: 'concurrent' }, 'web:bob');
+    await Promise.all([
+      store.devices.replaceSecret(id, 'cmpSharedSecret', newSecret('cmp-a'), 'regenerated', 'web:alice'),
+      store.devices.replaceSecret(other, 'estPassword', newSecret('est-b'), 'regenerated', 'web:bob'),
+      store.devices.rename(other, 'concurrent-2', 'web:bob'),
+    ]);
+    await store.devices.delete(id, 'web:alice');
+    expect(await store.devices.get(id)).toBeNull();
+
+    const entries = await store.devices.auditEntries({ deviceId: id });
+    expect(entries.map((e) => [e.action, e.actor, e.deviceName])).toEqual([
+      ['deleted', 'web:alice', 'audited-2'],
+      ['cmpSharedSecret regenerated', 'web:alice', 'audited-2'],
+      ['estPassword replaced', 'cli', 'audited-2'],
+      ['renamed', 'web:alice', 'audited-2'],
+      ['created', 'web:alice', 'audited'],
+    ]);
+    expect(entries.find((e) => e.action === 'renamed')!.detail).toBe('from “audited” to “audited-2”');
+    const all = await store.db('device_audit').select();
+    expect(all).toHaveLength(8);
+    expect(JSON.stringify(all)).not.toContain(est);
+    expect(JSON.stringify(all)).not.toContain(replaced);
+    expect(await store.devices.verifyAudit()).toEqual({ ok: true, entries: 8, firstBroken: null });
+    // An entry edited in place, or one removed, breaks the chain there.
+    await store.db('device_audit').where({ seq: 2 }).update({ actor: 'web:mallory' });
+    expect((await store.devices.verifyAudit()).firstBroken).toEqual({ seq: 2, message: 'entry 2 was altered: its content does not match its hash' });
+    await store.db('device_audit').where({ seq: 2 }).update({ actor: 'web:alice' });
+    await store.db('device_audit').where({ seq: 3 }).delete();
+    expect((await store.devices.verifyAudit()).firstBroken?.message).toBe('entry 3 is missing (deleted?)');
+  });
+
   it('keeps a CA, and deactivates only token CAs after a token loss, once', async () => {
     const credentialId = (await store.credentials.list())[0]!.id;
     await store.cas.create({ name: 'db-ca', keyLocation: 'db', credentialId });

@@ -162,11 +162,11 @@ describe('wizard_setup_hsm.sh: the token PIN step', () => {
     const long = 'p'.repeat(300);
     const tooLongUser = await failure(setUpToken(request(label, { pin: long }), paths));
     expect(tooLongUser.code).toBe('PIN_TOO_LONG');
-    expect(tooLongUser.message).toBe(`setting up token "${label}" failed: the PIN is longer than this token allows (at most 255 characters for the user PIN)`);
+    expect(tooLongUser.message).toBe(`The user PIN is longer than this token allows (at most 255 characters). Nothing was changed on the token "${label}".`);
     const tooLongSo = await failure(setUpToken(request(label, { soPin: long }), paths));
-    expect(tooLongSo.message).toContain('the PIN is longer than this token allows (at most 255 characters for the SO PIN)');
+    expect(tooLongSo.message).toContain('The SO PIN is longer than this token allows (at most 255 characters).');
     const tooShort = await failure(setUpToken(request(label, { pin: 'abc' }), paths));
-    expect(tooShort.message).toContain('the PIN is shorter than this token allows (at least 4 characters for the user PIN)');
+    expect(tooShort.message).toContain('The user PIN is shorter than this token allows (at least 4 characters).');
     expect(slots(hsm)).toEqual([{ label: null, userPinSet: false }]); // nothing initialized, not even half
     expect(existsSync(paths.userPinFile)).toBe(false);
 
@@ -227,6 +227,6 @@ describe('wizard_setup_hsm.sh: the token PIN step', () => {
     expect(labelled(hsm, label)).toEqual([{ label, userPinSet: false }]);
     const ready = hsm.initToken('PhysicalReady');
     const long = await failure(setUpToken({ ...physical, label: ready.label, pin: 'q'.repeat(256) }, paths));
-    expect(long.message).toContain('the PIN is longer than this token allows (at most 255 characters for the user PIN)');
+    expect(long.message).toBe('The user PIN is longer than this token allows (at most 255 characters). Nothing was changed on the token "PhysicalReady".');
   });
 });

@@ -25,12 +25,13 @@ export function authRoutes(deps: WebDeps): Router {
     // An administrator exists once the wizard has completed; auto-restore may be run after a login too.
     return inspection.context.wizardCompleted && phase !== 'wizard';
   };
-  const render = (req: Request, res: Response, form: FormState = {}, status = 200) =>
-    renderPage(deps, req, res, 'login', { title: 'Log in', next: localPath(req.query.next) ?? localPath(field(req, 'next')) ?? '', ...form }, status);
+  // `lockedUntil`: the end of an account's lock, shown as a countdown in the browser's time zone (views/public/js/lockout.js).
+  const render = (req: Request, res: Response, form: FormState & { lockedUntil?: string | null } = {}, status = 200) =>
+    renderPage(deps, req, res, 'login', { title: 'Log in', next: localPath(req.query.next) ?? localPath(field(req, 'next')) ?? '', lockedUntil: null, ...form }, status);
 
   const renderLocked = (req: Request, res: Response, values: Record<string, string>, lockedUntil: string) => {
     res.setHeader('Retry-After', String(Math.max(1, Math.ceil((Date.parse(lockedUntil) - Date.now()) / 1000))));
-    render(req, res, { values, errors: { password: lockedMessage(lockedUntil) } }, 429);
+    render(req, res, { values, errors: { password: lockedMessage(lockedUntil) }, lockedUntil }, 429);
   };
 
   router.get(PATHS.login, readLifecycle(deps), (req, res) => {
@@ -56,7 +57,7 @@ export function authRoutes(deps: WebDeps): Router {
       deps.logger.warn('login failed');
       const lockedUntil = admin ? (await admins.recordFailedLogin(admin.id)).lockedUntil : null;
       if (lockedUntil) deps.logger.warn({ lockedUntil }, 'an administrator account is locked after repeated failed logins');
-      return render(req, res, { values, errors: { password: lockedUntil ? `${LOGIN_FAILED} ${lockedMessage(lockedUntil)}` : LOGIN_FAILED } }, 401);
+      return render(req, res, { values, errors: { password: lockedUntil ? `${LOGIN_FAILED} ${lockedMessage(lockedUntil)}` : LOGIN_FAILED }, lockedUntil }, 401);
     }
     await deps.sessions.grant(req, res, { admin: { id: admin.id, username: admin.username } });
     await deps.runtime.store.admins.recordLogin(admin.id);

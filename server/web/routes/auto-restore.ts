@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
-import { failureOf, formEvent, sendEvent } from '../web-events';
+import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
@@ -38,7 +38,7 @@ export function autoRestoreRoutes(deps: WebDeps): Router {
       const { payload, secrets } = formEvent(req, 'SUBMIT_BACKUP_PASSWORD');
       const { result, after } = await sendEvent(deps, req, 'SUBMIT_BACKUP_PASSWORD', payload, secrets);
       const failure = failureOf(result, { mainField: 'password', fields: ['password'] });
-      if (failure) return render(req, res, after ?? inspection, { errors: { password: failure.message } }, failure.status);
+      if (failure) return render(req, res, after ?? inspection, { ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
-import { failureOf, formEvent, sendEvent } from '../web-events';
+import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
@@ -30,7 +30,7 @@ export function finishRoutes(deps: WebDeps): Router {
       const { payload, secrets } = formEvent(req, 'SET_BACKUP_PASSWORD');
       const { result, after } = await sendEvent(deps, req, 'SET_BACKUP_PASSWORD', payload, secrets);
       const failure = failureOf(result, { mainField: 'password', fields: ['password', 'passwordConfirm'] });
-      if (failure) return renderBackup(req, res, after ?? inspection, { errors: { [failure.field]: failure.message } }, failure.status);
+      if (failure) return renderBackup(req, res, after ?? inspection, { ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
@@ -50,7 +50,7 @@ export function finishRoutes(deps: WebDeps): Router {
         return renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection, errors: { choice: 'Choose whether to add demo data.' } }, 400);
       const { result, after } = await sendEvent(deps, req, choice === 'add' ? 'ADD_DEMO_DATA' : 'SKIP_DEMO_DATA', {});
       const failure = failureOf(result, { mainField: 'choice', fields: ['choice'] });
-      if (failure) return renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection: after ?? inspection, errors: { choice: failure.message } }, failure.status);
+      if (failure) return renderPage(deps, req, res, 'setup-wizard/demo-data', { title: 'Demo data', inspection: after ?? inspection, ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
@@ -76,7 +76,7 @@ export function finishRoutes(deps: WebDeps): Router {
       const { payload, secrets } = formEvent(req, 'CREATE_ADMIN');
       const { result, after } = await sendEvent(deps, req, 'CREATE_ADMIN', payload, secrets);
       const failure = failureOf(result, { mainField: 'username', fields: ['username', 'password', 'passwordConfirm'] });
-      if (failure) return renderAdmin(req, res, after ?? inspection, { values, errors: { [failure.field]: failure.message } }, failure.status);
+      if (failure) return renderAdmin(req, res, after ?? inspection, { values, ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );

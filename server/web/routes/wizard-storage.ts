@@ -5,7 +5,7 @@ import { describeMechanisms, reportCapabilities, WRAP_MECHANISMS } from '../../.
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
 import { EVENT_SCHEMAS } from '../../../machines/events';
-import { failureOf, formEvent, sendEvent } from '../web-events';
+import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { hsmTypeOf, PATHS } from '../wizard-paths';
@@ -34,7 +34,7 @@ export function storageRoutes(deps: WebDeps): Router {
       }
       const { result, after } = await sendEvent(deps, req, 'SELECT_STORAGE', { storageType });
       const failure = failureOf(result, { mainField: 'storageType', fields: ['storageType'] });
-      if (failure) return renderStorage(req, res, after ?? inspection, { values: { storageType }, errors: { [failure.field]: failure.message } }, failure.status);
+      if (failure) return renderStorage(req, res, after ?? inspection, { values: { storageType }, ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
@@ -85,7 +85,7 @@ export function hsmSetupRoutes(deps: WebDeps, router: Router, path: string, wiza
         return render(req, res, inspection, { values, errors: { [missing]: missing === 'pin' ? 'Enter the token’s user PIN.' : 'Enter the security officer (SO) PIN for the new token.' } }, 400);
       const { result, after } = await sendEvent(deps, req, 'SETUP_HSM', { ...payload, hsmType }, secrets);
       const failure = failureOf(result, { mainField: 'pin', fields: HSM_FIELDS });
-      if (failure) return render(req, res, after ?? inspection, { values, errors: { [failure.field]: failure.message } }, failure.status);
+      if (failure) return render(req, res, after ?? inspection, { values, ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );

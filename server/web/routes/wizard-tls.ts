@@ -3,7 +3,8 @@ import type { Request, Response } from 'express';
 import { MAX_INPUT_BYTES } from '../../../tls/input-file';
 import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
-import { failureOf, formEvent, sendEvent } from '../web-events';
+import { requestHost, tlsWarnings } from '../tls-warnings';
+import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
 import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
@@ -62,7 +63,7 @@ export function tlsRoutes(deps: WebDeps): Router {
       }
       const { result, after } = await sendEvent(deps, req, 'GENERATE_TLS', { subjectAltNames });
       const failure = failureOf(result, { mainField: 'subjectAltNames', fields: ['subjectAltNames'] });
-      if (failure) return renderGenerate(req, res, after ?? inspection, { values: { subjectAltNames: text }, errors: { [failure.field]: failure.message } }, failure.status);
+      if (failure) return renderGenerate(req, res, after ?? inspection, { values: { subjectAltNames: text }, ...fieldFailure(failure) }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
@@ -118,7 +119,9 @@ export function tlsRoutes(deps: WebDeps): Router {
     await deps.runtime.custody.ensureDek();
     const pending = id === null ? null : await deps.runtime.store.tls.get(id);
     const offered = pending && { fingerprintSha256: pending.fingerprintSha256, notAfter: pending.notAfter, subjectAltNames: pending.subjectAltNames, source: pending.source };
-    renderPage(deps, req, res, 'setup-wizard/tls-apply', { title: 'Apply the TLS server credential', inspection, served: served(), offered, ...form }, status);
+    // Said before the credential is applied: a name it misses or an end close by (KEYWARD_TLS_SANS are the configured names).
+    const warnings = offered ? tlsWarnings(offered, { request: requestHost(req.headers.host), configured: deps.runtime.config.defaultSubjectAltNames }, Date.now()) : [];
+    renderPage(deps, req, res, 'setup-wizard/tls-apply', { title: 'Apply the TLS server credential', inspection, served: served(), offered, warnings, ...form }, status);
   };
 
   router.get(
@@ -131,7 +134,7 @@ export function tlsRoutes(deps: WebDeps): Router {
     stepAction(APPLY, async (req, res, inspection) => {
       const { result, after } = await sendEvent(deps, req, 'APPLY_TLS', {});
       const failure = failureOf(result, { mainField: 'apply', fields: ['apply'] });
-      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message }, failure.status);
+      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message, formErrorCode: failure.code }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );
@@ -141,7 +144,7 @@ export function tlsRoutes(deps: WebDeps): Router {
     stepAction(APPLY, async (req, res, inspection) => {
       const { result, after } = await sendEvent(deps, req, 'CANCEL_TLS', {});
       const failure = failureOf(result, { mainField: 'apply', fields: ['apply'] });
-      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message }, failure.status);
+      if (failure) return renderApply(req, res, after ?? inspection, { formError: failure.message, formErrorCode: failure.code }, failure.status);
       afterEvent(req, res, after, inspection);
     }),
   );

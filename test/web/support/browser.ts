@@ -21,7 +21,8 @@ export class Browser {
     this.shots = testDir(`screenshots-${name}`);
   }
 
-  static async launch(name: string): Promise<Browser> {
+  /** `timezoneId`: the time zone the pages see (e.g. 'Asia/Tokyo'), for what they show in local time. */
+  static async launch(name: string, options: { timezoneId?: string } = {}): Promise<Browser> {
     const profile = join(testDir(`chromium-${name}`), 'profile');
     mkdirSync(profile, { recursive: true });
     const context = await chromium.launchPersistentContext(profile, {
@@ -30,6 +31,7 @@ export class Browser {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
       ignoreHTTPSErrors: true,
       viewport: { width: 1280, height: 900 },
+      ...(options.timezoneId ? { timezoneId: options.timezoneId } : {}),
     });
     const page = context.pages()[0] ?? (await context.newPage());
     return new Browser(context, page, name);

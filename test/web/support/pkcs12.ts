@@ -10,7 +10,7 @@ function openssl(args: string[], input = ''): void {
  * A TLS server credential made by openssl, exported with `openssl pkcs12 -export`; the export
  * password goes to openssl on stdin (`-passout stdin`), never in its arguments.
  */
-export function makePkcs12(dir: string, password: string): { pkcs12: string; certificate: string } {
+export function makePkcs12(dir: string, password: string, options: { subjectAltName?: string; days?: number } = {}): { pkcs12: string; certificate: string } {
   const key = join(dir, 'server.key');
   const certificate = join(dir, 'server.crt');
   const pkcs12 = join(dir, 'server.p12');
@@ -24,9 +24,9 @@ export function makePkcs12(dir: string, password: string): { pkcs12: string; cer
     '-subj',
     '/CN=keyward web test',
     '-days',
-    '30',
+    String(options.days ?? 30),
     '-addext',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    `subjectAltName=${options.subjectAltName ?? 'DNS:localhost,IP:127.0.0.1'}`,
     '-addext',
     'extendedKeyUsage=serverAuth',
     '-out',
