@@ -1,21 +1,15 @@
 import { Router } from 'express';
 import type { Request, RequestHandler } from 'express';
 import type { Inspection } from '../../lifecycle-engine';
-import type { TransitionRow } from '../../../db/repositories/lifecycle-repository';
 import { homeFor, inspectionOf, isAdmin, maySetUp, readLifecycle } from '../access';
 import { GRAPH_VIEWS, GraphView } from '../graph-svg';
+import { failureOf, timeOf } from '../history-rows';
 import { phaseOf } from '../lifecycle-phase';
 import { renderPage } from '../render';
 import type { WebDeps } from '../web-deps';
 import { PATHS } from '../wizard-paths';
 
 const HISTORY = 50;
-
-/** Why an event failed, as the transition log keeps it: a sentence for the reader, and its code. */
-export interface Failure {
-  message: string;
-  code: string;
-}
 
 /**
  * The state visualizer: the machine's graph with the current state marked (the top-level states, or
@@ -91,19 +85,4 @@ export function inspectRoutes(deps: WebDeps): Router {
 function viewOf(req: Request): GraphView {
   const asked = req.query.view;
   return GRAPH_VIEWS.find((view) => view === asked) ?? 'compact';
-}
-
-/** An effect's failure, from its log row (`<effect>:error` with the error the effect raised). */
-export function failureOf(row: Pick<TransitionRow, 'eventType' | 'payload'>): Failure | null {
-  if (!row.eventType.endsWith(':error')) return null;
-  const error = row.payload.error as { code?: unknown; message?: unknown } | undefined;
-  if (!error || typeof error !== 'object' || typeof error.message !== 'string') return null;
-  return { message: error.message, code: typeof error.code === 'string' ? error.code : 'ERROR' };
-}
-
-/** A log time as "2026-12-07 12:08:44 UTC" (the database may hand back a Date's text or ISO). */
-export function timeOf(at: string): string {
-  const date = new Date(at);
-  if (Number.isNaN(date.getTime())) return at;
-  return `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
