@@ -171,6 +171,17 @@ describe('web: the lifecycle visualizer', () => {
     expect(await viewer.isHidden('#graph-compact')).toBe(true);
     expect(new URL(viewer.url()).search).toBe('?view=full');
     expectFitted(await geometry(viewer, 'full'));
+    await browser.shot('inspect-whole-machine', viewer);
+    // "Current state" brings it to the middle of the frame at its drawn size.
+    await viewer.click('#zoom-current');
+    const focused = await until(viewer, async () => {
+      const now = await geometry(viewer, 'full');
+      return Math.abs(now.scale - 1) < 0.01 ? now : null;
+    });
+    const current = await viewer.$eval('#graph-full g.node.current', (el: { getBoundingClientRect(): Box }) => el.getBoundingClientRect());
+    expect(Math.abs(current.left + current.width / 2 - (focused.frame.left + focused.frame.width / 2))).toBeLessThan(3);
+    expect(Math.abs(current.top + current.height / 2 - (focused.frame.top + focused.frame.height / 2))).toBeLessThan(3);
+    await browser.shot('inspect-current-state', viewer);
     expect(await viewer.getAttribute('#graph-full svg.state-graph g.node.current', 'data-state')).toBe(`lifecycle.${state.state}`);
     await viewer.click('.view-switch a[data-view=compact]');
     expect(await viewer.isVisible('#graph-compact svg.state-overview')).toBe(true);

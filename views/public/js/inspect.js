@@ -147,6 +147,9 @@
   // svg-pan-zoom writes its transform on the next animation frame; the fitted one is written at once
   // too, so that nothing (a screenshot, a resize) sees the drawing at its old size in between.
   function fit(zoomer, svg) {
+    // A frame without size (hidden, or between two layouts) has no fit: the next resize brings one.
+    var frame = svg && svg.getBoundingClientRect();
+    if (!frame || frame.width === 0 || frame.height === 0) return;
     quietly(function () {
       zoomer.resize();
       zoomer.fit();
@@ -247,6 +250,21 @@
     if (!zoomer) return;
     moved[view] = false;
     fit(zoomer, svgOf(view));
+  });
+  // Brings the current state to the middle of the frame at its drawn size (1 px a point): the whole
+  // machine fitted to a screen is a map, not something to read.
+  document.getElementById('zoom-current').addEventListener('click', function () {
+    var zoomer = zoomers[view];
+    var node = frameOf(view).querySelector('g.node.current');
+    var scale = zoomer && zoomer.getSizes().realZoom;
+    if (!node || !(scale > 0)) return;
+    moved[view] = true;
+    var frame = frameOf(view).getBoundingClientRect();
+    var box = node.getBoundingClientRect();
+    var x = box.left + box.width / 2 - frame.left;
+    var y = box.top + box.height / 2 - frame.top;
+    zoomer.zoomAtPointBy(Math.max(1, scale) / scale, { x: x, y: y });
+    zoomer.panBy({ x: frame.width / 2 - x, y: frame.height / 2 - y });
   });
   document.getElementById('graph').addEventListener(
     'wheel',
