@@ -172,11 +172,11 @@ describe('web: the lifecycle visualizer', () => {
     expect(new URL(viewer.url()).search).toBe('?view=full');
     expectFitted(await geometry(viewer, 'full'));
     await browser.shot('inspect-whole-machine', viewer);
-    // "Current state" brings it to the middle of the frame at its drawn size.
+    // "Current state" brings it to the middle of the frame, at 1.5 px a point.
     await viewer.click('#zoom-current');
     const focused = await until(viewer, async () => {
       const now = await geometry(viewer, 'full');
-      return Math.abs(now.scale - 1) < 0.01 ? now : null;
+      return Math.abs(now.scale - 1.5) < 0.01 ? now : null;
     });
     const current = await viewer.$eval('#graph-full g.node.current', (el: { getBoundingClientRect(): Box }) => el.getBoundingClientRect());
     expect(Math.abs(current.left + current.width / 2 - (focused.frame.left + focused.frame.width / 2))).toBeLessThan(3);

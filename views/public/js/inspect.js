@@ -9,6 +9,7 @@
   var revision = root.getAttribute('data-revision');
   var live = document.getElementById('live');
   var INTERVAL = 1000;
+  var READABLE = 1.5;
   var VIEWS = ['compact', 'full'];
   var view = root.getAttribute('data-view') === 'full' ? 'full' : 'compact';
   // Per view: its svg-pan-zoom instance, and whether the reader moved it (then a redraw keeps the place).
@@ -251,8 +252,8 @@
     moved[view] = false;
     fit(zoomer, svgOf(view));
   });
-  // Brings the current state to the middle of the frame at its drawn size (1 px a point): the whole
-  // machine fitted to a screen is a map, not something to read.
+  // Brings the current state to the middle of the frame, large enough to read its transitions' labels
+  // (1.5 px a point; closer if the reader is closer): the whole machine fitted to a screen is a map.
   document.getElementById('zoom-current').addEventListener('click', function () {
     var zoomer = zoomers[view];
     var node = frameOf(view).querySelector('g.node.current');
@@ -263,7 +264,7 @@
     var box = node.getBoundingClientRect();
     var x = box.left + box.width / 2 - frame.left;
     var y = box.top + box.height / 2 - frame.top;
-    zoomer.zoomAtPointBy(Math.max(1, scale) / scale, { x: x, y: y });
+    zoomer.zoomAtPointBy(Math.max(READABLE, scale) / scale, { x: x, y: y });
     zoomer.panBy({ x: frame.width / 2 - x, y: frame.height / 2 - y });
   });
   document.getElementById('graph').addEventListener(
