@@ -109,6 +109,9 @@ describe('web: the lifecycle visualizer', () => {
       if (message.type() === 'error' || /Content Security Policy|Refused to/i.test(message.text())) violations.push(message.text());
     });
     viewer.on('pageerror', (error) => violations.push(error.message));
+    // Everything the page loads comes from keyward itself, svg-pan-zoom included.
+    const requested: string[] = [];
+    viewer.on('request', (request) => requested.push(request.url()));
     await viewer.goto(`${server.url}/inspect`);
     const state = (await (await viewer.request.get(`${server.url}/inspect/state.json`)).json()) as {
       state: string;
@@ -208,6 +211,8 @@ describe('web: the lifecycle visualizer', () => {
     expect(await scaleOf(viewer)).toBeCloseTo(kept, 3);
     await browser.shot('inspect-followed', viewer);
     expect(violations).toEqual([]);
+    expect(requested).toContain(`${server.url}/static/vendor/svg-pan-zoom/svg-pan-zoom.min.js`);
+    expect(requested.filter((url) => !url.startsWith(`${server.url}/`))).toEqual([]);
     await viewer.close();
   });
 });
