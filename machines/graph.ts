@@ -152,3 +152,69 @@ export function toMermaid(graph: MachineGraph): string {
   for (const node of graph.nodes.filter((n) => n.current)) lines.push(`  class ${safe(node.id)} current`);
   return `${lines.join('\n')}\n`;
 }
+
+/**
+ * The top-level states only, for a reader who wants the shape of the lifecycle: each transition that
+ * crosses between two of them, its events merged into one edge. The current top-level state carries
+ * the path below it (wizard › hsmSetup › waiting), so the overview still says where the machine is.
+ */
+export interface OverviewNode {
+  key: string;
+  current: boolean;
+  /** The current states below this one, outermost first (empty unless current). */
+  path: string[];
+}
+
+export interface OverviewEdge {
+  from: string | null;
+  to: string;
+  labels: string[];
+}
+
+export function overviewGraph(graph: MachineGraph): { nodes: OverviewNode[]; edges: OverviewEdge[] } {
+  const byId = new Map(graph.nodes.map((node) => [node.id, node]));
+  const topOf = (id: string): GraphNode => {
+    let node = byId.get(id)!;
+    while (node.parent !== null) node = byId.get(node.parent)!;
+    return node;
+  };
+  const depth = (node: GraphNode): number => (node.parent === null ? 0 : 1 + depth(byId.get(node.parent)!));
+  const nodes = graph.nodes
+    .filter((node) => node.parent === null)
+    .map((top) => {
+      const below = graph.nodes.filter((node) => node.current && node !== top && topOf(node.id) === top).sort((a, b) => depth(a) - depth(b));
+      return { key: top.key, current: top.current || below.length > 0, path: below.map((node) => node.key) };
+    });
+  const merged = new Map<string, OverviewEdge>();
+  for (const edge of graph.edges) {
+    const from = edge.kind === 'any-state' ? null : topOf(edge.from).key;
+    const to = topOf(edge.to).key;
+    if (from === to) continue;
+    const label = edge.kind === 'done' ? 'done' : edge.kind === 'error' ? 'failed' : edge.kind === 'always' ? 'at once' : edge.event;
+    const key = `${from ?? ''}>${to}`;
+    const entry = merged.get(key) ?? { from, to, labels: [] };
+    if (!entry.labels.includes(label)) entry.labels.push(label);
+    merged.set(key, entry);
+  }
+  return { nodes, edges: [...merged.values()] };
+}
+
+/** Graphviz DOT of `overviewGraph`: large labels, the current state filled; `rankdir` suits the screen's shape. */
+export function toOverviewDot(graph: MachineGraph, rankdir: 'LR' | 'TB' = 'LR'): string {
+  const overview = overviewGraph(graph);
+  const lines = [
+    'digraph overview {',
+    `  rankdir=${rankdir}; nodesep=0.3; ranksep=0.45; node [shape=box, style="rounded", fontname="Helvetica", fontsize=16, margin="0.2,0.1"]; edge [fontname="Helvetica", fontsize=12, color="#5b6575"];`,
+    '  "any state" [shape=plaintext, fontsize=13];',
+  ];
+  for (const node of overview.nodes) {
+    const label = node.path.length > 0 ? `${node.key}\n${node.path.join(' › ')}` : node.key;
+    const style = node.current ? ', style="rounded,filled,bold", fillcolor="#ffd54f", penwidth=2.5' : '';
+    lines.push(`  ${dotId(node.key)} [label=${dotLabel(label)}${style}];`);
+  }
+  for (const edge of overview.edges) {
+    lines.push(`  ${dotId(edge.from ?? 'any state')} -> ${dotId(edge.to)} [label=${dotLabel(edge.labels.join('\n'))}];`);
+  }
+  lines.push('}');
+  return `${lines.join('\n')}\n`;
+}

@@ -20,6 +20,7 @@ import { finishRoutes } from './web/routes/wizard-finish';
 import { setupModeRoutes } from './web/routes/wizard-mode';
 import { storageRoutes } from './web/routes/wizard-storage';
 import { tlsRoutes } from './web/routes/wizard-tls';
+import { vendorAssets } from './web/vendor-assets';
 import { noStore, securityHeaders } from './web/security-headers';
 import { errorHandler, notFound } from './web/web-errors';
 import type { WebDeps } from './web/web-deps';
@@ -42,6 +43,7 @@ export function createApp(deps: WebDeps): Express {
 
   app.use(requestLog(deps.logger, deps.metrics));
   app.use(securityHeaders(deps.config.hstsSeconds));
+  app.use('/static/vendor', vendorAssets());
   app.use('/static', express.static(deps.config.publicDir, { index: false, maxAge: '1h', fallthrough: false }));
   app.use(probeRoutes(deps));
 

@@ -117,7 +117,8 @@ describe('web: SoftHSM wizard, token loss and auto-restore in a browser', () => 
       if (frame === viewer.mainFrame()) navigations += 1;
     });
     await submit(page, '#skip-demo-data');
-    await viewer.waitForSelector('svg.state-graph g.node.current[data-state="lifecycle.wizard.createAdmin.waiting"]', { timeout: 15_000 });
+    // The whole machine's graph is redrawn too while the top-level overview is the one shown.
+    await viewer.waitForSelector('svg.state-graph g.node.current[data-state="lifecycle.wizard.createAdmin.waiting"]', { state: 'attached', timeout: 15_000 });
     expect(await text(viewer, '#current-state')).toBe('wizard.createAdmin.waiting');
     expect(await viewer.$$eval('#accepts span', (spans: Array<{ textContent: string | null }>) => spans.map((s) => s.textContent))).toContain('CREATE_ADMIN');
     expect(await viewer.$$eval('#history tbody tr td:nth-child(3)', (cells: Array<{ textContent: string | null }>) => cells.map((c) => c.textContent))).toEqual(
