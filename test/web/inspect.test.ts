@@ -194,7 +194,7 @@ describe('web: the lifecycle visualizer', () => {
     const splitWords = await viewer.evaluate<string[]>(`Array.from(document.querySelectorAll('#history td.mono, #current-state')).flatMap((cell) =>
       Array.from(cell.childNodes).filter((node) => node.nodeType === 3).filter((node) => { const range = document.createRange(); range.selectNodeContents(node); return range.getClientRects().length > 1; }).map((node) => node.textContent))`);
     expect(splitWords).toEqual([]);
-    expect(await browser.shotAtBothWidths('inspect', viewer)).toEqual([]);
+    expect(await browser.shot('inspect', viewer)).toEqual([]);
 
     // ── it follows the next step, keeping the reader's zoom ──
     await viewer.click('#zoom-in');
