@@ -11,6 +11,7 @@ import { loggableError } from './web-errors';
 export class BackupMetrics {
   private readAt = 0;
   private reading: Promise<void> | null = null;
+  private last: BackupStatus | null = null;
 
   constructor(
     private readonly schedule: BackupSchedule,
@@ -27,10 +28,20 @@ export class BackupMetrics {
     return status;
   }
 
+  /**
+   * The status read at most one interval ago: the status page under load reads the runs once per
+   * interval, not per request (the Backups page reads fresh, after a backup made there).
+   */
+  async recent(now: Date = new Date()): Promise<BackupStatus | null> {
+    await this.refresh(now);
+    return this.last;
+  }
+
   async refresh(now: Date = new Date()): Promise<void> {
-    if (now.getTime() - this.readAt < this.intervalMs) return;
+    if (now.getTime() - this.readAt < this.intervalMs && now.getTime() >= this.readAt) return;
     this.reading ??= this.status(now)
-      .then(() => {
+      .then((status) => {
+        this.last = status;
         this.readAt = now.getTime();
       })
       .catch((error: unknown) => this.logger.debug({ error: loggableError(error) }, 'the backup runs could not be read for /metrics'))

@@ -47,7 +47,7 @@ export function statusRoutes(deps: WebDeps): Router {
       recorded: inspection.context.tls,
       nodes: await listNodes(deps.runtime),
       selfNodeId: deps.node?.nodeId ?? null,
-      backups: await deps.backupMetrics.status().catch(() => null),
+      backups: await deps.backupMetrics.recent().catch(() => null),
       backupSchedule: deps.backups.config.schedule,
     });
   });
