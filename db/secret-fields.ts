@@ -155,6 +155,42 @@ export class SecretFields {
     return sealed;
   }
 
+  /**
+   * Opens every stored secret value with the codec of the storage type (after an auto-restore, the
+   * recovered keyset): how many there are and how many opened, and where those that did not are.
+   * Counts and places only; no value leaves this method.
+   */
+  async checkAll(batchSize = 500): Promise<{ checked: number; readable: number; unreadable: string[] }> {
+    const codec = await this.codec();
+    const result = { checked: 0, readable: 0, unreadable: [] as string[] };
+    for (const [table, columns] of Object.entries(SECRET_COLUMNS)) {
+      for (let after = 0; ;) {
+        const rows = await this.storage
+          .db(table)
+          .select<SecretRow[]>('id', ...columns)
+          .where('id', '>', after)
+          .orderBy('id')
+          .limit(batchSize);
+        for (const row of rows) {
+          for (const column of columns) {
+            const stored = row[column];
+            if (stored === null || stored === undefined) continue;
+            result.checked += 1;
+            try {
+              codec.open(stored, { table, column });
+              result.readable += 1;
+            } catch {
+              if (result.unreadable.length < 20) result.unreadable.push(`${table}.${column} #${row.id}`);
+            }
+          }
+        }
+        if (rows.length < batchSize) break;
+        after = Number(rows[rows.length - 1]!.id);
+      }
+    }
+    return result;
+  }
+
   private opens(stored: StoredField, field: { table: string; column: string }): boolean {
     try {
       this.encrypted.open(stored, field);
