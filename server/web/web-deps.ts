@@ -35,6 +35,8 @@ export interface WebDeps {
   rotations: RotationRunner;
   /** The keys' gauges on /metrics, read at most once per watch interval. */
   keyMetrics: KeyMetrics;
+  /** When this process's outage retry (a BOOT after `bootAfter`) runs next; set by server/serve.ts, null when none is armed. */
+  bootRetry: { nextAt: string | null };
   /** True once this process's BOOT has settled. */
   booted(): boolean;
   /** This process as a node of the deployment (`keyward start`): its own readiness; absent where no server runs. */

@@ -99,6 +99,7 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     work,
     rotations: new RotationRunner(runtime, work, logger, () => watcher.poll()),
     keyMetrics: new KeyMetrics(runtime, metrics, logger, config.watchIntervalMs),
+    bootRetry: { nextAt: null },
     booted: options.booted,
     node: options.node,
   };

@@ -31,7 +31,7 @@ export async function step(client: WebClient, page: string, fields: Record<strin
 export async function walkWizard(client: WebClient, storage: 'software' | 'softhsm', secrets: WizardSecrets, username = 'admin'): Promise<void> {
   let at = await step(client, '/setup-wizard/crypto-storage-setup/', { storageType: storage });
   if (storage === 'softhsm') {
-    at = await step(client, at, { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '', pin: secrets.pin, soPin: secrets.soPin });
+    at = await step(client, at, { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '', pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin });
   }
   await step(client, at, { mode: 'fresh' });
   at = await step(client, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
@@ -39,7 +39,7 @@ export async function walkWizard(client: WebClient, storage: 'software' | 'softh
   if (storage === 'softhsm') at = await step(client, at, { password: secrets.backupPassword, passwordConfirm: secrets.backupPassword });
   at = await step(client, at, { choice: 'skip' });
   at = await step(client, at, { username, password: secrets.adminPassword, passwordConfirm: secrets.adminPassword });
-  if (at !== '/login') throw new Error(`after the wizard: at ${at}, not /login`);
+  if (at !== '/summary') throw new Error(`after the wizard: at ${at}, not /summary`);
 }
 
 export async function logIn(client: WebClient, username: string, password: string): Promise<void> {
