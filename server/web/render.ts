@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Inspection } from '../lifecycle-engine';
 import { phaseOf } from './lifecycle-phase';
+import { timeUntil, utcTime } from './time-text';
 import { contextOf } from './request-context';
 import type { WebDeps } from './web-deps';
 
@@ -34,6 +35,8 @@ export function renderPage(deps: WebDeps, req: Request, res: Response, view: str
     errors: {},
     formError: null,
     formStep: formStepOf(locals.inspection as Inspection | undefined),
+    utcTime,
+    timeUntil,
     ...locals,
   });
 }

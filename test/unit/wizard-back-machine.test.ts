@@ -82,7 +82,7 @@ describe('the summaries’ figures', () => {
 
   it('a persisted snapshot from before summaries (no such fields) still completes a recovery', () => {
     const { recovery: _r, lastCompletion: _l, ...older } = INITIAL_CONTEXT;
-    const snapshot = lifecycleMachine.resolveState({ value: { autoRestore: { password: 'waiting' } }, context: { ...older, storageType: 'softhsm', wizardCompleted: true } as LifecycleContext });
+    const snapshot = lifecycleMachine.resolveState({ value: { autoRestore: { password: 'waiting' } }, context: { ...older, storageType: 'softhsm', wizardCompleted: true } });
     const rest = runToRest(send(snapshot, { type: 'SUBMIT_BACKUP_PASSWORD' }), { checkSecretValues: { checked: 3, readable: 3, unreadable: [] }, loadTlsFromDatabase: TLS });
     expect(rest.snapshot.context.lastCompletion).toMatchObject({ kind: 'recovery', deactivatedCas: [], secretValues: { checked: 3 } });
   });
