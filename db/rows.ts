@@ -135,6 +135,7 @@ export interface WebSessionRow {
   id_hash: string;
   setup_authorized: boolean | number;
   admin_user_id: number | null;
+  summary_of?: string | null;
   created_at: string;
   last_seen_at: string;
   expires_at: string;

@@ -82,7 +82,16 @@ export class LifecycleEffects implements EffectRunner {
         return this.serve(material, 'new');
       },
 
-      deactivateTokenCas: async ({ reason }) => ({ deactivated: await this.store.cas.deactivateTokenCas(reason) }),
+      deactivateTokenCas: async ({ reason }) => {
+        // Nothing else writes CAs during auto-restore (the operations pages are closed): the names listed are the ones deactivated.
+        const names = (await this.store.cas.list()).filter((ca) => ca.keyLocation === 'token' && ca.active).map((ca) => ca.name);
+        return { deactivated: await this.store.cas.deactivateTokenCas(reason), names };
+      },
+
+      checkSecretValues: async () => {
+        await this.custody.ensureDek();
+        return this.store.secrets.checkAll();
+      },
 
       recordStorageType: async ({ storageType }) => {
         // A DEK this process can unwrap (a wizard entered again) converts what is stored.

@@ -144,6 +144,7 @@ const web = {
   SETUP_LOCKED: entry('REFUSED', 403, 'Locked', 'The set-up is locked: enter the set-up code from keyward’s console first. Nothing was changed.'),
   NOT_IN_SETUP: entry('REFUSED', 409, 'Not now', 'keyward is not in its set-up now. Nothing was changed.'),
   STEP_OVER: entry('REFUSED', 409, 'This step is over', 'The set-up has moved on to another step. Nothing was changed: continue on the current step.'),
+  NO_WAY_BACK: entry('REFUSED', 409, 'No way back', 'The set-up cannot go back from this step: the keys are made already. Nothing was changed.'),
   FORM_OUT_OF_DATE: entry('REFUSED', 409, 'This form is out of date', 'This form was shown before the set-up changed. Nothing was changed: reload the page, check it and send it again.'),
   TOO_MANY_ATTEMPTS: entry('REFUSED', 429, 'Too many attempts', 'Too many failed attempts from this address: wait and try again.'),
   BAD_UPLOAD: entry('REFUSED', 400, 'Bad upload', 'The upload could not be read. Nothing was changed.'),

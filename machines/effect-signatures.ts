@@ -16,7 +16,8 @@ export interface EffectSignatures {
   migrateDatabase: { input: { appVersion: string }; output: { applied: string[] } };
   issueTlsCredential: { input: { save: boolean }; output: TlsSummary };
   loadTlsFromDatabase: { input: Record<string, never>; output: TlsSummary };
-  deactivateTokenCas: { input: { reason: string }; output: { deactivated: number } };
+  /** names: the CAs this run deactivated (absent in outputs recorded before summaries). */
+  deactivateTokenCas: { input: { reason: string }; output: { deactivated: number; names?: string[] } };
   recordStorageType: { input: { storageType: StorageType }; output: { storageType: StorageType } };
   setUpToken: { input: { hsmType: HsmType; modulePath: string; label: string; slot: number | null; purpose: 'wizard' | 'auto_restore' }; output: { initialized: boolean } };
   /** reused: the KEK was on the token already (an earlier, interrupted or failed set-up made it). */
@@ -44,6 +45,8 @@ export interface EffectSignatures {
   retireOldDeks: { input: { keyId: string }; output: { retired: string[] } };
   changeBackupPassword: { input: { authorizeWith: 'backup_password' | 'admin'; username: string | null }; output: { kdf: string; dekKeyIds: string[] } };
   changeTokenPin: { input: Record<string, never>; output: { changed: true } };
+  /** Auto-restore: opens every stored secret value with the recovered keyset; counts, never values. */
+  checkSecretValues: { input: Record<string, never>; output: { checked: number; readable: number; unreadable: string[] } };
 }
 
 export type EffectName = keyof EffectSignatures;

@@ -141,6 +141,8 @@ export const EVENT_SCHEMAS = {
   },
   CHANGE_TOKEN_PIN: { payload: NO_PAYLOAD, secrets: ['pin'] },
   DECLARE_TOKEN_LOST: { payload: NO_PAYLOAD, secrets: [] },
+  // The wizard's previous step, until the first key is made (a page's Back button).
+  BACK: { payload: NO_PAYLOAD, secrets: [] },
   ACKNOWLEDGE_LOG_BREAK: {
     payload: z.object({
       revision: anyValue.transform((value, ctx): number => {

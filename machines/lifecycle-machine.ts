@@ -34,6 +34,25 @@ export interface KeyRotation {
 export type KekRotationStep = 'generating' | 'wrapping' | 'destroyingOldKek';
 export type DekRotationStep = 'adding' | 'promoting' | 'reencrypting' | 'retiring';
 
+/**
+ * What the last set-up or recovery did, for its summary page (also after a reload): counts and
+ * names, never a value. The keys, the token and the certificate served are read live.
+ */
+export interface CompletionSummary {
+  kind: 'setup' | 'recovery';
+  at: string;
+  /** Recovery: the stored secret values opened with the recovered DEKs, and those that did not open. */
+  secretValues?: SecretValueCheck;
+  /** Recovery: the CAs deactivated because their keys were in the lost token. */
+  deactivatedCas?: string[];
+}
+export interface SecretValueCheck {
+  checked: number;
+  readable: number;
+  /** "table.column #id" of each value that did not open (at most a few). */
+  unreadable: string[];
+}
+
 export interface LifecycleContext {
   startup: StartupContext | null;
   versionScenario: VersionScenario | null;
@@ -54,6 +73,10 @@ export interface LifecycleContext {
   /** The operator set a new token up in place of a lost one (confirming the loss); its CAs are not deactivated yet. */
   lostTokenCasPending: boolean;
   keyRotation: KeyRotation | null;
+  /** An auto-restore under way: what it has found so far (absent in snapshots from before summaries). */
+  recovery?: { deactivatedCas: string[]; secretValues: SecretValueCheck | null } | null;
+  /** The last set-up or recovery that reached operation (absent in snapshots from before summaries). */
+  lastCompletion?: CompletionSummary | null;
 }
 
 export const INITIAL_CONTEXT: LifecycleContext = {
@@ -72,6 +95,8 @@ export const INITIAL_CONTEXT: LifecycleContext = {
   acknowledgedLogBreak: null,
   lostTokenCasPending: false,
   keyRotation: null,
+  recovery: null,
+  lastCompletion: null,
 };
 
 /** Internal events: effect outcomes, as the engine feeds them back, stamped with `at`. */
@@ -145,7 +170,7 @@ const deactivateLostCas = (next: string) =>
     ({ context }: { context: LifecycleContext }) => ({
       reason: context.storageType === 'physical_hsm' ? 'their keys were in the HSM token, which an operator declared lost' : 'their keys were in the HSM token, which was lost',
     }),
-    { target: next, actions: 'clearLostTokenCas' },
+    { target: next, actions: ['clearLostTokenCas', 'recordDeactivatedCas'] },
   );
 /** "This scenario holds: go to its state", the rows of the two classifying lists. */
 const whenVersion = (name: VersionScenario) => ({ guard: { type: 'versionScenarioIs', params: { scenario: name } }, target: name }) as const;
@@ -202,6 +227,7 @@ export const lifecycleMachine = setup({
     promoteDek: effect('promoteDek'),
     reencryptValues: effect('reencryptValues'),
     retireOldDeks: effect('retireOldDeks'),
+    checkSecretValues: effect('checkSecretValues'),
     changeBackupPassword: effect('changeBackupPassword'),
     changeTokenPin: effect('changeTokenPin'),
   },
@@ -227,6 +253,8 @@ export const lifecycleMachine = setup({
     mayRotateKek: ({ context }) => isHsmStorage(context.storageType) && context.keyRotation?.kind !== 'dek',
     mayRotateDek: ({ context }) => isHsmStorage(context.storageType) && context.keyRotation?.kind !== 'kek',
     rotationStepIs: ({ context }, params: { step: KekRotationStep | DekRotationStep }) => context.keyRotation?.step === params.step,
+    // Software storage makes no key before the TLS credential: its set-up mode step may still go back.
+    noKeyMade: ({ context }) => !isHsmStorage(context.storageType),
   },
   actions: {
     recordBoot: assign(({ event }) => {
@@ -282,6 +310,20 @@ export const lifecycleMachine = setup({
     }),
     endRotation: assign({ keyRotation: null }),
     markLostTokenCas: assign({ lostTokenCasPending: true }),
+    recordDeactivatedCas: assign(({ context, event }) => {
+      const names = outputOf<{ names?: string[] }>(event).names ?? [];
+      const recovery = context.recovery ?? { deactivatedCas: [], secretValues: null };
+      return { recovery: { ...recovery, deactivatedCas: [...new Set([...recovery.deactivatedCas, ...names])] } };
+    }),
+    recordSecretValues: assign(({ context, event }) => ({
+      recovery: { deactivatedCas: context.recovery?.deactivatedCas ?? [], secretValues: outputOf<SecretValueCheck>(event) },
+    })),
+    recordCompletion: assign(({ context, event }, params: { kind: CompletionSummary['kind'] }) => {
+      const at = 'at' in event ? event.at : '';
+      if (params.kind === 'setup') return { lastCompletion: { kind: 'setup' as const, at } };
+      const recovery = context.recovery ?? { deactivatedCas: [], secretValues: null };
+      return { recovery: null, lastCompletion: { kind: 'recovery' as const, at, deactivatedCas: recovery.deactivatedCas, ...(recovery.secretValues ? { secretValues: recovery.secretValues } : {}) } };
+    }),
     clearLostTokenCas: assign({ lostTokenCasPending: false }),
   },
 }).createMachine({
@@ -448,7 +490,13 @@ export const lifecycleMachine = setup({
           meta: { wizardState: 'WIZARD_SETUP_HSM' },
           initial: 'waiting',
           states: {
-            waiting: { on: { SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice'] } } },
+            waiting: {
+              on: {
+                SETUP_HSM: { guard: 'hsmTypeMatchesStorage', target: 'settingUpToken', actions: ['clearError', 'recordHsmChoice'] },
+                // No key is made before this step's effects: the storage may still be chosen again.
+                BACK: { target: '#wizard.cryptoStorage', actions: 'clearError' },
+              },
+            },
             settingUpToken: stepEffect('setUpToken', ({ context }: { context: LifecycleContext }) => ({ ...context.hsm!, purpose: 'wizard' as const }), 'creatingKek'),
             creatingKek: stepEffect('createKek', {}, 'creatingDek'),
             creatingDek: stepEffect('createDek', {}, '#wizard.setupMode'),
@@ -462,6 +510,8 @@ export const lifecycleMachine = setup({
               on: {
                 CHOOSE_FRESH: { target: '#wizard.tlsCredential', actions: 'clearError' },
                 RESTORE_BACKUP: { target: 'restoringBackup', actions: 'clearError' },
+                // Under HSM storage the KEK and DEK exist by now: no way back past them.
+                BACK: { guard: 'noKeyMade', target: '#wizard.cryptoStorage', actions: 'clearError' },
               },
             },
             // The archive's store replaces this one (which goes to quarantine); its BOOT decides next.
@@ -561,7 +611,7 @@ export const lifecycleMachine = setup({
                 assertEvent(event, 'CREATE_ADMIN');
                 return { username: event.username };
               },
-              '#lifecycle.operational',
+              { target: '#lifecycle.operational', actions: { type: 'recordCompletion', params: { kind: 'setup' } } },
             ),
           },
         },
@@ -684,7 +734,7 @@ export const lifecycleMachine = setup({
               invoke: {
                 src: 'recoverDek',
                 input: {},
-                onDone: [{ guard: 'lostTokenCasPending', target: 'deactivatingLostCas' }, { target: 'loadingTls' }],
+                onDone: [{ guard: 'lostTokenCasPending', target: 'deactivatingLostCas' }, { target: 'checkingValues' }],
                 onError: [
                   { guard: 'wrongPassword', target: 'waiting', actions: 'countPasswordFailure' },
                   { target: 'waiting', actions: 'recordError' },
@@ -692,8 +742,17 @@ export const lifecycleMachine = setup({
               },
             },
             // Only when a crash or a failure cut the deactivation after the token set-up short.
-            deactivatingLostCas: deactivateLostCas('loadingTls'),
-            loadingTls: stepEffect('loadTlsFromDatabase', {}, { target: '#lifecycle.operational', actions: ['recordTls', 'resetPasswordFailures'] }),
+            deactivatingLostCas: deactivateLostCas('checkingValues'),
+            // Every stored secret value opened with the recovered DEKs: the summary's count.
+            checkingValues: stepEffect('checkSecretValues', {}, { target: 'loadingTls', actions: 'recordSecretValues' }),
+            loadingTls: stepEffect(
+              'loadTlsFromDatabase',
+              {},
+              {
+                target: '#lifecycle.operational',
+                actions: ['recordTls', 'resetPasswordFailures', { type: 'recordCompletion', params: { kind: 'recovery' } }],
+              },
+            ),
           },
         },
       },

@@ -59,6 +59,7 @@ const GUARD_MESSAGES: Record<string, string> = {
   mayRotateKek: 'keys are rotated under HSM storage only (software storage has no KEK), and not while a DEK rotation is unfinished (finish it with ROTATE_DEK)',
   mayRotateDek: 'keys are rotated under HSM storage only (software storage has no DEK), and not while a KEK rotation is unfinished (finish it with ROTATE_KEK)',
   storageIsHsm: 'this needs HSM storage: software storage has no token PIN or backup password',
+  noKeyMade: 'the keys are made already (the KEK and DEK exist under HSM storage): the set-up cannot go back past them',
   acknowledgesTheBreak: 'the revision acknowledged must be the first broken revision that start-up found (see `keyward audit verify`)',
 };
 

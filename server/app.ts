@@ -15,6 +15,7 @@ import { inventoryRoutes } from './web/routes/inventory';
 import { keyRoutes } from './web/routes/keys';
 import { probeRoutes } from './web/routes/probes';
 import { statusRoutes } from './web/routes/status';
+import { summaryRoutes } from './web/routes/summary';
 import { unlockRoutes } from './web/routes/unlock';
 import { finishRoutes } from './web/routes/wizard-finish';
 import { setupModeRoutes } from './web/routes/wizard-mode';
@@ -69,6 +70,7 @@ export function createApp(deps: WebDeps): Express {
   app.use(autoRestoreRoutes(deps));
   app.use(authRoutes(deps));
   app.use(statusRoutes(deps));
+  app.use(summaryRoutes(deps));
   app.use(keyRoutes(deps));
   app.use(backupRoutes(deps));
   app.use(deviceRoutes(deps));

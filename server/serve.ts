@@ -118,7 +118,9 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
     if (delay === null || retry !== null || stopped) return;
     const ms = delays[delay];
     if (ms === undefined) throw new Error(`the machine names a delay ${delay} that the server does not know`);
+    deps.bootRetry.nextAt = new Date(Date.now() + ms).toISOString();
     retry = setTimeout(() => {
+      deps.bootRetry.nextAt = null;
       void deps.work.track(
         (async () => {
           const { state: now } = await runtime.engine.inspect({ historyLimit: 0 }).catch(() => ({ state }));

@@ -14,6 +14,7 @@ import * as bootLease from './012_boot_lease';
 import * as sharedWebState from './013_shared_web_state';
 import * as backupRuns from './014_backup_runs';
 import * as deviceAudit from './017_device_audit';
+import * as sessionSummaryPass from './018_session_summary_pass';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -37,6 +38,7 @@ const migrations: Record<string, Migration> = {
   '013_shared_web_state': sharedWebState,
   '014_backup_runs': backupRuns,
   '017_device_audit': deviceAudit,
+  '018_session_summary_pass': sessionSummaryPass,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

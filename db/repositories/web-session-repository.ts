@@ -8,6 +8,8 @@ export interface WebSessionRecord {
   adminUserId: number | null;
   /** Joined from admin_users; null for a set-up session. */
   adminUsername: string | null;
+  /** The completion (its time) whose summary page this session may see: it finished that set-up or recovery. */
+  summaryOf: string | null;
   createdAt: string;
   lastSeenAt: string;
   expiresAt: string;
@@ -17,6 +19,7 @@ export interface NewWebSession {
   idHash: string;
   setupAuthorized: boolean;
   adminUserId: number | null;
+  summaryOf?: string | null;
   createdAt: string;
   expiresAt: string;
 }
@@ -40,6 +43,7 @@ export class WebSessionRepository {
       id_hash: session.idHash,
       setup_authorized: session.setupAuthorized,
       admin_user_id: session.adminUserId,
+      ...(session.summaryOf ? { summary_of: session.summaryOf } : {}),
       created_at: session.createdAt,
       last_seen_at: session.createdAt,
       expires_at: session.expiresAt,
@@ -87,6 +91,7 @@ function toRecord(row: WebSessionRow & { admin_username: string | null }): WebSe
     setupAuthorized: Boolean(row.setup_authorized),
     adminUserId: row.admin_user_id === null || row.admin_user_id === undefined ? null : Number(row.admin_user_id),
     adminUsername: row.admin_username ?? null,
+    summaryOf: row.summary_of ?? null,
     createdAt: row.created_at,
     lastSeenAt: row.last_seen_at,
     expiresAt: row.expires_at,

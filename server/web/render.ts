@@ -1,5 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Inspection } from '../lifecycle-engine';
+import { phaseOf } from './lifecycle-phase';
+import { timeUntil, utcTime } from './time-text';
 import { contextOf } from './request-context';
 import type { WebDeps } from './web-deps';
 
@@ -29,6 +31,8 @@ export function renderPage(deps: WebDeps, req: Request, res: Response, view: str
     csrfToken: deps.csrf.token(req, res),
     user: session?.adminUsername ?? null,
     setupSession: session?.setupAuthorized ?? false,
+    // The navigation offers only the pages that open in this phase (the others would redirect).
+    phase: phaseOf((locals.inspection as Inspection | undefined)?.state ?? deps.watcher.current?.state ?? ''),
     path: req.path,
     values: {},
     errors: {},
@@ -36,6 +40,8 @@ export function renderPage(deps: WebDeps, req: Request, res: Response, view: str
     formError: null,
     formErrorCode: null,
     formStep: formStepOf(locals.inspection as Inspection | undefined),
+    utcTime,
+    timeUntil,
     ...locals,
   });
 }

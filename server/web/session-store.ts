@@ -23,7 +23,7 @@ export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, WebSessionRecord>();
 
   async create(session: NewWebSession, adminUsername: string | null): Promise<void> {
-    this.sessions.set(session.idHash, { ...session, adminUsername, lastSeenAt: session.createdAt });
+    this.sessions.set(session.idHash, { ...session, summaryOf: session.summaryOf ?? null, adminUsername, lastSeenAt: session.createdAt });
   }
 
   async find(idHash: string): Promise<WebSessionRecord | null> {

@@ -72,9 +72,32 @@ export class SessionService {
     await this.store.create(record, adminUsername);
     if (previous) await this.store.delete(previous.idHash);
     res.cookie(SESSION_COOKIE, id, COOKIE_OPTIONS);
-    const session: WebSessionRecord = { ...record, adminUsername, lastSeenAt: record.createdAt };
+    const session: WebSessionRecord = { ...record, summaryOf: null, adminUsername, lastSeenAt: record.createdAt };
     req.keyward = { sessionId: id, session };
     return session;
+  }
+
+  /**
+   * The session that finished a set-up or recovery may see its summary (`completedAt` names it): under
+   * a new id, keeping an administrator's login, without the set-up authorization the completion ends.
+   */
+  async passSummary(req: Request, res: Response, completedAt: string): Promise<void> {
+    const previous = contextOf(req).session;
+    const now = this.clock();
+    const id = newId();
+    const record = {
+      idHash: hashId(id),
+      setupAuthorized: false,
+      adminUserId: previous?.adminUserId ?? null,
+      summaryOf: completedAt,
+      createdAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + this.limits.maxMs).toISOString(),
+    };
+    const adminUsername = previous?.adminUsername ?? null;
+    await this.store.create(record, adminUsername);
+    if (previous) await this.store.delete(previous.idHash);
+    res.cookie(SESSION_COOKIE, id, COOKIE_OPTIONS);
+    req.keyward = { sessionId: id, session: { ...record, adminUsername, lastSeenAt: record.createdAt } };
   }
 
   /** Logs out: the row is deleted and the browser gets a fresh anonymous id. */

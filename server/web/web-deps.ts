@@ -41,6 +41,8 @@ export interface WebDeps {
   backups: BackupSchedule;
   /** The backup and drill gauges on /metrics. */
   backupMetrics: BackupMetrics;
+  /** When this process's outage retry (a BOOT after `bootAfter`) runs next; set by server/serve.ts, null when none is armed. */
+  bootRetry: { nextAt: string | null };
   /** True once this process's BOOT has settled. */
   booted(): boolean;
   /** This process as a node of the deployment (`keyward start`): its own readiness; absent where no server runs. */

@@ -106,6 +106,7 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     keyMetrics: new KeyMetrics(runtime, metrics, logger, config.watchIntervalMs),
     backups,
     backupMetrics: new BackupMetrics(backups, metrics, logger, config.watchIntervalMs),
+    bootRetry: { nextAt: null },
     booted: options.booted,
     node: options.node,
   };

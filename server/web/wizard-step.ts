@@ -3,7 +3,9 @@ import type { Inspection } from '../lifecycle-engine';
 import { homeFor, inspectionOf } from './access';
 import { field, FORM_STEP_FIELD, formStepOf } from './render';
 import { WebError } from './web-errors';
-import { hsmTypeOf } from './wizard-paths';
+import { phaseOf } from './lifecycle-phase';
+import type { WebDeps } from './web-deps';
+import { hsmTypeOf, PATHS } from './wizard-paths';
 
 type Handler = (req: Request, res: Response, inspection: Inspection) => Promise<void> | void;
 
@@ -62,6 +64,19 @@ export function stepAction(wizardStates: readonly string[], handle: Handler): Re
     }
     await handle(req, res, inspection);
   };
+}
+
+/**
+ * After a set-up's or a recovery's last step: when it reached operation, this session may see the
+ * summary (SessionService.passSummary), and goes there; otherwise as afterEvent.
+ */
+export async function afterLastStep(deps: WebDeps, req: Request, res: Response, after: Inspection | null, fallback: Inspection): Promise<void> {
+  const completion = after?.context.lastCompletion;
+  if (after && completion && phaseOf(after.state) === 'operational') {
+    await deps.sessions.passSummary(req, res, completion.at);
+    return res.redirect(303, PATHS.summary);
+  }
+  afterEvent(req, res, after, fallback);
 }
 
 /** Where to go after an event: the page of the state it led to, as the watcher has just read it. */

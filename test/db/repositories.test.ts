@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isSchemaPresent, migrateToLatest, pendingMigrations } from '../../db/database';
 import { migrationSource } from '../../db/migrations';
-import { Store } from '../../db/store';
+import { Store, WebSessionRepository } from '../../db/store';
 import { ValidationError } from '../../db/validation';
 import { DekKeyring, generateDek } from '../../crypto/dek-keyring';
 import type { WrappedKey } from '../../hsm/key-wrapper';
@@ -171,6 +171,35 @@ describe.each(engines())('repositories on %s', (engine) => {
     const id = await store.devices.create({ name: 'software-device', estPassword: 'visible-by-design' });
     expect(Buffer.from((await store.db<DeviceRow>('devices').where({ id }).first())!.est_password!).toString('utf8')).toBe('visible-by-design');
     await store.storage.setStorageType('softhsm');
+  });
+
+  it('checks every stored secret value with the keyring: a plaintext value left under HSM storage is named, never shown', async () => {
+    const columns: Array<[string, string]> = [
+      ['devices', 'est_password'],
+      ['devices', 'cmp_shared_secret'],
+      ['credentials', 'private_key'],
+      ['tls_server_credentials', 'private_key'],
+      ['custody_canary', 'value'],
+      ['log_chain_keys', 'sealed_key'],
+      ['web_secrets', 'value'],
+    ];
+    let stored = 0;
+    for (const [table, column] of columns) stored += Number((await store.db(table).whereNotNull(column).count({ n: '*' }).first())?.n ?? 0);
+    const plaintext = (await store.db<DeviceRow>('devices').where({ name: 'software-device' }).first())!.id;
+    const check = await store.secrets.checkAll(2);
+    expect(check).toEqual({ checked: stored, readable: stored - 1, unreadable: [`devices.est_password #${plaintext}`] });
+    expect(JSON.stringify(check)).not.toContain('visible-by-design');
+  });
+
+  it('keeps the summary a session may see beside the session, and the end of the set-up spares it', async () => {
+    const sessions = new WebSessionRepository(store.db);
+    const at = '2026-12-07T12:00:00.000Z';
+    const session = { setupAuthorized: false, adminUserId: null, createdAt: at, expiresAt: '2099-01-01T00:00:00.000Z' };
+    await sessions.create({ ...session, idHash: 'a1'.repeat(32), summaryOf: at });
+    await sessions.create({ ...session, idHash: 'b2'.repeat(32), setupAuthorized: true });
+    await sessions.revokeSetupAuthorizations();
+    expect(await sessions.find('a1'.repeat(32))).toMatchObject({ summaryOf: at, setupAuthorized: false });
+    expect(await sessions.find('b2'.repeat(32))).toBeNull();
   });
 
   it('fails clearly when the hierarchy is locked', async () => {

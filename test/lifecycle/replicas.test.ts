@@ -52,7 +52,7 @@ describePg('three replicas on one PostgreSQL database', () => {
     const installer = set.node(1).client();
     expect(await unlock(installer, await set.setupCode(set.node(1)))).toBe('/setup-wizard/crypto-storage-setup/');
     let at = await step(installer, '/setup-wizard/crypto-storage-setup/', { storageType: 'softhsm' });
-    at = await step(installer, at, { ...HSM_FORM, pin: secrets.pin, soPin: secrets.soPin });
+    at = await step(installer, at, { ...HSM_FORM, pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin });
     set.mountPin(set.node(1));
     await step(installer, at, { mode: 'fresh' });
     at = await step(installer, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
@@ -162,7 +162,7 @@ describePg('three replicas on one PostgreSQL database', () => {
       const { state, wizardState } = await lifecycleOf(client);
       if (state === 'operational') return;
       if (wizardState === 'WIZARD_SETUP_HSM_AUTORESTORE') {
-        await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { ...HSM_FORM, pin: secrets.pin, soPin: secrets.soPin });
+        await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { ...HSM_FORM, pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin });
       } else if (wizardState === 'WIZARD_AUTO_RESTORE_PASSWORD') {
         await step(client, '/setup-wizard/auto_restore_password/', { password: secrets.backup });
       } else {

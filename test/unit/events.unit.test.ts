@@ -36,6 +36,7 @@ const SAMPLES: Record<string, Record<string, string>> = {
   CREATE_ADMIN: { username: 'admin' },
   SUBMIT_BACKUP_PASSWORD: {},
   DECLARE_TOKEN_LOST: {},
+  BACK: {},
   ACKNOWLEDGE_LOG_BREAK: { revision: '7' },
   ROTATE_KEK: {},
   ROTATE_DEK: {},

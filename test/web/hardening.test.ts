@@ -112,7 +112,9 @@ describe('web: hardening after the first outside review', () => {
       server.deleteTokens();
       await server.start();
       admin.baseUrl = server.url;
-      expect(await step(admin, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { ...SOFTHSM, pin: secrets.pin, soPin: secrets.soPin })).toBe('/setup-wizard/auto_restore_password/');
+      expect(await step(admin, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { ...SOFTHSM, pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin })).toBe(
+        '/setup-wizard/auto_restore_password/',
+      );
       await step(admin, '/setup-wizard/auto_restore_password/', { password: secrets.backupPassword });
       expect((await lifecycleOf(admin)).state).toBe('operational');
       const sources = await query(server, (db) => db('transition_log').distinct('source').pluck('source'));

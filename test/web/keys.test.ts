@@ -16,13 +16,7 @@ function metric(body: string, series: string): number | null {
 }
 
 /** The secret keys pkcs11-tool (an independent client) sees on the token, by CKA_ID. */
-function kekIdsOnToken(server: KeywardServer, pin: string): string[] {
-  const listing = server.pkcs11Tool(['--token-label', 'Trustpoint-SoftHSM', '--login', '--pin', 'env:KW_TEST_PIN', '--list-objects', '--type', 'secrkey'], pin);
-  return listing
-    .split(/Secret Key Object/)
-    .filter((object) => /label:\s+trustpoint-kek\s/.test(object))
-    .map((object) => /ID:\s+([0-9a-f]+)/.exec(object)?.[1] ?? '');
-}
+const kekIdsOnToken = (server: KeywardServer, pin: string): string[] => server.kekIdsOnToken(pin);
 
 async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

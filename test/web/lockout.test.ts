@@ -38,7 +38,14 @@ describe('web: the auto-restore password lockout', () => {
     expect((await client.get('/readyz')).status).toBe(503);
     expect(await unlock(client, await server.setupCode())).toBe('/setup-wizard/auto-restore-hsm-setup/softhsm/');
     expect(
-      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', pin: secrets.pin, soPin: secrets.soPin }),
+      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', {
+        modulePath: '/usr/lib/softhsm/libsofthsm2.so',
+        label: 'Trustpoint-SoftHSM',
+        pin: secrets.pin,
+        pinConfirm: secrets.pin,
+        soPin: secrets.soPin,
+        soPinConfirm: secrets.soPin,
+      }),
     ).toBe('/setup-wizard/auto_restore_password/');
     expect((await client.get('/readyz')).status).toBe(503);
 

@@ -77,9 +77,16 @@ describe('web: restoring a backup archive onto a new host', () => {
 
     // ── auto-restore on the new host ──
     expect(
-      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', pin: secrets.pin, soPin: secrets.soPin }),
+      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', {
+        modulePath: '/usr/lib/softhsm/libsofthsm2.so',
+        label: 'Trustpoint-SoftHSM',
+        pin: secrets.pin,
+        pinConfirm: secrets.pin,
+        soPin: secrets.soPin,
+        soPinConfirm: secrets.soPin,
+      }),
     ).toBe('/setup-wizard/auto_restore_password/');
-    expect(await step(client, '/setup-wizard/auto_restore_password/', { password: secrets.backupPassword })).toBe('/login');
+    expect(await step(client, '/setup-wizard/auto_restore_password/', { password: secrets.backupPassword })).toBe('/summary');
     expect(servedFingerprint(target.port)).toBe(sourceTls);
 
     // ── the archive's administrator and device ──

@@ -131,7 +131,7 @@ describePg('web: two nodes on one PostgreSQL share the set-up code, the CSRF key
       return new URL(response.location!).pathname;
     };
     let at = await crossPost(a, b, '/setup-wizard/crypto-storage-setup/', { storageType: 'softhsm' });
-    at = await crossPost(b, a, at, { modulePath: SOFTHSM_MODULE, label: 'Trustpoint-SoftHSM', slot: '', pin: secrets.pin, soPin: secrets.soPin });
+    at = await crossPost(b, a, at, { modulePath: SOFTHSM_MODULE, label: 'Trustpoint-SoftHSM', slot: '', pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin });
 
     // The DEK exists: the plaintext key was replaced by a new one, sealed (docs/formats.md §4).
     const after = await dump();
@@ -148,7 +148,7 @@ describePg('web: two nodes on one PostgreSQL share the set-up code, the CSRF key
     at = await crossPost(b, a, at, { password: secrets.backupPassword, passwordConfirm: secrets.backupPassword });
     at = await crossPost(a, b, at, { choice: 'skip' });
     at = await crossPost(b, a, at, { username: 'admin', password: secrets.adminPassword, passwordConfirm: secrets.adminPassword });
-    expect(at).toBe('/login');
+    expect(at).toBe('/summary');
 
     // Failed logins through both nodes add up to one limit (unknown names: no account's own lock).
     const attacker = new WebClient(a.url);

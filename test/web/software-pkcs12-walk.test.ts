@@ -45,7 +45,7 @@ describe('web: software storage wizard with a PKCS#12 import in a browser', () =
     await submit(page, 'button[type=submit]');
 
     expect(pathOf(page)).toBe('/setup-wizard/setup_mode/');
-    await browser.shot('setup-mode');
+    expect(await browser.shot('setup-mode')).toEqual([]);
     await submit(page, 'button[value=fresh]');
 
     expect(pathOf(page)).toBe('/setup-wizard/select_tls_server_credential/');
@@ -97,6 +97,12 @@ describe('web: software storage wizard with a PKCS#12 import in a browser', () =
     await page.fill('#passwordConfirm', adminPassword);
     await submit(page, 'button[type=submit]');
 
+    // The summary: software storage keeps no key apart from the database.
+    expect(pathOf(page)).toBe('/summary');
+    expect(await browser.shot('summary-software')).toEqual([]);
+    expect(await text(page, '#summary-storage')).toMatch(/^software/);
+    expect(await page.$('#summary-kek-id')).toBeNull();
+    await submit(page, '#continue');
     expect(pathOf(page)).toBe('/login');
     await logIn(browser, 'operator', adminPassword);
     expect(pathOf(page)).toBe('/status');

@@ -4,7 +4,7 @@ import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
 import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
-import { afterEvent, stepAction, stepPage } from '../wizard-step';
+import { afterLastStep, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
 import { hsmSetupRoutes } from './wizard-storage';
 
@@ -39,7 +39,7 @@ export function autoRestoreRoutes(deps: WebDeps): Router {
       const { result, after } = await sendEvent(deps, req, 'SUBMIT_BACKUP_PASSWORD', payload, secrets);
       const failure = failureOf(result, { mainField: 'password', fields: ['password'] });
       if (failure) return render(req, res, after ?? inspection, { ...fieldFailure(failure) }, failure.status);
-      afterEvent(req, res, after, inspection);
+      await afterLastStep(deps, req, res, after, inspection);
     }),
   );
 

@@ -4,6 +4,8 @@ import { GCM_ENCRYPTION_LIMIT } from '../../../crypto/dek-keyring';
 import { listNodes } from '../../node-health';
 import { rotationsDue } from '../../rotation-policy';
 import { inspectionOf, requireAdmin } from '../access';
+import { custodyFacts } from '../custody-facts';
+import { describeScenario } from '../scenario-text';
 import { renderPage } from '../render';
 import type { WebDeps } from '../web-deps';
 import { PATHS } from '../wizard-paths';
@@ -15,9 +17,8 @@ export function statusRoutes(deps: WebDeps): Router {
   router.get(PATHS.status, ...requireAdmin(deps), async (req, res) => {
     const { store, custody, keyring } = deps.runtime;
     const inspection = inspectionOf(res);
-    const storageType = await store.storage.storageType();
-    const token = await store.storage.token();
-    const material = await store.keyMaterial.current();
+    const { material, ...facts } = await custodyFacts(deps);
+    const { storageType } = facts;
     const due = isHsmStorage(storageType) ? rotationsDue(await store.keyMaterial.keyset(), new Date(), deps.runtime.config.rotation) : [];
     let dekLoaded: string | null = null;
     if (isHsmStorage(storageType)) {
@@ -31,19 +32,14 @@ export function statusRoutes(deps: WebDeps): Router {
     renderPage(deps, req, res, 'status', {
       title: 'Status',
       inspection,
-      storageType,
-      hsm: isHsmStorage(storageType),
-      token,
-      kekLabel: material?.wrapped?.kek.label ?? token?.kekLabel ?? null,
-      kekId: material?.wrapped?.kek.id || null,
-      dekKeyId: material?.dekKeyId ?? null,
+      ...facts,
+      scenarioSentence: describeScenario(inspection.scenario),
+      lastCompletion: inspection.context.lastCompletion ?? null,
       dekLoaded,
       gcmEncryptions: material?.gcmEncryptions ?? 0,
       gcmEncryptionsInProcess: material ? keyring.encryptions(material.dekKeyId) : 0,
       gcmLimit: GCM_ENCRYPTION_LIMIT,
-      backupPasswordSet: material?.backupCopy != null,
       due,
-      served: { fingerprintSha256: deps.tls.fingerprintSha256, notAfter: deps.tls.notAfter },
       recorded: inspection.context.tls,
       nodes: await listNodes(deps.runtime),
       selfNodeId: deps.node?.nodeId ?? null,

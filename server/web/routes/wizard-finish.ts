@@ -4,7 +4,7 @@ import type { Inspection } from '../../lifecycle-engine';
 import { field, FormState, renderPage } from '../render';
 import { failureOf, fieldFailure, formEvent, sendEvent } from '../web-events';
 import type { WebDeps } from '../web-deps';
-import { afterEvent, stepAction, stepPage } from '../wizard-step';
+import { afterEvent, afterLastStep, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
 import { checkNewPassword, PASSWORD_RULES } from './password-form';
 
@@ -77,7 +77,7 @@ export function finishRoutes(deps: WebDeps): Router {
       const { result, after } = await sendEvent(deps, req, 'CREATE_ADMIN', payload, secrets);
       const failure = failureOf(result, { mainField: 'username', fields: ['username', 'password', 'passwordConfirm'] });
       if (failure) return renderAdmin(req, res, after ?? inspection, { values, ...fieldFailure(failure) }, failure.status);
-      afterEvent(req, res, after, inspection);
+      await afterLastStep(deps, req, res, after, inspection);
     }),
   );
 

@@ -27,19 +27,20 @@ export async function step(client: WebClient, page: string, fields: Record<strin
   return expectRedirect(await client.postForm(page, action, fields), `${action}`);
 }
 
-/** The whole wizard over HTTP (no browser), for the tests about what surrounds it. */
-export async function walkWizard(client: WebClient, storage: 'software' | 'softhsm', secrets: WizardSecrets, username = 'admin'): Promise<void> {
+/** The whole wizard over HTTP (no browser), for the tests about what surrounds it; a physical HSM's token exists already. */
+export async function walkWizard(client: WebClient, storage: 'software' | 'softhsm' | 'physical_hsm', secrets: WizardSecrets, username = 'admin'): Promise<void> {
   let at = await step(client, '/setup-wizard/crypto-storage-setup/', { storageType: storage });
-  if (storage === 'softhsm') {
-    at = await step(client, at, { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '', pin: secrets.pin, soPin: secrets.soPin });
+  if (storage !== 'software') {
+    const pins = { pin: secrets.pin, pinConfirm: secrets.pin, ...(storage === 'softhsm' ? { soPin: secrets.soPin, soPinConfirm: secrets.soPin } : {}) };
+    at = await step(client, at, { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '', ...pins });
   }
   await step(client, at, { mode: 'fresh' });
   at = await step(client, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
   at = await step(client, at, {});
-  if (storage === 'softhsm') at = await step(client, at, { password: secrets.backupPassword, passwordConfirm: secrets.backupPassword });
+  if (storage !== 'software') at = await step(client, at, { password: secrets.backupPassword, passwordConfirm: secrets.backupPassword });
   at = await step(client, at, { choice: 'skip' });
   at = await step(client, at, { username, password: secrets.adminPassword, passwordConfirm: secrets.adminPassword });
-  if (at !== '/login') throw new Error(`after the wizard: at ${at}, not /login`);
+  if (at !== '/summary') throw new Error(`after the wizard: at ${at}, not /summary`);
 }
 
 export async function logIn(client: WebClient, username: string, password: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { openDatabase } from '../../../db/database';
 import { PROJECT_ROOT } from '../../../server/config';
 import { testDir } from '../../support/run-dir';
 import { registerSecretShownIn, registerSecretSource } from '../../support/secrets';
@@ -156,6 +157,25 @@ export class KeywardServer {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+  }
+
+  /** The CKA_IDs of the KEKs on this home's token, as pkcs11-tool lists them. */
+  kekIdsOnToken(pin: string, tokenLabel = 'Trustpoint-SoftHSM'): string[] {
+    const listing = this.pkcs11Tool(['--token-label', tokenLabel, '--login', '--pin', 'env:KW_TEST_PIN', '--list-objects', '--type', 'secrkey'], pin);
+    return listing
+      .split(/Secret Key Object/)
+      .filter((object) => /label:\s+trustpoint-kek\s/.test(object))
+      .map((object) => /ID:\s+([0-9a-f]+)/.exec(object)?.[1] ?? '');
+  }
+
+  /** Reads (or, while the server is stopped, changes) the home's SQLite database. */
+  async query<T>(fn: (db: ReturnType<typeof openDatabase>) => Promise<T>): Promise<T> {
+    const db = openDatabase({ client: 'sqlite', filename: join(this.home, 'keyward.sqlite') });
+    try {
+      return await fn(db);
+    } finally {
+      await db.destroy();
+    }
   }
 
   /** As a container with a volatile token directory loses its tokens. */
