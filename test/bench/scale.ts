@@ -103,7 +103,9 @@ function main(): void {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  process.stdout.write(`\n| secret values | database | backup: time, peak memory | restore | restore + auto-restore: time, peak memory | DEK rotation: time, peak memory |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n`);
+  process.stdout.write(
+    `\n| secret values | database | backup: time, peak memory | restore | restore + auto-restore: time, peak memory | DEK rotation: time, peak memory |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n`,
+  );
 }
 
 if (require.main === module) {
