@@ -103,12 +103,13 @@ export class SecondKekRepository {
     await trx('kek_wraps').whereIn('dek_key_id', [...dekKeyIds]).delete();
   }
 
-  /** The configuration, every wrap under the second KEK and its health row, in one transaction. */
+  /** The configuration, every wrap under the second KEK and the health rows, in one transaction. */
   async remove(): Promise<void> {
     await this.db.transaction(async (trx) => {
       await trx('kek_wraps').where({ kek: SECOND }).delete();
       await trx('second_kek_config').delete();
-      await trx('kek_health').where({ kek: SECOND }).delete();
+      // Without a second KEK there is nothing to tell the primary's health from: both rows go.
+      await trx('kek_health').delete();
     });
   }
 
@@ -126,11 +127,6 @@ export class SecondKekRepository {
       if (!row) await trx('kek_health').insert({ kek, healthy, since: at, problem });
       else await trx('kek_health').where({ kek }).update({ healthy, problem, since: Boolean(row.healthy) === healthy ? row.since : at });
     });
-  }
-
-  /** Forgets the health of a KEK that is not configured (the primary's without a second KEK). */
-  async forgetHealth(): Promise<void> {
-    if (await this.db.schema.hasTable('kek_health')) await this.db('kek_health').delete();
   }
 }
 

@@ -74,6 +74,19 @@ export class WebMetrics {
     registers: [this.registry],
   });
 
+  readonly kekHealthy = new Gauge({
+    name: 'keyward_kek_healthy',
+    help: 'With a second KEK: 1 when the KEK (primary, second) unwrapped its copy of every live DEK at the last probe, 0 when not',
+    labelNames: ['kek'],
+    registers: [this.registry],
+  });
+  readonly kekHealthSince = new Gauge({
+    name: 'keyward_kek_health_since_seconds',
+    help: 'With a second KEK: since when (Unix time) each KEK has been healthy or unhealthy as keyward_kek_healthy says',
+    labelNames: ['kek'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
@@ -128,6 +141,16 @@ export class WebMetrics {
     this.reencryptionDone.set(job?.valuesDone ?? 0);
     this.reencryptionLeft.set(rate.valuesLeft);
     this.reencryptionRate.set(rate.valuesPerSecond);
+  }
+
+  /** Each KEK's health as the last probe recorded it; no series without a second KEK. */
+  observeKekHealth(health: ReadonlyArray<{ kek: string; healthy: boolean; since: string }>): void {
+    this.kekHealthy.reset();
+    this.kekHealthSince.reset();
+    for (const { kek, healthy, since } of health) {
+      this.kekHealthy.set({ kek }, healthy ? 1 : 0);
+      this.kekHealthSince.set({ kek }, Date.parse(since) / 1000);
+    }
   }
 
   observeNodes(states: readonly string[]): void {
