@@ -5,6 +5,9 @@ import { newSecret, registerSecretSource } from '../support/secrets';
 import { SoftHsm, SOFTHSM_MODULE } from '../support/softhsm';
 import { completeSoftHsmWizard, SOFTHSM_SETUP, wizardSecrets, withStore } from '../support/wizard';
 import type { WrappedKey } from '../../hsm/key-wrapper';
+import { Browser, pathOf } from '../web/support/browser';
+import { logIn } from '../web/support/pages';
+import { WebClient } from '../web/support/web-client';
 
 /**
  * Issue 15's second KEK, on SoftHSM2 with two tokens in one token directory: the keyset wrapped
@@ -89,6 +92,37 @@ async function expectBothCopies(): Promise<void> {
   }
 }
 
+/**
+ * A server on the degraded install: ready, /metrics marks the first KEK unhealthy, the status page
+ * says so in a sentence and fits at both widths.
+ */
+async function expectServedDegraded(): Promise<void> {
+  const { child, port } = await cli.startServer();
+  const browser = await Browser.launch('second-kek');
+  try {
+    const client = new WebClient(`https://127.0.0.1:${port}`);
+    expect((await client.get('/readyz')).status).toBe(200);
+    const metrics = (await client.get('/metrics')).body;
+    expect(metrics).toMatch(/^keyward_kek_healthy\{kek="primary"\} 0$/m);
+    expect(metrics).toMatch(/^keyward_kek_healthy\{kek="second"\} 1$/m);
+    expect(metrics).toMatch(/^keyward_kek_health_since_seconds\{kek="primary"\} \d+/m);
+    const page = browser.page;
+    await page.goto(`https://127.0.0.1:${port}/status`);
+    expect(pathOf(page)).toBe('/login');
+    await logIn(browser, 'admin', secrets.admin);
+    expect(pathOf(page)).toBe('/status');
+    expect(await page.getAttribute('.kek-health[data-kek="primary"]', 'data-healthy')).toBe('false');
+    expect(await page.getAttribute('.kek-health[data-kek="second"]', 'data-healthy')).toBe('true');
+    expect(await page.textContent('.kek-unhealthy[data-kek="primary"]')).toMatch(/keyward runs from the second KEK\. Set up a new first token/);
+    expect(await browser.shotAtBothWidths('status-first-kek-lost', page)).toEqual([]);
+  } finally {
+    await browser.close();
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
 beforeAll(async () => {
   ok(cli.run(['boot']));
   completeSoftHsmWizard(cli, secrets);
@@ -130,6 +164,7 @@ it('wraps every live DEK under the second KEK; either token lost, the other one 
   ]);
   expect(await withStore(cli, async (store) => (await store.devices.findByName('field-device'))!.estPassword)).toBe(estPassword);
   expect(degraded.accepts).toContain('SETUP_HSM');
+  await expectServedDegraded();
 
   // A new first token replaces the lost one from the second KEK, without the password.
   ok(cli.send('SETUP_HSM', SOFTHSM_SETUP, { pin: secrets.pin, soPin: secrets.soPin }));

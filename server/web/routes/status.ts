@@ -47,6 +47,9 @@ export function statusRoutes(deps: WebDeps): Router {
       recorded: inspection.context.tls,
       nodes: await listNodes(deps.runtime),
       selfNodeId: deps.node?.nodeId ?? null,
+      // A second KEK (docs/lifecycle.md "A second KEK"): its token, and each KEK's health as the last BOOT saw it.
+      secondKek: isHsmStorage(storageType) ? await store.secondKek.config() : null,
+      keks: isHsmStorage(storageType) ? await store.secondKek.health() : [],
     });
   });
 
