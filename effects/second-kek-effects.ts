@@ -32,7 +32,10 @@ export function secondKekEffects(custody: KeyCustody, kekLabel: string): SecondK
       if (/[\r\n]/.test(pin)) throw new ValidationError('pin', 'the PIN holds a line break; nothing was changed');
       const primary = await store.storage.token();
       if (primary && primary.modulePath === modulePath && primary.tokenLabel === label) {
-        throw new KeyCustodyError('SECOND_KEK_REFUSED', `token "${label}" holds the primary KEK already: the second KEK belongs in another token (another label or another module); nothing was changed`);
+        throw new KeyCustodyError(
+          'SECOND_KEK_REFUSED',
+          `token "${label}" holds the primary KEK already: the second KEK belongs in another token (another label or another module); nothing was changed`,
+        );
       }
       const existing = await store.secondKek.config();
       if (existing && (existing.modulePath !== modulePath || existing.tokenLabel !== label)) {

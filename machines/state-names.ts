@@ -59,7 +59,8 @@ const GUARD_MESSAGES: Record<string, string> = {
   mayRotateKek: 'keys are rotated under HSM storage only (software storage has no KEK), and not while a DEK rotation is unfinished (finish it with ROTATE_DEK)',
   mayRotateDek: 'keys are rotated under HSM storage only (software storage has no DEK), and not while a KEK rotation is unfinished (finish it with ROTATE_KEK)',
   storageIsHsm: 'this needs HSM storage: software storage has no token PIN or backup password',
-  primaryKekLost: 'a new first token is set up while operational only when the first KEK was lost and the second KEK kept the keyset (docs/lifecycle.md "A second KEK"), and hsmType must match the crypto storage',
+  primaryKekLost:
+    'a new first token is set up while operational only when the first KEK was lost and the second KEK kept the keyset (docs/lifecycle.md "A second KEK"), and hsmType must match the crypto storage',
   acknowledgesTheBreak: 'the revision acknowledged must be the first broken revision that start-up found (see `keyward audit verify`)',
 };
 

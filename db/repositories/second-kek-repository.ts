@@ -66,9 +66,7 @@ export class SecondKekRepository {
   async config(): Promise<SecondKekConfig | null> {
     if (!(await this.reader.schema.hasTable('second_kek_config'))) return null;
     const row = await this.reader<ConfigRow>('second_kek_config').where({ id: 1 }).first();
-    return row
-      ? { modulePath: row.module_path, tokenLabel: row.token_label, kekLabel: row.kek_label, kekId: row.kek_id, pinSource: row.pin_source, createdAt: row.created_at }
-      : null;
+    return row ? { modulePath: row.module_path, tokenLabel: row.token_label, kekLabel: row.kek_label, kekId: row.kek_id, pinSource: row.pin_source, createdAt: row.created_at } : null;
   }
 
   /** The second KEK's wrap of each DEK, by DEK key id. */
@@ -100,7 +98,9 @@ export class SecondKekRepository {
   /** Drops the wraps of retired DEKs; inside the retirement's transaction when given one. */
   async deleteWraps(dekKeyIds: readonly string[], trx: Knex = this.db): Promise<void> {
     if (!(await trx.schema.hasTable('kek_wraps'))) return;
-    await trx('kek_wraps').whereIn('dek_key_id', [...dekKeyIds]).delete();
+    await trx('kek_wraps')
+      .whereIn('dek_key_id', [...dekKeyIds])
+      .delete();
   }
 
   /** The configuration, every wrap under the second KEK and the health rows, in one transaction. */
@@ -125,7 +125,10 @@ export class SecondKekRepository {
     await this.db.transaction(async (trx) => {
       const row = await trx<HealthRow>('kek_health').where({ kek }).first();
       if (!row) await trx('kek_health').insert({ kek, healthy, since: at, problem });
-      else await trx('kek_health').where({ kek }).update({ healthy, problem, since: Boolean(row.healthy) === healthy ? row.since : at });
+      else
+        await trx('kek_health')
+          .where({ kek })
+          .update({ healthy, problem, since: Boolean(row.healthy) === healthy ? row.since : at });
     });
   }
 }
@@ -134,7 +137,16 @@ async function putWraps(trx: Knex, tokenLabel: string, wraps: ReadonlyMap<string
   const at = now();
   for (const [dekKeyId, wrapped] of wraps) {
     await trx('kek_wraps')
-      .insert({ dek_key_id: dekKeyId, kek: SECOND, token_label: tokenLabel, kek_label: wrapped.kek.label, kek_id: wrapped.kek.id, wrap_mechanism: wrapped.mechanism, wrapped_dek: wrapped.blob, created_at: at })
+      .insert({
+        dek_key_id: dekKeyId,
+        kek: SECOND,
+        token_label: tokenLabel,
+        kek_label: wrapped.kek.label,
+        kek_id: wrapped.kek.id,
+        wrap_mechanism: wrapped.mechanism,
+        wrapped_dek: wrapped.blob,
+        created_at: at,
+      })
       .onConflict(['dek_key_id', 'kek'])
       .merge();
   }

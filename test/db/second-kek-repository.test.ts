@@ -34,8 +34,18 @@ describe.each(engines())('the second KEK repository on %s', (engine) => {
   it('keeps the configuration and a wrap per DEK; a rotation adds and retires wraps; removal takes all', async () => {
     await store.secondKek.save(CONFIG, new Map([['dek-1', wrap(1)]]));
     expect(await store.secondKek.config()).toMatchObject(CONFIG);
-    await store.secondKek.putWraps(new Map([['dek-2', wrap(2)], ['dek-1', wrap(3)]]));
-    expect(await store.secondKek.wraps()).toEqual(new Map([['dek-1', wrap(3)], ['dek-2', wrap(2)]]));
+    await store.secondKek.putWraps(
+      new Map([
+        ['dek-2', wrap(2)],
+        ['dek-1', wrap(3)],
+      ]),
+    );
+    expect(await store.secondKek.wraps()).toEqual(
+      new Map([
+        ['dek-1', wrap(3)],
+        ['dek-2', wrap(2)],
+      ]),
+    );
     await store.secondKek.deleteWraps(['dek-1']);
     expect([...(await store.secondKek.wraps()).keys()]).toEqual(['dek-2']);
     await store.secondKek.recordHealth('second', true, null);

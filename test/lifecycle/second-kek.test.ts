@@ -63,7 +63,23 @@ function unwrapWithPkcs11Tool(token: { label: string; pin: string }, wrapped: Wr
   const login = ['--token-label', token.label, '--login', '--pin', 'env:KW_TEST_PIN'];
   try {
     const out = hsm.tool(
-      [...login, '--unwrap', '--mechanism', MECHANISM_CODES[wrapped.mechanism]!, '--id', wrapped.kek.id, '-i', blob, '--key-type', 'AES:', '--application-id', 'ee01', '--application-label', 'kw-check', '--extractable'],
+      [
+        ...login,
+        '--unwrap',
+        '--mechanism',
+        MECHANISM_CODES[wrapped.mechanism]!,
+        '--id',
+        wrapped.kek.id,
+        '-i',
+        blob,
+        '--key-type',
+        'AES:',
+        '--application-id',
+        'ee01',
+        '--application-label',
+        'kw-check',
+        '--extractable',
+      ],
       env,
     );
     return Buffer.from(/VALUE:\s+([0-9a-f]+)/.exec(out)![1]!, 'hex');
