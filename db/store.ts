@@ -12,6 +12,7 @@ import { DeviceRepository } from './repositories/device-repository';
 import { KeyMaterialRepository } from './repositories/key-material-repository';
 import { LifecycleRepository } from './repositories/lifecycle-repository';
 import { LogChainKeyRepository } from './repositories/log-chain-key-repository';
+import { SecondKekRepository } from './repositories/second-kek-repository';
 import { StorageConfigRepository } from './repositories/storage-config-repository';
 import { TlsCredentialRepository } from './repositories/tls-credential-repository';
 import { WebSecretRepository } from './repositories/web-secret-repository';
@@ -41,6 +42,8 @@ export class Store {
   readonly logChainKeys: LogChainKeyRepository;
   /** The keys the web processes share (the CSRF key): here because the DEK's creation replaces them. */
   readonly webSecrets: WebSecretRepository;
+  /** The second KEK: its token, its wrap of every live DEK, each KEK's health. */
+  readonly secondKek: SecondKekRepository;
   /** Storage type, token configuration and key material between lifecycle versions (off until enabled). */
   readonly cache = new ConfigCache();
 
@@ -63,6 +66,7 @@ export class Store {
     this.reencryption = new DekReencryption(db, reader, this.secrets, this.keyMaterial, keyring);
     this.logChainKeys = new LogChainKeyRepository(reader, this.secrets);
     this.webSecrets = new WebSecretRepository(db, this.secrets);
+    this.secondKek = new SecondKekRepository(db, reader);
   }
 
   static open(config: DatabaseConfig, keyring: DekKeyring): Store {

@@ -63,6 +63,47 @@ export class KeyCustody {
     return new Pkcs11KeyWrapper(await this.requireToken(), { kekId });
   }
 
+  /** The second KEK's token (docs/lifecycle.md "A second KEK"), or null when none is configured. */
+  async secondToken(): Promise<Pkcs11Token | null> {
+    const config = await this.store.secondKek.config();
+    if (!config) return null;
+    return new Pkcs11Token({ modulePath: config.modulePath, tokenLabel: config.tokenLabel, kekLabel: config.kekLabel, pin: parsePinSource(config.pinSource, this.config.secretsDir) });
+  }
+
+  /** The second KEK, by the CKA_ID recorded when it was added, or null when none is configured. */
+  async secondWrapper(): Promise<Pkcs11KeyWrapper | null> {
+    const config = await this.store.secondKek.config();
+    const token = await this.secondToken();
+    return config && token && new Pkcs11KeyWrapper(token, { kekId: config.kekId });
+  }
+
+  /** Unwraps the keyset with the second KEK's wraps; KEK_MISSING when one is not configured. */
+  async unwrapKeysetWithSecondKek(): Promise<string> {
+    const wrapper = await this.secondWrapper();
+    if (!wrapper) throw new KeyCustodyError('KEK_MISSING', 'no second KEK is configured');
+    const wraps = await this.store.secondKek.wraps();
+    return this.hierarchy.unwrapKeysetFrom(wrapper, (record) => wraps.get(record.dekKeyId));
+  }
+
+  /**
+   * Vault's multi-wrapper: the keyset unwraps with the primary KEK, or, when that fails and a second
+   * KEK is configured, with the second one. The primary's error is the one reported when both fail.
+   */
+  async unwrapKeysetWithAnyKek(): Promise<'primary' | 'second'> {
+    try {
+      await this.hierarchy.unwrapKeyset(await this.wrapper());
+      return 'primary';
+    } catch (error) {
+      if (!(await this.store.secondKek.config().catch(() => null))) throw error;
+      try {
+        await this.unwrapKeysetWithSecondKek();
+      } catch {
+        throw error;
+      }
+      return 'second';
+    }
+  }
+
   /**
    * Makes sure this process holds the DEK when storage is an HSM: another process (the CLI, another
    * replica) may have created or recovered it; this one unwraps it with the KEK.
@@ -71,7 +112,7 @@ export class KeyCustody {
     if (this.keyring.current !== null) return;
     if (!isHsmStorage(await this.store.storage.storageType())) return;
     if (!(await this.store.keyMaterial.current())) return;
-    await this.hierarchy.unwrapKeyset(await this.wrapper());
+    await this.unwrapKeysetWithAnyKek();
   }
 
   /**
@@ -81,6 +122,6 @@ export class KeyCustody {
   async reloadKeyset(): Promise<void> {
     if (this.keyring.current === null || !isHsmStorage(await this.store.storage.storageType())) return;
     this.store.keyMaterial.forgetReadings();
-    await this.hierarchy.unwrapKeyset(await this.wrapper());
+    await this.unwrapKeysetWithAnyKek();
   }
 }

@@ -8,6 +8,7 @@ import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
 import type { EffectContext, EffectInput, EffectOutput } from '../machines/effect-signatures';
 import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength } from './password-policy';
+import { coverWithSecondKek } from './second-kek-effects';
 
 type RotationEffect = 'generateNextKek' | 'wrapKeysetUnderKek' | 'destroyUnreferencedKeks' | 'addDek' | 'promoteDek' | 'reencryptValues' | 'retireOldDeks' | 'changeBackupPassword' | 'changeTokenPin';
 export type RotationImplementations = { [N in RotationEffect]: (input: EffectInput<N>, context: EffectContext) => Promise<EffectOutput<N>> };
@@ -72,7 +73,10 @@ export function keyRotationEffects(custody: KeyCustody, secretsDir: string): Rot
       await custody.ensureDek();
       const wrapper = await custody.wrapper();
       await checkpoint('before-add');
-      return custody.hierarchy.addDek(wrapper);
+      const added = await custody.hierarchy.addDek(wrapper);
+      // Every copy: the new DEK is wrapped under the second KEK too, before it is promoted.
+      await coverWithSecondKek(custody);
+      return added;
     },
 
     promoteDek: async ({ keyId }, { checkpoint }) => {
@@ -111,6 +115,7 @@ export function keyRotationEffects(custody: KeyCustody, secretsDir: string): Rot
       const chainKeys = old.map((id) => chainKeyFromDek(id, custody.keyring.key(id)));
       await store.keyMaterial.retire(old, async (trx) => {
         for (const chainKey of chainKeys) await store.logChainKeys.keep(trx, chainKey.id, chainKey.key);
+        await store.secondKek.deleteWraps(old, trx);
       });
       for (const id of old) custody.keyring.forget(id);
       return { retired: old };

@@ -7,6 +7,7 @@ import { recoverPinChange } from '../hsm/pin-change';
 import { parsePinSource } from '../hsm/pin-source';
 import type { Pkcs11Token } from '../hsm/pkcs11-token';
 import type { KeyCustody } from './key-custody';
+import { verifyWraps } from './second-kek-effects';
 import { auditTransitionLogForBoot } from './transition-log-audit';
 
 /**
@@ -69,7 +70,39 @@ export async function probeStartup(custody: KeyCustody, appVersion: string, wiza
   }
   // A token that could not be read says nothing about its KEK either.
   const kekKnown = probe.tokenPresent === null ? null : probe.tokenPresent && kekPresent;
-  return withLogAudit(custody, { ...context, tokenPresent: probe.tokenPresent, kekPresent: kekKnown, dekAvailable, tokenProblem }, deployment);
+  const primaryProblem = tokenProblem ?? (probe.tokenPresent === false ? 'TOKEN_MISSING' : kekKnown === false ? 'KEK_MISSING' : 'DEK_UNAVAILABLE');
+  const kekHealth = record?.wrapped ? await probeSecondKek(custody, dekAvailable, primaryProblem, clock) : null;
+  const probed: StartupContext = { ...context, tokenPresent: probe.tokenPresent, kekPresent: kekKnown, dekAvailable: dekAvailable || kekHealth?.second === true, tokenProblem };
+  return withLogAudit(custody, kekHealth ? { ...probed, kekHealth } : probed, deployment);
+}
+
+/**
+ * With a second KEK configured: when the primary unwrapped the keyset, the second's wraps are
+ * unwrapped and compared with it; when the primary did not, the keyset is unwrapped with the second
+ * (docs/lifecycle.md "A second KEK"). Each KEK's health is recorded with the time it last changed.
+ */
+async function probeSecondKek(custody: KeyCustody, primaryOk: boolean, primaryProblem: string, clock: () => Date): Promise<{ primary: boolean; second: boolean } | null> {
+  const repository = custody.store.secondKek;
+  if (!(await repository.config())) return null;
+  let secondOk = false;
+  let secondProblem: string | null = null;
+  try {
+    if (primaryOk) {
+      const wraps = await repository.wraps();
+      await verifyWraps(custody, (await custody.secondWrapper())!, (record) => wraps.get(record.dekKeyId) ?? null);
+    } else {
+      custody.keyring.clear();
+      await custody.unwrapKeysetWithSecondKek();
+    }
+    secondOk = true;
+  } catch (error) {
+    if (!primaryOk) custody.keyring.clear();
+    secondProblem = isKeyCustodyError(error) ? error.code : 'PKCS11_ERROR';
+  }
+  const at = clock().toISOString();
+  await repository.recordHealth('primary', primaryOk, primaryOk ? null : primaryProblem, at);
+  await repository.recordHealth('second', secondOk, secondProblem, at);
+  return { primary: primaryOk, second: secondOk };
 }
 
 /**

@@ -35,7 +35,8 @@ export type KeyCustodyErrorCode =
   | 'DEK_USAGE_EXHAUSTED'
   | 'DEK_NOT_PRIMARY'
   | 'BACKUP_KEY_MISSING'
-  | 'ROTATION_REFUSED';
+  | 'ROTATION_REFUSED'
+  | 'SECOND_KEK_REFUSED';
 
 export class KeyCustodyError extends KeywardError {
   declare readonly code: KeyCustodyErrorCode;

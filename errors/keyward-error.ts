@@ -88,6 +88,7 @@ const keyCustody = {
   DEK_NOT_PRIMARY: entry('CONFLICT', 409, 'Keyset rotated', 'Another process made a new data-encryption key the primary one; the write was not made.'),
   BACKUP_KEY_MISSING: entry('REFUSED', 409, 'Backup copy too old', 'The backup copy of the DEK is in the one-DEK format: change the backup password once before rotating the DEK.'),
   ROTATION_REFUSED: entry('REFUSED', 409, 'Rotation refused', 'The keys cannot be rotated now. Nothing was changed.'),
+  SECOND_KEK_REFUSED: entry('REFUSED', 409, 'Second KEK refused', 'The second KEK cannot be added or removed now. Nothing was changed.'),
 } satisfies Record<string, ErrorEntry>;
 
 /** The archive's format and the restore: each maps to the archive exit codes 10–16 as before. */

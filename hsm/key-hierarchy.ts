@@ -73,11 +73,20 @@ export class KeyHierarchy {
 
   /** Unwraps every live DEK with the KEK into the keyring; returns the primary's key id. */
   async unwrapKeyset(wrapper: KeyWrapper): Promise<string> {
+    return this.unwrapKeysetFrom(wrapper, (record) => record.wrapped);
+  }
+
+  /**
+   * Unwraps every live DEK with a KEK whose wraps are kept elsewhere (the second KEK's, by DEK key
+   * id); a DEK it holds no wrap of is KEK_MISSING. Returns the primary's key id.
+   */
+  async unwrapKeysetFrom(wrapper: KeyWrapper, wrapOf: (record: KeyMaterialRecord) => WrappedKey | null | undefined): Promise<string> {
     const keyset = await this.requireKeyset();
     for (const record of keyset) {
-      if (!record.wrapped) throw new KeyCustodyError('KEK_MISSING', `no wrapped copy of DEK ${record.dekKeyId} is stored: recover the keyset with the backup password`);
+      const wrapped = wrapOf(record);
+      if (!wrapped) throw new KeyCustodyError('KEK_MISSING', `no wrapped copy of DEK ${record.dekKeyId} is stored: recover the keyset with the backup password`);
       if (this.keyring.has(record.dekKeyId)) continue;
-      const key = await wrapper.unwrap(record.wrapped);
+      const key = await wrapper.unwrap(wrapped);
       try {
         this.keyring.install({ keyId: record.dekKeyId, key }, record.gcmEncryptions, false);
       } finally {
@@ -155,9 +164,20 @@ export class KeyHierarchy {
    * never the only one that holds it. Returns the key ids wrapped.
    */
   async rewrap(wrapper: KeyWrapper, kekCreatedAt: string = new Date().toISOString()): Promise<string[]> {
+    const wraps = await this.wrapKeyset(wrapper);
+    await this.store.replaceAllWrapped(wraps, kekCreatedAt);
+    return [...wraps.keys()];
+  }
+
+  /**
+   * Every live DEK (or those named) wrapped under the wrapper's KEK and unwrapped once to check it,
+   * stored nowhere: the caller keeps the wraps (the second KEK's). Needs the keyset loaded.
+   */
+  async wrapKeyset(wrapper: KeyWrapper, only?: ReadonlySet<string>): Promise<Map<string, WrappedKey>> {
     const keyset = await this.requireKeyset();
     const wraps = new Map<string, WrappedKey>();
     for (const record of keyset) {
+      if (only && !only.has(record.dekKeyId)) continue;
       const key = this.keyring.key(record.dekKeyId);
       const wrapped = await wrapper.wrap(key);
       const back = await wrapper.unwrap(wrapped);
@@ -166,8 +186,7 @@ export class KeyHierarchy {
       if (!same) throw new KeyCustodyError('WRAPPED_BLOB_CORRUPT', `the KEK ${wrapped.kek.id} did not give DEK ${record.dekKeyId} back unchanged: nothing was stored`);
       wraps.set(record.dekKeyId, wrapped);
     }
-    await this.store.replaceAllWrapped(wraps, kekCreatedAt);
-    return [...wraps.keys()];
+    return wraps;
   }
 
   /**

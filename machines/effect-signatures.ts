@@ -47,6 +47,12 @@ export interface EffectSignatures {
   changeTokenPin: { input: Record<string, never>; output: { changed: true } };
   /** Auto-restore: opens every stored secret value with the recovered keyset; counts, never values. */
   checkSecretValues: { input: Record<string, never>; output: { checked: number; readable: number; unreadable: string[] } };
+  /** The second KEK (found or made on its token) wraps every live DEK; key ids only. */
+  addSecondKek: { input: { modulePath: string; label: string }; output: { tokenLabel: string; kekId: string; reused: boolean; dekKeyIds: string[] } };
+  /** Its wraps deleted, its KEK destroyed where the token is reachable. */
+  removeSecondKek: { input: Record<string, never>; output: { tokenLabel: string; kekId: string; dekKeyIds: string[]; kekDestroyed: boolean } };
+  /** A new first token's KEK wraps the keyset the second KEK gave back. */
+  wrapKeysetUnderPrimary: { input: Record<string, never>; output: { kekId: string; dekKeyIds: string[] } };
 }
 
 export type EffectName = keyof EffectSignatures;

@@ -140,6 +140,15 @@ export const EVENT_SCHEMAS = {
     requires: (payload: { authorizeWith: PasswordChangeAuthority }) => (payload.authorizeWith === 'admin' ? ['password', 'adminPassword'] : ['password', 'currentPassword']),
   },
   CHANGE_TOKEN_PIN: { payload: NO_PAYLOAD, secrets: ['pin'] },
+  // A second KEK in another token (docs/lifecycle.md "A second KEK"): operational only.
+  ADD_SECOND_KEK: {
+    payload: z.object({
+      modulePath: text('modulePath').refine((path) => path.startsWith('/'), 'modulePath must be an absolute path to a PKCS#11 library'),
+      label: text('label', 32).refine((label) => TOKEN_LABEL.test(label), 'label must be 1–32 printable ASCII characters'),
+    }),
+    secrets: ['pin'],
+  },
+  REMOVE_SECOND_KEK: { payload: NO_PAYLOAD, secrets: [] },
   DECLARE_TOKEN_LOST: { payload: NO_PAYLOAD, secrets: [] },
   // The wizard's previous step, until the first key is made (a page's Back button).
   BACK: { payload: NO_PAYLOAD, secrets: [] },

@@ -230,6 +230,9 @@ export const lifecycleMachine = setup({
     checkSecretValues: effect('checkSecretValues'),
     changeBackupPassword: effect('changeBackupPassword'),
     changeTokenPin: effect('changeTokenPin'),
+    addSecondKek: effect('addSecondKek'),
+    removeSecondKek: effect('removeSecondKek'),
+    wrapKeysetUnderPrimary: effect('wrapKeysetUnderPrimary'),
   },
   guards: {
     versionScenarioIs: ({ context }, params: { scenario: VersionScenario }) => context.startup !== null && versionScenario(context.startup) === params.scenario,
@@ -255,6 +258,11 @@ export const lifecycleMachine = setup({
     rotationStepIs: ({ context }, params: { step: KekRotationStep | DekRotationStep }) => context.keyRotation?.step === params.step,
     // Software storage makes no key before the TLS credential: its set-up mode step may still go back.
     noKeyMade: ({ context }) => !isHsmStorage(context.storageType),
+    // Operational from the second KEK: the first token (or its KEK) was lost, and a new one may replace it.
+    primaryKekLost: ({ context, event }) =>
+      context.startup?.kekHealth?.primary === false &&
+      event.type === 'SETUP_HSM' &&
+      ((context.storageType === 'softhsm' && event.hsmType === 'softhsm') || (context.storageType === 'physical_hsm' && event.hsmType === 'physical')),
   },
   actions: {
     recordBoot: assign(({ event }) => {
@@ -324,6 +332,7 @@ export const lifecycleMachine = setup({
       const recovery = context.recovery ?? { deactivatedCas: [], secretValues: null };
       return { recovery: null, lastCompletion: { kind: 'recovery' as const, at, deactivatedCas: recovery.deactivatedCas, ...(recovery.secretValues ? { secretValues: recovery.secretValues } : {}) } };
     }),
+    markPrimaryKekRestored: assign(({ context }) => ({ startup: context.startup && { ...context.startup, kekHealth: { primary: true, second: context.startup.kekHealth?.second ?? true } } })),
     clearLostTokenCas: assign({ lostTokenCasPending: false }),
   },
 }).createMachine({
@@ -631,6 +640,63 @@ export const lifecycleMachine = setup({
           { guard: 'storageIsHsm', target: 'changingBackupPassword', actions: 'clearError' },
         ],
         CHANGE_TOKEN_PIN: { guard: 'storageIsHsm', target: 'changingTokenPin', actions: 'clearError' },
+        ADD_SECOND_KEK: { guard: 'storageIsHsm', target: 'addingSecondKek', actions: 'clearError' },
+        REMOVE_SECOND_KEK: { guard: 'storageIsHsm', target: 'removingSecondKek', actions: 'clearError' },
+        SETUP_HSM: { guard: 'primaryKekLost', target: 'replacingPrimaryKek', actions: ['clearError', 'recordHsmChoice'] },
+      },
+    },
+
+    // A second KEK (docs/lifecycle.md "A second KEK"): every live DEK wrapped under a KEK in another
+    // token too, so that BOOT unwraps with whichever KEK is present.
+    addingSecondKek: {
+      tags: 'operational',
+      invoke: {
+        src: 'addSecondKek',
+        input: ({ event }) => {
+          assertEvent(event, 'ADD_SECOND_KEK');
+          return { modulePath: event.modulePath, label: event.label };
+        },
+        onDone: 'operational',
+        onError: { target: 'operational', actions: 'recordError' },
+      },
+    },
+    // Its wraps deleted (only while the primary KEK unwraps the keyset), then its KEK destroyed.
+    removingSecondKek: {
+      tags: 'operational',
+      invoke: { src: 'removeSecondKek', input: {}, onDone: 'operational', onError: { target: 'operational', actions: 'recordError' } },
+    },
+    // Operational from the second KEK after the first token was lost: a new first token, its CAs
+    // deactivated as in auto-restore, a new KEK on it, every live DEK wrapped under it from the keyset
+    // the second KEK gave back; no password. Each step can be run again by sending SETUP_HSM again.
+    replacingPrimaryKek: {
+      tags: 'operational',
+      initial: 'settingUpToken',
+      states: {
+        settingUpToken: {
+          invoke: {
+            src: 'setUpToken',
+            input: ({ context }) => ({ ...context.hsm!, purpose: 'auto_restore' as const }),
+            onDone: 'deactivatingLostCas',
+            onError: { target: '#lifecycle.operational', actions: 'recordError' },
+          },
+        },
+        deactivatingLostCas: {
+          invoke: {
+            src: 'deactivateTokenCas',
+            input: { reason: 'their keys were in the first HSM token, which was lost' },
+            onDone: 'creatingKek',
+            onError: { target: '#lifecycle.operational', actions: 'recordError' },
+          },
+        },
+        creatingKek: { invoke: { src: 'createKek', input: {}, onDone: 'wrapping', onError: { target: '#lifecycle.operational', actions: 'recordError' } } },
+        wrapping: {
+          invoke: {
+            src: 'wrapKeysetUnderPrimary',
+            input: {},
+            onDone: { target: '#lifecycle.operational', actions: 'markPrimaryKekRestored' },
+            onError: { target: '#lifecycle.operational', actions: 'recordError' },
+          },
+        },
       },
     },
 

@@ -26,4 +26,9 @@ export interface StartupContext {
   logBrokenAt: number | null;
   logProblem: string | null;
   probedAt: string;
+  /**
+   * With a second KEK configured (absent otherwise): whether each KEK unwrapped its copy of every
+   * live DEK at this probe. `dekAvailable` is true when either did.
+   */
+  kekHealth?: { primary: boolean; second: boolean };
 }

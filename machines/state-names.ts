@@ -60,6 +60,8 @@ const GUARD_MESSAGES: Record<string, string> = {
   mayRotateDek: 'keys are rotated under HSM storage only (software storage has no DEK), and not while a KEK rotation is unfinished (finish it with ROTATE_KEK)',
   storageIsHsm: 'this needs HSM storage: software storage has no token PIN or backup password',
   noKeyMade: 'the keys are made already (the KEK and DEK exist under HSM storage): the set-up cannot go back past them',
+  primaryKekLost:
+    'a new first token is set up while operational only when the first KEK was lost and the second KEK kept the keyset (docs/lifecycle.md "A second KEK"), and hsmType must match the crypto storage',
   acknowledgesTheBreak: 'the revision acknowledged must be the first broken revision that start-up found (see `keyward audit verify`)',
 };
 

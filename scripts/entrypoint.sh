@@ -81,6 +81,14 @@ if [ -n "${KEYWARD_USER_PIN_FROM:-}" ]; then
     say "copied the token PIN file from $KEYWARD_USER_PIN_FROM into $secrets"
   fi
 fi
+# The same for the second KEK's token (docs/lifecycle.md "A second KEK"), kept as secrets/hsm-second-pin.
+if [ -n "${KEYWARD_SECOND_PIN_FROM:-}" ]; then
+  [ -r "$KEYWARD_SECOND_PIN_FROM" ] || fail "KEYWARD_SECOND_PIN_FROM names $KEYWARD_SECOND_PIN_FROM, which uid $(id -u) cannot read"
+  if ! cmp -s "$KEYWARD_SECOND_PIN_FROM" "$secrets/hsm-second-pin"; then
+    cp "$KEYWARD_SECOND_PIN_FROM" "$secrets/.hsm-second-pin.$$" && chmod 600 "$secrets/.hsm-second-pin.$$" && mv "$secrets/.hsm-second-pin.$$" "$secrets/hsm-second-pin"
+    say "copied the second token's PIN file from $KEYWARD_SECOND_PIN_FROM into $secrets"
+  fi
+fi
 
 export KEYWARD_HOME="$home" SOFTHSM2_CONF="$conf"
 say "home $home, SoftHSM2 configuration $conf, uid $(id -u)"

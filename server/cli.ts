@@ -64,6 +64,10 @@ const USAGE = `usage: keyward <command> [options]
                              a new backup password; authorized by the current one or by an
                              administrator's password; the old one stops working
   pin change [--pin-file F]  a new user PIN on the token, and in keyward's PIN file
+  kek add-second --module PATH --token-label LABEL [--pin-file F]
+                             a second KEK in another token also wraps every DEK: either KEK then
+                             unwraps the keyset at start-up
+  kek remove-second          the second KEK's wraps deleted, its key destroyed
 Secrets (passphrase, backup password) not given in a file are read from stdin, one per line.
   exit-codes                 the table of exit codes
 
@@ -299,6 +303,16 @@ async function main(argv: string[]): Promise<number> {
         const { pin } = readNamedSecrets(parsed, ['pin']);
         return print(await runtime.send('CHANGE_TOKEN_PIN', {}, { pin: pin! }, flag(parsed, 'source') ?? 'cli'), json);
       }
+      case 'kek': {
+        const [what] = parsed.positional;
+        if (what === 'remove-second') return print(await runtime.send('REMOVE_SECOND_KEK', {}, {}, flag(parsed, 'source') ?? 'cli'), json);
+        if (what !== 'add-second') throw new UsageError('kek takes: add-second or remove-second');
+        const modulePath = flag(parsed, 'module');
+        const label = flag(parsed, 'token-label');
+        if (!modulePath || !label) throw new UsageError('kek add-second needs --module PATH and --token-label LABEL');
+        const { pin } = readNamedSecrets(parsed, ['pin']);
+        return print(await runtime.send('ADD_SECOND_KEK', { modulePath, label }, { pin: pin! }, flag(parsed, 'source') ?? 'cli'), json);
+      }
       case 'start': {
         const code = await lazy.serve()(runtime);
         serving = true; // serve closed the runtime itself, or keeps it until a signal
@@ -314,8 +328,10 @@ async function main(argv: string[]): Promise<number> {
         const token = configured ? { modulePath: configured.modulePath, label: configured.tokenLabel } : inspection.context.hsm;
         const tokenCapabilities = token ? lazy.capabilities().reportCapabilities(token.modulePath, token.label, true) : null;
         const nodes = await lazy.nodes()(runtime);
+        // With a second KEK: each KEK's health as the last probe recorded it, and since when.
+        const keks = await runtime.store.secondKek.health().catch(() => []);
         if (json) {
-          process.stdout.write(`${JSON.stringify({ ...inspection, tokenCapabilities, nodes })}\n`);
+          process.stdout.write(`${JSON.stringify({ ...inspection, tokenCapabilities, nodes, keks })}\n`);
         } else {
           const lines = [
             `state:        ${inspection.state}`,
@@ -327,6 +343,7 @@ async function main(argv: string[]): Promise<number> {
           if (inspection.context.reason) lines.push(`reason:       ${inspection.context.reason}`);
           if (inspection.context.lastError) lines.push(`last error:   ${inspection.context.lastError.message} (error code ${inspection.context.lastError.code})`);
           if (tokenCapabilities) lines.push(...lazy.capabilities().capabilityLines(tokenCapabilities));
+          for (const kek of keks) lines.push(`${`${kek.kek} KEK:`.padEnd(14)}${kek.healthy ? 'healthy' : `UNHEALTHY (${kek.problem ?? 'unknown'})`} since ${kek.since}`);
           lines.push(`nodes:        ${nodes.length === 0 ? '-' : ''}`);
           for (const node of nodes)
             lines.push(

@@ -82,6 +82,8 @@ export class NodeHealth {
   private onBooted: ((result: SendResult) => Promise<void> | void) | null = null;
   /** The tag of the PIN the token last refused (source and PIN): each try would cost one of the token's attempts. */
   private refusedPin: string | null = null;
+  /** The same for the second KEK's token (docs/lifecycle.md "A second KEK"). */
+  private refusedSecondPin: string | null = null;
   /** When this node last wrote its row (ms since the epoch), or null. */
   lastBeatAt: number | null = null;
 
@@ -270,14 +272,15 @@ export class NodeHealth {
    * processes rescanning the same token may hide it from one probe, and a blip must not make a
    * healthy node unready. A PIN the token refused is not tried again until the PIN changes.
    */
-  private async checkToken(token: Pkcs11Token, kekId: string | undefined): Promise<Pick<NodeChecks, 'tokenReachable' | 'tokenProblem'>> {
+  private async checkToken(token: Pkcs11Token, kekId: string | undefined, which: 'primary' | 'second' = 'primary'): Promise<Pick<NodeChecks, 'tokenReachable' | 'tokenProblem'>> {
+    const refused = which === 'primary' ? this.refusedPin : this.refusedSecondPin;
     let pinTag: string;
     try {
       pinTag = createHmac('sha256', PIN_TAG_KEY).update(describePinSource(token.config.pin)).update('\0').update(readPin(token.config.pin)).digest('hex');
     } catch {
       return { tokenReachable: false, tokenProblem: 'PIN_MISSING' };
     }
-    if (pinTag === this.refusedPin) return { tokenReachable: false, tokenProblem: 'WRONG_PIN' };
+    if (pinTag === refused) return { tokenReachable: false, tokenProblem: 'WRONG_PIN' };
     // A full probe rescans the module, which ends every session of this process: while an event's
     // effect runs here, the session it works in answers instead (a failure there falls through).
     if (this.runtime.engine.busy) {
@@ -293,7 +296,9 @@ export class NodeHealth {
       await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
       probe = await token.probe(undefined, kekId);
     }
-    this.refusedPin = PIN_REFUSED.has(probe.problem ?? '') ? pinTag : null;
+    const refusedNow = PIN_REFUSED.has(probe.problem ?? '') ? pinTag : null;
+    if (which === 'primary') this.refusedPin = refusedNow;
+    else this.refusedSecondPin = refusedNow;
     if (reached()) return { tokenReachable: true, tokenProblem: null };
     return { tokenReachable: false, tokenProblem: probe.problem ?? (probe.tokenPresent === false ? 'TOKEN_MISSING' : 'KEK_MISSING') };
   }
@@ -326,6 +331,13 @@ export class NodeHealth {
       // By the CKA_ID the stored wrap names, as BOOT's probe does. The probe rescans the module, so a
       // module that cannot be loaded or a token gone from it is seen here.
       if (token) Object.assign(checks, await this.checkToken(token, record?.wrapped?.kek.id || undefined));
+      // The first token lost, a second KEK keeps the keyset: its token serving is this node reaching one.
+      const second = checks.tokenReachable === false ? await store.secondKek.config() : null;
+      const secondToken = second ? await custody.secondToken() : null;
+      if (second && secondToken) {
+        const reached = await this.checkToken(secondToken, second.kekId, 'second');
+        if (reached.tokenReachable) Object.assign(checks, reached);
+      }
       if (record?.wrapped) {
         const phase = phaseOf(this.surroundings?.lifecycleState() ?? '');
         // The DEK is loaded here only where the lifecycle holds one: never into a recovery in progress.

@@ -15,6 +15,7 @@ import * as sharedWebState from './013_shared_web_state';
 import * as backupRuns from './014_backup_runs';
 import * as deviceAudit from './017_device_audit';
 import * as sessionSummaryPass from './018_session_summary_pass';
+import * as secondKek from './016_second_kek';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -39,6 +40,7 @@ const migrations: Record<string, Migration> = {
   '014_backup_runs': backupRuns,
   '017_device_audit': deviceAudit,
   '018_session_summary_pass': sessionSummaryPass,
+  '016_second_kek': secondKek,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

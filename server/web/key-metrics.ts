@@ -34,6 +34,7 @@ export class KeyMetrics {
       const hsm = isHsmStorage(await store.storage.storageType());
       const [keyset, job] = hsm ? await Promise.all([store.keyMaterial.keyset(), store.reencryption.status()]) : [[], null];
       this.metrics.observeKeys(keyset, job, config.rotation, now);
+      this.metrics.observeKekHealth(hsm ? await store.secondKek.health() : []);
       this.readAt = now.getTime();
     } catch (error) {
       // Before the first set-up, or a schema that predates the keyset (the next BOOT migrates it).

@@ -102,6 +102,18 @@ export class WebMetrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
+  readonly kekHealthy = new Gauge({
+    name: 'keyward_kek_healthy',
+    help: 'With a second KEK: 1 when the KEK (primary, second) unwrapped its copy of every live DEK at the last probe, 0 when not',
+    labelNames: ['kek'],
+    registers: [this.registry],
+  });
+  readonly kekHealthSince = new Gauge({
+    name: 'keyward_kek_health_since_seconds',
+    help: 'With a second KEK: since when (Unix time) each KEK has been healthy or unhealthy as keyward_kek_healthy says',
+    labelNames: ['kek'],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -167,6 +179,16 @@ export class WebMetrics {
     for (const summary of [status.backup, status.drill]) {
       this.backupLastFailed.set({ kind: summary.kind }, summary.failed ? 1 : 0);
       this.backupStale.set({ kind: summary.kind }, summary.stale ? 1 : 0);
+    }
+  }
+
+  /** Each KEK's health as the last probe recorded it; no series without a second KEK. */
+  observeKekHealth(health: ReadonlyArray<{ kek: string; healthy: boolean; since: string }>): void {
+    this.kekHealthy.reset();
+    this.kekHealthSince.reset();
+    for (const { kek, healthy, since } of health) {
+      this.kekHealthy.set({ kek }, healthy ? 1 : 0);
+      this.kekHealthSince.set({ kek }, Date.parse(since) / 1000);
     }
   }
 

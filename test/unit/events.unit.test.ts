@@ -42,6 +42,8 @@ const SAMPLES: Record<string, Record<string, string>> = {
   ROTATE_DEK: {},
   CHANGE_BACKUP_PASSWORD: { authorizeWith: 'admin', username: 'admin' },
   CHANGE_TOKEN_PIN: {},
+  ADD_SECOND_KEK: { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'keyward-second' },
+  REMOVE_SECOND_KEK: {},
 };
 
 /** Fields that may be left out, and what their absence means. */

@@ -45,6 +45,9 @@ export function statusRoutes(deps: WebDeps): Router {
       selfNodeId: deps.node?.nodeId ?? null,
       backups: await deps.backupMetrics.recent().catch(() => null),
       backupSchedule: deps.backups.config.schedule,
+      // A second KEK (docs/lifecycle.md "A second KEK"): its token, and each KEK's health as the last BOOT saw it.
+      secondKek: isHsmStorage(storageType) ? await store.secondKek.config() : null,
+      keks: isHsmStorage(storageType) ? await store.secondKek.health() : [],
     });
   });
 
