@@ -37,6 +37,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, Readonly<Record<string, Op
   rotate: { json, source },
   password: { 'current-password-file': file, 'password-file': file, admin: { type: 'string', value: 'USERNAME' }, 'admin-password-file': file, json, source },
   pin: { 'pin-file': file, json, source },
+  'recovery-shares': { shares: { type: 'string', value: 'N' }, threshold: { type: 'string', value: 'K' }, json, source },
 };
 
 export interface ParsedCommandLine {

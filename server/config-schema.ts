@@ -96,6 +96,8 @@ export const ENVIRONMENT = z.object({
   KEYWARD_KDF_MAX_PARALLELISM: integer('KEYWARD_KDF_MAX_PARALLELISM', 1),
   KEYWARD_OUTAGE_RETRY_SECONDS: integer('KEYWARD_OUTAGE_RETRY_SECONDS', 1, 30),
   KEYWARD_BOOT_LEASE_MS: integer('KEYWARD_BOOT_LEASE_MS', 1, 10_000),
+  // effects/recovery-share-collector.ts: how long shares typed in during auto-restore stay in memory.
+  KEYWARD_RECOVERY_SHARE_TTL_SECONDS: integer('KEYWARD_RECOVERY_SHARE_TTL_SECONDS', 1, 900),
   KEYWARD_DEK_MAX_ENCRYPTIONS: dekMaxEncryptions,
   KEYWARD_DEK_MAX_AGE_DAYS: maxAgeDays('KEYWARD_DEK_MAX_AGE_DAYS'),
   KEYWARD_KEK_MAX_AGE_DAYS: maxAgeDays('KEYWARD_KEK_MAX_AGE_DAYS'),

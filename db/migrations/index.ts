@@ -12,6 +12,7 @@ import * as keyRotation from './010_key_rotation';
 import * as nodes from './011_nodes';
 import * as bootLease from './012_boot_lease';
 import * as sharedWebState from './013_shared_web_state';
+import * as recoveryShares from './015_recovery_shares';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -33,6 +34,7 @@ const migrations: Record<string, Migration> = {
   '011_nodes': nodes,
   '012_boot_lease': bootLease,
   '013_shared_web_state': sharedWebState,
+  '015_recovery_shares': recoveryShares,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
