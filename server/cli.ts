@@ -311,20 +311,7 @@ async function main(argv: string[]): Promise<number> {
         if (what === 'create') {
           const [shares, threshold] = [flag(parsed, 'shares'), flag(parsed, 'threshold')];
           if (shares === undefined || threshold === undefined) throw new UsageError('recovery-shares create needs --shares N and --threshold K');
-          let made: readonly string[] = [];
-          const result = await runtime.send('CREATE_RECOVERY_SHARES', { shares, threshold }, {}, flag(parsed, 'source') ?? 'cli', (box) => (made = box.revealed('shares') ?? []));
-          if (result.outcome !== 'applied' || made.length === 0) return print(result, json);
-          const set = await runtime.store.keyMaterial.recoveryShareSet();
-          if (json) {
-            process.stdout.write(`${JSON.stringify({ ...result, exitCode: EXIT.OK, shareSetId: set?.shareSetId, threshold: set?.threshold, shares: made })}
-`);
-          } else {
-            process.stderr.write(
-              `keyward: share set ${set?.shareSetId}: any ${set?.threshold} of these ${made.length} shares recover the data. They are shown once: hand each to a different person now.\n`,
-            );
-            made.forEach((share, i) => process.stdout.write(`share ${i + 1} of ${made.length}: ${share}\n`));
-          }
-          return EXIT.OK;
+          return await createShares(runtime, { shares, threshold }, flag(parsed, 'source') ?? 'cli', json);
         }
         if (what === 'verify') {
           const { decodeShare, verifyShare } = require('../crypto/recovery-shares') as typeof import('../crypto/recovery-shares');
@@ -395,7 +382,9 @@ async function main(argv: string[]): Promise<number> {
           }
           if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('--payload must be a JSON object');
         }
-        if (type === 'SUBMIT_RECOVERY_SHARE' && !parsed.flags.has('secret')) return submitShares(runtime, flag(parsed, 'source') ?? 'cli', json);
+        if (type === 'SUBMIT_RECOVERY_SHARE' && !parsed.flags.has('secret')) return await submitShares(runtime, flag(parsed, 'source') ?? 'cli', json);
+        // The shares it makes are printed once, as `recovery-shares create` does.
+        if (type === 'CREATE_RECOVERY_SHARES') return await createShares(runtime, payload, flag(parsed, 'source') ?? 'cli', json);
         const secrets = readSecrets(parsed.flags.get('secret') ?? []);
         const code = print(await runtime.send(type, payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
         // Back in operation (after auto-restore, say) with a rotation unfinished: it resumes now.
@@ -423,6 +412,21 @@ async function main(argv: string[]): Promise<number> {
     if (!serving) await runtime.close().catch(() => {});
     if (parsed.command !== 'start') guard.lock?.release();
   }
+}
+
+/** CREATE_RECOVERY_SHARES, the shares printed once on stdout (one per line), the set on stderr. */
+async function createShares(runtime: KeywardRuntime, payload: Record<string, unknown>, source: string, json: boolean): Promise<number> {
+  let made: readonly string[] = [];
+  const result = await runtime.send('CREATE_RECOVERY_SHARES', payload, {}, source, (box) => (made = box.revealed('shares') ?? []));
+  if (result.outcome !== 'applied' || made.length === 0) return print(result, json);
+  const set = await runtime.store.keyMaterial.recoveryShareSet();
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...result, exitCode: EXIT.OK, shareSetId: set?.shareSetId, threshold: set?.threshold, shares: made })}\n`);
+  } else {
+    process.stderr.write(`keyward: share set ${set?.shareSetId}: any ${set?.threshold} of these ${made.length} shares recover the data. They are shown once: hand each to a different person now.\n`);
+    made.forEach((share, i) => process.stdout.write(`share ${i + 1} of ${made.length}: ${share}\n`));
+  }
+  return EXIT.OK;
 }
 
 /**
