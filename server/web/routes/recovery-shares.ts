@@ -24,6 +24,8 @@ export function recoveryShareRoutes(deps: WebDeps): Router {
   /** Sends CREATE_RECOVERY_SHARES; on success, renders the shares once, with `next` to go on. */
   const create = async (req: Request, res: Response, inspection: Inspection, fail: (form: FormState, status: number, after: Inspection) => void, next: string) => {
     const values = { shares: field(req, 'shares'), threshold: field(req, 'threshold') };
+    const problem = countProblem(values);
+    if (problem) return fail({ values, errors: problem }, 400, inspection);
     let shares: readonly string[] = [];
     const { result, after } = await sendEvent(deps, req, 'CREATE_RECOVERY_SHARES', values, {}, (box) => (shares = box.revealed('shares') ?? []));
     const failure = failureOf(result, { mainField: 'shares', fields: ['shares', 'threshold'] });
@@ -112,6 +114,15 @@ export function recoveryShareRoutes(deps: WebDeps): Router {
   });
 
   return router;
+}
+
+/** N and K checked before any event, each message beside its own field. */
+function countProblem(values: { shares: string; threshold: string }): Record<string, string> | null {
+  const whole = (text: string) => (/^\d{1,3}$/.test(text.trim()) ? Number(text) : NaN);
+  const [shares, threshold] = [whole(values.shares), whole(values.threshold)];
+  if (!(shares >= MIN_SHARES && shares <= MAX_SHARES)) return { shares: `The number of shares must be a whole number from ${MIN_SHARES} to ${MAX_SHARES}.` };
+  if (!(threshold >= 2 && threshold <= shares)) return { threshold: `The shares needed must be a whole number from 2 to the number of shares (${shares}): it must not exceed the number of shares.` };
+  return null;
 }
 
 /** A message from the crypto code as a sentence on the page. */
