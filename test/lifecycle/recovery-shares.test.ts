@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createShareSet } from '../../crypto/recovery-shares';
 import type { KeyMaterialRepository } from '../../db/repositories/key-material-repository';
+import { engines } from '../support/databases';
 import { Install } from '../support/install';
 import { decryptWithKeysetPerDocs } from '../support/field-format';
 import { recoverDeksWithSharesPerDocs, shareMatchesPerDocs } from '../support/recovery-share-format';
@@ -35,12 +36,12 @@ function typo(share: string): string {
   return `${share.slice(0, at)}${share[at] === 'A' ? 'B' : 'A'}${share.slice(at + 1)}`;
 }
 
-describe('recovery shares', () => {
+describe.each(engines())('recovery shares on %s', (engine) => {
   let i: Install;
   afterAll(async () => i?.close());
 
   it('are made in the wizard, cover every live DEK through a rotation, and recover the keyset after a token loss without the password', async () => {
-    i = await Install.create('recovery-shares');
+    i = await Install.create('recovery-shares', engine);
     await i.boot();
     await i.walkWizard('softhsm', 'backupPassword');
     expect((await i.expectSend('SET_BACKUP_PASSWORD', {}, { password: i.backupPassword })).wizardState).toBe('WIZARD_RECOVERY_SHARES');
