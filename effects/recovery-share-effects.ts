@@ -24,6 +24,8 @@ export function recoveryShareEffects(custody: KeyCustody): RecoveryShareImplemen
       }
       if (!isHsmStorage(await store.storage.storageType())) throw new KeyCustodyError('DEK_UNAVAILABLE', 'software storage has no DEK to make recovery shares for');
       await custody.ensureDek();
+      // Another process may have added a DEK: every live one gets a recovery copy.
+      await custody.reloadKeyset();
       if (custody.keyring.current === null) throw new KeyCustodyError('DEK_UNAVAILABLE', 'the keyset is not loaded: recovery shares cannot be made now');
       await checkpoint('before-replace');
       const made = await custody.hierarchy.createRecoveryShares(shares, threshold);
