@@ -50,8 +50,20 @@ export interface KeyMaterialRow {
   state?: string;
   kek_created_at?: string | null;
   retired_at?: string | null;
+  /** Absent before migration 015. */
+  recovery_copy?: Buffer | null;
   created_at: string;
   updated_at: string;
+}
+
+export interface RecoveryShareSetRow {
+  id: number;
+  share_set_id: string;
+  shares: number;
+  threshold: number;
+  public_key: Buffer;
+  commitments: Buffer;
+  created_at: string;
 }
 
 export interface BackupKeyRow {

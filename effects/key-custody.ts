@@ -8,6 +8,7 @@ import { parsePinSource } from '../hsm/pin-source';
 import { Pkcs11KeyWrapper } from '../hsm/pkcs11-key-wrapper';
 import { Pkcs11Token } from '../hsm/pkcs11-token';
 import { isHsmStorage } from '../hsm/storage-type';
+import { RecoveryShareCollector } from './recovery-share-collector';
 
 const USER_PIN_FILE = 'hsm-user-pin';
 
@@ -17,6 +18,8 @@ export interface CustodyConfig {
   kdf: KdfParams;
   /** Highest Argon2id parameters a stored backup copy may ask for (default: DEFAULT_KDF_CEILING). */
   kdfCeiling?: KdfParams;
+  /** How long recovery shares typed in during auto-restore are kept (default 900 s). */
+  recoveryShareTtlSeconds?: number;
 }
 
 /**
@@ -25,6 +28,8 @@ export interface CustodyConfig {
  */
 export class KeyCustody {
   readonly hierarchy: KeyHierarchy;
+  /** Recovery shares typed in during auto-restore: this process's memory only. */
+  readonly recoveryShares: RecoveryShareCollector;
 
   constructor(
     readonly store: Store,
@@ -33,6 +38,7 @@ export class KeyCustody {
   ) {
     this.hierarchy = new KeyHierarchy(store.keyMaterial, keyring, config.kdf, config.kdfCeiling);
     store.secrets.reloadKeyset = () => this.reloadKeyset();
+    this.recoveryShares = new RecoveryShareCollector((config.recoveryShareTtlSeconds ?? 900) * 1000);
   }
 
   get userPinFile(): string {

@@ -14,6 +14,7 @@ import type { KeyCustody } from './key-custody';
 import { checkPasswordStrength } from './password-policy';
 import { isBackupArchiveError } from '../backup/archive-errors';
 import { keyRotationEffects } from './key-rotation-effects';
+import { recoveryShareEffects } from './recovery-share-effects';
 import { secondKekEffects } from './second-kek-effects';
 import { setUpToken, TokenSetupError } from './token-setup';
 import { TlsInputError } from '../tls/errors';
@@ -60,6 +61,7 @@ export class LifecycleEffects implements EffectRunner {
     this.implementations = {
       ...keyRotationEffects(custody, config.secretsDir),
       ...secondKekEffects(custody, config.kekLabel),
+      ...recoveryShareEffects(custody),
       migrateDatabase: async ({ appVersion }) => {
         const applied = await migrateToLatest(this.store.db);
         await this.store.appVersion.set(appVersion);

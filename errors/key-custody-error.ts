@@ -36,7 +36,11 @@ export type KeyCustodyErrorCode =
   | 'DEK_NOT_PRIMARY'
   | 'BACKUP_KEY_MISSING'
   | 'ROTATION_REFUSED'
-  | 'SECOND_KEK_REFUSED';
+  | 'SECOND_KEK_REFUSED'
+  | 'RECOVERY_SHARE_INVALID'
+  | 'RECOVERY_SHARE_WRONG'
+  | 'RECOVERY_SHARES_MISSING'
+  | 'RECOVERY_SHARES_NOT_SHOWN';
 
 export class KeyCustodyError extends KeywardError {
   declare readonly code: KeyCustodyErrorCode;

@@ -89,6 +89,10 @@ const keyCustody = {
   BACKUP_KEY_MISSING: entry('REFUSED', 409, 'Backup copy too old', 'The backup copy of the DEK is in the one-DEK format: change the backup password once before rotating the DEK.'),
   ROTATION_REFUSED: entry('REFUSED', 409, 'Rotation refused', 'The keys cannot be rotated now. Nothing was changed.'),
   SECOND_KEK_REFUSED: entry('REFUSED', 409, 'Second KEK refused', 'The second KEK cannot be added or removed now. Nothing was changed.'),
+  RECOVERY_SHARE_INVALID: entry('REFUSED', 422, 'Share not readable', 'The recovery share was mistyped or is not a keyward recovery share. Nothing was changed.'),
+  RECOVERY_SHARE_WRONG: entry('ERROR', 403, 'Wrong recovery share', 'The recovery share does not belong to the current share set. It counts as a failed attempt.'),
+  RECOVERY_SHARES_MISSING: entry('REFUSED', 409, 'No recovery shares', 'No recovery share set has been made for this installation.'),
+  RECOVERY_SHARES_NOT_SHOWN: entry('REFUSED', 409, 'Shares not shown', 'The recovery shares could not be shown to anyone, so none were made. Make them again.'),
 } satisfies Record<string, ErrorEntry>;
 
 /** The archive's format and the restore: each maps to the archive exit codes 10–16 as before. */

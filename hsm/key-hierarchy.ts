@@ -2,6 +2,7 @@ import { KeyCustodyError } from '../errors/key-custody-error';
 import { DEFAULT_KDF, DEFAULT_KDF_CEILING, KdfParams, openBackupCopy } from '../crypto/backup-copy';
 import { backupCopyFormat, createBackupKey, openBackupKey, openDekCopy, readBackupKeyRecord, sealDekCopy } from '../crypto/backup-key';
 import { Dek, DekKeyring, generateDek } from '../crypto/dek-keyring';
+import { combineShares, createShareSet, RecoveryShare, RecoveryShareSetRecord } from '../crypto/recovery-shares';
 import type { KeyWrapper, WrappedKey } from './key-wrapper';
 
 /**
@@ -17,6 +18,8 @@ export interface KeyMaterialRecord {
   wrapped: WrappedKey | null;
   /** KWD1 (sealed to the backup key) or, written before keysets, KWB1 (under the password itself). */
   backupCopy: Buffer | null;
+  /** KWD1 sealed to the recovery share set's public key; null when no set was made (or, written before 015, absent). */
+  recoveryCopy?: Buffer | null;
   gcmEncryptions: number;
   createdAt: string;
   /** When the KEK that wraps it was made (the rotation policy's age). */
@@ -35,12 +38,14 @@ export interface KeyMaterialStore {
   /** Every DEK not retired, the primary first. */
   keyset(): Promise<KeyMaterialRecord[]>;
   current(): Promise<KeyMaterialRecord | null>;
-  create(dekKeyId: string, wrapped: WrappedKey, state?: DekState, backupCopy?: Buffer | null): Promise<void>;
+  create(dekKeyId: string, wrapped: WrappedKey, state?: DekState, backupCopy?: Buffer | null, recoveryCopy?: Buffer | null): Promise<void>;
   replaceAllWrapped(wraps: ReadonlyMap<string, WrappedKey>, kekCreatedAt: string): Promise<void>;
   backupKey(): Promise<BackupKeyRecord | null>;
   replaceBackupKey(key: BackupKeyRecord, copies: ReadonlyMap<string, Buffer>): Promise<void>;
   promote(dekKeyId: string): Promise<void>;
   retire(dekKeyIds: readonly string[]): Promise<void>;
+  recoveryShareSet(): Promise<RecoveryShareSetRecord | null>;
+  replaceRecoveryShareSet(set: Omit<RecoveryShareSetRecord, 'createdAt'>, copies: ReadonlyMap<string, Buffer>): Promise<void>;
 }
 
 /**
@@ -207,14 +212,57 @@ export class KeyHierarchy {
         'the backup copy is in the one-DEK format (KWB1): change the backup password once (`keyward password change`) so that new DEKs get a backup copy without it; nothing was changed',
       );
     }
+    // The recovery copy comes along, like the backup copy, so the shares still recover every live DEK.
+    const recoverySet = await this.store.recoveryShareSet();
     const dek = generateDek();
     try {
-      await this.store.create(dek.keyId, await wrapper.wrap(dek.key), 'pending', sealDekCopy(dek, backupKey.publicKey));
+      await this.store.create(dek.keyId, await wrapper.wrap(dek.key), 'pending', sealDekCopy(dek, backupKey.publicKey), recoverySet && sealDekCopy(dek, recoverySet.publicKey));
       this.keyring.install(dek, 0, false);
       return { keyId: dek.keyId, reused: false };
     } finally {
       dek.key.fill(0);
     }
+  }
+
+  /**
+   * A new recovery share set (docs/formats.md §6): a random recovery key split into `shares`, every
+   * live DEK sealed to its public key, the old set and its copies deleted in the same commit. The
+   * shares are returned to be shown once; neither they nor the key are kept anywhere.
+   */
+  async createRecoveryShares(shares: number, threshold: number): Promise<{ shareSetId: string; shares: string[]; dekKeyIds: string[] }> {
+    const keyset = await this.requireKeyset();
+    const set = await createShareSet(shares, threshold);
+    const copies = new Map(keyset.map((record): [string, Buffer] => [record.dekKeyId, sealDekCopy({ keyId: record.dekKeyId, key: this.keyring.key(record.dekKeyId) }, set.record.publicKey)]));
+    await this.store.replaceRecoveryShareSet(set.record, copies);
+    return { shareSetId: set.record.shareSetId, shares: set.shares, dekKeyIds: [...copies.keys()] };
+  }
+
+  /**
+   * Combines K checked shares and opens every live DEK's recovery copy into the keyring, as
+   * recoverWithPassword does with the password; shares that do not combine change nothing.
+   */
+  async recoverWithShares(shares: readonly RecoveryShare[]): Promise<string> {
+    const keyset = await this.requireKeyset();
+    const set = await this.store.recoveryShareSet();
+    if (!set) throw new KeyCustodyError('RECOVERY_SHARES_MISSING', 'no recovery share set has been made: the keyset cannot be recovered with shares');
+    const missing = keyset.filter((record) => !record.recoveryCopy);
+    if (missing.length > 0) {
+      throw new KeyCustodyError('RECOVERY_SHARES_MISSING', `no recovery copy of DEK ${missing.map((r) => r.dekKeyId).join(', ')} is stored: the keyset cannot be recovered with shares`);
+    }
+    const privateKey = await combineShares(shares, set);
+    const recovered: Dek[] = [];
+    try {
+      for (const record of keyset) {
+        const dek = openDekCopy(record.recoveryCopy!, privateKey);
+        recovered.push(dek);
+        if (dek.keyId !== record.dekKeyId) throw new KeyCustodyError('DEK_KEY_ID_MISMATCH', `the recovery copy of DEK ${record.dekKeyId} holds DEK ${dek.keyId}`);
+      }
+      for (const [index, dek] of recovered.entries()) this.keyring.install(dek, keyset[index]!.gcmEncryptions, false);
+    } finally {
+      privateKey.wipe();
+      for (const dek of recovered) dek.key.fill(0);
+    }
+    return this.settleKeyring(keyset);
   }
 
   /** Makes an added DEK the one new values are written with, here and (through the fence) everywhere. */

@@ -53,6 +53,10 @@ export interface EffectSignatures {
   removeSecondKek: { input: Record<string, never>; output: { tokenLabel: string; kekId: string; dekKeyIds: string[]; kekDestroyed: boolean } };
   /** A new first token's KEK wraps the keyset the second KEK gave back. */
   wrapKeysetUnderPrimary: { input: Record<string, never>; output: { kekId: string; dekKeyIds: string[] } };
+  /** Recovery shares (docs/formats.md §6): counts and the share-set id only; the shares go to EventSecrets.output. */
+  createRecoveryShares: { input: { shares: number; threshold: number }; output: { shareSetId: string; shares: number; threshold: number; dekKeyIds: string[] } };
+  collectRecoveryShare: { input: Record<string, never>; output: { shareSetId: string; index: number; collected: number; threshold: number } };
+  recoverDekWithShares: { input: Record<string, never>; output: { dekKeyId: string; kekId: string; shareSetId: string; sharesUsed: number } };
 }
 
 export type EffectName = keyof EffectSignatures;
@@ -71,6 +75,11 @@ export interface EffectError {
 export interface EventSecrets {
   get(name: string): string;
   has(name: string): boolean;
+  /**
+   * Hands secrets an effect made (recovery shares) to whoever sent the event, to be shown once;
+   * absent when nobody is there to show them (a BOOT re-running the effect after a crash).
+   */
+  readonly output?: (name: string, values: readonly string[]) => void;
 }
 
 export interface EffectContext {

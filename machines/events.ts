@@ -58,6 +58,13 @@ const subjectAltNames = anyValue.transform((raw, ctx): string[] => {
   return names;
 });
 
+/** A whole number within bounds, from JSON or a form field. */
+const count = (field: string, min: number, max: number) =>
+  anyValue.transform((value, ctx): number => {
+    const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+    return typeof number === 'number' && Number.isSafeInteger(number) && number >= min && number <= max ? number : fail(ctx, `${field} must be a whole number from ${min} to ${max}`);
+  });
+
 interface EventDefinition {
   /** The payload's fields (`type` and `at` aside); unknown fields are dropped. */
   payload: z.ZodObject;
@@ -120,6 +127,15 @@ export const EVENT_SCHEMAS = {
     secrets: ['password'],
   },
   SUBMIT_BACKUP_PASSWORD: { payload: NO_PAYLOAD, secrets: ['password'] },
+  // Recovery shares (docs/lifecycle.md "Recovery shares"): made in the wizard or later; one share per event in auto-restore.
+  CREATE_RECOVERY_SHARES: {
+    payload: z
+      .object({ shares: count('shares', 2, 16), threshold: count('threshold', 2, 16) })
+      .refine((payload) => payload.threshold <= payload.shares, { message: 'threshold must not exceed the number of shares', path: ['threshold'] }),
+    secrets: [],
+  },
+  SKIP_RECOVERY_SHARES: { payload: NO_PAYLOAD, secrets: [] },
+  SUBMIT_RECOVERY_SHARE: { payload: NO_PAYLOAD, secrets: ['share'] },
   // The key lifecycle (docs/lifecycle.md "Key rotation"): operational only, the server keeps serving.
   ROTATE_KEK: { payload: NO_PAYLOAD, secrets: [] },
   ROTATE_DEK: { payload: NO_PAYLOAD, secrets: [] },

@@ -184,6 +184,10 @@ const rotationStep = <const S extends EffectName, const I>(src: S, input: I, nex
   ({ invoke: { src, input, onDone: { target: next, actions: { type: 'recordRotationStep', params: { step: next } } }, onError } }) as const;
 const newKeyIdInput = ({ context }: { context: LifecycleContext }) => ({ keyId: context.keyRotation!.newKeyId! });
 const endRotation = { target: '#lifecycle.operational', actions: 'endRotation' } as const;
+const recoveryShareCounts = ({ event }: { event: MachineEvent }) => {
+  assertEvent(event, 'CREATE_RECOVERY_SHARES');
+  return { shares: event.shares, threshold: event.threshold };
+};
 
 /** No schema, or no version row: migrate, record the version, a new TLS credential (saved), then the wizard. */
 const initializeDatabase = (name: 'DB_NOT_INITIALIZED' | 'DB_INITIALIZED_NO_VERSION') =>
@@ -233,6 +237,9 @@ export const lifecycleMachine = setup({
     addSecondKek: effect('addSecondKek'),
     removeSecondKek: effect('removeSecondKek'),
     wrapKeysetUnderPrimary: effect('wrapKeysetUnderPrimary'),
+    createRecoveryShares: effect('createRecoveryShares'),
+    collectRecoveryShare: effect('collectRecoveryShare'),
+    recoverDekWithShares: effect('recoverDekWithShares'),
   },
   guards: {
     versionScenarioIs: ({ context }, params: { scenario: VersionScenario }) => context.startup !== null && versionScenario(context.startup) === params.scenario,
@@ -249,6 +256,12 @@ export const lifecycleMachine = setup({
     noBackupCopy: ({ context }) => context.startup?.backupCopyPresent !== true,
     lockedOut: ({ context, event }) => context.lockedUntil !== null && 'at' in event && event.at < context.lockedUntil,
     wrongPassword: ({ event }) => errorOf(event).code === 'WRONG_BACKUP_PASSWORD',
+    // A share from another set, or shares that do not combine: a failed attempt like a wrong password.
+    wrongShare: ({ event }) => errorOf(event).code === 'RECOVERY_SHARE_WRONG',
+    sharesComplete: ({ event }) => {
+      const output = 'output' in event ? (event.output as { collected?: number; threshold?: number }) : {};
+      return output.collected !== undefined && output.threshold !== undefined && output.collected >= output.threshold;
+    },
     physicalHsm: ({ context }) => context.storageType === 'physical_hsm',
     logBrokenUnacknowledged: ({ context }) => context.startup?.logBrokenAt != null && context.startup.logBrokenAt !== context.acknowledgedLogBreak,
     acknowledgesTheBreak: ({ context, event }) => event.type === 'ACKNOWLEDGE_LOG_BREAK' && event.revision === context.startup?.logBrokenAt,
@@ -593,7 +606,24 @@ export const lifecycleMachine = setup({
           initial: 'waiting',
           states: {
             waiting: { on: { SET_BACKUP_PASSWORD: { target: 'setting', actions: 'clearError' } } },
-            setting: stepEffect('setBackupPassword', {}, '#wizard.demoData'),
+            setting: stepEffect('setBackupPassword', {}, '#wizard.recoveryShares'),
+          },
+        },
+        // Optional: K-of-N recovery shares beside the backup password (docs/lifecycle.md "Recovery shares").
+        recoveryShares: {
+          meta: { wizardState: 'WIZARD_RECOVERY_SHARES' },
+          initial: 'waiting',
+          states: {
+            waiting: {
+              on: {
+                CREATE_RECOVERY_SHARES: { target: 'creating', actions: 'clearError' },
+                SKIP_RECOVERY_SHARES: { target: '#wizard.demoData', actions: 'clearError' },
+                // The optional step is skipped by answering the next one: scripts written for the wizard without it still run.
+                ADD_DEMO_DATA: { target: '#wizard.demoData.adding', actions: 'clearError' },
+                SKIP_DEMO_DATA: { target: '#wizard.createAdmin', actions: 'clearError' },
+              },
+            },
+            creating: stepEffect('createRecoveryShares', recoveryShareCounts, '#wizard.demoData'),
           },
         },
         demoData: {
@@ -643,6 +673,7 @@ export const lifecycleMachine = setup({
         ADD_SECOND_KEK: { guard: 'storageIsHsm', target: 'addingSecondKek', actions: 'clearError' },
         REMOVE_SECOND_KEK: { guard: 'storageIsHsm', target: 'removingSecondKek', actions: 'clearError' },
         SETUP_HSM: { guard: 'primaryKekLost', target: 'replacingPrimaryKek', actions: ['clearError', 'recordHsmChoice'] },
+        CREATE_RECOVERY_SHARES: { guard: 'storageIsHsm', target: 'creatingRecoveryShares', actions: 'clearError' },
       },
     },
 
@@ -698,6 +729,12 @@ export const lifecycleMachine = setup({
           },
         },
       },
+    },
+
+    // A new share set replaces the old one (its copies deleted in the same commit); the shares go to the sender once.
+    creatingRecoveryShares: {
+      tags: 'operational',
+      invoke: { src: 'createRecoveryShares', input: recoveryShareCounts, onDone: 'operational', onError: { target: 'operational', actions: 'recordError' } },
     },
 
     // KEK rotation (the server keeps serving): a new KEK in the token, every live DEK wrapped under
@@ -792,6 +829,34 @@ export const lifecycleMachine = setup({
                 SUBMIT_BACKUP_PASSWORD: [
                   { guard: 'lockedOut', actions: 'recordLockedOut' },
                   { target: 'recovering', actions: 'clearError' },
+                ],
+                // Or K recovery shares, one per event, held in the receiving process's memory until K are in.
+                SUBMIT_RECOVERY_SHARE: [
+                  { guard: 'lockedOut', actions: 'recordLockedOut' },
+                  { target: 'collectingShare', actions: 'clearError' },
+                ],
+              },
+            },
+            collectingShare: {
+              invoke: {
+                src: 'collectRecoveryShare',
+                input: {},
+                onDone: [{ guard: 'sharesComplete', target: 'recoveringWithShares' }, { target: 'waiting' }],
+                onError: [
+                  { guard: 'wrongShare', target: 'waiting', actions: 'countPasswordFailure' },
+                  { target: 'waiting', actions: 'recordError' },
+                ],
+              },
+            },
+            // As `recovering`, with the recovery copies that the combined shares open.
+            recoveringWithShares: {
+              invoke: {
+                src: 'recoverDekWithShares',
+                input: {},
+                onDone: [{ guard: 'lostTokenCasPending', target: 'deactivatingLostCas' }, { target: 'checkingValues' }],
+                onError: [
+                  { guard: 'wrongShare', target: 'waiting', actions: 'countPasswordFailure' },
+                  { target: 'waiting', actions: 'recordError' },
                 ],
               },
             },

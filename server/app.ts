@@ -13,6 +13,7 @@ import { homeRoutes } from './web/routes/home';
 import { inspectRoutes } from './web/routes/inspect';
 import { inventoryRoutes } from './web/routes/inventory';
 import { keyRoutes } from './web/routes/keys';
+import { recoveryShareRoutes } from './web/routes/recovery-shares';
 import { probeRoutes } from './web/routes/probes';
 import { statusRoutes } from './web/routes/status';
 import { summaryRoutes } from './web/routes/summary';
@@ -73,6 +74,7 @@ export function createApp(deps: WebDeps): Express {
   app.use(summaryRoutes(deps));
   app.use(keyRoutes(deps));
   app.use(backupRoutes(deps));
+  app.use(recoveryShareRoutes(deps));
   app.use(deviceRoutes(deps));
   app.use(inventoryRoutes(deps));
   app.use(inspectRoutes(deps));

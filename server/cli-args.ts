@@ -38,6 +38,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, Readonly<Record<string, Op
   password: { 'current-password-file': file, 'password-file': file, admin: { type: 'string', value: 'USERNAME' }, 'admin-password-file': file, json, source },
   pin: { 'pin-file': file, json, source },
   kek: { module: { type: 'string', value: 'PATH' }, 'token-label': { type: 'string', value: 'LABEL' }, 'pin-file': file, json, source },
+  'recovery-shares': { shares: { type: 'string', value: 'N' }, threshold: { type: 'string', value: 'K' }, json, source },
 };
 
 export interface ParsedCommandLine {

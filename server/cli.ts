@@ -7,6 +7,7 @@ import { parseCommandLine, ParsedCommandLine, UsageError } from './cli-args';
 import { guardHome } from './home-guard';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { asKeywardError, EXIT_CODES } from '../errors/keyward-error';
+import { KeyCustodyError } from '../errors/key-custody-error';
 import type { SendResult } from './lifecycle-engine';
 import type { KeywardRuntime } from './runtime';
 
@@ -68,6 +69,12 @@ const USAGE = `usage: keyward <command> [options]
                              a second KEK in another token also wraps every DEK: either KEK then
                              unwraps the keyset at start-up
   kek remove-second          the second KEK's wraps deleted, its key destroyed
+  recovery-shares create --shares N --threshold K [--json]
+                             a new recovery key split into N shares, K needed, printed once (the
+                             old set stops working); every live DEK gets a copy sealed to it
+  recovery-shares verify     check one share (from stdin) against the current set; changes nothing
+  send SUBMIT_RECOVERY_SHARE in auto-restore, recovery shares from stdin, one per line, until K are in
+                             (shares live only in the memory of the process that received them)
 Secrets (passphrase, backup password) not given in a file are read from stdin, one per line.
   exit-codes                 the table of exit codes
 
@@ -313,6 +320,29 @@ async function main(argv: string[]): Promise<number> {
         const { pin } = readNamedSecrets(parsed, ['pin']);
         return print(await runtime.send('ADD_SECOND_KEK', { modulePath, label }, { pin: pin! }, flag(parsed, 'source') ?? 'cli'), json);
       }
+      case 'recovery-shares': {
+        const [what] = parsed.positional;
+        if (what === 'create') {
+          const [shares, threshold] = [flag(parsed, 'shares'), flag(parsed, 'threshold')];
+          if (shares === undefined || threshold === undefined) throw new UsageError('recovery-shares create needs --shares N and --threshold K');
+          return await createShares(runtime, { shares, threshold }, flag(parsed, 'source') ?? 'cli', json);
+        }
+        if (what === 'verify') {
+          const { decodeShare, verifyShare } = require('../crypto/recovery-shares') as typeof import('../crypto/recovery-shares');
+          const set = await runtime.store.keyMaterial.recoveryShareSet();
+          if (!set) throw new KeyCustodyError('RECOVERY_SHARES_MISSING', 'no recovery share set has been made: `keyward recovery-shares create` makes one');
+          const share = decodeShare(readFileSync(0, 'utf8'));
+          try {
+            verifyShare(share, set);
+          } finally {
+            share.shamir.fill(0);
+          }
+          const verdict = { valid: true, shareSetId: set.shareSetId, index: share.index, shares: set.shares, threshold: set.threshold };
+          process.stdout.write(json ? `${JSON.stringify(verdict)}\n` : `share ${share.index} of ${set.shares} belongs to share set ${set.shareSetId} (${set.threshold} needed to recover)\n`);
+          return EXIT.OK;
+        }
+        throw new UsageError('recovery-shares takes: create or verify');
+      }
       case 'start': {
         const code = await lazy.serve()(runtime);
         serving = true; // serve closed the runtime itself, or keeps it until a signal
@@ -369,6 +399,9 @@ async function main(argv: string[]): Promise<number> {
           }
           if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('--payload must be a JSON object');
         }
+        if (type === 'SUBMIT_RECOVERY_SHARE' && !parsed.flags.has('secret')) return await submitShares(runtime, flag(parsed, 'source') ?? 'cli', json);
+        // The shares it makes are printed once, as `recovery-shares create` does.
+        if (type === 'CREATE_RECOVERY_SHARES') return await createShares(runtime, payload, flag(parsed, 'source') ?? 'cli', json);
         const secrets = readSecrets(parsed.flags.get('secret') ?? []);
         const code = print(await runtime.send(type, payload, secrets, flag(parsed, 'source') ?? 'cli'), json);
         // Back in operation (after auto-restore, say) with a rotation unfinished: it resumes now.
@@ -396,6 +429,42 @@ async function main(argv: string[]): Promise<number> {
     if (!serving) await runtime.close().catch(() => {});
     if (parsed.command !== 'start') guard.lock?.release();
   }
+}
+
+/** CREATE_RECOVERY_SHARES, the shares printed once on stdout (one per line), the set on stderr. */
+async function createShares(runtime: KeywardRuntime, payload: Record<string, unknown>, source: string, json: boolean): Promise<number> {
+  let made: readonly string[] = [];
+  const result = await runtime.send('CREATE_RECOVERY_SHARES', payload, {}, source, (box) => (made = box.revealed('shares') ?? []));
+  if (result.outcome !== 'applied' || made.length === 0) return print(result, json);
+  const set = await runtime.store.keyMaterial.recoveryShareSet();
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...result, exitCode: EXIT.OK, shareSetId: set?.shareSetId, threshold: set?.threshold, shares: made })}\n`);
+  } else {
+    process.stderr.write(`keyward: share set ${set?.shareSetId}: any ${set?.threshold} of these ${made.length} shares recover the data. They are shown once: hand each to a different person now.\n`);
+    made.forEach((share, i) => process.stdout.write(`share ${i + 1} of ${made.length}: ${share}\n`));
+  }
+  return EXIT.OK;
+}
+
+/**
+ * Recovery shares from stdin, one per line, one event each: the shares stay in this process's memory
+ * only, so all K go through one command (typed in turn, or piped). Stops at the first refusal.
+ */
+async function submitShares(runtime: KeywardRuntime, source: string, json: boolean): Promise<number> {
+  const lines = readFileSync(0, 'utf8')
+    .split(/\r?\n/)
+    .filter((line) => line.trim() !== '');
+  if (lines.length === 0) throw new UsageError('SUBMIT_RECOVERY_SHARE reads the shares from stdin, one per line: none was given');
+  let code: number = EXIT.OK;
+  for (const [i, line] of lines.entries()) {
+    const result = await runtime.send('SUBMIT_RECOVERY_SHARE', {}, { share: line }, source);
+    lines[i] = '';
+    code = print(result, json);
+    const collected = runtime.custody.recoveryShares.status();
+    if (!json && collected && result.wizardState === 'WIZARD_AUTO_RESTORE_PASSWORD') process.stderr.write(`keyward: ${collected.indexes.length} of ${collected.threshold} recovery shares are in\n`);
+    if (code !== EXIT.OK || result.wizardState !== 'WIZARD_AUTO_RESTORE_PASSWORD') break;
+  }
+  return code;
 }
 
 /** `--fresh-start` and `--accept-older-store`: the operator's explicit word, applied before BOOT. */

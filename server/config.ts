@@ -32,6 +32,8 @@ export interface KeywardConfig {
   outageRetrySeconds: number;
   /** How long a BOOT lease outlives its holder's last renewal (docs/lifecycle.md "The engine"). */
   bootLeaseMs: number;
+  /** How long recovery shares typed in during auto-restore stay in this process's memory. */
+  recoveryShareTtlSeconds: number;
   /** When a key is due for rotation, and whether `keyward start` rotates it by itself. */
   rotation: RotationPolicyConfig;
 }
@@ -70,6 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     kdfCeiling: readKdfCeiling(v, kdf),
     outageRetrySeconds: v.KEYWARD_OUTAGE_RETRY_SECONDS,
     bootLeaseMs: v.KEYWARD_BOOT_LEASE_MS,
+    recoveryShareTtlSeconds: v.KEYWARD_RECOVERY_SHARE_TTL_SECONDS,
     rotation: {
       dekMaxEncryptions: v.KEYWARD_DEK_MAX_ENCRYPTIONS,
       dekMaxAgeDays: v.KEYWARD_DEK_MAX_AGE_DAYS,

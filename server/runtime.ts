@@ -59,7 +59,13 @@ export class KeywardRuntime {
     process.env.SOFTHSM2_CONF = config.softhsmConf;
     this.store = Store.open(config.database, this.keyring);
     this.store.lifecycle.onCommit = markFollower(config.home);
-    this.custody = new KeyCustody(this.store, this.keyring, { secretsDir: config.secretsDir, kekLabel: config.kekLabel, kdf: config.kdf, kdfCeiling: config.kdfCeiling });
+    this.custody = new KeyCustody(this.store, this.keyring, {
+      secretsDir: config.secretsDir,
+      kekLabel: config.kekLabel,
+      kdf: config.kdf,
+      kdfCeiling: config.kdfCeiling,
+      recoveryShareTtlSeconds: config.recoveryShareTtlSeconds,
+    });
     const effects = new LifecycleEffects(this.custody, config);
     this.bootLease = new BootLease(new BootLeaseRepository(this.store.db), config.deployment, {
       engine: config.database.client,
@@ -208,12 +214,20 @@ export class KeywardRuntime {
    * An event from outside (CLI, web, script): checked, secrets checked beside it, then applied.
    * A bad payload or a missing secret is refused before anything is touched.
    */
-  async send(type: string, payload: Record<string, unknown>, secrets: Record<string, string>, source: string): Promise<SendResult> {
-    const box = new SecretBox(secrets);
+  async send(
+    type: string,
+    payload: Record<string, unknown>,
+    secrets: Record<string, string>,
+    source: string,
+    /** Shows what the event's effect hands out (recovery shares), before they are dropped. */
+    onRevealed?: (box: SecretBox) => void,
+  ): Promise<SendResult> {
+    const box = new SecretBox(secrets, { output: onRevealed !== undefined });
     try {
       const event = parseExternalEvent(type, payload, new Date().toISOString());
       checkSecrets(event, secrets);
       const result = await this.engine.send(event, { source, secrets: box });
+      onRevealed?.(box);
       if (result.bootRequired) {
         await this.endRestoredSessions();
         return await this.boot('restore', { follow: false });

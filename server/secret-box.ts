@@ -7,9 +7,18 @@ import { KeywardError } from '../errors/keyward-error';
  */
 export class SecretBox implements EventSecrets {
   private readonly values = new Map<string, string>();
+  private readonly outbox = new Map<string, string[]>();
+  readonly output?: (name: string, values: readonly string[]) => void;
 
-  constructor(entries: Record<string, string> = {}) {
+  /** `options.output`: the sender shows what an effect hands out (recovery shares), read with revealed(). */
+  constructor(entries: Record<string, string> = {}, options: { output?: boolean } = {}) {
     for (const [name, value] of Object.entries(entries)) this.values.set(name, value);
+    if (options.output) this.output = (name, values) => this.outbox.set(name, [...values]);
+  }
+
+  /** What an effect handed out under `name`, for the sender to show once. */
+  revealed(name: string): readonly string[] | undefined {
+    return this.outbox.get(name);
   }
 
   has(name: string): boolean {
@@ -29,6 +38,7 @@ export class SecretBox implements EventSecrets {
   /** Drops the references; JavaScript strings cannot be overwritten, so this is the most there is. */
   clear(): void {
     this.values.clear();
+    this.outbox.clear();
   }
 }
 

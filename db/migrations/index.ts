@@ -16,6 +16,7 @@ import * as backupRuns from './014_backup_runs';
 import * as deviceAudit from './017_device_audit';
 import * as sessionSummaryPass from './018_session_summary_pass';
 import * as secondKek from './016_second_kek';
+import * as recoveryShares from './015_recovery_shares';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -41,6 +42,7 @@ const migrations: Record<string, Migration> = {
   '017_device_audit': deviceAudit,
   '018_session_summary_pass': sessionSummaryPass,
   '016_second_kek': secondKek,
+  '015_recovery_shares': recoveryShares,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

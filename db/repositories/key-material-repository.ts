@@ -4,7 +4,8 @@ import type { BackupKeyRecord, DekState, KeyMaterialRecord, KeyMaterialStore } f
 import type { WrapMechanism, WrappedKey } from '../../hsm/key-wrapper';
 import { now } from '../clock';
 import { ConfigCache } from '../config-cache';
-import type { BackupKeyRow, KeyMaterialRow } from '../rows';
+import type { RecoveryShareSetRecord } from '../../crypto/recovery-shares';
+import type { BackupKeyRow, KeyMaterialRow, RecoveryShareSetRow } from '../rows';
 
 /**
  * The keyset's stored copies (docs/formats.md): per DEK its wrapped blob and backup copy, and the
@@ -40,7 +41,7 @@ export class KeyMaterialRepository implements KeyMaterialStore {
     return (await this.reader<KeyMaterialRow>('key_material').orderBy('id', 'asc')).map(recordOf);
   }
 
-  async create(dekKeyId: string, wrapped: WrappedKey, state: DekState = 'primary', backupCopy: Buffer | null = null): Promise<void> {
+  async create(dekKeyId: string, wrapped: WrappedKey, state: DekState = 'primary', backupCopy: Buffer | null = null, recoveryCopy: Buffer | null = null): Promise<void> {
     const at = now();
     // A DEK added beside others is wrapped under their KEK, whose age is theirs, not this DEK's.
     const kekCreatedAt = (await this.keyset()).find((record) => record.wrapped?.kek.id === wrapped.kek.id)?.kekCreatedAt ?? at;
@@ -49,6 +50,7 @@ export class KeyMaterialRepository implements KeyMaterialStore {
         dek_key_id: dekKeyId,
         ...wrappedColumns(wrapped),
         backup_copy: backupCopy,
+        recovery_copy: recoveryCopy,
         state,
         gcm_encryptions: 0,
         kek_created_at: kekCreatedAt,
@@ -100,6 +102,45 @@ export class KeyMaterialRepository implements KeyMaterialStore {
     }
   }
 
+  /** The current recovery share set, or null when none was made. */
+  async recoveryShareSet(): Promise<RecoveryShareSetRecord | null> {
+    const row = await this.reader<RecoveryShareSetRow>('recovery_share_sets').orderBy('id', 'desc').first();
+    return row
+      ? {
+          shareSetId: row.share_set_id,
+          shares: Number(row.shares),
+          threshold: Number(row.threshold),
+          publicKey: Buffer.from(row.public_key),
+          commitments: Buffer.from(row.commitments),
+          createdAt: row.created_at,
+        }
+      : null;
+  }
+
+  /**
+   * A new share set and every live DEK's recovery copy sealed to it, in one transaction; the old
+   * set and every copy sealed to it go with it, so the old shares recover nothing any more.
+   */
+  async replaceRecoveryShareSet(set: Omit<RecoveryShareSetRecord, 'createdAt'>, copies: ReadonlyMap<string, Buffer>): Promise<void> {
+    try {
+      await this.db.transaction(async (trx) => {
+        await trx('recovery_share_sets').delete();
+        await trx('key_material').update({ recovery_copy: null });
+        await trx('recovery_share_sets').insert({
+          share_set_id: set.shareSetId,
+          shares: set.shares,
+          threshold: set.threshold,
+          public_key: set.publicKey,
+          commitments: set.commitments,
+          created_at: now(),
+        });
+        for (const [dekKeyId, copy] of copies) await updateRow(trx, dekKeyId, { recovery_copy: copy });
+      });
+    } finally {
+      this.cache.invalidate();
+    }
+  }
+
   /** Makes `dekKeyId` the primary and the former primary active, in one transaction. */
   async promote(dekKeyId: string): Promise<void> {
     try {
@@ -127,7 +168,7 @@ export class KeyMaterialRepository implements KeyMaterialStore {
         await trx('key_material')
           .whereIn('dek_key_id', [...dekKeyIds])
           .whereNot({ state: 'primary' })
-          .update({ state: 'retired', wrapped_dek: null, backup_copy: null, retired_at: at, updated_at: at });
+          .update({ state: 'retired', wrapped_dek: null, backup_copy: null, recovery_copy: null, retired_at: at, updated_at: at });
       });
     } finally {
       this.cache.invalidate();
@@ -176,6 +217,7 @@ function recordOf(row: KeyMaterialRow): KeyMaterialRecord {
     state: (row.state ?? 'primary') as DekState,
     wrapped,
     backupCopy: row.backup_copy === null ? null : Buffer.from(row.backup_copy),
+    recoveryCopy: row.recovery_copy ? Buffer.from(row.recovery_copy) : null,
     gcmEncryptions: Number(row.gcm_encryptions),
     createdAt: row.created_at,
     kekCreatedAt: row.kek_created_at ?? row.created_at,
@@ -188,6 +230,7 @@ function copyOf(record: KeyMaterialRecord): KeyMaterialRecord {
     ...record,
     wrapped: record.wrapped && { ...record.wrapped, kek: { ...record.wrapped.kek }, blob: Buffer.from(record.wrapped.blob) },
     backupCopy: record.backupCopy && Buffer.from(record.backupCopy),
+    recoveryCopy: record.recoveryCopy && Buffer.from(record.recoveryCopy),
   };
 }
 

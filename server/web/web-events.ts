@@ -41,9 +41,11 @@ export async function sendEvent(
   type: string,
   payload: Record<string, unknown>,
   secrets: Record<string, string> = {},
+  /** Shows what the effect hands out (recovery shares) before it is dropped. */
+  onRevealed?: Parameters<WebDeps['runtime']['send']>[4],
 ): Promise<{ result: SendResult; after: Inspection | null }> {
   try {
-    const result = await deps.work.track(deps.runtime.send(type, payload, secrets, sourceOf(req)));
+    const result = await deps.work.track(deps.runtime.send(type, payload, secrets, sourceOf(req), onRevealed));
     deps.logger.info({ event: type, outcome: result.outcome, state: result.state, revision: result.revision, errorCode: result.error?.code ?? null }, 'lifecycle event from the web');
     return { result, after: await deps.watcher.poll() };
   } finally {

@@ -14,6 +14,7 @@ export const PATHS = {
   tlsApply: '/setup-wizard/tls-server-credential-apply/',
   tlsApplyCancel: '/setup-wizard/tls-server-credential-apply-cancel/',
   backupPassword: '/setup-wizard/backup-password/',
+  recoveryShares: '/setup-wizard/recovery-shares/',
   demoData: '/setup-wizard/demo-data/',
   createSuperUser: '/setup-wizard/create-super-user',
   autoRestoreHsmSetup: '/setup-wizard/auto-restore-hsm-setup/:hsmType/',
@@ -56,6 +57,8 @@ export function pathOfWizardState(wizardState: string | null, storageType: Stora
       return PATHS.tlsApply;
     case 'WIZARD_BACKUP_PASSWORD':
       return PATHS.backupPassword;
+    case 'WIZARD_RECOVERY_SHARES':
+      return PATHS.recoveryShares;
     case 'WIZARD_DEMO_DATA':
       return PATHS.demoData;
     case 'WIZARD_CREATE_SUPER_USER':

@@ -33,6 +33,7 @@ const STEP_TITLES: Record<string, string> = {
   WIZARD_SELECT_TLS_SERVER_CREDENTIAL: 'TLS credential',
   WIZARD_TLS_SERVER_CREDENTIAL_APPLY: 'Apply TLS',
   WIZARD_BACKUP_PASSWORD: 'Backup password',
+  WIZARD_RECOVERY_SHARES: 'Recovery shares',
   WIZARD_DEMO_DATA: 'Demo data',
   WIZARD_CREATE_SUPER_USER: 'Administrator',
   WIZARD_SETUP_HSM_AUTORESTORE: 'Auto-restore: HSM token',

@@ -95,6 +95,8 @@ describe.each(engines())('the key hierarchy on a real SoftHSM2 token and %s', (e
         replaceBackupKey: async () => {},
         promote: async () => {},
         retire: async () => {},
+        recoveryShareSet: async () => null,
+        replaceRecoveryShareSet: async () => {},
       },
       new DekKeyring(),
     );

@@ -58,6 +58,7 @@ export class Install {
       kdfCeiling: DEFAULT_KDF_CEILING,
       outageRetrySeconds: 30,
       bootLeaseMs: 10_000,
+      recoveryShareTtlSeconds: 900,
       rotation: DEFAULT_ROTATION_POLICY,
     };
     this.open();

@@ -44,6 +44,9 @@ const SAMPLES: Record<string, Record<string, string>> = {
   CHANGE_TOKEN_PIN: {},
   ADD_SECOND_KEK: { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'keyward-second' },
   REMOVE_SECOND_KEK: {},
+  CREATE_RECOVERY_SHARES: { shares: '5', threshold: '3' },
+  SKIP_RECOVERY_SHARES: {},
+  SUBMIT_RECOVERY_SHARE: {},
 };
 
 /** Fields that may be left out, and what their absence means. */
@@ -120,6 +123,13 @@ describe('event schemas', () => {
       expect(refusal(() => checkSecrets(event, { ...without, [secret]: '' })).field).toBe(secret);
     }
     expect(refusal(() => checkSecrets(event, { ...secretValues(needed), token: 'x' }))).toEqual({ field: 'token', message: `${type} takes no secret named token` });
+  });
+
+  it('takes N and K of recovery shares as whole numbers, 2 ≤ K ≤ N ≤ 16', () => {
+    expect(parseExternalEvent('CREATE_RECOVERY_SHARES', { shares: 5, threshold: '3' }, AT)).toMatchObject({ shares: 5, threshold: 3 });
+    expect(refusal(() => parseExternalEvent('CREATE_RECOVERY_SHARES', { shares: '3', threshold: '4' }, AT))).toEqual({ field: 'threshold', message: 'threshold must not exceed the number of shares' });
+    expect(refusal(() => parseExternalEvent('CREATE_RECOVERY_SHARES', { shares: '17', threshold: '3' }, AT))).toEqual({ field: 'shares', message: 'shares must be a whole number from 2 to 16' });
+    expect(refusal(() => parseExternalEvent('CREATE_RECOVERY_SHARES', { shares: '5', threshold: '1.5' }, AT)).field).toBe('threshold');
   });
 
   it('lets a physical HSM go without the SO PIN, which only initializes a SoftHSM token', () => {

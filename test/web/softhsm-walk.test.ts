@@ -182,6 +182,10 @@ describe('web: SoftHSM wizard, token loss and auto-restore in a browser', () => 
     await page.fill('#passwordConfirm', backupPassword);
     await submit(page, 'button[type=submit]');
 
+    // ── recovery shares: optional, skipped here (test/web/recovery-shares.test.ts makes them) ──
+    expect(at(page)).toBe('/setup-wizard/recovery-shares/');
+    await submit(page, '#skip-recovery-shares');
+
     // ── demo data, with the visualizer open in a second tab: it follows without a reload ──
     expect(at(page)).toBe('/setup-wizard/demo-data/');
     await browser.shot('demo-data');

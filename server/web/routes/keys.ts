@@ -129,6 +129,7 @@ export function keyRoutes(deps: WebDeps): Router {
     const primary = live.find((record) => record.state === 'primary') ?? null;
     const backupKey = hsm ? await store.keyMaterial.backupKey() : null;
     const backup = backupKey ? 'key' : live.length > 0 && live.every((record) => record.backupCopy) ? 'copies' : 'none';
+    const recoverySet = hsm ? await store.keyMaterial.recoveryShareSet() : null;
     const progress = await progressOf(deps, inspection);
     const running = progress.running;
     const may = (type: string) => hsm && running === null && inspection.accepts.includes(type);
@@ -154,6 +155,7 @@ export function keyRoutes(deps: WebDeps): Router {
         policyLimit: config.rotation.dekMaxEncryptions,
         kek: primary?.wrapped ? { label: primary.wrapped.kek.label, id: primary.wrapped.kek.id, createdAt: primary.kekCreatedAt, age: age(primary.kekCreatedAt) } : null,
         backup,
+        recoverySet,
         due: rotationsDue(live, now, config.rotation),
         progress,
         active: (progress.rotation !== null && !progress.failed) || running !== null,

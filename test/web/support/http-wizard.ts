@@ -38,6 +38,8 @@ export async function walkWizard(client: WebClient, storage: 'software' | 'softh
   at = await step(client, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
   at = await step(client, at, {});
   if (storage !== 'software') at = await step(client, at, { password: secrets.backupPassword, passwordConfirm: secrets.backupPassword });
+  // The optional recovery-shares step (HSM storage only): skipped.
+  if (storage !== 'software') at = await step(client, at, { choice: 'skip' });
   at = await step(client, at, { choice: 'skip' });
   at = await step(client, at, { username, password: secrets.adminPassword, passwordConfirm: secrets.adminPassword });
   if (at !== '/summary') throw new Error(`after the wizard: at ${at}, not /summary`);
