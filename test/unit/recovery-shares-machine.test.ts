@@ -70,9 +70,13 @@ describe('recovery shares in the machine', () => {
     snapshot = answer(submit(), collected(3));
     expect(running(snapshot)).toBe('recoverDekWithShares');
     snapshot = answer(snapshot, { output: { dekKeyId: 'aa', kekId: 'bb', shareSetId: SET, sharesUsed: 3 } });
+    // As after the password: every value checked (the summary's count), then the TLS credential.
+    expect(running(snapshot)).toBe('checkSecretValues');
+    snapshot = answer(snapshot, { output: { checked: 12, readable: 12, unreadable: [] } });
     expect(running(snapshot)).toBe('loadTlsFromDatabase');
     snapshot = answer(snapshot, { output: { fingerprintSha256: 'AA', notAfter: AT, origin: 'database' } });
     expect([stateString(snapshot), snapshot.context.passwordFailures]).toEqual(['operational', 0]);
+    expect(snapshot.context.lastCompletion).toEqual(expect.objectContaining({ kind: 'recovery', secretValues: { checked: 12, readable: 12, unreadable: [] } }));
   });
 
   it('holds shares like passwords while locked out', () => {
