@@ -66,7 +66,7 @@ export class Store {
     this.reencryption = new DekReencryption(db, reader, this.secrets, this.keyMaterial, keyring);
     this.logChainKeys = new LogChainKeyRepository(reader, this.secrets);
     this.webSecrets = new WebSecretRepository(db, this.secrets);
-    this.secondKek = new SecondKekRepository(db, reader);
+    this.secondKek = new SecondKekRepository(db, reader, this.cache);
   }
 
   static open(config: DatabaseConfig, keyring: DekKeyring): Store {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { WrapMechanism, WrappedKey } from '../../hsm/key-wrapper';
 import { now } from '../clock';
+import { ConfigCache } from '../config-cache';
 
 /** The second token as configured: where it is, the KEK on it, where its PIN is read; never the PIN. */
 export interface SecondKekConfig {
@@ -55,15 +56,22 @@ const SECOND = 'second';
 /**
  * The second KEK's configuration, its wrap of every live DEK (kek_wraps), and each KEK's health as
  * the last probe saw it (migration 016). Every table is read as absent before the migration ran:
- * BOOT probes a database whose migrations may not have run yet.
+ * BOOT probes a database whose migrations may not have run yet. The configuration and the health
+ * change only inside lifecycle steps, so they are kept per lifecycle version (the status page reads
+ * them per request).
  */
 export class SecondKekRepository {
   constructor(
     private readonly db: Knex,
     private readonly reader: Knex = db,
+    private readonly cache: ConfigCache = new ConfigCache(),
   ) {}
 
-  async config(): Promise<SecondKekConfig | null> {
+  config(): Promise<SecondKekConfig | null> {
+    return this.cache.get('secondKekConfig', () => this.readConfig());
+  }
+
+  private async readConfig(): Promise<SecondKekConfig | null> {
     if (!(await this.reader.schema.hasTable('second_kek_config'))) return null;
     const row = await this.reader<ConfigRow>('second_kek_config').where({ id: 1 }).first();
     return row ? { modulePath: row.module_path, tokenLabel: row.token_label, kekLabel: row.kek_label, kekId: row.kek_id, pinSource: row.pin_source, createdAt: row.created_at } : null;
@@ -86,6 +94,7 @@ export class SecondKekRepository {
         .merge();
       await putWraps(trx, config.tokenLabel, wraps);
     });
+    this.cache.invalidate();
   }
 
   /** Wraps of DEKs added since (a DEK rotation), under the configured KEK. */
@@ -111,9 +120,14 @@ export class SecondKekRepository {
       // Without a second KEK there is nothing to tell the primary's health from: both rows go.
       await trx('kek_health').delete();
     });
+    this.cache.invalidate();
   }
 
-  async health(): Promise<KekHealth[]> {
+  health(): Promise<KekHealth[]> {
+    return this.cache.get('kekHealth', () => this.readHealth());
+  }
+
+  private async readHealth(): Promise<KekHealth[]> {
     if (!(await this.reader.schema.hasTable('kek_health'))) return [];
     const rows = await this.reader<HealthRow>('kek_health').orderBy('kek', 'asc');
     return rows.map((row) => ({ kek: row.kek as KekName, healthy: Boolean(row.healthy), since: row.since, problem: row.problem }));
@@ -130,6 +144,7 @@ export class SecondKekRepository {
           .where({ kek })
           .update({ healthy, problem, since: Boolean(row.healthy) === healthy ? row.since : at });
     });
+    this.cache.invalidate();
   }
 }
 
