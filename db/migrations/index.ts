@@ -13,10 +13,10 @@ import * as nodes from './011_nodes';
 import * as bootLease from './012_boot_lease';
 import * as sharedWebState from './013_shared_web_state';
 import * as backupRuns from './014_backup_runs';
+import * as recoveryShares from './015_recovery_shares';
+import * as secondKek from './016_second_kek';
 import * as deviceAudit from './017_device_audit';
 import * as sessionSummaryPass from './018_session_summary_pass';
-import * as secondKek from './016_second_kek';
-import * as recoveryShares from './015_recovery_shares';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -39,15 +39,16 @@ const migrations: Record<string, Migration> = {
   '012_boot_lease': bootLease,
   '013_shared_web_state': sharedWebState,
   '014_backup_runs': backupRuns,
+  '015_recovery_shares': recoveryShares,
+  '016_second_kek': secondKek,
   '017_device_audit': deviceAudit,
   '018_session_summary_pass': sessionSummaryPass,
-  '016_second_kek': secondKek,
-  '015_recovery_shares': recoveryShares,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
+  // In name order whatever the order above: the last name is the schema version archives record.
   async getMigrations() {
-    return Object.keys(migrations);
+    return Object.keys(migrations).sort();
   },
   getMigrationName(name) {
     return name;

@@ -111,6 +111,7 @@ describe('web: devices and plain messages', () => {
     await page.fill('#password', backupPassword);
     await page.fill('#passwordConfirm', backupPassword);
     await submit(page, 'button[type=submit]');
+    await submit(page, '#skip-recovery-shares');
     await submit(page, '#skip-demo-data');
     await page.fill('#username', 'admin');
     await page.fill('#password', adminPassword);

@@ -100,7 +100,9 @@ describe('web: the lifecycle visualizer', () => {
     const soPin = newSecret('sopin');
     await page.fill('#modulePath', '/nonexistent/libpkcs11-missing.so');
     await page.fill('#pin', pin);
+    await page.fill('#pinConfirm', pin);
     await page.fill('#soPin', soPin);
+    await page.fill('#soPinConfirm', soPin);
     expect(await submit(page, 'button[type=submit]')).toBe(400);
 
     const viewer = await browser.context.newPage();
@@ -201,7 +203,9 @@ describe('web: the lifecycle visualizer', () => {
     const kept = await scaleChanges(viewer, fitted, async () => undefined);
     await page.fill('#modulePath', '/usr/lib/softhsm/libsofthsm2.so');
     await page.fill('#pin', pin);
+    await page.fill('#pinConfirm', pin);
     await page.fill('#soPin', soPin);
+    await page.fill('#soPinConfirm', soPin);
     await submit(page, 'button[type=submit]');
     expect(pathOf(page)).toBe('/setup-wizard/setup_mode/');
     await until(viewer, async () => ((await text(viewer, '#graph-compact g.node.current')).includes('hsmSetup') ? null : true)).catch((e) => {

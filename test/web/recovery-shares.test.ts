@@ -66,7 +66,9 @@ describe('web: recovery shares', () => {
     await page.check('input[name=storageType][value=softhsm]');
     await submit(page, 'button[type=submit]');
     await page.fill('#pin', pin);
+    await page.fill('#pinConfirm', pin);
     await page.fill('#soPin', soPin);
+    await page.fill('#soPinConfirm', soPin);
     await submit(page, 'button[type=submit]');
     await submit(page, 'button[value=fresh]');
     await Promise.all([page.waitForNavigation(), page.click('#choose-generate')]);
@@ -141,7 +143,9 @@ describe('web: recovery shares', () => {
     await page.goto(`${server.url}/`);
     await unlock(first, await server.setupCode());
     await page.fill('#pin', pin);
+    await page.fill('#pinConfirm', pin);
     await page.fill('#soPin', soPin);
+    await page.fill('#soPinConfirm', soPin);
     await submit(page, 'button[type=submit]');
     expect(pathOf(page)).toBe('/setup-wizard/auto_restore_password/');
     await shots(first, 'auto-restore-shares');
@@ -179,7 +183,10 @@ describe('web: recovery shares', () => {
     await shots(second, 'auto-restore-shares-second-browser');
     await submit(other, '#submit-share');
     expect((await lifecycleOf(new WebClient(server.url))).state).toBe('operational');
-    expect(pathOf(other)).toBe('/status');
+    // The recovery ends on its summary, as the password's does: every stored value checked.
+    expect(pathOf(other)).toBe('/summary');
+    expect((await text(other, '#values-checked')).replace(/\s+/g, ' ')).toMatch(/^\d+ secret values checked, all readable\.$/);
+    expect(await text(other, '#summary-fingerprint')).toBe(fingerprint);
     expect(servedFingerprint(server.port)).toBe(fingerprint);
 
     // Every secret byte-equal; the backup password was never typed in.
