@@ -117,6 +117,8 @@ describe('web: devices and plain messages', () => {
     await page.fill('#password', adminPassword);
     await page.fill('#passwordConfirm', adminPassword);
     await submit(page, 'button[type=submit]');
+    expect(pathOf(page)).toBe('/summary');
+    await page.goto(`${server.url}/login`);
     await logIn(browser, 'admin', adminPassword);
     expect(pathOf(page)).toBe('/status');
     expect(overflows).toEqual([]);

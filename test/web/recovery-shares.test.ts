@@ -101,6 +101,9 @@ describe('web: recovery shares', () => {
     await page.fill('#password', adminPassword);
     await page.fill('#passwordConfirm', adminPassword);
     await submit(page, 'button[type=submit]');
+    // The set-up ends on its summary; the login is one link away.
+    expect(pathOf(page)).toBe('/summary');
+    await page.goto(`${server.url}/login`);
     await logIn(first, 'admin', adminPassword);
 
     await page.goto(`${server.url}/devices`);
