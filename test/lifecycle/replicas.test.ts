@@ -58,6 +58,8 @@ describePg('three replicas on one PostgreSQL database', () => {
     at = await step(installer, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
     at = await step(installer, at, {});
     at = await step(installer, at, { password: secrets.backup, passwordConfirm: secrets.backup });
+    // The optional recovery shares, then the demo data: both skipped.
+    at = await step(installer, at, { choice: 'skip' });
     at = await step(installer, at, { choice: 'skip' });
     at = await step(installer, at, { username: 'admin', password: secrets.admin, passwordConfirm: secrets.admin });
     expect(at).toBe('/login');
