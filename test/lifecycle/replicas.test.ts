@@ -62,7 +62,7 @@ describePg('three replicas on one PostgreSQL database', () => {
     at = await step(installer, at, { choice: 'skip' });
     at = await step(installer, at, { choice: 'skip' });
     at = await step(installer, at, { username: 'admin', password: secrets.admin, passwordConfirm: secrets.admin });
-    expect(at).toBe('/login');
+    expect(at).toBe('/summary');
     expect(set.inspect().state).toBe('operational');
     admin = set.node(1).client();
     await logIn(admin, 'admin', secrets.admin);

@@ -129,6 +129,9 @@ describe('web: software storage wizard with a PKCS#12 import in a browser', () =
     // The wizard is closed now, for the browser too.
     await page.goto(`${server.url}/setup-wizard/crypto-storage-setup/`);
     expect(pathOf(page)).toBe('/status');
+    // The error page, as a mistyped address meets it.
+    expect((await page.goto(`${server.url}/no-such-page`))?.status()).toBe(404);
+    await browser.shot('not-found');
     // Every page of the walk, at 1280 px and at 390 px: no text outside its box.
     expect(browser.overflows).toEqual([]);
   });
