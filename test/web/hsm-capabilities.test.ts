@@ -38,8 +38,7 @@ describe("the token's capabilities, shown before anything is created", () => {
       modulePath: SOFTHSM_MODULE,
       label: 'Trustpoint-SoftHSM',
       slot: '',
-      pin: newSecret('pin'),
-      soPin: newSecret('sopin'),
+      ...pinsTwice(newSecret('pin'), newSecret('sopin')),
     });
     expect(refused.status).toBeGreaterThanOrEqual(400);
     const error = [...refused.body.matchAll(/id="[A-Za-z]+-error"[^>]*>([^<]*)</g)].map((m) => m[1]).join(' ') || fieldError(refused.body, 'pin') || '';
@@ -74,3 +73,8 @@ describe('keyward inspect', () => {
     expect(cli.run(['inspect']).stdout).toMatch(/^wrap: +CKM_AES_KEY_WRAP$/m);
   });
 });
+
+/** The form's PIN fields, each typed twice as the page asks. */
+function pinsTwice(pin: string, soPin: string): Record<string, string> {
+  return { pin, pinConfirm: pin, soPin, soPinConfirm: soPin };
+}
