@@ -1,5 +1,5 @@
 import cookieParser from 'cookie-parser';
-import express, { Express } from 'express';
+import express, { Express, Router } from 'express';
 import { wizardGate } from './web/wizard-gate';
 import { MULTIPART_LIMITS, multipartForms } from './web/multipart';
 import { restoreUploadGate } from './web/restore-upload';
@@ -26,6 +26,7 @@ import { vendorAssets } from './web/vendor-assets';
 import { noStore, securityHeaders } from './web/security-headers';
 import { errorHandler, notFound } from './web/web-errors';
 import type { WebDeps } from './web/web-deps';
+import { ViewEngine } from './web/view-engine';
 
 export { isReady } from './web/lifecycle-phase';
 
@@ -40,6 +41,7 @@ export function createApp(deps: WebDeps): Express {
   app.set('trust proxy', false);
   app.set('views', deps.config.viewsDir);
   app.set('view engine', 'ejs');
+  app.engine('ejs', new ViewEngine().render);
   // Express caches templates only under NODE_ENV=production; keyward always does.
   app.set('view cache', true);
 
@@ -62,22 +64,29 @@ export function createApp(deps: WebDeps): Express {
   app.use(noStore);
 
   app.use('/setup-wizard', ...wizardGate(deps));
-  app.use(homeRoutes(deps));
-  app.use(unlockRoutes(deps));
-  app.use(storageRoutes(deps));
-  app.use(setupModeRoutes(deps));
-  app.use(tlsRoutes(deps));
-  app.use(finishRoutes(deps));
-  app.use(autoRestoreRoutes(deps));
-  app.use(authRoutes(deps));
-  app.use(statusRoutes(deps));
-  app.use(summaryRoutes(deps));
-  app.use(keyRoutes(deps));
-  app.use(backupRoutes(deps));
-  app.use(recoveryShareRoutes(deps));
-  app.use(deviceRoutes(deps));
-  app.use(inventoryRoutes(deps));
-  app.use(inspectRoutes(deps));
+  // The pages' routes in one router: a request then walks one list of routes, not a router per module.
+  const pages = Router();
+  for (const addRoutes of [
+    homeRoutes,
+    unlockRoutes,
+    storageRoutes,
+    setupModeRoutes,
+    tlsRoutes,
+    finishRoutes,
+    autoRestoreRoutes,
+    authRoutes,
+    statusRoutes,
+    summaryRoutes,
+    keyRoutes,
+    backupRoutes,
+    recoveryShareRoutes,
+    deviceRoutes,
+    inventoryRoutes,
+    inspectRoutes,
+  ]) {
+    addRoutes(deps, pages);
+  }
+  app.use(pages);
 
   app.use(notFound);
   app.use(errorHandler(deps.logger));
