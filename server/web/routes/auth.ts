@@ -15,8 +15,7 @@ const lockedMessage = (lockedUntil: string) => `Too many failed logins for this 
  * The administrator's login (Argon2id hashes made by the wizard's createAdminUser effect). An unknown
  * user costs the same Argon2 verification as a wrong password, so timing does not tell them apart.
  */
-export function authRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function authRoutes(deps: WebDeps, router: Router = Router()): Router {
   let decoy: Promise<string> | null = null;
   const decoyHash = () => (decoy ??= argon2.hash(`decoy-${Date.now()}-${Math.random()}`, { type: argon2.argon2id, memoryCost: 65536, timeCost: 3, parallelism: 1 }));
 

@@ -17,8 +17,7 @@ import { hsmSetupRoutes } from './wizard-storage';
  * password. A wrong password changes nothing but the machine's persisted attempt counter; after three
  * the machine locks attempts out for a growing time, across restarts.
  */
-export function autoRestoreRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function autoRestoreRoutes(deps: WebDeps, router: Router = Router()): Router {
   hsmSetupRoutes(deps, router, PATHS.autoRestoreHsmSetup, 'WIZARD_SETUP_HSM_AUTORESTORE', true);
 
   const step = ['WIZARD_AUTO_RESTORE_PASSWORD'];

@@ -37,8 +37,7 @@ function sentence(message: string): string {
  * without restoring it, and see the last backup and the last restore drill with their age, the
  * schedule and its history. Everything goes through backup/ and effects/ as the CLI does.
  */
-export function backupRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function backupRoutes(deps: WebDeps, router: Router = Router()): Router {
   const { backups } = deps;
 
   const render = async (req: Request, res: Response, form: FormState & { form?: string; verified?: (VerifiedArchive & { filename: string }) | null } = {}, status = 200) => {

@@ -40,8 +40,7 @@ const plain = (error: ValidationError) => sentence(withLabels(error.message, FIE
  * the secrets are encrypted under the DEK, which this process loads from the token when it does not
  * hold it yet.
  */
-export function deviceRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function deviceRoutes(deps: WebDeps, router: Router = Router()): Router {
   const { store, custody } = deps.runtime;
   const devicePath = `${PATHS.devices}/:id`;
 

@@ -11,9 +11,7 @@ import type { WebDeps } from '../web-deps';
 import { PATHS } from '../wizard-paths';
 
 /** "/" sends each visitor where the lifecycle and their session put them; /lifecycle explains a stop. */
-export function homeRoutes(deps: WebDeps): Router {
-  const router = Router();
-
+export function homeRoutes(deps: WebDeps, router: Router = Router()): Router {
   router.get('/', readLifecycle(deps), (req, res) => {
     res.redirect(302, homeFor(req, inspectionOf(res)));
   });

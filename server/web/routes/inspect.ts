@@ -18,9 +18,7 @@ const HISTORY = 50;
  * page's script (/static/js/inspect.js) follow changes without a reload.
  * Who may look: an administrator; before completion, the session that gave the set-up code.
  */
-export function inspectRoutes(deps: WebDeps): Router {
-  const router = Router();
-
+export function inspectRoutes(deps: WebDeps, router: Router = Router()): Router {
   const mayInspect: RequestHandler = (req, res, next) => {
     const inspection = inspectionOf(res);
     const phase = phaseOf(inspection.state);

@@ -6,8 +6,7 @@ import type { WebDeps } from '../web-deps';
 import { PATHS } from '../wizard-paths';
 
 /** Credentials (never their keys) and CAs, active or deactivated with the reason. */
-export function inventoryRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function inventoryRoutes(deps: WebDeps, router: Router = Router()): Router {
   const { store } = deps.runtime;
 
   router.get(PATHS.credentials, ...requireAdmin(deps), async (req, res) => {

@@ -114,8 +114,7 @@ function summaryOf(rotation: RotationProgress['rotation'], running: RunningRotat
  * (it can take minutes): the form returns as soon as the machine has taken the event, and the page's
  * script (/static/js/keys.js) follows /keys/progress.json.
  */
-export function keyRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function keyRoutes(deps: WebDeps, router: Router = Router()): Router {
   const { store, config } = deps.runtime;
 
   const render = async (req: Request, res: Response, form: FormState & { form?: string } = {}, status = 200, inspection: Inspection = inspectionOf(res)) => {

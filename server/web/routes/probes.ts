@@ -8,9 +8,7 @@ import type { WebDeps } from '../web-deps';
  * interval old, and re-read at once after every event this process sends), so a probe storm does
  * not become a database storm.
  */
-export function probeRoutes(deps: WebDeps): Router {
-  const router = Router();
-
+export function probeRoutes(deps: WebDeps, router: Router = Router()): Router {
   router.get('/livez', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });

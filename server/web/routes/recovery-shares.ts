@@ -17,8 +17,7 @@ const ADMIN_PATH = `${PATHS.keys}/recovery-shares`;
  * password, or later by an administrator, who can also verify one share against the set. The shares
  * are in exactly one response, the one that made them (no-store), and nowhere else.
  */
-export function recoveryShareRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function recoveryShareRoutes(deps: WebDeps, router: Router = Router()): Router {
   const keyMaterial = deps.runtime.store.keyMaterial;
 
   /** Sends CREATE_RECOVERY_SHARES; on success, renders the shares once, with `next` to go on. */

@@ -11,9 +11,7 @@ import type { WebDeps } from '../web-deps';
 import { PATHS } from '../wizard-paths';
 
 /** The status page: where the keys are, how much the DEK has been used, the TLS certificate served. */
-export function statusRoutes(deps: WebDeps): Router {
-  const router = Router();
-
+export function statusRoutes(deps: WebDeps, router: Router = Router()): Router {
   router.get(PATHS.status, ...requireAdmin(deps), async (req, res) => {
     const { store, custody, keyring } = deps.runtime;
     const inspection = inspectionOf(res);

@@ -13,9 +13,7 @@ import { PATHS } from '../wizard-paths';
  * machine). It holds no secret but names the token and its keys: the session that finished the step
  * sees it (SessionService.passSummary), and any logged-in administrator.
  */
-export function summaryRoutes(deps: WebDeps): Router {
-  const router = Router();
-
+export function summaryRoutes(deps: WebDeps, router: Router = Router()): Router {
   router.get(PATHS.summary, readLifecycle(deps), async (req, res) => {
     const inspection = inspectionOf(res);
     const completion = inspection.context.lastCompletion ?? null;

@@ -10,9 +10,7 @@ import { PATHS } from '../wizard-paths';
  * The set-up code page (keyward's, beside Trustpoint's wizard paths): the wizard and auto-restore
  * open only to the session that presents the code a node printed on its console (any node accepts it).
  */
-export function unlockRoutes(deps: WebDeps): Router {
-  const router = Router();
-
+export function unlockRoutes(deps: WebDeps, router: Router = Router()): Router {
   router.get(PATHS.unlock, async (req, res) => {
     const inspection = inspectionOf(res);
     if (maySetUp(req, phaseOf(inspection.state))) return res.redirect(302, homeFor(req, inspection));

@@ -9,9 +9,7 @@ import { PATHS } from '../wizard-paths';
 import { checkNewPassword, PASSWORD_RULES } from './password-form';
 
 /** Wizard: the backup password (HSM storage), demo data, and the first administrator. */
-export function finishRoutes(deps: WebDeps): Router {
-  const router = Router();
-
+export function finishRoutes(deps: WebDeps, router: Router = Router()): Router {
   // ── backup password ──
   const backupStep = ['WIZARD_BACKUP_PASSWORD'];
   const renderBackup = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>

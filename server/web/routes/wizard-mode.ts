@@ -9,8 +9,7 @@ import { afterEvent, stepAction, stepPage } from '../wizard-step';
 import { PATHS } from '../wizard-paths';
 
 /** Wizard: set up fresh, or restore a backup archive (offered when the machine accepts RESTORE_BACKUP). */
-export function setupModeRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function setupModeRoutes(deps: WebDeps, router: Router = Router()): Router {
   const step = ['WIZARD_SETUP_MODE'];
 
   const renderMode = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>

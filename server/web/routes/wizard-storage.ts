@@ -17,8 +17,7 @@ const MODULE_ERRORS: ReadonlySet<string> = new Set(['MODULE_MISSING', 'MODULE_LO
 const modulePathFailed = (error: { code: string; field?: string } | null | undefined) => error != null && (error.field === 'modulePath' || MODULE_ERRORS.has(error.code));
 
 /** Wizard: crypto storage, then (for an HSM) the token; the same token form serves auto-restore. */
-export function storageRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function storageRoutes(deps: WebDeps, router: Router = Router()): Router {
   const storageStep = ['WIZARD_SETUP_CRYPTO_STORAGE'];
 
   const renderStorage = (req: Request, res: Response, inspection: Inspection, form: FormState = {}, status = 200) =>

@@ -17,8 +17,7 @@ const PKCS12_NAMES = { path: 'pkcs12File', password: 'pkcs12Password' };
 const PEM_FIELDS = ['keyFile', 'certificateFile', 'chainFile'] as const;
 
 /** Wizard: the TLS server credential (generate, import PKCS#12, import PEM), then apply or cancel. */
-export function tlsRoutes(deps: WebDeps): Router {
-  const router = Router();
+export function tlsRoutes(deps: WebDeps, router: Router = Router()): Router {
   const served = () => ({ fingerprintSha256: deps.tls.fingerprintSha256, notAfter: deps.tls.notAfter });
 
   router.get(
