@@ -9,6 +9,7 @@ import { AutoRotation } from './web/auto-rotation';
 import { loggableError } from './web/web-errors';
 import { prepareWebServer } from './web/web-server';
 import { NodeHealth } from './node-health';
+import { growYoungGenerationUpTo, SERVER_YOUNG_GENERATION_BYTES } from './young-generation';
 import { followDeploymentTls, followKeyset } from './web/deployment-tls';
 
 const SESSION_PURGE_MS = 10 * 60_000;
@@ -109,6 +110,7 @@ export async function serve(runtime: KeywardRuntime): Promise<number> {
   process.once('SIGINT', () => void stop('SIGINT'));
   operator.serving(url, deps.tls.fingerprintSha256);
   writePidFile(runtime.config.home);
+  growYoungGenerationUpTo(SERVER_YOUNG_GENERATION_BYTES);
 
   // The delays the machine names (`bootAfter` in a state's meta), from the configuration.
   const delays: Record<string, number> = { outageRetry: runtime.config.outageRetrySeconds * 1000 };
