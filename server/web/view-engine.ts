@@ -2,18 +2,20 @@ import { readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { compile } from 'ejs';
 
-type Include = (name: string, data?: object) => string;
 type Template = (locals: object) => string;
 
 /**
  * Express's view engine for keyward's EJS pages. Each template is compiled once and each include
  * resolved once per including template: ejs's own renderFile looks every include up on disk
- * (existsSync) and copies every local twice per include on every render, most of a page's cost.
- * The page's locals are copied once onto a null prototype (as ejs does; `unsafePrototypeLocals` only
- * stops ejs copying them again); a partial sees them through its own object's prototype, with the
- * data passed to `include` on top. A template's code runs inside `with (locals)`, so the `include`
- * it calls is the one given in its locals here (were ejs to drop `with`, its own include would run:
- * slower, same output). No option is read from the locals, so a local never becomes a compile option.
+ * (existsSync) and copies every local twice per include, on every render: most of a page's cost.
+ * Here the page's locals are copied once onto a null prototype (as ejs does; `unsafePrototypeLocals`
+ * only stops ejs copying them again), and a partial runs on an object whose prototype is its
+ * including template's, with the data passed to `include` on top: names are found along the chain,
+ * a partial's writes stay in its own object. (Measured on the status page: ejs's renderFile 100 µs,
+ * this 35 µs; an ordinary object as the chain's root, 59 µs.) No option is read from the locals, so
+ * no local can become a compile option. A template's code runs inside `with (locals)`, so the
+ * `include` it calls is the one on its own object (were ejs to drop `with`, its own include would
+ * run: slower, same output).
  */
 export class ViewEngine {
   private readonly templates = new Map<string, Template>();
@@ -32,8 +34,7 @@ export class ViewEngine {
   };
 
   private run(file: string, locals: object): string {
-    const include: Include = (name, data) => this.run(this.resolveInclude(file, name), Object.assign(Object.create(locals) as object, data));
-    (locals as { include?: Include }).include = include;
+    (locals as { include?: unknown }).include = (name: string, data?: object): string => this.run(this.resolveInclude(file, name), Object.assign(Object.create(locals) as object, data));
     return this.template(file)(locals);
   }
 

@@ -1,0 +1,65 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ViewEngine } from '../../server/web/view-engine';
+
+const ejs = jest.requireActual<{ renderFile: (file: string, data: object, callback: (error: Error | null, html?: string) => void) => void }>('ejs');
+
+function render(engine: (file: string, data: object, callback: (error: Error | null, html?: string) => void) => void, file: string, data: object): Promise<string> {
+  return new Promise((resolve, reject) => engine(file, data, (error, html) => (error ? reject(error) : resolve(html!))));
+}
+
+describe('the view engine: compiled once, includes resolved once, the same pages as ejs', () => {
+  let views: string;
+
+  beforeAll(() => {
+    views = mkdtempSync(join(tmpdir(), 'keyward-views-'));
+    mkdirSync(join(views, 'partials'));
+    mkdirSync(join(views, 'wizard'));
+    writeFileSync(join(views, 'partials', 'head.ejs'), '<title><%= title %></title><%- include("mark") %>\n');
+    writeFileSync(join(views, 'partials', 'mark.ejs'), '<i><%= locals.wide ? "wide" : "narrow" %></i>');
+    writeFileSync(join(views, 'partials', 'field.ejs'), '<% var title = "changed by the partial"; %><b><%= name %>: <%= errors[name] || "ok" %></b>');
+    writeFileSync(
+      join(views, 'wizard', 'page.ejs'),
+      [
+        '<%- include("../partials/head") %>',
+        '<% items.forEach((item) => { %><li><%= item %></li><% }) %>',
+        '<%- include("../partials/field", { name: "pin" }) %>',
+        '<%- include("../partials/field", { name: "label" }) %>',
+        '<p><%= title %> <%= typeof name %></p>',
+      ].join('\n'),
+    );
+    writeFileSync(join(views, 'broken.ejs'), 'line one\n<%= missing.property %>\n');
+  });
+
+  afterAll(() => rmSync(views, { recursive: true, force: true }));
+
+  const locals = () => ({ title: 'Keys & <PINs>', items: ['a', '<b>'], errors: { pin: 'The PIN is shorter than this token allows' }, wide: true });
+
+  it('renders byte for byte what ejs renders, nested includes, include data and escaping included', async () => {
+    const page = join(views, 'wizard', 'page.ejs');
+    const ours = await render(new ViewEngine().render, page, locals());
+    expect(ours).toBe(await render(ejs.renderFile, page, locals()));
+    expect(ours).toContain('<title>Keys &amp; &lt;PINs&gt;</title><i>wide</i>');
+    // A partial's variable and its include data stay in the partial: the page's title and names are its own.
+    expect(ours).toContain('<p>Keys &amp; &lt;PINs&gt; undefined</p>');
+  });
+
+  it('serves each render from the compiled template and never reads a compile option from the locals', async () => {
+    const engine = new ViewEngine();
+    const page = join(views, 'wizard', 'page.ejs');
+    const first = await render(engine.render, page, locals());
+    writeFileSync(join(views, 'partials', 'mark.ejs'), '<i>edited after the first render</i>');
+    const poisoned = {
+      ...locals(),
+      settings: { 'view options': { client: true, outputFunctionName: 'x;process.exit(1);//' } },
+      outputFunctionName: 'y;process.exit(1);//',
+      escapeFunction: () => 'raw',
+    };
+    expect(await render(engine.render, page, poisoned)).toBe(first);
+  });
+
+  it('reports a failing expression through the callback with the template and line', async () => {
+    await expect(render(new ViewEngine().render, join(views, 'broken.ejs'), {})).rejects.toThrow(/broken\.ejs:2[\s\S]*missing is not defined/);
+  });
+});
