@@ -26,9 +26,19 @@ function nodesOf(state: string): StateNode[] {
   return nodes;
 }
 
+// The machine's definition never changes, so neither do a state's tags; every page asks for them.
+const tagsByState = new Map<string, ReadonlySet<LifecycleTag>>();
+
 /** The tags of a state, given as its dotted path: what the web, the CLI and the server read instead of name prefixes. */
 export function tagsOfState(state: string): ReadonlySet<LifecycleTag> {
-  return new Set(nodesOf(state).flatMap((node) => [...node.tags] as LifecycleTag[]));
+  let tags = tagsByState.get(state);
+  if (!tags) {
+    const nodes = nodesOf(state);
+    tags = new Set(nodes.flatMap((node) => [...node.tags] as LifecycleTag[]));
+    // Only names that are states: a name read from elsewhere is no reason for the map to grow.
+    if (nodes.length > 0) tagsByState.set(state, tags);
+  }
+  return tags;
 }
 
 /**
