@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, PROJECT_ROOT } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
+import { CSRF_COOKIE } from '../../server/web/csrf';
 import { WebClient } from '../web/support/web-client';
 import type { LoadResult } from './load';
 import { medianOfRounds } from './load';
@@ -32,7 +33,8 @@ const DEFINITIONS = [
     "Express's EJS view engine (view cache on, as keyward) a template that yields keyward's status page byte for byte (each text node an " +
     "escaped interpolation), /readyz sends keyward's body; both set the response headers keyward sent on that path (helmet's, Cache-Control, " +
     "cookies; Date, ETag and Content-Length each server computes). No session, no database read, no CSRF token: that is keyward's own work.",
-  'load: a node:https client in a third process (forked), keep-alive connections each sending its next request when the answer is in.',
+  'load: a node:https client in a third process (forked), keep-alive connections each sending its next request when the answer is in; ' +
+    'on /status the cookies a browser holds after opening the page once (its session, and the CSRF cookie keyward then checks and sends again).',
 ];
 const CLI = join(PROJECT_ROOT, 'dist', 'server', 'cli.js');
 
@@ -185,8 +187,10 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     const client = new WebClient(keyward.url);
     const login = await client.postForm('/login', '/login', { username: 'bench', password: adminPassword });
     if (login.status !== 303) throw new Error(`the bench could not log in: HTTP ${login.status}`);
-    const cookie = [...client.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
     const statusPage = await client.get('/status');
+    // What a browser sends when the page is reloaded: the session cookie and the CSRF cookie of the page it holds.
+    const cookie = [...client.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+    if (!cookie.includes(CSRF_COOKIE)) throw new Error('keyward set no CSRF cookie on its status page');
     const readyz = await client.get('/readyz');
     if (statusPage.status !== 200 || readyz.status !== 200) throw new Error(`keyward is not ready for the bench: /status ${statusPage.status}, /readyz ${readyz.status}`);
 
