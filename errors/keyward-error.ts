@@ -22,7 +22,10 @@ export const EXIT_CODES = {
   STARTUP_REFUSED: { exit: 6, meaning: 'start-up refused: the database is newer than this keyward (VERSION_DOWNGRADE); nothing changed' },
   STARTUP_FAILED: { exit: 7, meaning: 'start-up failed, the database is damaged, or the DEK is unrecoverable; the reason is printed' },
   OUTAGE: { exit: 8, meaning: 'outage: the physical HSM cannot be reached; start-up retries' },
-  AUDIT_BROKEN: { exit: 9, meaning: "audit: the transition log's hash chain is broken (audit verify, or BOOT held in auditHold; the first broken row is printed)" },
+  AUDIT_BROKEN: {
+    exit: 9,
+    meaning: "audit: a hash chain is broken (audit verify: the transition log's or the device audit's; BOOT held in auditHold: the transition log's; the first broken row is printed)",
+  },
   ARCHIVE_CORRUPT: { exit: 10, meaning: 'archive corrupt: a byte was altered or segments reordered; nothing restored' },
   WRONG_PASSPHRASE: { exit: 11, meaning: 'wrong passphrase for the archive; nothing restored' },
   ARCHIVE_TRUNCATED: { exit: 12, meaning: 'archive truncated; nothing restored' },

@@ -56,7 +56,7 @@ const USAGE = `usage: keyward <command> [options]
   drill --input FILE [--passphrase-file F] [--backup-password-file G]
                              restore onto a scratch store with a fresh token, prove a secret
                              decrypts, report the RTO, destroy the scratch store
-  audit verify [--json]      check the transition log's hash chain
+  audit verify [--json]      check the hash chains of the transition log and the device audit
   rotate kek|dek [--json]    a new KEK in the token (the DEKs re-wrapped, the old KEK destroyed), or a
                              new DEK (every value re-encrypted, with a progress bar; the old DEK
                              retired); the server keeps serving
@@ -274,12 +274,17 @@ async function main(argv: string[]): Promise<number> {
       case 'audit': {
         if (parsed.positional[0] !== 'verify') throw new UsageError('audit takes: verify');
         const verdict = await runtime.audit();
+        const { deviceAudit } = verdict;
         if (json) process.stdout.write(`${JSON.stringify(verdict)}\n`);
-        else if (verdict.ok)
-          process.stdout.write(
-            `transition log intact: ${verdict.rows} rows${verdict.unverifiedRows ? ` (${verdict.unverifiedRows} keyed rows not verifiable without the DEK)` : ''}, head ${verdict.head?.hash ?? '-'}\n`,
-          );
-        else process.stdout.write(`transition log BROKEN at revision ${verdict.firstBroken!.revision}: ${verdict.firstBroken!.message}\n`);
+        else {
+          if (verdict.firstBroken) process.stdout.write(`transition log BROKEN at revision ${verdict.firstBroken.revision}: ${verdict.firstBroken.message}\n`);
+          else
+            process.stdout.write(
+              `transition log intact: ${verdict.rows} rows${verdict.unverifiedRows ? ` (${verdict.unverifiedRows} keyed rows not verifiable without the DEK)` : ''}, head ${verdict.head?.hash ?? '-'}\n`,
+            );
+          if (deviceAudit?.firstBroken) process.stdout.write(`device audit BROKEN at entry ${deviceAudit.firstBroken.seq}: ${deviceAudit.firstBroken.message}\n`);
+          else if (deviceAudit) process.stdout.write(`device audit intact: ${deviceAudit.entries} ${deviceAudit.entries === 1 ? 'entry' : 'entries'}\n`);
+        }
         return verdict.ok ? EXIT.OK : EXIT.AUDIT_BROKEN;
       }
       case 'boot': {

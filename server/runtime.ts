@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { ChainKey, chainKeyFromDek, ChainVerdict, UNKEYED_CHAIN } from '../db/audit-chain';
+import type { DeviceAuditVerdict } from '../db/device-audit';
 import type { ArchiveProgress } from '../backup';
 import type { BackupResult } from '../effects/backup-service';
 import type { RestoreReport } from '../effects/restore-service';
@@ -294,14 +295,19 @@ export class KeywardRuntime {
     if (await sessions.tableExists()) await sessions.deleteAll();
   }
 
-  /** `keyward audit verify`: the transition log's chain, with the DEK when this process can unwrap it. */
-  async audit(): Promise<ChainVerdict> {
+  /**
+   * `keyward audit verify`: the transition log's chain, with the DEK when this process can unwrap it,
+   * and the device audit's chain (null when the schema predates it). `ok` only when both hold.
+   */
+  async audit(): Promise<ChainVerdict & { deviceAudit: DeviceAuditVerdict | null }> {
     try {
       await this.custody.ensureDek();
     } catch {
       // Locked: keyed rows are checked for their links only, and counted as unverified.
     }
-    return auditTransitionLog(this.store, this.keyring, this.config.deployment);
+    const transitionLog = await auditTransitionLog(this.store, this.keyring, this.config.deployment);
+    const deviceAudit = (await this.store.db.schema.hasTable('device_audit')) ? await this.store.devices.verifyAudit() : null;
+    return { ...transitionLog, ok: transitionLog.ok && (deviceAudit?.ok ?? true), deviceAudit };
   }
 
   async close(): Promise<void> {

@@ -119,6 +119,29 @@ describe('audit verify, and BOOT over a broken chain, through the CLI', () => {
     expect(cli.run(['boot']).status).toBe(9);
     expect(cli.run(['audit', 'verify']).stdout).toMatch(/BROKEN at revision 2: revision 2 is missing/);
   });
+
+  it('checks the device audit chain too: an edited entry is named, with exit 9, the transition log apart', async () => {
+    const fresh = new CliHome('audit-devices');
+    expect(fresh.run(['boot']).status).toBe(0);
+    completeSoftHsmWizard(fresh, wizardSecrets());
+    await withStore(fresh, async (store) => {
+      const id = await store.devices.create({ name: 'router-1', estPassword: 'est-password-1', cmpSharedSecret: 'cmp-secret-1' }, 'cli');
+      await store.devices.rename(id, 'router-one', 'cli');
+    });
+    const intact = fresh.run(['audit', 'verify']);
+    expect(intact.status).toBe(0);
+    expect(intact.stdout).toMatch(/transition log intact[\s\S]*device audit intact: 2 entries/);
+
+    await withStore(fresh, (store) => store.db('device_audit').where({ seq: 1 }).update({ actor: 'someone else' }));
+    const broken = fresh.run(['audit', 'verify']);
+    expect(broken.status).toBe(9);
+    expect(broken.stdout).toMatch(/transition log intact/);
+    expect(broken.stdout).toMatch(/device audit BROKEN at entry 1: entry 1 was altered/);
+    const json = JSON.parse(fresh.run(['audit', 'verify', '--json']).stdout) as { ok: boolean; firstBroken: unknown; deviceAudit: { ok: boolean; firstBroken: { seq: number } } };
+    expect(json).toMatchObject({ ok: false, firstBroken: null, deviceAudit: { ok: false, firstBroken: { seq: 1 } } });
+    // The device chain is not the lifecycle's: BOOT is not held over it.
+    expect(fresh.run(['boot']).status).toBe(0);
+  });
 });
 
 describe('the restore drill', () => {
