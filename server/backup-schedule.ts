@@ -153,6 +153,22 @@ export class BackupSchedule {
     // protect: a run still going when the next time comes lets that time pass here (another process may take it).
     this.job = new Cron(this.config.schedule, { protect: true, unref: true }, () => this.fire());
     this.log.info({ schedule: this.config.schedule, dir: this.config.dir, keep: this.config.keep, next: this.job.nextRun()?.toISOString() ?? null }, 'backup schedule armed');
+    await this.catchUp();
+  }
+
+  /**
+   * A scheduled time that passed while no process of the deployment ran: the latest one is run now
+   * (claimed, so once), if the schedule had run before it; one backup stands for every time missed.
+   * A deployment whose schedule never ran (a new one, or a new pattern's first start) waits for its
+   * next time.
+   */
+  private async catchUp(): Promise<void> {
+    const missed = this.job?.previousRuns(1, new Date())[0];
+    if (!missed || !(await this.runs.tableExists())) return;
+    const last = await this.runs.lastScheduledSlot('backup');
+    if (!last || Date.parse(last) >= missed.getTime()) return;
+    this.log.info({ slot: missed.toISOString(), lastScheduled: last }, 'a scheduled backup time passed while no keyward process ran: it runs now');
+    this.running = this.track(this.runSlot(missed)).finally(() => (this.running = null));
   }
 
   /** Stops the timer; a run in progress finishes (the caller's work tracker waits for it). */

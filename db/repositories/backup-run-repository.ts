@@ -89,6 +89,12 @@ export class BackupRunRepository {
     return ours ? Number(row.id) : null;
   }
 
+  /** The latest scheduled time any process of the deployment claimed (whatever its outcome), or null. */
+  async lastScheduledSlot(kind: BackupRunKind): Promise<string | null> {
+    const row = (await this.db('backup_runs').where({ deployment: this.deployment, kind, triggered_by: 'schedule' }).max('slot as slot').first()) as { slot: string | null } | undefined;
+    return row?.slot ?? null;
+  }
+
   /** A run asked for by hand (the web page): nothing to claim. */
   async begin(kind: BackupRunKind, trigger: BackupRunTrigger, node: RunNode, startedAt: string): Promise<number> {
     const rows: Array<number | { id: number }> = await this.db('backup_runs')

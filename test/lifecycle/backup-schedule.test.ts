@@ -229,4 +229,32 @@ describe('scheduled backups and drills on SQLite: a failing drill shows on the s
       await browser.close();
     }
   });
+
+  it('catches up the latest time missed while every process was stopped, once, and not the ones before it', async () => {
+    const { nodes, runs, start, stop } = under;
+    for (const node of nodes) await stop(node);
+    const lastBefore = (await runs())
+      .filter((r) => r.kind === 'backup')
+      .map((r) => r.slot)
+      .sort()
+      .pop()!;
+    // At least two times of the six-second pattern pass while nothing runs.
+    await new Promise((resolve) => setTimeout(resolve, 13_000));
+    await start(nodes[0]!);
+    const line = await until(
+      'the catch-up at start',
+      async () =>
+        readFileSync(nodes[0]!.cli.log, 'utf8')
+          .split('\n')
+          .find((l) => l.includes('a scheduled backup time passed while no keyward process ran')),
+      (found) => found !== undefined,
+      30_000,
+    );
+    const slot = (JSON.parse(line!) as { slot: string }).slot;
+    const rows = await until('the caught-up backup', runs, (all) => all.some((r) => r.kind === 'backup' && r.slot === slot && r.status !== 'running'));
+    expect(rows.find((r) => r.kind === 'backup' && r.slot === slot)!.status).toBe('ok');
+    // The latest missed time only: an earlier one passed too, and was not run.
+    expect(Date.parse(slot) - Date.parse(lastBefore)).toBeGreaterThanOrEqual(12_000);
+    expect(rows.filter((r) => r.kind === 'backup' && r.slot > lastBefore && r.slot < slot)).toEqual([]);
+  });
 });
