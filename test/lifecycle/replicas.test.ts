@@ -1,6 +1,6 @@
 import { newSecret } from '../support/secrets';
 import { logBreaks, LogRow, ReplicaNode, ReplicaSet, sleep } from '../support/replicas';
-import { logIn, step, unlock } from '../web/support/http-wizard';
+import { logIn, softHsmForm, step, unlock } from '../web/support/http-wizard';
 import { lifecycleOf, WebClient } from '../web/support/web-client';
 
 /**
@@ -17,7 +17,6 @@ const describePg = skip ? describe.skip : describe;
 
 const secrets = { pin: newSecret('pin'), soPin: newSecret('sopin'), backup: `Bk-${newSecret('backup')}`, admin: `Ad-${newSecret('admin')}` };
 const device = { name: 'replicated-device', estPassword: newSecret('est'), cmpSharedSecret: newSecret('cmp') };
-const HSM_FORM = { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '' };
 /** What the issue allows between the last auto-restore step and every node serving the result. */
 const PROMPT_MS = 2_000;
 /** How long another node may take to notice a dead lease holder and take its effect over. */
@@ -52,7 +51,7 @@ describePg('three replicas on one PostgreSQL database', () => {
     const installer = set.node(1).client();
     expect(await unlock(installer, await set.setupCode(set.node(1)))).toBe('/setup-wizard/crypto-storage-setup/');
     let at = await step(installer, '/setup-wizard/crypto-storage-setup/', { storageType: 'softhsm' });
-    at = await step(installer, at, { ...HSM_FORM, pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin });
+    at = await step(installer, at, softHsmForm(secrets.pin, secrets.soPin));
     set.mountPin(set.node(1));
     await step(installer, at, { mode: 'fresh' });
     at = await step(installer, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
@@ -169,7 +168,7 @@ describePg('three replicas on one PostgreSQL database', () => {
         return;
       }
       if (wizardState === 'WIZARD_SETUP_HSM_AUTORESTORE') {
-        await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { ...HSM_FORM, pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin });
+        await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', softHsmForm(secrets.pin, secrets.soPin));
       } else if (wizardState === 'WIZARD_AUTO_RESTORE_PASSWORD') {
         await step(client, '/setup-wizard/auto_restore_password/', { password: secrets.backup });
       } else {

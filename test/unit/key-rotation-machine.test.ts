@@ -1,64 +1,14 @@
-import { transition } from 'xstate';
-import { INITIAL_CONTEXT, LifecycleContext, lifecycleMachine } from '../../machines/lifecycle-machine';
-import type { StartupContext } from '../../machines/startup-context';
 import { describeRefusal, stateString } from '../../machines/state-names';
+import { answer, AT, running, runToRest, send } from './support/machine-steps';
+import { healthyStartup, operational } from './support/operational-fixture';
 
 /**
  * The key-rotation rows of docs/lifecycle.md through the machine alone: each step's effect answered
  * (done or failed) and where the machine goes; a BOOT in the middle and the event that resumes it.
  */
-type Snapshot = ReturnType<typeof lifecycleMachine.resolveState>;
-
-const AT = '2026-01-01T00:00:00.000Z';
 const NEW_KEY = '0123456789abcdef';
 const TLS = { fingerprintSha256: 'AA', notAfter: AT, origin: 'database' };
-
-const operational = (context: Partial<LifecycleContext> = {}): Snapshot =>
-  lifecycleMachine.resolveState({ value: 'operational', context: { ...INITIAL_CONTEXT, wizardCompleted: true, storageType: 'softhsm', ...context } });
-
-const startup: StartupContext = {
-  dbInitialized: true,
-  dbVersion: '1.0.0',
-  appVersion: '1.0.0',
-  schemaPending: false,
-  wizardCompleted: true,
-  storageType: 'softhsm',
-  tokenPresent: true,
-  kekPresent: true,
-  dekAvailable: true,
-  backupCopyPresent: true,
-  tokenProblem: null,
-  logBrokenAt: null,
-  logProblem: null,
-  probedAt: AT,
-};
-
-function send(snapshot: Snapshot, event: Record<string, unknown>): Snapshot {
-  return transition(lifecycleMachine, snapshot, { at: AT, ...event } as never)[0];
-}
-
-/** The effect running now (its src), or null at rest. */
-function running(snapshot: Snapshot): string | null {
-  const [child] = Object.values(snapshot.children) as { src?: unknown }[];
-  return child ? (child.src as string) : null;
-}
-
-function answer(snapshot: Snapshot, outcome: { output?: unknown; error?: { code: string; message: string } }): Snapshot {
-  const [id] = Object.keys(snapshot.children);
-  if (!id) throw new Error(`nothing runs in ${stateString(snapshot)}`);
-  return send(snapshot, outcome.error ? { type: `xstate.error.actor.${id}`, error: outcome.error } : { type: `xstate.done.actor.${id}`, output: outcome.output ?? {} });
-}
-
-/** Answers every effect as done with `outputs[src]`, recording the order. */
-function runToRest(snapshot: Snapshot, outputs: Record<string, unknown> = {}): { snapshot: Snapshot; effects: string[] } {
-  const effects: string[] = [];
-  for (let current = running(snapshot); current !== null; current = running(snapshot)) {
-    if (effects.length > 20) throw new Error('the machine does not come to rest');
-    effects.push(current);
-    snapshot = answer(snapshot, { output: outputs[current] ?? {} });
-  }
-  return { snapshot, effects };
-}
+const startup = healthyStartup();
 
 const failure = { code: 'TOKEN_UNREACHABLE', message: 'the token cannot be reached now' };
 

@@ -1,39 +1,18 @@
-import { transition } from 'xstate';
-import { INITIAL_CONTEXT, LifecycleContext, lifecycleMachine } from '../../machines/lifecycle-machine';
 import { stateString, wizardStateOf } from '../../machines/state-names';
+import { answer, AT, running, send } from './support/machine-steps';
+import { softHsmAt } from './support/operational-fixture';
 
 /**
  * The recovery-share rows of docs/lifecycle.md through the machine alone: the optional wizard step,
  * the admin action, and auto-restore taking K shares one event at a time, wrong ones counted.
  */
-type Snapshot = ReturnType<typeof lifecycleMachine.resolveState>;
-
-const AT = '2026-01-01T00:00:00.000Z';
 const SET = '0123456789abcdef';
-
-const at = (value: unknown, context: Partial<LifecycleContext> = {}): Snapshot =>
-  lifecycleMachine.resolveState({ value: value as never, context: { ...INITIAL_CONTEXT, storageType: 'softhsm', ...context } });
-
-function send(snapshot: Snapshot, event: Record<string, unknown>): Snapshot {
-  return transition(lifecycleMachine, snapshot, { at: AT, ...event } as never)[0];
-}
-
-function running(snapshot: Snapshot): string | null {
-  const [child] = Object.values(snapshot.children) as { src?: unknown }[];
-  return child ? (child.src as string) : null;
-}
-
-function answer(snapshot: Snapshot, outcome: { output?: unknown; error?: { code: string; message: string } }): Snapshot {
-  const [id] = Object.keys(snapshot.children);
-  if (!id) throw new Error(`nothing runs in ${stateString(snapshot)}`);
-  return send(snapshot, outcome.error ? { type: `xstate.error.actor.${id}`, error: outcome.error } : { type: `xstate.done.actor.${id}`, output: outcome.output ?? {} });
-}
 
 const collected = (n: number) => ({ output: { shareSetId: SET, index: n, collected: n, threshold: 3 } });
 
 describe('recovery shares in the machine', () => {
   it('offers an optional wizard step after the backup password, skipped by its own event or by answering the next step', () => {
-    const setting = send(at({ wizard: { backupPassword: 'waiting' } }), { type: 'SET_BACKUP_PASSWORD' });
+    const setting = send(softHsmAt({ wizard: { backupPassword: 'waiting' } }), { type: 'SET_BACKUP_PASSWORD' });
     const step = answer(setting, { output: { kdf: 'argon2id' } });
     expect([stateString(step), wizardStateOf(step)]).toEqual(['wizard.recoveryShares.waiting', 'WIZARD_RECOVERY_SHARES']);
     const creating = send(step, { type: 'CREATE_RECOVERY_SHARES', shares: 5, threshold: 3 });
@@ -48,15 +27,15 @@ describe('recovery shares in the machine', () => {
   });
 
   it('lets an administrator make a new set while operational, under HSM storage only', () => {
-    const operational = at('operational', { wizardCompleted: true });
+    const operational = softHsmAt('operational', { wizardCompleted: true });
     const creating = send(operational, { type: 'CREATE_RECOVERY_SHARES', shares: 3, threshold: 2 });
     expect([stateString(creating), running(creating)]).toEqual(['creatingRecoveryShares', 'createRecoveryShares']);
     expect(stateString(answer(creating, { error: { code: 'DEK_UNAVAILABLE', message: 'not loaded' } }))).toBe('operational');
-    expect(at('operational', { wizardCompleted: true, storageType: 'software' }).can({ type: 'CREATE_RECOVERY_SHARES', shares: 3, threshold: 2, at: AT })).toBe(false);
+    expect(softHsmAt('operational', { wizardCompleted: true, storageType: 'software' }).can({ type: 'CREATE_RECOVERY_SHARES', shares: 3, threshold: 2, at: AT })).toBe(false);
   });
 
   it('recovers in auto-restore once K shares are in; wrong ones count toward the lockout, a typo does not', () => {
-    let snapshot = at({ autoRestore: { password: 'waiting' } }, { wizardCompleted: true });
+    let snapshot = softHsmAt({ autoRestore: { password: 'waiting' } }, { wizardCompleted: true });
     const submit = () => send(snapshot, { type: 'SUBMIT_RECOVERY_SHARE' });
 
     snapshot = answer(submit(), { error: { code: 'RECOVERY_SHARE_INVALID', message: 'typo' } });
@@ -80,7 +59,7 @@ describe('recovery shares in the machine', () => {
   });
 
   it('holds shares like passwords while locked out', () => {
-    const locked = at({ autoRestore: { password: 'waiting' } }, { wizardCompleted: true, passwordFailures: 3, lockedUntil: '2026-01-01T00:01:00.000Z' });
+    const locked = softHsmAt({ autoRestore: { password: 'waiting' } }, { wizardCompleted: true, passwordFailures: 3, lockedUntil: '2026-01-01T00:01:00.000Z' });
     const refused = send(locked, { type: 'SUBMIT_RECOVERY_SHARE' });
     expect([stateString(refused), running(refused), refused.context.lastError?.code]).toEqual(['autoRestore.password.waiting', null, 'LOCKED_OUT']);
   });

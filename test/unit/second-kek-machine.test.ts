@@ -1,46 +1,15 @@
-import { transition } from 'xstate';
-import { INITIAL_CONTEXT, LifecycleContext, lifecycleMachine } from '../../machines/lifecycle-machine';
 import type { StartupContext } from '../../machines/startup-context';
 import { describeRefusal, stateString } from '../../machines/state-names';
+import { answer, AT, running, send } from './support/machine-steps';
+import { healthyStartup, operational } from './support/operational-fixture';
 
 /** The second KEK's rows of docs/lifecycle.md through the machine alone: each effect answered, where the machine goes. */
-type Snapshot = ReturnType<typeof lifecycleMachine.resolveState>;
-
-const AT = '2026-01-01T00:00:00.000Z';
 const SETUP = { type: 'SETUP_HSM', hsmType: 'softhsm', modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: null };
 const failure = { code: 'TOKEN_MISSING', message: 'no token labelled "keyward-second"' };
 
-const probed = (kekHealth?: { primary: boolean; second: boolean }): StartupContext => ({
-  dbInitialized: true,
-  dbVersion: '1.0.0',
-  appVersion: '1.0.0',
-  schemaPending: false,
-  wizardCompleted: true,
-  storageType: 'softhsm',
-  tokenPresent: kekHealth?.primary === false ? false : true,
-  kekPresent: kekHealth?.primary === false ? false : true,
-  dekAvailable: true,
-  backupCopyPresent: true,
-  tokenProblem: null,
-  logBrokenAt: null,
-  logProblem: null,
-  probedAt: AT,
-  ...(kekHealth ? { kekHealth } : {}),
-});
-
-const operational = (context: Partial<LifecycleContext> = {}): Snapshot =>
-  lifecycleMachine.resolveState({ value: 'operational', context: { ...INITIAL_CONTEXT, wizardCompleted: true, storageType: 'softhsm', ...context } });
-
-function send(snapshot: Snapshot, event: Record<string, unknown>): Snapshot {
-  return transition(lifecycleMachine, snapshot, { at: AT, ...event } as never)[0];
-}
-
-const running = (snapshot: Snapshot): string | null => ((Object.values(snapshot.children)[0] as { src?: unknown } | undefined)?.src as string | undefined) ?? null;
-
-function answer(snapshot: Snapshot, outcome: { output?: unknown; error?: typeof failure }): Snapshot {
-  const [id] = Object.keys(snapshot.children);
-  return send(snapshot, outcome.error ? { type: `xstate.error.actor.${id}`, error: outcome.error } : { type: `xstate.done.actor.${id}`, output: outcome.output ?? {} });
-}
+/** The probe's finding, the first token lost when `kekHealth.primary` is false. */
+const probed = (kekHealth?: { primary: boolean; second: boolean }): StartupContext =>
+  healthyStartup({ tokenPresent: kekHealth?.primary !== false, kekPresent: kekHealth?.primary !== false, ...(kekHealth ? { kekHealth } : {}) });
 
 describe('the second KEK through the machine', () => {
   it('is added and removed while operational, each an effect of its own; a failure keeps serving with the error', () => {

@@ -2,14 +2,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDatabase } from '../../db/database';
 import { newSecret } from '../support/secrets';
-import { logIn, step, unlock, walkWizard } from './support/http-wizard';
+import { logIn, softHsmForm, step, unlock, walkWizard } from './support/http-wizard';
 import { KeywardServer } from './support/keyward-server';
 import { csrfToken, lifecycleOf, WebClient } from './support/web-client';
 import type { AdminUserRow } from '../../db/rows';
 
 jest.setTimeout(180_000);
-
-const SOFTHSM = { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '' };
 
 /** Reads the server's SQLite database beside it (WAL: a reader does not disturb the server). */
 async function query<T>(server: KeywardServer, fn: (db: ReturnType<typeof openDatabase>) => Promise<T>): Promise<T> {
@@ -112,9 +110,7 @@ describe('web: hardening after the first outside review', () => {
       server.deleteTokens();
       await server.start();
       admin.baseUrl = server.url;
-      expect(await step(admin, '/setup-wizard/auto-restore-hsm-setup/softhsm/', { ...SOFTHSM, pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin })).toBe(
-        '/setup-wizard/auto_restore_password/',
-      );
+      expect(await step(admin, '/setup-wizard/auto-restore-hsm-setup/softhsm/', softHsmForm(secrets.pin, secrets.soPin))).toBe('/setup-wizard/auto_restore_password/');
       await step(admin, '/setup-wizard/auto_restore_password/', { password: secrets.backupPassword });
       expect((await lifecycleOf(admin)).state).toBe('operational');
       const sources = await query(server, (db) => db('transition_log').distinct('source').pluck('source'));

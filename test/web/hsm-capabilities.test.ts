@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CliHome } from '../support/cli';
 import { newSecret } from '../support/secrets';
 import { SOFTHSM_MODULE } from '../support/softhsm';
-import { unlock } from './support/http-wizard';
+import { softHsmForm, unlock } from './support/http-wizard';
 import { KeywardServer } from './support/keyward-server';
 import { fieldError, WebClient } from './support/web-client';
 
@@ -34,12 +34,7 @@ describe("the token's capabilities, shown before anything is created", () => {
     expect(section).toMatch(/<dt>PIN length<\/dt><dd>4–255 characters<\/dd>/);
     expect(section).toMatch(/CKM_AES_CBC \(wrap, keys 16–32\)/);
 
-    const refused = await client.postForm('/setup-wizard/hsm-setup/softhsm/', '/setup-wizard/hsm-setup/softhsm/', {
-      modulePath: SOFTHSM_MODULE,
-      label: 'Trustpoint-SoftHSM',
-      slot: '',
-      ...pinsTwice(newSecret('pin'), newSecret('sopin')),
-    });
+    const refused = await client.postForm('/setup-wizard/hsm-setup/softhsm/', '/setup-wizard/hsm-setup/softhsm/', softHsmForm(newSecret('pin'), newSecret('sopin')));
     expect(refused.status).toBeGreaterThanOrEqual(400);
     const error = [...refused.body.matchAll(/id="[A-Za-z]+-error"[^>]*>([^<]*)</g)].map((m) => m[1]).join(' ') || fieldError(refused.body, 'pin') || '';
     expect(error).toMatch(/offers no usable key wrap: keyward needs CKM_AES_KEY_GEN/);
@@ -73,8 +68,3 @@ describe('keyward inspect', () => {
     expect(cli.run(['inspect']).stdout).toMatch(/^wrap: +CKM_AES_KEY_WRAP$/m);
   });
 });
-
-/** The form's PIN fields, each typed twice as the page asks. */
-function pinsTwice(pin: string, soPin: string): Record<string, string> {
-  return { pin, pinConfirm: pin, soPin, soPinConfirm: soPin };
-}

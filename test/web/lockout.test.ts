@@ -1,5 +1,5 @@
 import { newSecret } from '../support/secrets';
-import { logIn, step, unlock, walkWizard } from './support/http-wizard';
+import { logIn, softHsmForm, step, unlock, walkWizard } from './support/http-wizard';
 import { KeywardServer } from './support/keyward-server';
 import { csrfToken, fieldError, lifecycleOf, WebClient } from './support/web-client';
 
@@ -37,16 +37,7 @@ describe('web: the auto-restore password lockout', () => {
     const client = new WebClient(server.url);
     expect((await client.get('/readyz')).status).toBe(503);
     expect(await unlock(client, await server.setupCode())).toBe('/setup-wizard/auto-restore-hsm-setup/softhsm/');
-    expect(
-      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', {
-        modulePath: '/usr/lib/softhsm/libsofthsm2.so',
-        label: 'Trustpoint-SoftHSM',
-        pin: secrets.pin,
-        pinConfirm: secrets.pin,
-        soPin: secrets.soPin,
-        soPinConfirm: secrets.soPin,
-      }),
-    ).toBe('/setup-wizard/auto_restore_password/');
+    expect(await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', softHsmForm(secrets.pin, secrets.soPin, { slot: null }))).toBe('/setup-wizard/auto_restore_password/');
     expect((await client.get('/readyz')).status).toBe(503);
 
     // Three wrong passwords: each shown beside the field; the third starts the lockout.

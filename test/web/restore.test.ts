@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testDir } from '../support/run-dir';
 import { newSecret, registerSecretSource } from '../support/secrets';
-import { logIn, step, unlock, walkWizard } from './support/http-wizard';
+import { logIn, softHsmForm, step, unlock, walkWizard } from './support/http-wizard';
 import { CLI, KeywardServer } from './support/keyward-server';
 import { servedFingerprint } from './support/tls-probe';
 import { fieldError, lifecycleOf, WebClient } from './support/web-client';
@@ -76,16 +76,7 @@ describe('web: restoring a backup archive onto a new host', () => {
     expect((await lifecycleOf(client)).state).toBe('autoRestore.hsmSetup.waiting');
 
     // ── auto-restore on the new host ──
-    expect(
-      await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', {
-        modulePath: '/usr/lib/softhsm/libsofthsm2.so',
-        label: 'Trustpoint-SoftHSM',
-        pin: secrets.pin,
-        pinConfirm: secrets.pin,
-        soPin: secrets.soPin,
-        soPinConfirm: secrets.soPin,
-      }),
-    ).toBe('/setup-wizard/auto_restore_password/');
+    expect(await step(client, '/setup-wizard/auto-restore-hsm-setup/softhsm/', softHsmForm(secrets.pin, secrets.soPin, { slot: null }))).toBe('/setup-wizard/auto_restore_password/');
     expect(await step(client, '/setup-wizard/auto_restore_password/', { password: secrets.backupPassword })).toBe('/summary');
     expect(servedFingerprint(target.port)).toBe(sourceTls);
 

@@ -9,7 +9,7 @@ import { MINIMUM_KDF } from '../../crypto/backup-copy';
 import { freshDatabase, TestDatabase } from '../support/databases';
 import { newSecret, registerSecret } from '../support/secrets';
 import { setNativeEnv, SOFTHSM_MODULE } from '../support/softhsm';
-import { unlock } from './support/http-wizard';
+import { softHsmForm, unlock } from './support/http-wizard';
 import { KeywardServer } from './support/keyward-server';
 import { csrfToken, WebClient } from './support/web-client';
 
@@ -131,7 +131,7 @@ describePg('web: two nodes on one PostgreSQL share the set-up code, the CSRF key
       return new URL(response.location!).pathname;
     };
     let at = await crossPost(a, b, '/setup-wizard/crypto-storage-setup/', { storageType: 'softhsm' });
-    at = await crossPost(b, a, at, { modulePath: SOFTHSM_MODULE, label: 'Trustpoint-SoftHSM', slot: '', pin: secrets.pin, pinConfirm: secrets.pin, soPin: secrets.soPin, soPinConfirm: secrets.soPin });
+    at = await crossPost(b, a, at, softHsmForm(secrets.pin, secrets.soPin));
 
     // The DEK exists: the plaintext key was replaced by a new one, sealed (docs/formats.md §4).
     const after = await dump();

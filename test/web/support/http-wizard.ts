@@ -1,3 +1,4 @@
+import { SOFTHSM_MODULE } from '../../support/softhsm';
 import { fieldError, WebClient, WebResponse } from './web-client';
 
 export interface WizardSecrets {
@@ -27,13 +28,33 @@ export async function step(client: WebClient, page: string, fields: Record<strin
   return expectRedirect(await client.postForm(page, action, fields), `${action}`);
 }
 
+export interface HsmFormOptions {
+  modulePath?: string;
+  label?: string;
+  /** `null` leaves the field out of the POST, as a form sent without it. */
+  slot?: string | null;
+}
+
+/**
+ * The HSM set-up form of the wizard and of the auto-restore, each PIN typed twice as the page asks.
+ * Without `soPin` it is the physical-HSM form, which has no SO PIN fields.
+ */
+export function softHsmForm(pin: string, soPin?: string, options: HsmFormOptions = {}): Record<string, string> {
+  const { modulePath = SOFTHSM_MODULE, label = 'Trustpoint-SoftHSM', slot = '' } = options;
+  return {
+    modulePath,
+    label,
+    ...(slot === null ? {} : { slot }),
+    pin,
+    pinConfirm: pin,
+    ...(soPin === undefined ? {} : { soPin, soPinConfirm: soPin }),
+  };
+}
+
 /** The whole wizard over HTTP (no browser), for the tests about what surrounds it; a physical HSM's token exists already. */
 export async function walkWizard(client: WebClient, storage: 'software' | 'softhsm' | 'physical_hsm', secrets: WizardSecrets, username = 'admin'): Promise<void> {
   let at = await step(client, '/setup-wizard/crypto-storage-setup/', { storageType: storage });
-  if (storage !== 'software') {
-    const pins = { pin: secrets.pin, pinConfirm: secrets.pin, ...(storage === 'softhsm' ? { soPin: secrets.soPin, soPinConfirm: secrets.soPin } : {}) };
-    at = await step(client, at, { modulePath: '/usr/lib/softhsm/libsofthsm2.so', label: 'Trustpoint-SoftHSM', slot: '', ...pins });
-  }
+  if (storage !== 'software') at = await step(client, at, softHsmForm(secrets.pin, storage === 'softhsm' ? secrets.soPin : undefined));
   await step(client, at, { mode: 'fresh' });
   at = await step(client, '/setup-wizard/generate-tls-server-credential/', { subjectAltNames: 'localhost\n127.0.0.1' });
   at = await step(client, at, {});
