@@ -98,10 +98,11 @@ export async function sealDek(dek: Buffer, password: string): Promise<Buffer> {
 /**
  * Auto-restore done raw: the DEK opened with the backup password, a fresh SoftHSM token set up with
  * pkcs11-tool (as keyward's script does: init-token, init-pin; PINs through the environment), a KEK
- * generated in it with keyward's template, the DEK wrapped under it (C_WrapKey), and one field value
- * opened with the DEK, as the drill's canary.
+ * generated in it with keyward's template, the DEK wrapped under it (C_WrapKey), and every secret
+ * value of the restored database opened with the DEK (as keyward's auto-restore checks them all, the
+ * drill's canary among them). Returns how many values opened.
  */
-export async function rawRecover(scratch: string, sealed: Buffer, password: string, canary: { value: Buffer; aad: Buffer }): Promise<void> {
+export async function rawRecover(scratch: string, sealed: Buffer, password: string, databaseFile: string): Promise<number> {
   const decipher = createDecipheriv('aes-256-gcm', await passphraseKey(password, sealed.subarray(0, 16)), sealed.subarray(16, 28));
   decipher.setAuthTag(sealed.subarray(sealed.length - 16));
   const dek = Buffer.concat([decipher.update(sealed.subarray(28, sealed.length - 16)), decipher.final()]);
@@ -158,18 +159,65 @@ export async function rawRecover(scratch: string, sealed: Buffer, password: stri
     } finally {
       api.C_CloseSession(session);
     }
-    const value = canary.value;
-    const open = createDecipheriv('aes-256-gcm', dek, value.subarray(9, 21));
-    open.setAAD(canary.aad);
-    open.setAuthTag(value.subarray(value.length - 16));
-    open.update(value.subarray(21, value.length - 16));
-    open.final();
+    return await openEveryValue(databaseFile, dek);
   } finally {
     if (previousConf === undefined) delete process.env.SOFTHSM2_CONF;
     else process.env.SOFTHSM2_CONF = previousConf;
     dek.fill(0);
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+/** docs/formats.md §4: every secret column, by table. */
+const SECRET_COLUMNS: Array<[string, string[]]> = [
+  ['devices', ['est_password', 'cmp_shared_secret']],
+  ['credentials', ['private_key']],
+  ['tls_server_credentials', ['private_key']],
+  ['custody_canary', ['value']],
+  ['log_chain_keys', ['sealed_key']],
+  ['web_secrets', ['value']],
+];
+
+/**
+ * Every sealed value of the database opened with the DEK (AES-256-GCM, associated data
+ * version||keyId||"table.column"), read 500 rows at a time in id order through node sqlite3: the
+ * number that opened. A value that does not open (a plaintext web key) is counted out, as keyward does.
+ */
+async function openEveryValue(databaseFile: string, dek: Buffer): Promise<number> {
+  const db = await new Promise<sqlite3.Database>((resolve, reject) => {
+    const opened = new sqlite3.Database(databaseFile, sqlite3.OPEN_READONLY, (error) => (error ? reject(error) : resolve(opened)));
+  });
+  const all = (sql: string, params: unknown[]) =>
+    new Promise<Array<Record<string, unknown>>>((resolve, reject) => db.all(sql, params, (error, rows: Array<Record<string, unknown>>) => (error ? reject(error) : resolve(rows))));
+  let opened = 0;
+  try {
+    for (const [table, columns] of SECRET_COLUMNS) {
+      for (let after = 0; ;) {
+        const rows = await all(`SELECT id, ${columns.join(', ')} FROM ${table} WHERE id > ? ORDER BY id LIMIT 500`, [after]);
+        for (const row of rows) {
+          for (const column of columns) {
+            const value = row[column];
+            if (!Buffer.isBuffer(value) || value.length < 37) continue;
+            try {
+              const decipher = createDecipheriv('aes-256-gcm', dek, value.subarray(9, 21));
+              decipher.setAAD(Buffer.concat([value.subarray(0, 9), Buffer.from(`${table}.${column}`, 'utf8')]));
+              decipher.setAuthTag(value.subarray(value.length - 16));
+              decipher.update(value.subarray(21, value.length - 16));
+              decipher.final();
+              opened += 1;
+            } catch {
+              // Not sealed under this DEK: counted out.
+            }
+          }
+        }
+        if (rows.length < 500) break;
+        after = Number(rows[rows.length - 1]!.id);
+      }
+    }
+  } finally {
+    await new Promise<void>((resolve) => db.close(() => resolve()));
+  }
+  return opened;
 }
 
 interface SqliteBackup {
