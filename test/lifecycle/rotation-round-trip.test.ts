@@ -314,7 +314,10 @@ describe('key rotation round trip on a populated SoftHSM install', () => {
     expect(inspection.context.keyRotation ?? null).toBeNull();
     // Rows keyed by the retired DEK verify with its kept chain key: none is left unverifiable.
     const audit = cli.run(['audit', 'verify']);
-    expect({ status: audit.status, stdout: audit.stdout }).toEqual({ status: 0, stdout: expect.stringMatching(/^transition log intact: \d+ rows, head [0-9a-f]+\n$/) });
+    expect({ status: audit.status, stdout: audit.stdout }).toEqual({
+      status: 0,
+      stdout: expect.stringMatching(/^transition log intact: \d+ rows, head [0-9a-f]+\ndevice audit intact: \d+ entries\n$/),
+    });
   });
 
   it('reads every secret back byte-equal with a reader written from docs/formats.md', async () => {
