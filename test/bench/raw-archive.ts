@@ -10,6 +10,7 @@ import * as pkcs11js from 'pkcs11js';
 import sqlite3 from 'sqlite3';
 import { DEFAULT_KDF } from '../../crypto/backup-copy';
 import { Pkcs11Module } from '../../hsm/pkcs11-module';
+import { ALL_SECRET_COLUMNS_PER_DOCS } from '../support/field-format';
 
 /**
  * The raw baselines of `npm run bench -- restore`: the same job as keyward's backup and restore done
@@ -168,16 +169,6 @@ export async function rawRecover(scratch: string, sealed: Buffer, password: stri
   }
 }
 
-/** docs/formats.md §4: every secret column, by table. */
-const SECRET_COLUMNS: Array<[string, string[]]> = [
-  ['devices', ['est_password', 'cmp_shared_secret']],
-  ['credentials', ['private_key']],
-  ['tls_server_credentials', ['private_key']],
-  ['custody_canary', ['value']],
-  ['log_chain_keys', ['sealed_key']],
-  ['web_secrets', ['value']],
-];
-
 /**
  * Every sealed value of the database opened with the DEK (AES-256-GCM, associated data
  * version||keyId||"table.column"), read 500 rows at a time in id order through node sqlite3: the
@@ -191,7 +182,7 @@ async function openEveryValue(databaseFile: string, dek: Buffer): Promise<number
     new Promise<Array<Record<string, unknown>>>((resolve, reject) => db.all(sql, params, (error, rows: Array<Record<string, unknown>>) => (error ? reject(error) : resolve(rows))));
   let opened = 0;
   try {
-    for (const [table, columns] of SECRET_COLUMNS) {
+    for (const [table, columns] of Object.entries(ALL_SECRET_COLUMNS_PER_DOCS)) {
       for (let after = 0; ;) {
         const rows = await all(`SELECT id, ${columns.join(', ')} FROM ${table} WHERE id > ? ORDER BY id LIMIT 500`, [after]);
         for (const row of rows) {
