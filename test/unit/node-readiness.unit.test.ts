@@ -1,4 +1,5 @@
 import type { StartupContext } from '../../machines/startup-context';
+import { healthyStartup } from './support/healthy-startup';
 import { deferredBoot, NodeBeat, NodeChecks, nodeReasons, nodeState, probeWouldEndOperation, readiness, servingPeer, versionOutsideWindow } from '../../server/node-readiness';
 
 const HEALTHY: NodeChecks = {
@@ -15,22 +16,7 @@ const HEALTHY: NodeChecks = {
 
 const SETTLED = { booted: true, state: 'operational', watcherHealthy: true, bootDeferred: null };
 
-const OPERATING: StartupContext = {
-  dbInitialized: true,
-  dbVersion: '1.4.0',
-  appVersion: '1.4.0',
-  schemaPending: false,
-  wizardCompleted: true,
-  storageType: 'softhsm',
-  tokenPresent: true,
-  kekPresent: true,
-  dekAvailable: true,
-  backupCopyPresent: true,
-  tokenProblem: null,
-  logBrokenAt: null,
-  logProblem: null,
-  probedAt: '2026-01-01T00:00:00.000Z',
-};
+const OPERATING: StartupContext = healthyStartup({ dbVersion: '1.4.0', appVersion: '1.4.0' });
 
 const NOW = new Date('2026-01-01T00:00:30.000Z');
 const beat = (nodeId: string, secondsAgo: number, fields: Partial<NodeBeat> = {}): NodeBeat => ({
