@@ -306,7 +306,7 @@ export class KeywardRuntime {
       // Locked: keyed rows are checked for their links only, and counted as unverified.
     }
     const transitionLog = await auditTransitionLog(this.store, this.keyring, this.config.deployment);
-    const deviceAudit = (await this.store.db.schema.hasTable('device_audit')) ? await this.store.devices.verifyAudit() : null;
+    const deviceAudit = await this.store.devices.verifyAuditIfPresent();
     return { ...transitionLog, ok: transitionLog.ok && (deviceAudit?.ok ?? true), deviceAudit };
   }
 

@@ -97,6 +97,11 @@ export class DeviceRepository {
     return (await query.select()).map(deviceAuditEntryOf);
   }
 
+  /** The whole audit chain checked, or null on a database whose schema predates it (before migration 017). */
+  async verifyAuditIfPresent(): Promise<DeviceAuditVerdict | null> {
+    return (await this.db.schema.hasTable('device_audit')) ? this.verifyAudit() : null;
+  }
+
   /** Checks the whole audit chain (docs/audit-log.md, "Device audit"). */
   async verifyAudit(): Promise<DeviceAuditVerdict> {
     const rows = await this.db<DeviceAuditRow>('device_audit').orderBy('seq').select();
