@@ -73,7 +73,26 @@ remove_token() { # remove_token SERIAL: delete a SoftHSM token, or say exactly h
 
 remove_labelled() { labelled | cut -f3 | while read -r serial; do remove_token "$serial"; done; }
 
+# SoftHSM2 reads its tokens' files when a process starts and leaves out one that another process is
+# rewriting at that moment (every login there rewrites its flags). A listing with fewer tokens than
+# the token directory holds is taken again, so that a token is not made twice over one left out.
+softhsm_token_dirs() {
+  local dir
+  dir=$(awk -F= '$1 ~ /^[ \t]*directories\.tokendir[ \t]*$/ { sub(/^[ \t]+/, "", $2); sub(/[ \t]+$/, "", $2); print $2 }' "${SOFTHSM2_CONF:-/etc/softhsm/softhsm2.conf}" 2>/dev/null)
+  [ -n "$dir" ] && [ -d "$dir" ] || { echo 0; return; }
+  find "$dir" -mindepth 2 -maxdepth 2 -name token.object | wc -l
+}
+settled_listing() {
+  local again
+  for again in 1 2 3 4; do
+    [ "$(tokens | awk -F'\t' '$2 != "uninitialized"' | wc -l)" -lt "$(softhsm_token_dirs)" ] || return 0
+    echo "wizard_setup_hsm: a token was left out of the listing; looking again" >&2
+    sleep 0.3
+  done
+}
+
 made=
+[ "$hsm_type" != softhsm ] || settled_listing
 token=$(labelled)
 [ "$(printf '%s' "$token" | awk 'END { print NR }')" -le 1 ] || fail LABEL_AMBIGUOUS "$label"
 state=$(printf '%s' "$token" | cut -f2)

@@ -16,7 +16,7 @@ import * as pkcs11js from 'pkcs11js';
 import { loadScriptExitCodes } from '../effects/script-exit-codes';
 import { isKeyCustodyError } from '../errors/key-custody-error';
 import { readPin } from '../hsm/pin-source';
-import { Pkcs11Module, describe, pkcs11Code } from '../hsm/pkcs11-module';
+import { Pkcs11Module, describe, pkcs11Code, type TokenScan } from '../hsm/pkcs11-module';
 import { initializeToken, TokenInitError } from '../hsm/token-init';
 import { checkPinLength, readPinLimits } from '../hsm/token-pin-limits';
 import { PROJECT_ROOT } from './config';
@@ -85,14 +85,32 @@ function makeToken(api: pkcs11js.PKCS11, slotText: string, label: string): void 
   }
 }
 
-function login(module: Pkcs11Module, label: string): void {
-  let slot: pkcs11js.Handle | null;
-  try {
-    slot = module.findSlot(label);
-  } catch (error) {
-    throw new Failure('LABEL_AMBIGUOUS', describe(error));
+/** How often a token not seen is looked for again, and how long apart. */
+const LOOKS = { again: 4, intervalMs: 300 };
+
+/**
+ * The slot of the token with this label. SoftHSM2 reads its tokens' files at C_Initialize and leaves
+ * out one another process is rewriting at that moment (every login there rewrites its flags): a
+ * token not seen, or a slot not read, is looked for again on a fresh scan before it counts as absent.
+ */
+function findToken(module: Pkcs11Module, label: string): pkcs11js.Handle {
+  for (let looked = 0; ; looked++) {
+    let scan: TokenScan;
+    try {
+      scan = module.scanForToken(label);
+    } catch (error) {
+      throw new Failure('LABEL_AMBIGUOUS', describe(error));
+    }
+    if (scan.found) return scan.slot;
+    if (looked === LOOKS.again) throw new Failure('TOKEN_NOT_FOUND', label);
+    process.stderr.write(`wizard_setup_hsm: token "${label}" not seen (${scan.unknown ?? 'no slot holds it'}); looking again\n`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOOKS.intervalMs);
+    module.refresh();
   }
-  if (!slot) throw new Failure('TOKEN_NOT_FOUND', label);
+}
+
+function login(module: Pkcs11Module, label: string): void {
+  const slot = findToken(module, label);
   const pin = pinFrom('KW_PIN_FILE');
   checkLengths(module.api, slot, [['user PIN', pin]]);
   const session = module.api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadScriptExitCodes } from '../../effects/script-exit-codes';
 import { setUpToken, TokenSetupError, type TokenSetupRequest } from '../../effects/token-setup';
@@ -97,7 +97,7 @@ describe('wizard_setup_hsm.sh: PINs never in a child process', () => {
     const shims = join(dir, 'shims');
     mkdirSync(shims);
     const log = join(dir, 'children.log');
-    const tools = ['pkcs11-tool', 'softhsm2-util', 'node', 'awk', 'cut', 'head', 'wc', 'cat', 'grep', 'sed', 'dirname', 'tail'];
+    const tools = ['pkcs11-tool', 'softhsm2-util', 'node', 'awk', 'cut', 'head', 'wc', 'cat', 'grep', 'sed', 'dirname', 'tail', 'find', 'sleep'];
     for (const tool of tools) {
       const real = spawnSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
       if (!real) continue;
@@ -129,6 +129,60 @@ describe('wizard_setup_hsm.sh: PINs never in a child process', () => {
     expect(children).toContain(`KW_PIN_FILE=${pinFile}`);
     expect(labelled(hsm, label)).toEqual([{ label, userPinSet: true }]);
     hsm.tool(['--token-label', label, '--login', '--pin', 'env:KW_TEST_PIN', '--list-objects'], { ...hsm.env, KW_TEST_PIN: pin });
+  });
+});
+
+/**
+ * SoftHSM2 leaves out of a process's view a token whose file another process is rewriting as it
+ * starts (a login there rewrites the token's flags): its token.object emptied stands for that moment.
+ * The command runs while the token is hidden; it is given back once the command says it is looking
+ * again. Resolves with the command's exit status and stderr.
+ */
+async function whileHidden(hsm: SoftHsm, label: string, command: string[], env: NodeJS.ProcessEnv, lookingAgain: RegExp): Promise<{ status: number | null; stderr: string; lookedAgain: boolean }> {
+  const owner = readdirSync(hsm.tokenDir).find((d) => readFileSync(join(hsm.tokenDir, d, 'token.object')).includes(Buffer.from(label.padEnd(32, ' '))));
+  if (!owner) throw new Error(`no token directory holds "${label}"`);
+  const file = join(hsm.tokenDir, owner, 'token.object');
+  const saved = `${file}.saved`;
+  copyFileSync(file, saved);
+  writeFileSync(file, '');
+  expect(labelled(hsm, label)).toEqual([]);
+  const child = spawn(command[0]!, command.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let lookedAgain = false;
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+    if (!lookedAgain && lookingAgain.test(stderr)) {
+      lookedAgain = true;
+      copyFileSync(saved, file);
+    }
+  });
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  copyFileSync(saved, file);
+  return { status, stderr, lookedAgain };
+}
+
+describe('a token left out of one scan (its file being rewritten by another process) is looked for again', () => {
+  it('token-pin-tool.js login: the token, hidden at the first scan, is found and logged into', async () => {
+    const hsm = new SoftHsm('h4-hidden-login');
+    const token = hsm.initToken('HiddenLogin');
+    const tool = join(PROJECT_ROOT, 'dist', 'server', 'token-pin-tool.js');
+    const run = await whileHidden(hsm, token.label, ['node', tool, SOFTHSM_MODULE, 'login', token.label], { ...hsm.env, KW_PIN_FILE: token.pinFile }, /not seen .*looking again/);
+    expect(run).toEqual({ status: 0, stderr: expect.stringContaining(`token "${token.label}" not seen`), lookedAgain: true });
+  });
+
+  it('wizard_setup_hsm.sh run again on a set-up token hidden from its first listing: no second token is made', async () => {
+    const hsm = new SoftHsm('h4-hidden-rerun');
+    const token = hsm.initToken('HiddenRerun');
+    const dir = testDir('h4-hidden-rerun');
+    const soPinFile = join(dir, 'so.pin');
+    writeFileSync(soPinFile, `${newSecret('sopin')}\n`, { mode: 0o600 });
+    registerSecretSource(soPinFile);
+    const env = { ...hsm.env, KW_PIN_FILE: token.pinFile, KW_SO_PIN_FILE: soPinFile };
+    const run = await whileHidden(hsm, token.label, ['bash', script, 'softhsm', SOFTHSM_MODULE, token.label, '-', 'wizard'], env, /left out of the listing; looking again/);
+    expect(run).toEqual({ status: 0, stderr: expect.stringContaining('ready'), lookedAgain: true });
+    expect(labelled(hsm, token.label)).toEqual([{ label: token.label, userPinSet: true }]);
+    expect(slots(hsm).filter((s) => s.label !== null)).toHaveLength(1);
+    hsm.tool(['--token-label', token.label, '--login', '--pin', 'env:KW_TEST_PIN', '--list-objects'], { ...hsm.env, KW_TEST_PIN: token.pin });
   });
 });
 
