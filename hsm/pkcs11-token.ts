@@ -7,6 +7,7 @@ import { describePinSource, PinSource, readPin } from './pin-source';
 import { KeptSession, Pkcs11Module, TokenScan, pkcs11Code } from './pkcs11-module';
 import { explainPkcs11Error } from './pkcs11-return-codes';
 import { checkPinLength, PinLimits, readPinLimits } from './token-pin-limits';
+import { outOfStep } from './out-of-step';
 
 export interface TokenConfig {
   modulePath: string;
@@ -123,7 +124,7 @@ export class Pkcs11Token {
       if (verdict.kind === 'final') return verdict.probe;
       verdicts.push(verdict);
       if (scan >= Math.max(1, window.scans)) break;
-      await new Promise((resolve) => setTimeout(resolve, window.intervalMs));
+      await new Promise((resolve) => setTimeout(resolve, outOfStep(window.intervalMs)));
     }
     if (verdicts.every((v) => v.kind === 'tokenAbsent')) return { moduleLoaded: true, tokenPresent: false, kek: null };
     if (verdicts.every((v) => v.kind === 'kekAbsent')) return { moduleLoaded: true, tokenPresent: true, kek: null };

@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { NodeRecord, NodeRepository } from '../db/repositories/node-repository';
 import { describePinSource, readPin } from '../hsm/pin-source';
+import { outOfStep } from '../hsm/out-of-step';
 import type { Pkcs11Token } from '../hsm/pkcs11-token';
 import { isHsmStorage } from '../hsm/storage-type';
 import { readEnvironment } from './config-schema';
@@ -292,8 +293,11 @@ export class NodeHealth {
     }
     let probe = await token.probe(undefined, kekId);
     const reached = () => probe.tokenPresent === true && probe.kek !== null;
-    for (let again = 0; again < REPROBE.times && !reached() && !PIN_REFUSED.has(probe.problem ?? ''); again++) {
-      await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
+    // Probed again only where a miss would end this node's service. In a recovery the token or its KEK
+    // is missing for a while: probing again there only holds back the beat that follows its end.
+    const reprobes = phaseOf(this.surroundings?.lifecycleState() ?? '') === 'operational' ? REPROBE.times : 0;
+    for (let again = 0; again < reprobes && !reached() && !PIN_REFUSED.has(probe.problem ?? ''); again++) {
+      await new Promise((resolve) => setTimeout(resolve, outOfStep(REPROBE.intervalMs)));
       probe = await token.probe(undefined, kekId);
     }
     const refusedNow = PIN_REFUSED.has(probe.problem ?? '') ? pinTag : null;

@@ -21,6 +21,7 @@ import { BootLease } from './boot-lease';
 import { LifecycleEngine, SendResult } from './lifecycle-engine';
 import { SecretBox } from './secret-box';
 import { deferredBoot, probeWouldEndOperation, Reason } from './node-readiness';
+import { outOfStep } from '../hsm/out-of-step';
 
 /** How often, and how far apart, BOOT probes again before it takes an operational install out of operation. */
 export const REPROBE = { times: 2, intervalMs: 300 };
@@ -192,7 +193,7 @@ export class KeywardRuntime {
     const operational = snapshot.hasTag('operational');
     if (operational) {
       for (let again = 0; again < REPROBE.times && !keepsOperation(startup); again++) {
-        await new Promise((resolve) => setTimeout(resolve, REPROBE.intervalMs));
+        await new Promise((resolve) => setTimeout(resolve, outOfStep(REPROBE.intervalMs)));
         startup = await probe();
       }
     }
