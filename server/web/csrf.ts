@@ -18,7 +18,7 @@ const REFRESH_AFTER_FAILURE_MS = 1000;
 export interface Csrf {
   /** Checks every POST (and any other unsafe method); a failure is a 403 that changes nothing. */
   protect: RequestHandler;
-  /** The token for the forms of this response (also sets its cookie). */
+  /** The token for the forms of this response: the one the browser holds, or a new one in a new cookie. */
   token(req: Request, res: Response): string;
 }
 
@@ -141,7 +141,7 @@ function readLegacy(file: string): string | null {
  * the one in an HttpOnly __Host- cookie and carry an HMAC over this session's id.
  */
 export function createCsrf(key: SharedCsrfKey): Csrf {
-  const { doubleCsrfProtection, generateCsrfToken, invalidCsrfTokenError } = doubleCsrf({
+  const { doubleCsrfProtection, generateCsrfToken, invalidCsrfTokenError, validateRequest } = doubleCsrf({
     getSecret: () => key.current,
     getSessionIdentifier: (req) => req.keyward?.sessionId ?? '',
     cookieName: CSRF_COOKIE,
@@ -161,5 +161,13 @@ export function createCsrf(key: SharedCsrfKey): Csrf {
         (failure: unknown) => next(failure),
       );
     });
-  return { protect, token: (req, res) => generateCsrfToken(req, res) };
+  /** The token in the request's cookie, if it is this session's under a current key: checked as a form posting it would be. */
+  const heldToken = (req: Request): string | null => {
+    const held = (req.cookies as Record<string, unknown> | undefined)?.[CSRF_COOKIE];
+    if (typeof held !== 'string') return null;
+    const posting = { method: 'POST', cookies: req.cookies as unknown, headers: { 'x-csrf-token': held }, body: undefined, keyward: req.keyward };
+    return validateRequest(posting as unknown as Request) ? held : null;
+  };
+  // A browser that holds a valid token gets no cookie again (csrf-csrf would send the same one on every page).
+  return { protect, token: (req, res) => heldToken(req) ?? generateCsrfToken(req, res, { overwrite: true }) };
 }

@@ -5,7 +5,8 @@ import { newSecret } from '../support/secrets';
 import { logIn, unlock, walkWizard } from './support/http-wizard';
 import { KeywardServer } from './support/keyward-server';
 import { concrete, inspectApplication } from './support/route-table';
-import { csrfToken, lifecycleOf, WebClient } from './support/web-client';
+import { CSRF_COOKIE } from '../../server/web/csrf';
+import { csrfToken, lifecycleOf, WebClient, type WebResponse } from './support/web-client';
 
 jest.setTimeout(120_000);
 
@@ -113,6 +114,24 @@ describe('web: security around the pages, during the wizard', () => {
     // The same session with its own token gets through to the form: the 403s above were the CSRF check.
     expect((await wizard.postForm('/setup-wizard/crypto-storage-setup/', '/setup-wizard/crypto-storage-setup/', { storageType: 'bogus' })).status).toBe(400);
     expect(await revision()).toBe(start);
+  });
+
+  it("sends the CSRF cookie once: a page opened again carries the token the browser holds; another session's token is replaced", async () => {
+    const csrfCookies = (response: WebResponse) => [response.headers['set-cookie'] ?? []].flat().filter((cookie) => cookie.startsWith(`${CSRF_COOKIE}=`));
+    const browser = anonymous();
+    expect(csrfCookies(await browser.get('/setup-wizard/unlock/'))).toHaveLength(1);
+    const held = browser.cookies.get(CSRF_COOKIE)!;
+    const again = await browser.get('/setup-wizard/unlock/');
+    expect({ cookies: csrfCookies(again), token: csrfToken(again.body) }).toEqual({ cookies: [], token: held });
+    // A token bound to another browser's session is no token of this one: a new one comes in a new cookie.
+    const other = anonymous();
+    await other.get('/setup-wizard/unlock/');
+    const foreign = other.cookies.get(CSRF_COOKIE)!;
+    browser.cookies.set(CSRF_COOKIE, foreign);
+    const replaced = await browser.get('/setup-wizard/unlock/');
+    expect(csrfCookies(replaced)).toHaveLength(1);
+    expect(browser.cookies.get(CSRF_COOKIE)).not.toBe(foreign);
+    expect(csrfToken(replaced.body)).toBe(browser.cookies.get(CSRF_COOKIE));
   });
 
   it('prints the set-up code once, on the console only', async () => {
