@@ -27,23 +27,32 @@ export interface FormState {
 /** Renders a page with what every page needs: the CSRF token for its forms, who is logged in. */
 export function renderPage(deps: WebDeps, req: Request, res: Response, view: string, locals: Record<string, unknown> & FormState, status = 200): void {
   const session = contextOf(req).session;
-  res.status(status).render(view, {
-    csrfToken: deps.csrf.token(req, res),
-    user: session?.adminUsername ?? null,
-    setupSession: session?.setupAuthorized ?? false,
-    // The navigation offers only the pages that open in this phase (the others would redirect).
-    phase: phaseOf((locals.inspection as Inspection | undefined)?.state ?? deps.watcher.current?.state ?? ''),
-    path: req.path,
-    values: {},
-    errors: {},
-    errorCodes: {},
-    formError: null,
-    formErrorCode: null,
-    formStep: formStepOf(locals.inspection as Inspection | undefined),
-    utcTime,
-    timeUntil,
-    ...locals,
-  });
+  let html: string;
+  try {
+    html = deps.views.page(view, {
+      csrfToken: deps.csrf.token(req, res),
+      user: session?.adminUsername ?? null,
+      setupSession: session?.setupAuthorized ?? false,
+      // The navigation offers only the pages that open in this phase (the others would redirect).
+      phase: phaseOf((locals.inspection as Inspection | undefined)?.state ?? deps.watcher.current?.state ?? ''),
+      path: req.path,
+      values: {},
+      errors: {},
+      errorCodes: {},
+      formError: null,
+      formErrorCode: null,
+      formStep: formStepOf(locals.inspection as Inspection | undefined),
+      utcTime,
+      timeUntil,
+      ...locals,
+    });
+  } catch (error) {
+    // As res.render: the error page says what went wrong.
+    req.next?.(error);
+    return;
+  }
+  res.status(status).setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.send(html);
 }
 
 /** A form field's value from a urlencoded or multipart body, as text ('' when absent). */

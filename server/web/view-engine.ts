@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { dirname, extname, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { compile } from 'ejs';
 
 type Template = (locals: object) => string;
@@ -20,6 +20,19 @@ type Template = (locals: object) => string;
 export class ViewEngine {
   private readonly templates = new Map<string, Template>();
   private readonly includes = new Map<string, string>();
+
+  /** `viewsDir`: where `page` finds a page by its name (Express's `views` setting). */
+  constructor(private readonly viewsDir: string | null = null) {}
+
+  /**
+   * A page by its name (`status`, `setup-wizard/step`), rendered straight from the locals given:
+   * Express's res.render would look the view up and copy the locals twice more before this engine
+   * copies them again.
+   */
+  page(name: string, locals: object): string {
+    if (this.viewsDir === null) throw new Error('this view engine was given no views directory');
+    return this.run(this.resolveInclude(join(this.viewsDir, 'page'), name), Object.assign(Object.create(null) as object, locals));
+  }
 
   /** The engine function for `app.engine('ejs', ...)`. */
   readonly render = (file: string, options: object, callback: (error: Error | null, html?: string) => void): void => {

@@ -15,6 +15,7 @@ import type { SessionService } from './sessions';
 import type { SharedSetupCode } from './setup-code';
 import type { UploadArea } from './uploads';
 import type { WebConfig } from './web-config';
+import type { ViewEngine } from './view-engine';
 import type { WorkTracker } from './work-tracker';
 
 /** Everything the routes use, made once per process by server/web/web-server.ts. */
@@ -31,6 +32,8 @@ export interface WebDeps {
   uploads: UploadArea;
   rateLimits: RateLimits;
   graph: GraphRenderer;
+  /** The pages' templates, compiled once (renderPage; Express's res.render for the error page). */
+  views: ViewEngine;
   /** Lifecycle events and readings in progress: shutdown waits for them before closing the database. */
   work: WorkTracker;
   /** The KEK or DEK rotation this process runs in the background (one at a time). */

@@ -6,6 +6,7 @@ import type { NodeHealth } from '../node-health';
 import type { KeywardRuntime } from '../runtime';
 import { createCsrf, SharedCsrfKey } from './csrf';
 import { GraphRenderer } from './graph-svg';
+import { ViewEngine } from './view-engine';
 import { LifecycleWatcher } from './lifecycle-watcher';
 import { LiveTls } from './live-tls';
 import { createLogger, Logger } from './logger';
@@ -101,6 +102,7 @@ export async function prepareWebServer(runtime: KeywardRuntime, options: WebServ
     uploads,
     rateLimits: createRateLimits(new RateLimitRepository(runtime.store.db)),
     graph: new GraphRenderer(),
+    views: new ViewEngine(config.viewsDir),
     work,
     rotations: new RotationRunner(runtime, work, logger, () => watcher.poll()),
     keyMetrics: new KeyMetrics(runtime, metrics, logger, config.watchIntervalMs),

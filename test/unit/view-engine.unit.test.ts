@@ -59,6 +59,13 @@ describe('the view engine: compiled once, includes resolved once, the same pages
     expect(await render(engine.render, page, poisoned)).toBe(first);
   });
 
+  it('renders a page by its name under the views directory, as Express would find it', async () => {
+    const byName = new ViewEngine(views).page('wizard/page', locals());
+    expect(byName).toBe(await render(ejs.renderFile, join(views, 'wizard', 'page.ejs'), locals()));
+    expect(() => new ViewEngine(views).page('broken', {})).toThrow(/broken\.ejs:2[\s\S]*missing is not defined/);
+    expect(() => new ViewEngine().page('wizard/page', locals())).toThrow('this view engine was given no views directory');
+  });
+
   it('reports a failing expression through the callback with the template and line', async () => {
     await expect(render(new ViewEngine().render, join(views, 'broken.ejs'), {})).rejects.toThrow(/broken\.ejs:2[\s\S]*missing is not defined/);
   });
