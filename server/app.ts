@@ -1,5 +1,5 @@
 import cookieParser from 'cookie-parser';
-import express, { Express, Router } from 'express';
+import express, { Express, RequestHandler } from 'express';
 import { wizardGate } from './web/wizard-gate';
 import { MULTIPART_LIMITS, multipartForms } from './web/multipart';
 import { restoreUploadGate } from './web/restore-upload';
@@ -26,9 +26,13 @@ import { vendorAssets } from './web/vendor-assets';
 import { noStore, securityHeaders } from './web/security-headers';
 import { errorHandler, notFound } from './web/web-errors';
 import type { WebDeps } from './web/web-deps';
-import { ViewEngine } from './web/view-engine';
 
 export { isReady } from './web/lifecycle-phase';
+
+/** A body parser for the requests that may carry a form: a page's GET or HEAD passes by without a look at its headers. */
+function withBody(parse: RequestHandler): RequestHandler {
+  return (req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : parse(req, res, next));
+}
 
 /**
  * The HTTP application. Routes only read state or send one event to the engine; none writes
@@ -41,7 +45,7 @@ export function createApp(deps: WebDeps): Express {
   app.set('trust proxy', false);
   app.set('views', deps.config.viewsDir);
   app.set('view engine', 'ejs');
-  app.engine('ejs', new ViewEngine().render);
+  app.engine('ejs', deps.views.render);
   // Express caches templates only under NODE_ENV=production; keyward always does.
   app.set('view cache', true);
 
@@ -49,23 +53,22 @@ export function createApp(deps: WebDeps): Express {
   app.use(securityHeaders(deps.config.hstsSeconds));
   app.use('/static/vendor', vendorAssets());
   app.use('/static', express.static(deps.config.publicDir, { index: false, maxAge: '1h', fallthrough: false }));
-  app.use(probeRoutes(deps));
+  probeRoutes(deps, app);
 
   app.use(cookieParser());
   app.use(deps.sessions.middleware());
-  app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
+  app.use(withBody(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 })));
   app.use(PATHS.restore, restoreUploadGate);
   app.use(BACKUP_PATHS.verify, backupVerifyGate);
   const restoreLimits = { ...MULTIPART_LIMITS, maxFileBytes: deps.config.restoreUploadBytes, maxBodyBytes: deps.config.restoreUploadBytes };
   // An archive to verify is as large as one to restore.
   const archiveUpload = (req: { path: string }) => [PATHS.restore, `${BACKUP_PATHS.verify}/`].includes(req.path.replace(/\/?$/, '/'));
-  app.use(multipartForms(deps.uploads, (req) => (archiveUpload(req) ? restoreLimits : MULTIPART_LIMITS)));
+  app.use(withBody(multipartForms(deps.uploads, (req) => (archiveUpload(req) ? restoreLimits : MULTIPART_LIMITS))));
   app.use(deps.csrf.protect);
   app.use(noStore);
 
   app.use('/setup-wizard', ...wizardGate(deps));
-  // The pages' routes in one router: a request then walks one list of routes, not a router per module.
-  const pages = Router();
+  // The pages' routes on the application itself: a request walks one list of routes, not a router per module.
   for (const addRoutes of [
     homeRoutes,
     unlockRoutes,
@@ -84,9 +87,8 @@ export function createApp(deps: WebDeps): Express {
     inventoryRoutes,
     inspectRoutes,
   ]) {
-    addRoutes(deps, pages);
+    addRoutes(deps, app);
   }
-  app.use(pages);
 
   app.use(notFound);
   app.use(errorHandler(deps.logger));
