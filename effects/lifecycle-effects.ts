@@ -20,11 +20,12 @@ import { setUpToken, TokenSetupError } from './token-setup';
 import { TlsInputError } from '../tls/errors';
 import { parseSubjectAltNames } from '../tls/subject-alt-names';
 import type { TlsMaterial } from '../tls/tls-material';
-import { writeTlsFiles } from '../tls/tls-files';
 
 /** Loaded by the effects that use them: a restart that runs neither starts faster without them. */
 const lazy = {
   tls: () => require('../tls') as typeof import('../tls'),
+  // The certificate's ASN.1 reader comes with it: commands that serve no certificate skip it.
+  tlsFiles: () => require('../tls/tls-files') as typeof import('../tls/tls-files'),
   restore: () => require('./restore-service') as typeof import('./restore-service'),
 };
 const generateTlsCredential: typeof import('../tls').generateTlsCredential = (options) => lazy.tls().generateTlsCredential(options);
@@ -270,7 +271,7 @@ export class LifecycleEffects implements EffectRunner {
   }
 
   private async serve(material: TlsMaterial, origin: TlsSummary['origin']): Promise<TlsSummary> {
-    await writeTlsFiles(this.config.tlsDir, material);
+    await lazy.tlsFiles().writeTlsFiles(this.config.tlsDir, material);
     return { fingerprintSha256: material.fingerprintSha256, notAfter: material.notAfter, origin };
   }
 }

@@ -5,8 +5,9 @@ import { CliHome } from '../support/cli';
 import { testDir } from '../support/run-dir';
 
 /**
- * A command loads what it uses: `exit-codes` and `help` neither knex, the machine nor the runtime; a
- * restart's `boot` neither the certificate generator nor the backup and restore code.
+ * A command loads what it uses: `exit-codes` and `help` neither knex, the machine nor the runtime;
+ * `inspect` no certificate code; a restart's `boot` neither the certificate generator nor the backup
+ * and restore code.
  */
 jest.setTimeout(120_000);
 
@@ -29,6 +30,11 @@ describe('lazy loading', () => {
       const loaded = loadedBy(cli, command);
       expect({ command, heavy: matching(loaded, /node_modules\/(knex|xstate|zod|@peculiar|pkcs11js|sqlite3|pg)\/|dist\/server\/runtime\.js|dist\/machines\//) }).toEqual({ command, heavy: [] });
     }
+  });
+
+  it('inspects without any certificate code (neither generating nor reading one)', () => {
+    expect(cli.run(['boot']).status).toBe(0);
+    expect(matching(loadedBy(cli, ['inspect']), /node_modules\/@peculiar\/|dist\/tls\/(certificate|tls-files|generate)\.js/)).toEqual([]);
   });
 
   it('restarts without the certificate generator or the backup and restore code', () => {
