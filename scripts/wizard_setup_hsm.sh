@@ -71,7 +71,6 @@ remove_token() { # remove_token SERIAL: delete a SoftHSM token, or say exactly h
   return 1
 }
 
-remove_labelled() { labelled | cut -f3 | while read -r serial; do remove_token "$serial"; done; }
 
 # SoftHSM2 reads its tokens' files when a process starts and leaves out one that another process is
 # rewriting at that moment (every login there rewrites its flags). A listing with fewer tokens than
@@ -117,13 +116,13 @@ else
       free=$(tokens | awk -F'\t' '$2 == "uninitialized" { print $1; exit }')
     fi
     [ -n "$free" ] || fail NO_FREE_SLOT
-    # A failure after the token was initialized leaves no half-made token behind.
-    pin_tool make-token "$free" "$label" || { status=$?; remove_labelled; exit $status; }
-    made=yes
+    # A failure after the token was initialized leaves no half-made token behind: the one this run
+    # made, by the serial the tool prints as soon as it exists, never another with the same label.
+    made=$(pin_tool make-token "$free" "$label") || { status=$?; [ -z "$made" ] || remove_token "$made"; exit $status; }
   fi
 fi
 
 # A token this run made whose user PIN does not log in is as good as half made.
-pin_tool login "$label" || { status=$?; [ -z "$made" ] || remove_labelled; exit $status; }
+pin_tool login "$label" || { status=$?; [ -z "$made" ] || remove_token "$made"; exit $status; }
 echo "wizard_setup_hsm: token \"$label\" ready ($purpose)" >&2
 exit 0

@@ -5,7 +5,7 @@
  * process's arguments or environment ever hold one. It starts no process of its own.
  *
  *   node token-pin-tool.js MODULE check-pins SLOT_ID         check both PINs' lengths, change nothing
- *   node token-pin-tool.js MODULE make-token SLOT_ID LABEL   initialize a free slot's token, set its user PIN
+ *   node token-pin-tool.js MODULE make-token SLOT_ID LABEL   initialize a free slot's token (its serial on stdout), set its user PIN
  *   node token-pin-tool.js MODULE login LABEL                prove that the user PIN logs in
  *
  * Each checks the PINs' lengths against the token's own limits before it touches the token. Exit codes by
@@ -78,7 +78,8 @@ function makeToken(api: pkcs11js.PKCS11, slotText: string, label: string): void 
   if (api.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) throw new Failure('NO_FREE_SLOT', `slot ${slotText} holds a token already`);
   const { soPin, userPin } = checkPins(api, slot);
   try {
-    initializeToken(api, slot, label, soPin, userPin);
+    // The serial on stdout: the script removes this token, and no other, if a later step fails.
+    initializeToken(api, slot, label, soPin, userPin, (serial) => process.stdout.write(`${serial}\n`));
   } catch (error) {
     if (!(error instanceof TokenInitError)) throw error;
     throw new Failure(error.step === 'init-token' ? 'INIT_TOKEN_FAILED' : 'INIT_PIN_FAILED', error.message);
