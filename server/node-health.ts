@@ -9,7 +9,7 @@ import { readEnvironment } from './config-schema';
 import type { SendResult } from './lifecycle-engine';
 import { NodeChecks, nodeReasons, NodeState, nodeState, Readiness, readiness, Reason, servingPeer } from './node-readiness';
 import { BootDeferred, KeywardRuntime, REPROBE } from './runtime';
-import { phaseOf } from './web/lifecycle-phase';
+import { isReady, phaseOf } from './web/lifecycle-phase';
 
 /** What the web server tells the node about itself once it serves (server/serve.ts attaches it). */
 export interface NodeSurroundings {
@@ -293,9 +293,10 @@ export class NodeHealth {
     }
     let probe = await token.probe(undefined, kekId);
     const reached = () => probe.tokenPresent === true && probe.kek !== null;
-    // Probed again only where a miss would end this node's service. In a recovery the token or its KEK
-    // is missing for a while: probing again there only holds back the beat that follows its end.
-    const reprobes = phaseOf(this.surroundings?.lifecycleState() ?? '') === 'operational' ? REPROBE.times : 0;
+    // Probed again only where a miss would make a ready node unready (in operation, in the set-up). In a
+    // recovery the token or its KEK is missing for a while: probing again there only holds back the
+    // beat that follows its end.
+    const reprobes = isReady(this.surroundings?.lifecycleState() ?? '') ? REPROBE.times : 0;
     for (let again = 0; again < reprobes && !reached() && !PIN_REFUSED.has(probe.problem ?? ''); again++) {
       await new Promise((resolve) => setTimeout(resolve, outOfStep(REPROBE.intervalMs)));
       probe = await token.probe(undefined, kekId);

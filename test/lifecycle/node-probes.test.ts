@@ -7,8 +7,9 @@ import { Install } from '../support/install';
 
 /**
  * A node's heartbeat where its token is gone, in-process against a real SoftHSM2 install: the token
- * is probed again before an operational node turns unready, and only once in a recovery (where it is
- * missing for a while, and a longer beat would hold back the one that follows the recovery's end).
+ * is probed again before a node that serves (in operation or in the set-up) turns unready, and only
+ * once in a recovery (where it is missing for a while, and a longer beat would hold back the one that
+ * follows the recovery's end).
  */
 jest.setTimeout(120_000);
 
@@ -41,6 +42,10 @@ describe('the heartbeat of a node whose token is gone', () => {
 
   it('operational: probed again before the node turns unready', async () => {
     expect(await probesOfOneBeat('operational')).toBe(1 + REPROBE.times);
+  });
+
+  it('in the set-up: probed again too (the node serves the wizard)', async () => {
+    expect(await probesOfOneBeat('wizard.hsmSetup.waiting')).toBe(1 + REPROBE.times);
   });
 
   it('in auto-restore: probed once', async () => {
