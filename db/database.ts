@@ -28,9 +28,7 @@ export function openDatabase(config: DatabaseConfig, options: { searchPath?: str
     if (!existsSync(config.filename)) closeSync(openSync(config.filename, 'a', 0o600));
     // One connection: SQLite serializes writers anyway, and transactions must not interleave.
     // secure_delete: a deleted secret (a dead plaintext credential) is overwritten, not left in a free page.
-    return immediateTransactions(
-      sqliteKnex(config.filename, 1, ['PRAGMA foreign_keys = ON', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA synchronous = FULL', 'PRAGMA secure_delete = ON']),
-    );
+    return immediateTransactions(sqliteKnex(config.filename, 1, ['PRAGMA foreign_keys = ON', ...SWITCH_TO_WAL, 'PRAGMA synchronous = FULL', 'PRAGMA secure_delete = ON']));
   }
   return knex({ client: 'pg', connection: config.connectionString, pool: { min: 0, max: 10 }, ...(options.searchPath ? { searchPath: [options.searchPath] } : {}) });
 }
@@ -46,7 +44,7 @@ export const SQLITE_READERS = 3;
  */
 export function openReader(config: DatabaseConfig, writer: Knex): Knex {
   if (config.client !== 'sqlite') return writer;
-  const reader = sqliteKnex(config.filename, SQLITE_READERS, ['PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000', 'PRAGMA query_only = ON'], 0);
+  const reader = sqliteKnex(config.filename, SQLITE_READERS, [...SWITCH_TO_WAL, 'PRAGMA query_only = ON'], 0);
   // knex's own methods cannot be replaced; its client's (which they call) can, on this instance.
   const client = writer.client as { destroy(...args: unknown[]): Promise<unknown>; initializePool(...args: unknown[]): unknown };
   const destroy = client.destroy.bind(client);
@@ -85,6 +83,14 @@ function knex(config: Knex.Config): Knex {
   return (require('knex') as typeof import('knex')).knex(config);
 }
 
+/**
+ * Two connections switching a new file to WAL at once can each wait for the other's lock: SQLite then
+ * fails one at once or, as measured, after the whole busy_timeout. The switch gets a short timeout and
+ * is tried again (afterCreate below) until PRAGMA_BUSY_WAIT_MS; then the normal timeout applies.
+ */
+const SWITCH_TO_WAL = ['PRAGMA busy_timeout = 50', 'PRAGMA journal_mode = WAL', 'PRAGMA busy_timeout = 10000'];
+const PRAGMA_BUSY_WAIT_MS = 10_000;
+
 function sqliteKnex(filename: string, max: number, pragmas: string[], min = max): Knex {
   return knex({
     client: 'sqlite3',
@@ -94,9 +100,17 @@ function sqliteKnex(filename: string, max: number, pragmas: string[], min = max)
       min,
       max,
       afterCreate(connection: { run(sql: string, cb: (error: Error | null) => void): void }, done: (error: Error | null, connection: unknown) => void) {
+        const started = Date.now();
         const next = (index: number): void => {
           if (index === pragmas.length) return done(null, connection);
-          connection.run(pragmas[index]!, (error) => (error ? done(error, connection) : next(index + 1)));
+          connection.run(pragmas[index]!, (error) => {
+            if (!error) return next(index + 1);
+            if ((error as { code?: string }).code === 'SQLITE_BUSY' && Date.now() - started < PRAGMA_BUSY_WAIT_MS) {
+              setTimeout(() => next(index), 10 + Math.random() * 40);
+              return;
+            }
+            done(error, connection);
+          });
         };
         next(0);
       },

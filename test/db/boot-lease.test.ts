@@ -164,3 +164,20 @@ pgOnly('lifecycle commit notifications (PostgreSQL)', () => {
     }
   });
 });
+
+describe('a new SQLite file opened by two processes at once', () => {
+  // Switching a new file to WAL locks it; the two switches could wait on each other and one fail
+  // SQLITE_BUSY (about one round in ten before the fix): every round must open both.
+  it('gives both their connections and the lease table, round after round', async () => {
+    for (let round = 0; round < 40; round++) {
+      const database = await freshDatabase('sqlite', `wal-switch-${round}`);
+      const pair = [Store.open(database.config, new DekKeyring()), Store.open(database.config, new DekKeyring())];
+      try {
+        await Promise.all(pair.map((store) => new BootLeaseRepository(store.db).ensureTable()));
+        expect(await pair[1]!.db.schema.hasTable('boot_lease')).toBe(true);
+      } finally {
+        for (const store of pair) await store.close();
+      }
+    }
+  });
+});
