@@ -169,6 +169,9 @@ function sameHeaders(headers: IncomingHttpHeaders): Record<string, string | stri
   return Object.fromEntries(Object.entries(headers).filter((entry): entry is [string, string | string[]] => entry[1] !== undefined && !OWN_HEADERS.has(entry[0])));
 }
 
+/** KEYWARD_BENCH_CPU_PROFILE=DIR: both servers write a V8 CPU profile there (the files are named by process id). */
+const profiling = process.env.KEYWARD_BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KEYWARD_BENCH_CPU_PROFILE}`] : [];
+
 export async function run(): Promise<BenchReport & { bench: 'http' }> {
   const home = mkdtempSync(join(tmpdir(), 'keyward-bench-http-'));
   const children: Child[] = [];
@@ -177,7 +180,7 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     const adminPassword = `Bench-${randomBytes(12).toString('base64url')}`;
     await install(home, adminPassword);
     const keyward = await startChild(
-      [...(process.env.KEYWARD_BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KEYWARD_BENCH_CPU_PROFILE}`] : []), CLI, 'start'],
+      [...profiling, CLI, 'start'],
       { KEYWARD_HOME: home, KEYWARD_PORT: '0', KEYWARD_HOST: '127.0.0.1', DATABASE_URL: '' },
       join(home, 'keyward.log'),
       /serving (https:\/\/127\.0\.0\.1:\d+\/)/,
@@ -205,7 +208,7 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     writeFileSync(join(bareDir, 'headers.json'), JSON.stringify({ status: sameHeaders(statusPage.headers), readyz: sameHeaders(readyz.headers) }));
     writeFileSync(join(home, 'bare.log'), '');
     const bare = await startChild(
-      [join(__dirname, 'bare-server.js')],
+      [...profiling, join(__dirname, 'bare-server.js')],
       { BARE_DIR: bareDir, BARE_KEY: join(home, 'tls', 'server.key'), BARE_CERT: join(home, 'tls', 'fullchain.crt') },
       join(home, 'bare.log'),
       /bare serving (https:\/\/127\.0\.0\.1:\d+\/)/,
