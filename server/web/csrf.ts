@@ -136,11 +136,17 @@ function readLegacy(file: string): string | null {
   }
 }
 
+/** What the CSRF check needs of the key: the keys forms are checked with, and a fresh reading after a failure. */
+export type CsrfKeys = Pick<SharedCsrfKey, 'current' | 'refresh'>;
+
+/** Held tokens already found valid, per key set: at most this many before the record starts afresh. */
+const CHECKED_TOKENS = 10_000;
+
 /**
  * csrf-csrf's signed double-submit tokens, bound to the session id: the token in the form must equal
  * the one in an HttpOnly __Host- cookie and carry an HMAC over this session's id.
  */
-export function createCsrf(key: SharedCsrfKey): Csrf {
+export function createCsrf(key: CsrfKeys): Csrf {
   const { doubleCsrfProtection, generateCsrfToken, invalidCsrfTokenError, validateRequest } = doubleCsrf({
     getSecret: () => key.current,
     getSessionIdentifier: (req) => req.keyward?.sessionId ?? '',
@@ -161,12 +167,27 @@ export function createCsrf(key: SharedCsrfKey): Csrf {
         (failure: unknown) => next(failure),
       );
     });
+  // A page opened again shows the token the browser holds: its HMAC is computed once per session and
+  // key set, not on every page. Only the choice of the page's token rests on this record; a form
+  // posted is checked in full (protect).
+  let checkedUnder: readonly string[] | null = null;
+  const checked = new Set<string>();
   /** The token in the request's cookie, if it is this session's under a current key: checked as a form posting it would be. */
   const heldToken = (req: Request): string | null => {
     const held = (req.cookies as Record<string, unknown> | undefined)?.[CSRF_COOKIE];
     if (typeof held !== 'string') return null;
+    // Loading the key makes a new key set, even when it holds the same keys.
+    if (key.current !== checkedUnder) {
+      checked.clear();
+      checkedUnder = key.current;
+    }
+    const entry = `${req.keyward?.sessionId ?? ''}\0${held}`;
+    if (checked.has(entry)) return held;
     const posting = { method: 'POST', cookies: req.cookies as unknown, headers: { 'x-csrf-token': held }, body: undefined, keyward: req.keyward };
-    return validateRequest(posting as unknown as Request) ? held : null;
+    if (!validateRequest(posting as unknown as Request)) return null;
+    if (checked.size >= CHECKED_TOKENS) checked.clear();
+    checked.add(entry);
+    return held;
   };
   // A browser that holds a valid token gets no cookie again (csrf-csrf would send the same one on every page).
   return { protect, token: (req, res) => heldToken(req) ?? generateCsrfToken(req, res, { overwrite: true }) };
