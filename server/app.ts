@@ -68,25 +68,15 @@ export function createApp(deps: WebDeps): Express {
   app.use(noStore);
 
   app.use('/setup-wizard', ...wizardGate(deps));
-  // The pages' routes on the application itself: a request walks one list of routes, not a router per module.
-  for (const addRoutes of [
-    homeRoutes,
-    unlockRoutes,
-    storageRoutes,
-    setupModeRoutes,
-    tlsRoutes,
-    finishRoutes,
-    autoRestoreRoutes,
-    authRoutes,
-    statusRoutes,
-    summaryRoutes,
-    keyRoutes,
-    backupRoutes,
-    recoveryShareRoutes,
-    deviceRoutes,
-    inventoryRoutes,
-    inspectRoutes,
-  ]) {
+  // The pages' routes on the application itself: a request walks one list of routes, not a router
+  // per module; the wizard's, all under /setup-wizard/, sit behind one look at the path.
+  homeRoutes(deps, app);
+  const wizard = express.Router();
+  for (const addRoutes of [unlockRoutes, storageRoutes, setupModeRoutes, tlsRoutes, finishRoutes, autoRestoreRoutes]) addRoutes(deps, wizard);
+  const wizardPages: RequestHandler = (req, res, next) => (req.path.startsWith('/setup-wizard/') ? wizard(req, res, next) : next());
+  // Its routes where listRoutes (web/route-list.ts) looks for a router's.
+  app.use(Object.assign(wizardPages, { stack: wizard.stack }));
+  for (const addRoutes of [authRoutes, statusRoutes, summaryRoutes, keyRoutes, backupRoutes, recoveryShareRoutes, deviceRoutes, inventoryRoutes, inspectRoutes]) {
     addRoutes(deps, app);
   }
 

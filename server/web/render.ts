@@ -29,7 +29,8 @@ export function renderPage(deps: WebDeps, req: Request, res: Response, view: str
   const session = contextOf(req).session;
   let html: string;
   try {
-    html = deps.views.page(view, {
+    // One object for the page, with no prototype (ejs's `with` finds no Object.prototype name in it).
+    const page = Object.assign(Object.create(null) as Record<string, unknown>, {
       csrfToken: deps.csrf.token(req, res),
       user: session?.adminUsername ?? null,
       setupSession: session?.setupAuthorized ?? false,
@@ -44,8 +45,8 @@ export function renderPage(deps: WebDeps, req: Request, res: Response, view: str
       formStep: formStepOf(locals.inspection as Inspection | undefined),
       utcTime,
       timeUntil,
-      ...locals,
     });
+    html = deps.views.page(view, Object.assign(page, locals), true);
   } catch (error) {
     // As res.render: the error page says what went wrong.
     req.next?.(error);

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ViewEngine } from '../../server/web/view-engine';
+import { mayWriteLocals, ViewEngine } from '../../server/web/view-engine';
 
 const ejs = jest.requireActual<{ renderFile: (file: string, data: object, callback: (error: Error | null, html?: string) => void) => void }>('ejs');
 
@@ -19,6 +19,7 @@ describe('the view engine: compiled once, includes resolved once, the same pages
     writeFileSync(join(views, 'partials', 'head.ejs'), '<title><%= title %></title><%- include("mark") %>\n');
     writeFileSync(join(views, 'partials', 'mark.ejs'), '<i><%= locals.wide ? "wide" : "narrow" %></i>');
     writeFileSync(join(views, 'partials', 'field.ejs'), '<% var title = "changed by the partial"; %><b><%= name %>: <%= errors[name] || "ok" %></b>');
+    writeFileSync(join(views, 'partials', 'label.ejs'), '<% const shown = name.toUpperCase(); %><u><%= shown %> <%= title %></u>');
     writeFileSync(
       join(views, 'wizard', 'page.ejs'),
       [
@@ -26,6 +27,7 @@ describe('the view engine: compiled once, includes resolved once, the same pages
         '<% items.forEach((item) => { %><li><%= item %></li><% }) %>',
         '<%- include("../partials/field", { name: "pin" }) %>',
         '<%- include("../partials/field", { name: "label" }) %>',
+        '<%- include("../partials/label", { name: "plain", title: "the partial\'s title" }) %>',
         '<p><%= title %> <%= typeof name %></p>',
       ].join('\n'),
     );
@@ -43,6 +45,22 @@ describe('the view engine: compiled once, includes resolved once, the same pages
     expect(ours).toContain('<title>Keys &amp; &lt;PINs&gt;</title><i>wide</i>');
     // A partial's variable and its include data stay in the partial: the page's title and names are its own.
     expect(ours).toContain('<p>Keys &amp; &lt;PINs&gt; undefined</p>');
+    expect(ours).toContain('<u>PLAIN the partial&#39;s title</u>');
+  });
+
+  it('tells a partial that may assign a local from one that only reads its locals', () => {
+    expect(mayWriteLocals('<% var title = "x"; %>')).toBe(true);
+    for (const writes of ['<% title = 1 %>', '<% count += 1 %>', '<% count++ %>', '<%= (x ??= 2) %>', '<% const a = 1, b = 2 %>']) expect([writes, mayWriteLocals(writes)]).toEqual([writes, true]);
+    for (const reads of [
+      '<% const shown = name.toUpperCase(); %>',
+      '<%= a === b %>',
+      '<% item.label = "x" %>',
+      '<% items.forEach((s, i) => { %>',
+      '<%= "x = 1" %>',
+      '<%# x = 1 %>',
+      '<% if (a >= 0) { %>',
+    ])
+      expect([reads, mayWriteLocals(reads)]).toEqual([reads, false]);
   });
 
   it('serves each render from the compiled template and never reads a compile option from the locals', async () => {
