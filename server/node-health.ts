@@ -28,25 +28,26 @@ export interface NodeListing extends NodeRecord {
 
 /**
  * The deployment's nodes as the status page, `keyward inspect` and /metrics show them; none before
- * migration 011. Rows read within the last second serve again (heartbeats are seconds apart; a page
- * under load must not read them per request); their state is judged at `now` all the same.
+ * migration 011. A listing read within the last second serves again (heartbeats are seconds apart; a
+ * page under load must not read them, or judge their states, per request): each state as of its reading.
  */
-export async function listNodes(runtime: KeywardRuntime, now: Date = new Date()): Promise<NodeListing[]> {
+export async function listNodes(runtime: KeywardRuntime, now: Date = new Date()): Promise<readonly NodeListing[]> {
   const store = runtime.store;
   let recent = recentNodes.get(store);
   if (!recent || now.getTime() - recent.readAt > NODE_ROWS_FRESH_MS || now.getTime() < recent.readAt) {
     const nodes = new NodeRepository(store.db, store.reader);
     // Once the table is there it stays (migrations only add): asked until then.
     const records = recent || (await nodes.tableExists()) ? await nodes.list(runtime.config.deployment) : null;
-    recent = { readAt: now.getTime(), records };
+    // Each node's state as of the reading: as fresh as the rows it is drawn from.
+    recent = { readAt: now.getTime(), listing: records && records.map((record) => Object.freeze({ ...record, state: nodeState(record, now) })) };
     if (records) recentNodes.set(store, recent);
   }
-  return (recent.records ?? []).map((record) => ({ ...record, state: nodeState(record, now) }));
+  return recent.listing ?? [];
 }
 
 const NODE_ROWS_FRESH_MS = 1_000;
 /** Per store: a restore that opens another store starts afresh. */
-const recentNodes = new WeakMap<KeywardRuntime['store'], { readAt: number; records: NodeRecord[] | null }>();
+const recentNodes = new WeakMap<KeywardRuntime['store'], { readAt: number; listing: readonly NodeListing[] | null }>();
 
 /** What the token says of a PIN it refuses: the heartbeat does not try that PIN again. */
 const PIN_REFUSED = new Set(['WRONG_PIN', 'PIN_LOCKED']);

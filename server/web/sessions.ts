@@ -24,6 +24,8 @@ export interface Grant {
 
 const hashId = (id: string): string => createHash('sha256').update(id).digest('hex');
 const newId = (): string => randomBytes(32).toString('base64url');
+/** At most this many ids' hashes are kept (then the record starts afresh). */
+const KEPT_HASHES = 10_000;
 
 /**
  * Sessions kept on the server; the browser holds only a random id in an HttpOnly, Secure,
@@ -37,6 +39,9 @@ export class SessionService {
     private readonly limits: SessionLimits,
     private readonly clock: () => Date = () => new Date(),
   ) {}
+
+  /** Ids presented lately and their SHA-256: a page opened again hashes no id. An ended session's goes. */
+  private readonly hashes = new Map<string, string>();
 
   get persistent(): boolean {
     return this.store.persistent;
@@ -71,6 +76,7 @@ export class SessionService {
     };
     await this.store.create(record, adminUsername);
     if (previous) await this.store.delete(previous.idHash);
+    this.hashes.delete(context.sessionId);
     res.cookie(SESSION_COOKIE, id, COOKIE_OPTIONS);
     const session: WebSessionRecord = { ...record, summaryOf: null, adminUsername, lastSeenAt: record.createdAt };
     req.keyward = { sessionId: id, session };
@@ -96,6 +102,7 @@ export class SessionService {
     const adminUsername = previous?.adminUsername ?? null;
     await this.store.create(record, adminUsername);
     if (previous) await this.store.delete(previous.idHash);
+    this.hashes.delete(contextOf(req).sessionId);
     res.cookie(SESSION_COOKIE, id, COOKIE_OPTIONS);
     req.keyward = { sessionId: id, session: { ...record, adminUsername, lastSeenAt: record.createdAt } };
   }
@@ -104,6 +111,7 @@ export class SessionService {
   async end(req: Request, res: Response): Promise<void> {
     const context = contextOf(req);
     if (context.session) await this.store.delete(context.session.idHash);
+    this.hashes.delete(context.sessionId);
     const id = newId();
     res.cookie(SESSION_COOKIE, id, COOKIE_OPTIONS);
     req.keyward = { sessionId: id, session: null };
@@ -128,8 +136,18 @@ export class SessionService {
     return this.store.deleteExpired(now.toISOString(), new Date(now.getTime() - this.limits.idleMs).toISOString());
   }
 
+  private hashOf(id: string): string {
+    let hash = this.hashes.get(id);
+    if (hash === undefined) {
+      if (this.hashes.size >= KEPT_HASHES) this.hashes.clear();
+      hash = hashId(id);
+      this.hashes.set(id, hash);
+    }
+    return hash;
+  }
+
   private async load(id: string): Promise<WebSessionRecord | null> {
-    const idHash = hashId(id);
+    const idHash = this.hashOf(id);
     const record = await this.store.find(idHash);
     if (!record) return null;
     const now = this.clock();
