@@ -6,7 +6,7 @@ import express from 'express';
 
 /**
  * The baseline of `npm run bench -- http`: a bare Express app over the same HTTPS setup (keyward's
- * own key and certificate, TLSv1.2 minimum). /status renders, through Express's EJS view engine with
+ * own key and certificate, TLSv1.2 minimum, keyward's cipher list from BARE_CIPHERS). /status renders, through Express's EJS view engine with
  * the view cache on (as keyward), a template that yields keyward's status page byte for byte
  * (BARE_DIR/status.ejs with BARE_DIR/status-locals.json); /readyz sends keyward's body. Each sets the
  * response headers keyward sent on that path (BARE_DIR/headers.json). Started as a child process,
@@ -31,7 +31,7 @@ app.get('/readyz', (_req, res) => {
   res.send(readyzBody);
 });
 
-const server = createServer({ key: readFileSync(process.env.BARE_KEY!), cert: readFileSync(process.env.BARE_CERT!), minVersion: 'TLSv1.2' }, app);
+const server = createServer({ key: readFileSync(process.env.BARE_KEY!), cert: readFileSync(process.env.BARE_CERT!), minVersion: 'TLSv1.2', ciphers: process.env.BARE_CIPHERS! }, app);
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`bare serving https://127.0.0.1:${(server.address() as AddressInfo).port}/\n`);
 });

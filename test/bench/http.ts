@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { loadConfig, PROJECT_ROOT } from '../../server/config';
 import { KeywardRuntime } from '../../server/runtime';
 import { CSRF_COOKIE } from '../../server/web/csrf';
+import { TLS_CIPHERS } from '../../server/web/live-tls';
 import { WebClient } from '../web/support/web-client';
 import type { LoadResult } from './load';
 import { medianOfRounds } from './load';
@@ -29,7 +30,7 @@ const WARMUP_MS = scaled(1000, 300);
 const OWN_HEADERS = new Set(['date', 'etag', 'content-length', 'connection', 'keep-alive', 'transfer-encoding']);
 
 const DEFINITIONS = [
-  "a bare Express 5 app in its own process over node:https with keyward's key and certificate (TLSv1.2 minimum): /status renders through " +
+  "a bare Express 5 app in its own process over node:https with keyward's key, certificate and cipher list (TLSv1.2 minimum): /status renders through " +
     "Express's EJS view engine (view cache on, as keyward) a template that yields keyward's status page byte for byte (each text node an " +
     "escaped interpolation), /readyz sends keyward's body; both set the response headers keyward sent on that path (helmet's, Cache-Control, " +
     "cookies; Date, ETag and Content-Length each server computes). No session, no database read, no CSRF token: that is keyward's own work.",
@@ -209,7 +210,7 @@ export async function run(): Promise<BenchReport & { bench: 'http' }> {
     writeFileSync(join(home, 'bare.log'), '');
     const bare = await startChild(
       [...profiling, join(__dirname, 'bare-server.js')],
-      { BARE_DIR: bareDir, BARE_KEY: join(home, 'tls', 'server.key'), BARE_CERT: join(home, 'tls', 'fullchain.crt') },
+      { BARE_DIR: bareDir, BARE_KEY: join(home, 'tls', 'server.key'), BARE_CERT: join(home, 'tls', 'fullchain.crt'), BARE_CIPHERS: TLS_CIPHERS },
       join(home, 'bare.log'),
       /bare serving (https:\/\/127\.0\.0\.1:\d+\/)/,
     );
