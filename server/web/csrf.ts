@@ -139,6 +139,9 @@ function readLegacy(file: string): string | null {
 /** What the CSRF check needs of the key: the keys forms are checked with, and a fresh reading after a failure. */
 export type CsrfKeys = Pick<SharedCsrfKey, 'current' | 'refresh'>;
 
+/** csrf-csrf's ignored methods: they change nothing. */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /** Held tokens already found valid, per key set: at most this many before the record starts afresh. */
 const CHECKED_TOKENS = 10_000;
 
@@ -159,14 +162,17 @@ export function createCsrf(key: CsrfKeys): Csrf {
     },
   });
   const protect: RequestHandler = (req, res, next) =>
-    doubleCsrfProtection(req, res, (error?: unknown) => {
-      if (error !== invalidCsrfTokenError) return next(error);
-      // Signed by another node with a key this one has not read yet: read it, check once more.
-      key.refresh().then(
-        (changed) => (changed ? doubleCsrfProtection(req, res, next) : next(error)),
-        (failure: unknown) => next(failure),
-      );
-    });
+    // A read changes nothing: csrf-csrf would let it by too.
+    READS.has(req.method)
+      ? next()
+      : doubleCsrfProtection(req, res, (error?: unknown) => {
+          if (error !== invalidCsrfTokenError) return next(error);
+          // Signed by another node with a key this one has not read yet: read it, check once more.
+          key.refresh().then(
+            (changed) => (changed ? doubleCsrfProtection(req, res, next) : next(error)),
+            (failure: unknown) => next(failure),
+          );
+        });
   // A page opened again shows the token the browser holds: its HMAC is computed once per session and
   // key set, not on every page. Only the choice of the page's token rests on this record; a form
   // posted is checked in full (protect).
