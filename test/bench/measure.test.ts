@@ -50,7 +50,7 @@ describe('bench measurement helpers', () => {
     expect(median([4, 1, 3, 2])).toBe(2.5);
   });
 
-  test('fitLine recovers slope and intercept, and the least-squares line through noise', () => {
+  test("fitLine recovers slope and intercept, and the least-squares line through noise with its slope's standard error", () => {
     const exact = fitLine([1000, 25000, 50000, 100000].map((x) => ({ x, y: 1.5 + 0.00002 * x })));
     expect(exact.slope).toBeCloseTo(0.00002, 12);
     expect(exact.intercept).toBeCloseTo(1.5, 9);
@@ -62,6 +62,9 @@ describe('bench measurement helpers', () => {
     ]);
     expect(noisy.slope).toBeCloseTo(0.5, 12);
     expect(noisy.intercept).toBeCloseTo(1.5, 12);
+    // Residuals -0.5, 1, -0.5: sqrt(1.5 / (3 - 2) / 2).
+    expect(noisy.slopeError).toBeCloseTo(Math.sqrt(0.75), 12);
+    expect(exact.slopeError).toBeCloseTo(0, 12);
     expect(() =>
       fitLine([
         { x: 3, y: 1 },

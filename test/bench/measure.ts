@@ -66,8 +66,11 @@ export async function interleave(rounds: number, ours: () => Promise<number> | n
   return { ours: median(oursSamples), baseline: median(baselineSamples), oursSamples, baselineSamples };
 }
 
-/** Least-squares line y = intercept + slope·x through the points: a per-unit cost and a fixed cost. */
-export function fitLine(points: Array<{ x: number; y: number }>): { slope: number; intercept: number } {
+/**
+ * Least-squares line y = intercept + slope·x through the points: a per-unit cost and a fixed cost, and
+ * the slope's standard error (0 through two points, which any line fits).
+ */
+export function fitLine(points: Array<{ x: number; y: number }>): { slope: number; intercept: number; slopeError: number } {
   const xs = new Set(points.map((p) => p.x));
   if (xs.size < 2) throw new RangeError('a line needs points at two different x at least');
   const n = points.length;
@@ -80,7 +83,9 @@ export function fitLine(points: Array<{ x: number; y: number }>): { slope: numbe
     sxx += (p.x - mx) ** 2;
   }
   const slope = sxy / sxx;
-  return { slope, intercept: my - slope * mx };
+  const intercept = my - slope * mx;
+  const residuals = points.reduce((sum, p) => sum + (p.y - intercept - slope * p.x) ** 2, 0);
+  return { slope, intercept, slopeError: n > 2 ? Math.sqrt(residuals / (n - 2) / sxx) : 0 };
 }
 
 /** Operations per second of a synchronous batch function, measured over `ms` milliseconds. */
